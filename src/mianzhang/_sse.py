@@ -1,0 +1,380 @@
+"""Layer 1: the Server-Sent Events wire format (WHATWG HTML, "Server-sent events"). No I/O.
+
+``ServerSentEvent.encode()`` turns one event into bytes; ``SSEDecoder`` turns bytes, in any
+chunking, into events exactly as a browser's ``EventSource`` would see them.
+
+Guarantees
+----------
+* Encoding never changes meaning silently: CR/LF in ``event`` or ``id``, NUL in ``id`` and a
+  ``retry`` that is not a non-negative ``int`` raise :class:`SSEEncodeError` (sse-starlette strips
+  CR/LF, which turns an injection into a different event).
+* Multi-line data (CR, LF or CRLF) becomes one ``data:`` line per line, so the decoder yields
+  the same text back with every line end normalised to LF.
+* The decoder runs in time linear in its input: a line is collected as a list of pieces and
+  joined once, never re-scanned. An 8 MiB single-line event decodes in tens of milliseconds.
+* Only CR, LF and CRLF end a line; U+2028, U+0085, ``\\v`` and ``\\x1c`` are ordinary characters
+  (``str.splitlines`` is wrong for SSE and is not used).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import orjson
+
+from ._errors import EventTooLarge, SSEEncodeError
+
+__all__ = [
+    "JSONServerSentEvent",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "encode_comment",
+    "encode_data",
+    "json_dumps",
+]
+
+_LINE_END: Final = re.compile(r"\r\n|\r|\n")
+_DEFAULT_SEP: Final = "\n"
+_VALID_SEPS: Final = frozenset({"\n", "\r", "\r\n"})
+
+
+def json_dumps(value: Any) -> str:
+    """Serialise ``value`` to compact JSON text with orjson (UTF-8, no spaces).
+
+    Non-string keys and dataclasses/pydantic-style objects follow orjson's rules; anything orjson
+    cannot serialise raises ``TypeError`` (never falls back to ``repr``).
+    """
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _check_sep(sep: str | None) -> str:
+    if sep is None:
+        return _DEFAULT_SEP
+    if sep not in _VALID_SEPS:
+        raise SSEEncodeError(f"sep must be one of '\\n', '\\r', '\\r\\n', got {sep!r}")
+    return sep
+
+
+def _data_text(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data).decode("utf-8")
+    if isinstance(data, dict | list | tuple):
+        # sse-starlette sends str(dict), a Python repr no client can parse; we send JSON.
+        return json_dumps(data)
+    return str(data)
+
+
+class ServerSentEvent:
+    """One SSE event. Accepts sse-starlette 3.x's arguments with the same meaning.
+
+    ``data`` may be ``str`` (sent as is, split on line ends), ``bytes`` (UTF-8 text), ``dict``/
+    ``list`` (JSON, where sse-starlette would send a Python repr), ``None`` (no ``data:`` line)
+    or anything else (``str(data)``). Fields are validated here, at construction, so a bad
+    event fails where it is made and not deep inside a running stream.
+    """
+
+    __slots__ = ("_sep", "comment", "data", "event", "id", "retry")
+
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        event: str | None = None,
+        id: str | int | None = None,
+        retry: int | None = None,
+        comment: str | None = None,
+        sep: str | None = None,
+    ) -> None:
+        if event is not None:
+            if not isinstance(event, str):
+                raise SSEEncodeError(f"event must be str, got {type(event).__name__}")
+            if "\r" in event or "\n" in event:
+                raise SSEEncodeError(f"event must not contain CR or LF: {event!r}")
+        if id is not None:
+            if isinstance(id, int) and not isinstance(id, bool):
+                id = str(id)
+            if not isinstance(id, str):
+                raise SSEEncodeError(f"id must be str, got {type(id).__name__}")
+            if "\r" in id or "\n" in id or "\0" in id:
+                raise SSEEncodeError(f"id must not contain CR, LF or NUL: {id!r}")
+        if retry is not None and (
+            not isinstance(retry, int) or isinstance(retry, bool) or retry < 0
+        ):
+            raise SSEEncodeError(f"retry must be a non-negative int (milliseconds), got {retry!r}")
+        if comment is not None and not isinstance(comment, str):
+            raise SSEEncodeError(f"comment must be str, got {type(comment).__name__}")
+        self.data = data
+        self.event = event
+        self.id = id
+        self.retry = retry
+        self.comment = comment
+        self._sep = _check_sep(sep)
+
+    def _data_str(self) -> str | None:
+        return None if self.data is None else _data_text(self.data)
+
+    def encode(self) -> bytes:
+        """The event as UTF-8 bytes, terminated by a blank line.
+
+        Field order: comment, id, event, data, retry (as sse-starlette). An event with no field
+        at all encodes as a bare blank line, which a client ignores.
+        """
+        sep = self._sep
+        parts: list[str] = []
+        if self.comment is not None:
+            for line in _LINE_END.split(self.comment):
+                parts.append(f": {line}{sep}" if line else f":{sep}")
+        if self.id is not None:
+            parts.append(f"id: {self.id}{sep}")
+        if self.event is not None:
+            parts.append(f"event: {self.event}{sep}")
+        data = self._data_str()
+        if data is not None:
+            if "\n" in data or "\r" in data:
+                for line in _LINE_END.split(data):
+                    parts.append(f"data: {line}{sep}")
+            else:
+                parts.append(f"data: {data}{sep}")
+        if self.retry is not None:
+            parts.append(f"retry: {self.retry}{sep}")
+        parts.append(sep)
+        return "".join(parts).encode("utf-8")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ServerSentEvent):
+            return NotImplemented
+        return (
+            self._data_str() == other._data_str()
+            and self.event == other.event
+            and self.id == other.id
+            and self.retry == other.retry
+            and self.comment == other.comment
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._data_str(), self.event, self.id, self.retry, self.comment))
+
+    def __repr__(self) -> str:
+        fields = [f"data={self.data!r}"]
+        for name in ("event", "id", "retry", "comment"):
+            value = getattr(self, name)
+            if value is not None:
+                fields.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(fields)})"
+
+
+class JSONServerSentEvent(ServerSentEvent):
+    """An event whose ``data`` is serialised as JSON (orjson), whatever its type.
+
+    Unlike sse-starlette's (``json.dumps``), ``NaN``/``Infinity`` become ``null`` and a value
+    orjson cannot serialise raises ``TypeError`` when the event is encoded.
+    """
+
+    __slots__ = ()
+
+    def _data_str(self) -> str | None:
+        return None if self.data is None else json_dumps(self.data)
+
+
+def encode_data(text: str, sep: str = _DEFAULT_SEP) -> bytes:
+    """Fast path: the bytes of an event carrying only ``text`` as data."""
+    if "\n" in text or "\r" in text:
+        return "".join(f"data: {line}{sep}" for line in _LINE_END.split(text)).encode() + (
+            sep.encode()
+        )
+    return f"data: {text}{sep}{sep}".encode()
+
+
+def encode_comment(text: str = "", sep: str = _DEFAULT_SEP) -> bytes:
+    """A comment line (``: text``) and nothing else: the heartbeat, ignored by clients.
+
+    Without a trailing blank line, so it never completes a pending event of its own; a comment
+    between events is harmless to every conforming client.
+    """
+    return "".join(f": {line}{sep}" if line else f":{sep}" for line in _LINE_END.split(text)).encode()
+
+
+class SSEDecoder:
+    """Incremental decoder: feed bytes in any chunking, get dispatched events.
+
+    Exactly the WHATWG "interpret an event stream" algorithm:
+
+    * one leading UTF-8 BOM is stripped; invalid UTF-8 becomes U+FFFD, also when a multi-byte
+      character is split across chunks;
+    * CRLF, LF and a lone CR end a line, also a CR at the end of one chunk followed by LF at the
+      start of the next (one line end); nothing else ends a line;
+    * ``decode`` returns the events dispatched by the bytes given; ``close`` discards an event
+      that was never terminated by a blank line (and its ``id``: ``last_event_id`` only changes
+      when an event is dispatched, so an unterminated id is never used on reconnect).
+
+    Dispatched events are :class:`ServerSentEvent` with ``event`` defaulting to ``"message"``,
+    ``id`` set to the last event id at dispatch time (``""`` when none), and ``retry`` set when
+    the event carried a valid ``retry`` field. ``self.retry`` holds the latest reconnection time.
+
+    ``max_event_size`` (characters of the pending line plus pending data) bounds memory for an
+    untrusted stream: exceeding it raises :class:`EventTooLarge`.
+    """
+
+    __slots__ = (
+        "_after_cr",
+        "_data",
+        "_data_size",
+        "_event_type",
+        "_id_buffer",
+        "_line",
+        "_line_size",
+        "_pending_retry",
+        "_text",
+        "last_event_id",
+        "max_event_size",
+        "on_comment",
+        "retry",
+    )
+
+    def __init__(
+        self,
+        max_event_size: int | None = None,
+        *,
+        on_comment: Callable[[str], None] | None = None,
+    ) -> None:
+        if max_event_size is not None and max_event_size <= 0:
+            raise ValueError("max_event_size must be positive")
+        self.max_event_size = max_event_size
+        self.on_comment = on_comment
+        self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+        self._after_cr = False
+        self._line: list[str] = []
+        self._line_size = 0
+        self._data: list[str] = []
+        self._data_size = 0
+        self._event_type = ""
+        self._id_buffer = ""
+        self._pending_retry: int | None = None
+        self.last_event_id = ""
+        self.retry: int | None = None
+
+    # -- feeding --------------------------------------------------------------------------------
+    def decode(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Consume ``chunk``; return the events it completed, in order."""
+        return self._feed(self._text.decode(chunk, False))
+
+    def close(self) -> list[ServerSentEvent]:
+        """End of stream: flush the UTF-8 decoder and discard any unterminated event.
+
+        Always returns ``[]`` (a pending event is never dispatched at EOF, per spec); the
+        decoder is reset so it can read a new connection's stream.
+        """
+        self._feed(self._text.decode(b"", True))
+        self._text.reset()
+        self._after_cr = False
+        self._line.clear()
+        self._line_size = 0
+        self._reset_event()
+        self._id_buffer = self.last_event_id
+        return []
+
+    flush = close
+
+    def _feed(self, text: str) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        if not text:
+            return events
+        start = 0
+        if self._after_cr:
+            self._after_cr = False
+            if text[0] == "\n":
+                start = 1
+        for match in _LINE_END.finditer(text, start):
+            end = match.start()
+            if self._line:
+                self._line.append(text[start:end])
+                line = "".join(self._line)
+                self._line.clear()
+                self._line_size = 0
+            else:
+                line = text[start:end]
+            if (
+                self.max_event_size is not None
+                and len(line) + self._data_size > self.max_event_size
+            ):
+                raise EventTooLarge(len(line) + self._data_size, self.max_event_size)
+            event = self._process_line(line)
+            if event is not None:
+                events.append(event)
+            start = match.end()
+        # A CR at the very end may be the first half of a CRLF split across chunks.
+        if start == len(text) and text[-1] == "\r":
+            self._after_cr = True
+        if start < len(text):
+            rest = text[start:]
+            self._line.append(rest)
+            self._line_size += len(rest)
+            if (
+                self.max_event_size is not None
+                and self._line_size + self._data_size > self.max_event_size
+            ):
+                raise EventTooLarge(self._line_size + self._data_size, self.max_event_size)
+        return events
+
+    def _process_line(self, line: str) -> ServerSentEvent | None:
+        if not line:
+            return self._dispatch()
+        colon = line.find(":")
+        if colon == 0:
+            if self.on_comment is not None:
+                value = line[1:]
+                self.on_comment(value[1:] if value.startswith(" ") else value)
+            return None
+        if colon > 0:
+            field = line[:colon]
+            value = line[colon + 1 :]
+            if value.startswith(" "):
+                value = value[1:]
+        else:
+            field, value = line, ""
+        if field == "data":
+            self._data.append(value)
+            self._data_size += len(value) + 1
+        elif field == "event":
+            self._event_type = value
+        elif field == "id":
+            if "\0" not in value:
+                self._id_buffer = value
+        elif field == "retry":
+            if value and value.isascii() and value.isdigit():
+                self.retry = self._pending_retry = int(value)
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        self.last_event_id = self._id_buffer
+        if not self._data:
+            self._reset_event()
+            return None
+        event = ServerSentEvent.__new__(ServerSentEvent)
+        event.data = "\n".join(self._data)
+        event.event = self._event_type or "message"
+        event.id = self.last_event_id
+        event.retry = self._pending_retry
+        event.comment = None
+        event._sep = _DEFAULT_SEP
+        self._reset_event()
+        return event
+
+    def _reset_event(self) -> None:
+        self._data.clear()
+        self._data_size = 0
+        self._event_type = ""
+        self._pending_retry = None
+
+    def decode_all(self, chunks: Iterable[bytes]) -> list[ServerSentEvent]:
+        """Decode a whole finite stream (convenience for tests and tools)."""
+        events: list[ServerSentEvent] = []
+        for chunk in chunks:
+            events.extend(self.decode(chunk))
+        self.close()
+        return events
