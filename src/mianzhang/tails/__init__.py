@@ -1,0 +1,5 @@
+"""Live tail of allow-listed files, served as resumable event streams (layer 4)."""
+
+from ._tail import FileTail
+
+__all__ = ["FileTail"]
