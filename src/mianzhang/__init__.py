@@ -1,10 +1,12 @@
 """mianzhang: production-grade streaming responses for Python (SSE, resumable event logs)."""
 
 from ._errors import (
+    AuthError,
     BackendUnavailable,
     ClientError,
     ConfigError,
     EventTooLarge,
+    Forbidden,
     LogError,
     MianzhangError,
     ReconnectExhausted,
@@ -16,16 +18,19 @@ from ._errors import (
     StreamClosedError,
     StreamError,
     StreamNotFound,
+    Unauthorized,
 )
 from ._sse import JSONServerSentEvent, ServerSentEvent, SSEDecoder, json_dumps
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthError",
     "BackendUnavailable",
     "ClientError",
     "ConfigError",
     "EventTooLarge",
+    "Forbidden",
     "JSONServerSentEvent",
     "LogError",
     "MianzhangError",
@@ -40,6 +45,7 @@ __all__ = [
     "StreamClosedError",
     "StreamError",
     "StreamNotFound",
+    "Unauthorized",
     "__version__",
     "json_dumps",
 ]

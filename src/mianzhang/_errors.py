@@ -14,6 +14,9 @@
     ├── ClientError                       ``mianzhang.client``
     │   ├── ResponseRejected              non-200 or not ``text/event-stream``: never retried
     │   └── ReconnectExhausted            network errors outlasted the retry budget
+    ├── AuthError                         credentials (before any stream starts)
+    │   ├── Unauthorized                  missing, malformed, expired or wrongly signed: 401
+    │   └── Forbidden                     valid, but not for this resource: 403
     └── ConfigError (ValueError)          settings rejected at start
 
 Errors of dependencies (redis-py, httpx) are translated at the adapter boundary with
@@ -106,6 +109,25 @@ class ResponseRejected(ClientError):
 
 class ReconnectExhausted(ClientError):
     """Reconnection attempts ran out (``max_reconnects``) while the network kept failing."""
+
+
+# -- auth -------------------------------------------------------------------------------------
+class AuthError(MianzhangError):
+    """Credentials were refused. ``status_code`` is the HTTP status to answer with."""
+
+    status_code = 401
+
+
+class Unauthorized(AuthError):
+    """No usable credentials: missing, malformed, ``alg: none``, expired, or a bad signature."""
+
+    status_code = 401
+
+
+class Forbidden(AuthError):
+    """Valid credentials that do not grant this resource (channel, scope)."""
+
+    status_code = 403
 
 
 # -- configuration ----------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from mianzhang.log import LogEvent, Reset
 from mianzhang.tails import FileTail
 
 
-async def take(it: AsyncIterator[LogEvent | Reset], n: int, timeout: float = 5.0) -> list[LogEvent | Reset]:
+async def take(
+    it: AsyncIterator[LogEvent | Reset], n: int, timeout: float = 5.0
+) -> list[LogEvent | Reset]:
     out: list[LogEvent | Reset] = []
     async with asyncio.timeout(timeout):
         while len(out) < n:
