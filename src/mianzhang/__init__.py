@@ -7,6 +7,9 @@ from ._errors import (
     ConfigError,
     EventTooLarge,
     Forbidden,
+    JobError,
+    JobNotFound,
+    JobQueueFull,
     LogError,
     MianzhangError,
     ReconnectExhausted,
@@ -19,6 +22,7 @@ from ._errors import (
     StreamError,
     StreamNotFound,
     Unauthorized,
+    UnknownJobType,
 )
 from ._sse import JSONServerSentEvent, ServerSentEvent, SSEDecoder, json_dumps
 
@@ -32,6 +36,9 @@ __all__ = [
     "EventTooLarge",
     "Forbidden",
     "JSONServerSentEvent",
+    "JobError",
+    "JobNotFound",
+    "JobQueueFull",
     "LogError",
     "MianzhangError",
     "ReconnectExhausted",
@@ -46,6 +53,7 @@ __all__ = [
     "StreamError",
     "StreamNotFound",
     "Unauthorized",
+    "UnknownJobType",
     "__version__",
     "json_dumps",
 ]

@@ -14,6 +14,18 @@
     ├── ClientError                       ``mianzhang.client``
     │   ├── ResponseRejected              non-200 or not ``text/event-stream``: never retried
     │   └── ReconnectExhausted            network errors outlasted the retry budget
+    ├── LLMError                          LLM gateway (``mianzhang.llm``)
+    │   ├── ModelNotFound (KeyError)      no model configured by that name: 404
+    │   ├── InvalidLLMRequest (ValueError) rejected before any stream starts: 400
+    │   └── UpstreamError                 a provider failed; ``retryable`` says if a retry may help
+    │       ├── UpstreamConnectError      connecting or sending the request failed
+    │       ├── UpstreamTimeout           the upstream stalled past the stall timeout
+    │       ├── UpstreamStatusError       the upstream answered a non-2xx status
+    │       └── UpstreamProtocolError     the upstream stream broke off or was malformed
+    ├── JobError                          background jobs (layer 4)
+    │   ├── UnknownJobType (ValueError)   no job function registered under that name
+    │   ├── JobNotFound (KeyError)
+    │   └── JobQueueFull                  the bounded local queue is full: retry later
     ├── AuthError                         credentials (before any stream starts)
     │   ├── Unauthorized                  missing, malformed, expired or wrongly signed: 401
     │   └── Forbidden                     valid, but not for this resource: 403
@@ -109,6 +121,120 @@ class ResponseRejected(ClientError):
 
 class ReconnectExhausted(ClientError):
     """Reconnection attempts ran out (``max_reconnects``) while the network kept failing."""
+
+
+# -- LLM gateway ------------------------------------------------------------------------------
+class LLMError(MianzhangError):
+    """The LLM gateway could not serve a generation."""
+
+
+class ModelNotFound(LLMError, KeyError):
+    """No model is configured under that name (HTTP 404 before any stream starts)."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.model = model
+
+    def __str__(self) -> str:
+        return f"model not found: {self.model!r}"
+
+
+class InvalidLLMRequest(LLMError, ValueError):
+    """A generation request the gateway rejects before contacting any upstream (HTTP 400)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class UpstreamError(LLMError):
+    """A provider (an upstream API or a local model) failed.
+
+    ``retryable`` tells whether the same request may succeed if sent again (the official openai
+    client's policy: 408, 409, 429, 5xx, connection errors, timeouts); ``retry_after`` is the
+    delay in seconds the upstream asked for, if any; ``status_code`` the upstream's HTTP status.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class UpstreamConnectError(UpstreamError):
+    """Connecting to the upstream or sending the request failed (always retryable)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream sent nothing for longer than the stall timeout (retryable before the first
+    token; after it, the stream ends with an error event)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with a non-2xx HTTP status; ``body`` is (the start of) its answer."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        body: str = "",
+    ) -> None:
+        super().__init__(
+            message, retryable=retryable, status_code=status_code, retry_after=retry_after
+        )
+        self.body = body
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The upstream's stream broke off before its end or carried something unparseable."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+# -- jobs -------------------------------------------------------------------------------------
+class JobError(MianzhangError):
+    """A background-job operation failed."""
+
+
+class UnknownJobType(JobError, ValueError):
+    """No job type is registered under the requested name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown job type {name!r}; known types: {', '.join(sorted(known))}")
+        self.name = name
+
+
+class JobNotFound(JobError, KeyError):
+    """No job with that id (never existed, or its record expired)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"job not found: {self.job_id!r}"
+
+
+class JobQueueFull(JobError):
+    """The local job queue is at ``max_queued``: nothing was stored; retry later."""
 
 
 # -- auth -------------------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""The job API an app uses: submit, look up, cancel; and the in-process worker pool.
+
+``JobService`` writes a record and a ``queued`` event, then hands the id to a queue: the
+in-process :class:`LocalJobPool` (the embedded default) or Redis (``_redis.py``), whose workers
+may live in other processes (``mianzhang worker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Any, Protocol
+
+from .._errors import JobNotFound, JobQueueFull, LogError, UnknownJobType
+from .._sse import json_dumps
+from ..log import EventLog
+from ._model import JobRecord, JobState, new_job_id
+from ._registry import JobRegistry
+from ._runner import JobRunner
+from ._store import JobStore
+
+__all__ = ["JobQueue", "JobService", "LocalJobPool"]
+
+
+class JobQueue(Protocol):
+    async def put(self, job_id: str) -> None:
+        """Hand a stored job to the workers; raises ``JobQueueFull`` if it cannot be taken."""
+        ...
+
+
+class LocalJobPool:
+    """``concurrency`` worker tasks in this process taking ids from a queue of at most
+    ``max_queued`` waiting jobs. Owned by the app: ``async with pool:`` starts the workers,
+    leaving cancels them and awaits them; a job interrupted that way is marked failed
+    (``interrupted``), never left looking alive."""
+
+    def __init__(self, runner: JobRunner, *, concurrency: int = 4, max_queued: int = 1000) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self._runner = runner
+        self._concurrency = concurrency
+        self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
+        self._group: asyncio.TaskGroup | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self.running = 0
+
+    async def put(self, job_id: str) -> None:
+        if self._group is None:
+            raise RuntimeError("LocalJobPool is not started (use 'async with pool')")
+        try:
+            self._queue.put_nowait(job_id)
+        except asyncio.QueueFull:
+            raise JobQueueFull(f"{self._queue.maxsize} jobs are already waiting") from None
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            self.running += 1
+            try:
+                await self._runner.run(job_id)
+            except Exception:  # a bug in the runner must not kill the worker
+                logging.getLogger("mianzhang.jobs").exception("job runner crashed on %s", job_id)
+            finally:
+                self.running -= 1
+
+    async def __aenter__(self) -> LocalJobPool:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        self._workers = [self._group.create_task(self._work()) for _ in range(self._concurrency)]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        group, self._group = self._group, None
+        if group is None:
+            return
+        for task in self._workers:
+            task.cancel()
+        self._workers = []
+        with contextlib.suppress(asyncio.CancelledError):
+            await group.__aexit__(None, None, None)
+
+
+class JobService:
+    """Submit, inspect and cancel jobs. Cancellation reaches a running job in any process
+    through the store (the runner polls it) and ends its event stream as ``cancelled``."""
+
+    def __init__(
+        self,
+        registry: JobRegistry,
+        store: JobStore,
+        log: EventLog,
+        queue: JobQueue,
+        *,
+        keep_events: float = 3600.0,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.log = log
+        self.queue = queue
+        self.keep_events = keep_events
+
+    async def submit(self, job_type: str, job_input: dict[str, Any] | None = None) -> JobRecord:
+        if job_type not in self.registry:
+            raise UnknownJobType(job_type, [spec.name for spec in self.registry])
+        record = JobRecord(id=new_job_id(), type=job_type, input=dict(job_input or {}))
+        await self.log.create(record.stream, ttl_after_close=self.keep_events)
+        await self.store.create(record)
+        await self.log.append(
+            record.stream, json_dumps({"state": "queued", "attempt": 0}), event="state"
+        )
+        try:
+            await self.queue.put(record.id)
+        except JobQueueFull:
+            await self.store.transition(
+                record.id,
+                JobState.FAILED,
+                error={"type": "queue_full", "message": "the job queue is full"},
+            )
+            with contextlib.suppress(LogError):
+                await self.log.close(record.stream)
+            raise
+        return record
+
+    async def get(self, job_id: str) -> JobRecord:
+        record = await self.store.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Request cancellation. A queued job is cancelled at once; a running one within the
+        runner's ``cancel_poll``; a finished one is returned unchanged."""
+        record = await self.get(job_id)
+        if record.state.terminal:
+            return record
+        await self.store.update(job_id, cancel_requested=True)
+        if record.state is JobState.QUEUED:
+            done = await self.store.transition(job_id, JobState.CANCELLED)
+            if done is not None:
+                with contextlib.suppress(LogError):
+                    await self.log.append(
+                        record.stream,
+                        json_dumps({"state": "cancelled", "attempt": 0}),
+                        event="state",
+                    )
+                    await self.log.close(record.stream)
+        return await self.get(job_id)

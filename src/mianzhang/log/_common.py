@@ -1,0 +1,103 @@
+"""Pieces both backends share: defaults, epochs, resolving ``after``, and the wake-up primitive.
+
+Nothing here does I/O. Resolving ``after`` lives in one place so the memory and Redis backends
+cannot disagree on when a reader gets a :class:`Reset` and where it resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+
+from ._protocol import Reset, ResetReason, format_id, parse_id
+
+DEFAULT_MAX_EVENTS = 10_000
+DEFAULT_TTL_AFTER_CLOSE = 600.0
+
+
+def new_epoch() -> str:
+    """A fresh random epoch token (12 hex characters, no ``-``)."""
+    return secrets.token_hex(6)
+
+
+def check_retention(max_events: int | None, ttl_after_close: float | None) -> None:
+    """Reject retention settings no backend can honour (``ValueError``)."""
+    if max_events is not None and (isinstance(max_events, bool) or max_events < 1):
+        raise ValueError(f"max_events must be a positive integer or None, not {max_events!r}")
+    if ttl_after_close is not None and (not math.isfinite(ttl_after_close) or ttl_after_close < 0):
+        raise ValueError(f"ttl_after_close must be >= 0 or None, not {ttl_after_close!r}")
+
+
+def check_stream_name(stream: str) -> None:
+    if not isinstance(stream, str) or not stream:
+        raise ValueError(f"stream name must be a non-empty string, not {stream!r}")
+
+
+def resolve_after(
+    after: str | None, *, epoch: str, first: int | None, last: int
+) -> tuple[Reset | None, int]:
+    """Where a reader asking for events after ``after`` starts: ``(reset, next_seq)``.
+
+    ``first`` is the seq of the oldest retained event (``None`` if nothing is retained) and
+    ``last`` the newest seq ever assigned in this epoch (0 if none). ``next_seq`` is the first
+    seq the reader must receive. A :class:`Reset` is returned whenever events the reader asked
+    for cannot be delivered: ``after`` unparseable or ahead of the log (``invalid_id``), from
+    another epoch (``epoch``), or older than what is retained (``retention``, also for
+    ``after=None`` once the head of the stream was trimmed). After a reset, reading resumes at
+    the oldest retained event.
+    """
+    lowest = first if first is not None else last + 1
+
+    def reset(reason: ResetReason) -> tuple[Reset | None, int]:
+        available = format_id(epoch, first) if first is not None else None
+        return Reset(reason, after, available, epoch), lowest
+
+    if after is None:
+        return reset("retention") if lowest > 1 else (None, 1)
+    parsed = parse_id(after)
+    if parsed is None:
+        return reset("invalid_id")
+    their_epoch, seq = parsed
+    if their_epoch != epoch:
+        return reset("epoch")
+    if seq > last:
+        return reset("invalid_id")
+    if seq + 1 < lowest:
+        return reset("retention")
+    return None, seq + 1
+
+
+def lapped(epoch: str, delivered: int, first: int | None) -> Reset:
+    """The reset for a follower that delivered up to seq ``delivered`` and then was overtaken
+    by trimming (the events after ``delivered`` are gone)."""
+    available = format_id(epoch, first) if first is not None else None
+    return Reset("retention", format_id(epoch, delivered), available, epoch)
+
+
+class Notifier:
+    """Wakes every waiter at once with ONE shared future per generation.
+
+    ``wait()`` hands out the current generation's future wrapped in :func:`asyncio.shield`, so
+    cancelling one waiter never cancels the shared future (and never wakes the others).
+    ``notify()`` resolves the generation and starts a new one lazily. Waking is level-free:
+    a waiter must re-check its condition after waking, and check it before waiting.
+    """
+
+    __slots__ = ("_future",)
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    def wait(self) -> asyncio.Future[None]:
+        future = self._future
+        if future is None:
+            future = self._future = asyncio.get_running_loop().create_future()
+        return asyncio.shield(future)
+
+    def notify(self) -> None:
+        future = self._future
+        if future is not None:
+            self._future = None
+            if not future.done():
+                future.set_result(None)

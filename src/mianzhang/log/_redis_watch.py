@@ -1,0 +1,322 @@
+"""One shared blocking read per ``RedisEventLog``: the watcher.
+
+All local followers of all streams share ONE ``XREAD BLOCK`` loop on ONE dedicated connection
+(named ``mz-watch:<instance>`` in ``CLIENT LIST``). For each stream with local followers there
+is one :class:`Watch`: the watcher reads the stream after ``Watch.last``, keeps the newest
+entries in a bounded cache (``cache_size`` events) and wakes the watch's followers with one
+shared future. Followers that are caught up take events from the cache without a Redis call;
+followers that are further behind read their own range (``XRANGE`` through the log's pool).
+
+Adding a stream to the watched set while an ``XREAD`` is blocked "kicks" it: an entry is added
+to this instance's control stream, which that ``XREAD`` includes, so it returns at once.
+
+Failures: while Redis cannot be reached the watcher retries with capped exponential backoff.
+When it reconnects, and every ``validate_interval`` seconds, it checks each watched stream's
+epoch; a changed or vanished epoch (key expired, ``FLUSHALL``, restart without persistence)
+bumps ``Watch.version``, which makes followers re-read and receive a ``Reset``. An outage
+longer than ``reconnect_timeout`` fails every watch with ``BackendUnavailable``.
+
+Ownership: the watcher task is started by the first :meth:`Watcher.attach` and cancelled and
+awaited by :meth:`Watcher.aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import LogError
+from ._common import Notifier
+from ._protocol import LogEvent, format_id
+from ._redis_errors import REDIS_ERRORS, translate
+
+__all__ = ["Backoff", "StreamKeys", "Watch", "Watcher"]
+
+logger = logging.getLogger("mianzhang.log.redis")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamKeys:
+    """The Redis keys of one stream (all under the hash tag ``{stream}``)."""
+
+    meta: str
+    log: str
+    readers: str
+    reader_counts: str
+
+    @classmethod
+    def of(cls, prefix: str, stream: str) -> StreamKeys:
+        base = f"{prefix}{{{stream}}}:"
+        return cls(base + "meta", base + "log", base + "rdr", base + "rdc")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    initial: float = 0.05
+    maximum: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        """An endless series of sleep times: jittered, doubling, capped at ``maximum``."""
+        delay = self.initial
+        while True:
+            yield random.uniform(delay / 2, delay)
+            delay = min(delay * 2, self.maximum)
+
+
+class Watch:
+    """What the watcher knows about one stream, shared by that stream's local followers.
+
+    ``epoch`` is the epoch of the cached entries (``None``: the stream is missing), ``last`` the
+    newest seq the watcher has seen (its ``XREAD`` position), ``cache`` the newest events with
+    contiguous seqs, ``version`` a counter bumped whenever followers must re-read from Redis
+    (epoch changed, stream vanished), ``closed`` whether the end marker was seen, ``error``
+    set when the watcher gave up (followers raise it).
+    """
+
+    __slots__ = (
+        "cache",
+        "closed",
+        "epoch",
+        "error",
+        "followers",
+        "keys",
+        "last",
+        "name",
+        "notifier",
+        "version",
+    )
+
+    def __init__(self, name: str, keys: StreamKeys, epoch: str | None, last: int, size: int):
+        self.name = name
+        self.keys = keys
+        self.epoch = epoch
+        self.last = last
+        self.cache: deque[LogEvent] = deque(maxlen=size)
+        self.notifier = Notifier()
+        self.followers = 0
+        self.version = 0
+        self.closed = False
+        self.error: LogError | None = None
+
+    def cached(self, epoch: str, seq: int) -> LogEvent | None:
+        """The event ``seq`` of ``epoch`` if the cache holds it."""
+        cache = self.cache
+        if not cache or self.epoch != epoch:
+            return None
+        first = cache[0].seq
+        if first <= seq <= cache[-1].seq:
+            return cache[seq - first]
+        return None
+
+    def rewind(self, epoch: str | None, last: int, *, closed: bool = False) -> None:
+        """Forget the cache: the stream's history changed (or vanished: ``epoch=None``)."""
+        self.epoch = epoch
+        self.last = last
+        self.closed = closed
+        self.cache.clear()
+        self.version += 1
+        self.notifier.notify()
+
+
+class Watcher:
+    """The shared blocking reader (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        commands: Any,
+        blocking: Any,
+        control_key: str,
+        block_ms: int,
+        cache_size: int,
+        validate_interval: float,
+        reconnect_timeout: float,
+        backoff: Backoff,
+    ) -> None:
+        self._commands = commands
+        self._blocking = blocking
+        self._control = control_key
+        self._control_last = "0-0"
+        self._block_ms = block_ms
+        self._cache_size = cache_size
+        self._validate_interval = validate_interval
+        self._reconnect_timeout = reconnect_timeout
+        self._backoff = backoff
+        self._watches: dict[str, Watch] = {}  # by log key
+        self._in_flight: frozenset[str] = frozenset()
+        self._idle = Notifier()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- followers' side --------------------------------------------------------------------
+    async def attach(
+        self, name: str, keys: StreamKeys, epoch: str, last: int, *, closed: bool
+    ) -> Watch:
+        """Register one local follower of ``name`` positioned at (``epoch``, ``last``)."""
+        if self._closed:
+            raise LogError("the event log is closed")
+        watch = self._watches.get(keys.log)
+        if watch is None:
+            watch = self._watches[keys.log] = Watch(name, keys, epoch, last, self._cache_size)
+            watch.closed = closed
+        elif watch.epoch != epoch:
+            watch.rewind(epoch, last, closed=closed)
+        watch.followers += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._guarded(), name=f"mianzhang-watch:{self._control}"
+            )
+        self._idle.notify()
+        if keys.log not in self._in_flight:
+            await self.kick()
+        return watch
+
+    def detach(self, watch: Watch) -> None:
+        """Unregister one follower (synchronous: safe in ``finally`` during cancellation)."""
+        watch.followers -= 1
+        if watch.followers <= 0 and self._watches.get(watch.keys.log) is watch:
+            del self._watches[watch.keys.log]
+
+    async def missing(self, watch: Watch) -> None:
+        """A follower found the stream gone: watch for its re-creation from seq 0."""
+        if watch.epoch is not None or watch.last != 0:
+            watch.rewind(None, 0)
+            await self.kick()
+
+    async def kick(self) -> None:
+        """Make a blocked ``XREAD`` return now (best effort: without it, within ``block_ms``)."""
+        try:
+            async with self._commands.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._control, {"k": "1"}, maxlen=1, approximate=False)
+                pipe.pexpire(self._control, max(60_000, 3 * self._block_ms))
+                await pipe.execute()
+        except REDIS_ERRORS as exc:  # the watcher is retrying anyway
+            logger.debug("watcher kick failed: %r", exc)
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def _guarded(self) -> None:
+        try:
+            await self._run()
+        except Exception as exc:  # a bug: followers must not hang on a dead watcher
+            logger.exception("event log watcher crashed")
+            failure = LogError(f"event log watcher crashed: {exc!r}")
+            failure.__cause__ = exc
+            self._fail_all(failure)
+
+    async def _run(self) -> None:
+        delays = self._backoff.delays()
+        down_since: float | None = None
+        next_check = time.monotonic() + self._validate_interval
+        while True:
+            if not self._watches:
+                self._in_flight = frozenset()
+                await self._idle.wait()
+                continue
+            try:
+                if down_since is not None or time.monotonic() >= next_check:
+                    await self._validate()
+                    next_check = time.monotonic() + self._validate_interval
+                streams: dict[str, str] = {
+                    key: f"0-{watch.last}"
+                    for key, watch in self._watches.items()
+                    if not watch.closed
+                }
+                streams[self._control] = self._control_last
+                self._in_flight = frozenset(streams)
+                reply = await self._blocking.xread(
+                    streams, count=self._cache_size, block=self._block_ms
+                )
+            except REDIS_ERRORS as exc:
+                self._in_flight = frozenset()
+                self._control_last = "0-0"
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                    logger.warning("event log watcher lost Redis: %r", exc)
+                elif now - down_since > self._reconnect_timeout:
+                    failure = translate(exc)
+                    failure.__cause__ = exc
+                    self._fail_all(failure)
+                    down_since = None
+                await asyncio.sleep(next(delays))
+                continue
+            self._in_flight = frozenset()
+            if down_since is not None:
+                logger.warning("event log watcher reconnected to Redis")
+                down_since = None
+                delays = self._backoff.delays()
+            if reply:
+                self._dispatch(reply)
+
+    def _dispatch(self, reply: list[Any]) -> None:
+        for key, entries in reply:
+            if key == self._control:
+                if entries:
+                    self._control_last = entries[-1][0]
+                continue
+            watch = self._watches.get(key)
+            if watch is None or not entries:
+                continue
+            cache = watch.cache
+            for entry_id, fields in entries:
+                if not entry_id.startswith("0-"):  # the end marker "1-0"
+                    watch.closed = True
+                    continue
+                seq = int(entry_id[2:])
+                epoch = fields.get("p")
+                if epoch != watch.epoch:
+                    # new history under the same key: followers must re-read and reset
+                    watch.epoch = epoch
+                    watch.closed = False
+                    watch.version += 1
+                    cache.clear()
+                elif cache and cache[-1].seq + 1 != seq:
+                    cache.clear()  # a gap (trimmed between two reads): restart the cache
+                cache.append(LogEvent(format_id(epoch, seq), seq, fields["d"], fields.get("e")))
+                if seq > watch.last:
+                    watch.last = seq
+            watch.notifier.notify()
+
+    async def _validate(self) -> None:
+        """Compare each watched stream's epoch in Redis with the watch's; rewind on change."""
+        watches = list(self._watches.values())
+        if not watches:
+            return
+        async with self._commands.pipeline(transaction=False) as pipe:
+            for watch in watches:
+                pipe.hmget(watch.keys.meta, "epoch", "seq", "state")
+            replies = await pipe.execute()
+        for watch, (epoch, seq, state) in zip(watches, replies, strict=True):
+            if epoch != watch.epoch:
+                logger.info("stream %r changed epoch %s -> %s", watch.name, watch.epoch, epoch)
+                watch.rewind(epoch, int(seq) if seq else 0, closed=state not in (None, "open"))
+
+    def _fail_all(self, error: LogError) -> None:
+        watches = list(self._watches.values())
+        self._watches.clear()
+        for watch in watches:
+            watch.error = error
+            watch.notifier.notify()
+
+    async def aclose(self) -> None:
+        """Stop the loop; every follower still attached raises ``LogError``."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._fail_all(LogError("the event log was closed while following"))
+
+    def blocked_streams(self) -> int:
+        """How many streams the shared read currently covers (statistics)."""
+        return len(self._watches)

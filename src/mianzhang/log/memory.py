@@ -1,0 +1,334 @@
+"""The in-process event log: one bounded ring per stream, followers read it by index.
+
+Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
+
+* Memory per stream is at most ``max_events`` events, whatever the number or speed of
+  followers: there is no per-follower queue. A follower holds one integer (the next seq it
+  wants) and waits on the stream's shared :class:`Notifier` (one future per append
+  "generation", not one per follower) when it has caught up.
+* A follower that trimming overtakes (a slow reader lapped by ``max_events``) gets a
+  ``Reset("retention")`` and continues at the oldest retained event: never a silent gap.
+* Epochs are per history: a new ``MemoryEventLog`` instance, or a stream re-created after it
+  was deleted, starts a new epoch, so ids from before are answered with ``Reset("epoch")``.
+* Closed streams are deleted ``ttl_after_close`` seconds after :meth:`close` by a timer
+  handle the log owns (cancelled by :meth:`aclose`), and lazily on access if the timer could
+  not run. A follower still lagging behind a deleted stream gets ``StreamNotFound``.
+* :meth:`aclose` wakes every follower, which then raises ``LogError``; later calls raise too.
+
+Not shared between processes: use :class:`~mianzhang.log.RedisEventLog` for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+
+from .._errors import LogError, StreamClosedError, StreamNotFound
+from ._common import (
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_TTL_AFTER_CLOSE,
+    Notifier,
+    check_retention,
+    check_stream_name,
+    lapped,
+    new_epoch,
+    resolve_after,
+)
+from ._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id
+
+__all__ = ["MemoryEventLog"]
+
+
+class _Stream:
+    """One stream's history: a ring of at most ``max_events`` events (a list that grows to
+    ``max_events`` and then wraps), so the event with seq ``s`` is at ``(s - 1) % cap``."""
+
+    __slots__ = (
+        "created",
+        "deleted",
+        "epoch",
+        "expires_at",
+        "expiry",
+        "last",
+        "max_events",
+        "meta",
+        "name",
+        "notifier",
+        "readers",
+        "ring",
+        "state",
+        "ttl_after_close",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_events: int | None,
+        ttl_after_close: float | None,
+        meta: dict[str, str],
+        created: float,
+    ) -> None:
+        self.name = name
+        self.epoch = new_epoch()
+        self.state = StreamState.OPEN
+        self.created = created
+        self.max_events = max_events
+        self.ttl_after_close = ttl_after_close
+        self.meta = meta
+        self.ring: list[LogEvent] = []
+        self.last = 0
+        self.readers = 0
+        self.notifier = Notifier()
+        self.deleted = False
+        self.expires_at: float | None = None  # monotonic deadline once closed with a ttl
+        self.expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def first(self) -> int | None:
+        """Seq of the oldest retained event, ``None`` if empty."""
+        if not self.ring:
+            return None
+        return self.last - len(self.ring) + 1
+
+    def at(self, seq: int) -> LogEvent:
+        cap = self.max_events
+        return self.ring[(seq - 1) % cap if cap else seq - 1]
+
+    def push(self, event: LogEvent) -> None:
+        cap = self.max_events
+        if cap is None or len(self.ring) < cap:
+            self.ring.append(event)
+        else:
+            self.ring[(event.seq - 1) % cap] = event
+        self.last = event.seq
+
+    def info(self) -> StreamInfo:
+        return StreamInfo(
+            name=self.name,
+            epoch=self.epoch,
+            state=self.state,
+            created=self.created,
+            last_id=format_id(self.epoch, self.last) if self.last else None,
+            length=len(self.ring),
+            max_events=self.max_events,
+            ttl_after_close=self.ttl_after_close,
+            meta=dict(self.meta),
+        )
+
+
+class MemoryEventLog:
+    """:class:`~mianzhang.log.EventLog` held in this process's memory (see module docstring).
+
+    ``max_events`` and ``ttl_after_close`` are the defaults for streams created without their
+    own (``None`` here means unbounded / kept forever). Use as ``async with MemoryEventLog()``
+    or call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_events: int | None = DEFAULT_MAX_EVENTS,
+        ttl_after_close: float | None = DEFAULT_TTL_AFTER_CLOSE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_retention(max_events, ttl_after_close)
+        self._max_events = max_events
+        self._ttl_after_close = ttl_after_close
+        self._clock = clock
+        self._streams: dict[str, _Stream] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> MemoryEventLog:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- internals ------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogError("the event log is closed")
+
+    def _get(self, name: str) -> _Stream | None:
+        stream = self._streams.get(name)
+        if (
+            stream is not None
+            and stream.expires_at is not None
+            and time.monotonic() >= stream.expires_at
+        ):
+            self._delete(stream)
+            return None
+        return stream
+
+    def _delete(self, stream: _Stream) -> None:
+        if self._streams.get(stream.name) is stream:
+            del self._streams[stream.name]
+        if stream.expiry is not None:
+            stream.expiry.cancel()
+            stream.expiry = None
+        stream.deleted = True
+        stream.ring = []
+        stream.notifier.notify()
+
+    def _create(
+        self,
+        name: str,
+        max_events: int | None,
+        ttl_after_close: float | None,
+        meta: dict[str, str] | None,
+    ) -> _Stream:
+        stream = _Stream(
+            name,
+            max_events=self._max_events if max_events is None else max_events,
+            ttl_after_close=self._ttl_after_close if ttl_after_close is None else ttl_after_close,
+            meta=dict(meta or {}),
+            created=self._clock(),
+        )
+        self._streams[name] = stream
+        return stream
+
+    # -- EventLog -------------------------------------------------------------------------
+    async def create(
+        self,
+        stream: str,
+        *,
+        max_events: int | None = None,
+        ttl_after_close: float | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> StreamInfo:
+        """Create ``stream`` if missing (``None`` retention: this log's defaults); return its
+        info either way. An existing stream keeps its own retention and meta."""
+        self._check_open()
+        check_stream_name(stream)
+        check_retention(max_events, ttl_after_close)
+        found = self._get(stream)
+        if found is None:
+            found = self._create(stream, max_events, ttl_after_close, meta)
+        return found.info()
+
+    async def append(self, stream: str, data: str, *, event: str | None = None) -> str:
+        """Append and return the new id; wakes every follower of the stream once."""
+        self._check_open()
+        found = self._get(stream)
+        if found is None:
+            check_stream_name(stream)
+            found = self._create(stream, None, None, None)
+        elif found.state is not StreamState.OPEN:
+            raise StreamClosedError(stream)
+        seq = found.last + 1
+        event_id = format_id(found.epoch, seq)
+        found.push(LogEvent(event_id, seq, data, event))
+        found.notifier.notify()
+        return event_id
+
+    async def read(
+        self, stream: str, after: str | None = None, *, limit: int = 1000
+    ) -> tuple[Reset | None, list[LogEvent]]:
+        """Up to ``limit`` retained events after ``after``; raises ``StreamNotFound``."""
+        self._check_open()
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit!r}")
+        found = self._get(stream)
+        if found is None:
+            raise StreamNotFound(stream)
+        reset, start = resolve_after(after, epoch=found.epoch, first=found.first, last=found.last)
+        stop = min(found.last, start + limit - 1)
+        return reset, [found.at(seq) for seq in range(start, stop + 1)]
+
+    async def follow(
+        self, stream: str, after: str | None = None
+    ) -> AsyncIterator[LogEvent | Reset]:
+        """Replay after ``after``, then live events, until the stream is closed (see class
+        docstring for resets). Counts in :meth:`readers` from the first ``__anext__`` until the
+        iterator is closed (``aclose``, exhaustion, or cancellation of the iterating task)."""
+        self._check_open()
+        found = self._get(stream)
+        if found is None:
+            raise StreamNotFound(stream)
+        reset, next_seq = resolve_after(
+            after, epoch=found.epoch, first=found.first, last=found.last
+        )
+        found.readers += 1
+        try:
+            if reset is not None:
+                yield reset
+            while True:
+                if found.deleted:
+                    raise StreamNotFound(stream)
+                if self._closed:
+                    raise LogError("the event log was closed while following")
+                if next_seq <= found.last:
+                    first = found.last - len(found.ring) + 1
+                    if next_seq < first:
+                        yield lapped(found.epoch, next_seq - 1, first)
+                        next_seq = first
+                    event = found.at(next_seq)
+                    next_seq += 1
+                    yield event
+                elif found.state is not StreamState.OPEN:
+                    return
+                else:
+                    await found.notifier.wait()
+        finally:
+            found.readers -= 1
+
+    async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
+        """Mark ``stream`` finished; followers end after its last event. Deleted
+        ``ttl_after_close`` seconds later. Idempotent (the first final state is kept)."""
+        self._check_open()
+        if state is StreamState.OPEN:
+            raise ValueError("close() needs state CLOSED or CANCELLED")
+        found = self._get(stream)
+        if found is None:
+            raise StreamNotFound(stream)
+        if found.state is not StreamState.OPEN:
+            return
+        found.state = StreamState(state)
+        found.notifier.notify()
+        ttl = found.ttl_after_close
+        if ttl is not None:
+            found.expires_at = time.monotonic() + ttl
+            loop = asyncio.get_running_loop()
+            found.expiry = loop.call_later(ttl, self._expire, found)
+
+    def _expire(self, stream: _Stream) -> None:
+        stream.expiry = None
+        self._delete(stream)
+
+    async def info(self, stream: str) -> StreamInfo | None:
+        self._check_open()
+        found = self._get(stream)
+        return None if found is None else found.info()
+
+    async def readers(self, stream: str) -> int:
+        """Open ``follow`` iterators on ``stream`` (this instance is the only one)."""
+        self._check_open()
+        found = self._get(stream)
+        return 0 if found is None else found.readers
+
+    async def aclose(self) -> None:
+        """Drop every stream and cancel expiry timers; followers wake and raise ``LogError``.
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        streams = list(self._streams.values())
+        self._streams.clear()
+        for found in streams:
+            if found.expiry is not None:
+                found.expiry.cancel()
+                found.expiry = None
+            found.notifier.notify()
+
+    def stream_count(self) -> int:
+        """How many streams are held right now (statistics; expired ones may still count until
+        their timer runs)."""
+        return len(self._streams)

@@ -1,0 +1,50 @@
+"""Small helpers for event-log tests: bounded waiting, never fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from mianzhang.log import LogEvent, Reset, parse_id
+
+Item = LogEvent | Reset
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.01
+) -> None:
+    """Poll ``check`` until it returns true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def drain(iterator: AsyncIterator[Item], *, timeout: float = 20.0) -> list[Item]:
+    """Everything ``iterator`` yields until it ends (bounded)."""
+
+    async def run() -> list[Item]:
+        return [item async for item in iterator]
+
+    return await asyncio.wait_for(run(), timeout)
+
+
+async def take(iterator: AsyncIterator[Item], n: int, *, timeout: float = 20.0) -> list[Item]:
+    """The next ``n`` items of ``iterator`` (bounded); the iterator stays open."""
+
+    async def run() -> list[Item]:
+        return [await anext(iterator) for _ in range(n)]
+
+    return await asyncio.wait_for(run(), timeout)
+
+
+def seqs(items: list[Item]) -> list[int]:
+    return [item.seq for item in items if isinstance(item, LogEvent)]
+
+
+def seq_of(event_id: str) -> int:
+    parsed = parse_id(event_id)
+    assert parsed is not None, event_id
+    return parsed[1]
