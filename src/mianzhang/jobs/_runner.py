@@ -69,9 +69,10 @@ class JobRunner:
         with contextlib.suppress(LogError):
             await self.log.close(record.stream)
 
-    async def run(self, job_id: str) -> JobState | None:
+    async def run(self, job_id: str, *, worker: str | None = None) -> JobState | None:
         """Run ``job_id`` if it is not terminal; return its final state (``None``: unknown id,
-        or left running for another worker)."""
+        or left running for another worker). ``worker`` names who runs it (default:
+        ``worker_name``)."""
         record = await self.store.get(job_id)
         if record is None:
             return None
@@ -89,7 +90,7 @@ class JobRunner:
             JobState.RUNNING,
             attempt=record.attempt + 1,
             started=time.time(),
-            worker=self.worker_name,
+            worker=worker or self.worker_name,
         )
         if running is None:
             return None

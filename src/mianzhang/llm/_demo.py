@@ -39,8 +39,7 @@ def demo_answer(prompt: str, tokens: int) -> list[str]:
     quoted = " ".join(words[:8]) + (" ..." if len(words) > 8 else "")
     intro = (
         "This is mianzhang's demo model, not a language model. "
-        f"You wrote {len(words)} words"
-        + (f', starting with "{quoted}". ' if words else ". ")
+        f"You wrote {len(words)} words" + (f', starting with "{quoted}". ' if words else ". ")
     )
     source = (intro + _FILLER).split(" ")
     pieces: list[str] = []

@@ -74,7 +74,9 @@ def parse_chunk(data: str) -> Chunk:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamProtocolError(f"upstream sent a chunk that is not JSON: {data[:100]!r}") from exc
+        raise UpstreamProtocolError(
+            f"upstream sent a chunk that is not JSON: {data[:100]!r}"
+        ) from exc
     if not isinstance(obj, dict):
         raise UpstreamProtocolError(f"upstream sent a chunk that is not an object: {data[:100]!r}")
     if obj.get("error") is not None:
@@ -142,7 +144,9 @@ class OpenAIProvider:
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=request_headers,
-            timeout=httpx.Timeout(None, connect=connect_timeout, write=connect_timeout, pool=connect_timeout),
+            timeout=httpx.Timeout(
+                None, connect=connect_timeout, write=connect_timeout, pool=connect_timeout
+            ),
             limits=httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
@@ -160,7 +164,10 @@ class OpenAIProvider:
             body["max_tokens"] = request.max_tokens
         if self.include_usage:
             options = body.get("stream_options")
-            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            body["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
         return orjson.dumps(body)
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]:
@@ -172,7 +179,9 @@ class OpenAIProvider:
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"upstream {self.base_url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise UpstreamConnectError(f"upstream {self.base_url}: {type(exc).__name__}: {exc}") from exc
+            raise UpstreamConnectError(
+                f"upstream {self.base_url}: {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             if response.status_code != 200:
                 body = await self._read_error(response)
@@ -197,7 +206,9 @@ class OpenAIProvider:
                         finished = True
                     yield chunk
             if not finished:
-                raise UpstreamProtocolError(f"upstream {self.base_url} ended the stream before [DONE]")
+                raise UpstreamProtocolError(
+                    f"upstream {self.base_url} ended the stream before [DONE]"
+                )
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"upstream {self.base_url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:

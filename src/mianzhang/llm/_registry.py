@@ -56,7 +56,9 @@ def _local_provider(name: str, spec: ModelSettings) -> Provider:
             "(pip install 'mianzhang[local]')"
         ) from exc
     assert spec.path is not None  # checked by LLMSettings
-    return LocalProvider(spec.path, max_new_tokens=spec.max_new_tokens, max_concurrency=spec.max_concurrency)
+    return LocalProvider(
+        spec.path, max_new_tokens=spec.max_new_tokens, max_concurrency=spec.max_concurrency
+    )
 
 
 class ModelRegistry:
@@ -116,12 +118,16 @@ class ModelRegistry:
         for name, spec in settings.models.items():
             provider: Provider
             if spec.provider == "demo":
-                provider = DemoProvider(ttft=spec.ttft, token_delay=spec.token_delay, tokens=spec.tokens)
+                provider = DemoProvider(
+                    ttft=spec.ttft, token_delay=spec.token_delay, tokens=spec.tokens
+                )
                 description = spec.description or DEMO_DESCRIPTION
             elif spec.provider == "openai":
                 assert spec.upstream is not None  # checked by LLMSettings
                 provider = upstreams[spec.upstream]
-                description = spec.description or f"{spec.upstream_model or name} via {spec.upstream}"
+                description = (
+                    spec.description or f"{spec.upstream_model or name} via {spec.upstream}"
+                )
             else:
                 provider = _local_provider(name, spec)
                 description = spec.description or f"local transformers model from {spec.path}"

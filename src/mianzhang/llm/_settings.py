@@ -45,8 +45,8 @@ class UpstreamSettings(BaseModel):
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     include_usage: bool = True
-    connect_timeout: float = Field(10.0, gt=0)
-    max_connections: int = Field(1000, ge=1)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
 
 
 class ModelSettings(BaseModel):
@@ -61,12 +61,12 @@ class ModelSettings(BaseModel):
     fallbacks: list[str] = Field(default_factory=list)
     description: str | None = None
     # demo provider
-    ttft: float = Field(0.3, ge=0)
-    token_delay: float = Field(0.04, ge=0)
-    tokens: int = Field(120, ge=1)
+    ttft: float = Field(default=0.3, ge=0)
+    token_delay: float = Field(default=0.04, ge=0)
+    tokens: int = Field(default=120, ge=1)
     # local provider
-    max_new_tokens: int = Field(256, ge=1)
-    max_concurrency: int = Field(1, ge=1)
+    max_new_tokens: int = Field(default=256, ge=1)
+    max_concurrency: int = Field(default=1, ge=1)
 
 
 def _default_models() -> dict[str, ModelSettings]:
@@ -82,14 +82,14 @@ class LLMSettings(BaseModel):
     default_model: str = "demo"
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)
-    max_retries: int = Field(2, ge=0, le=10)
-    retry_initial_delay: float = Field(0.5, ge=0)
-    retry_max_delay: float = Field(8.0, ge=0)
-    first_token_timeout: float = Field(120.0, gt=0)
-    stall_timeout: float = Field(60.0, gt=0)
-    grace_period: float = Field(10.0, ge=0)
-    stream_max_events: int = Field(20_000, ge=100)
-    stream_ttl: float = Field(600.0, ge=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_initial_delay: float = Field(default=0.5, ge=0)
+    retry_max_delay: float = Field(default=8.0, ge=0)
+    first_token_timeout: float = Field(default=120.0, gt=0)
+    stall_timeout: float = Field(default=60.0, gt=0)
+    grace_period: float = Field(default=10.0, ge=0)
+    stream_max_events: int = Field(default=20_000, ge=100)
+    stream_ttl: float = Field(default=600.0, ge=0)
 
     @model_validator(mode="after")
     def _load_and_check(self) -> LLMSettings:
@@ -101,9 +101,10 @@ class LLMSettings(BaseModel):
             raise ConfigError(f"llm.default_model {self.default_model!r} is not a configured model")
         for name, model in self.models.items():
             where = f"llm.models.{name}"
-            if model.provider == "openai":
-                if model.upstream is None or model.upstream not in self.upstreams:
-                    raise ConfigError(f"{where}.upstream must name one of llm.upstreams")
+            if model.provider == "openai" and (
+                model.upstream is None or model.upstream not in self.upstreams
+            ):
+                raise ConfigError(f"{where}.upstream must name one of llm.upstreams")
             if model.provider == "local" and not model.path:
                 raise ConfigError(f"{where}.path is required for the local provider")
             for fallback in model.fallbacks:

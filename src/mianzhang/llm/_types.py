@@ -79,7 +79,9 @@ class ChatRequest:
                 parts.append(content)
             elif isinstance(content, list):
                 parts.extend(
-                    p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
                 )
         return "\n".join(parts)
 

@@ -1,0 +1,337 @@
+"""Running one generation: the model chain, retries, timeouts, usage and metrics.
+
+:meth:`Gateway.start` resolves the model (``ModelNotFound`` is raised there, before anything
+streams); :meth:`Generation.events` then yields ``Started``, the ``Token`` events and exactly
+one ``Finished`` or ``Failed``, unless it is closed or cancelled first.
+
+Guarantees
+----------
+* **Before the first token** an attempt that fails with a retryable error (408, 409, 429, 5xx,
+  connection errors, timeouts, a stream broken off) is retried up to ``retry.max_retries``
+  times with the openai client's backoff; then the model's fallbacks are tried in order, each
+  with its own retries. Nothing a failed attempt produced is delivered (role-only chunks are
+  held back until the first token). A 400, 413 or 422 (the request itself is bad) ends the
+  chain at once.
+* **After the first token** nothing is retried: a failure ends the events with ``Failed``
+  (``partial=True``); what was delivered stays delivered.
+* The wait for the first token is bounded by ``first_token_timeout`` per attempt and every
+  later gap by ``stall_timeout``; both become :class:`UpstreamTimeout`.
+* Closing the iterator or cancelling the task iterating it (a stop, an abandoned stream)
+  closes the provider's iterator, so the upstream request is closed at once, also while
+  waiting for the first chunk.
+* Usage is the provider's when it reports one, otherwise counted (chunks with text, prompt
+  estimated; ``estimated=True``). It is recorded in the metrics for every outcome, including
+  failures and cancellations, and readable on :attr:`Generation.usage` at any time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Literal
+
+from .._errors import (
+    LLMError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+from ._metrics import LLMMetrics
+from ._registry import ModelEntry, ModelRegistry
+from ._retry import RetryPolicy
+from ._settings import LLMSettings
+from ._tokens import estimate_prompt_tokens
+from ._types import (
+    ChatRequest,
+    Chunk,
+    Failed,
+    Finished,
+    GenEvent,
+    Started,
+    Timings,
+    Token,
+    Usage,
+)
+
+__all__ = ["Gateway", "Generation", "GenerationState"]
+
+GenerationState = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+_FINAL_STATUSES = frozenset({400, 413, 422})
+
+
+def _error_type(exc: BaseException) -> str:
+    if isinstance(exc, UpstreamStatusError):
+        return str(exc.status_code)
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    if isinstance(exc, UpstreamProtocolError):
+        return "protocol"
+    return type(exc).__name__
+
+
+class Gateway:
+    """Starts generations against a :class:`ModelRegistry` (see the module docstring)."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        *,
+        metrics: LLMMetrics | None = None,
+        retry: RetryPolicy | None = None,
+        first_token_timeout: float = 120.0,
+        stall_timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.retry = retry or RetryPolicy()
+        self.first_token_timeout = first_token_timeout
+        self.stall_timeout = stall_timeout
+        self._clock = clock
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(
+        cls, settings: LLMSettings, registry: ModelRegistry, metrics: LLMMetrics | None
+    ) -> Gateway:
+        return cls(
+            registry,
+            metrics=metrics,
+            retry=RetryPolicy(
+                max_retries=settings.max_retries,
+                initial_delay=settings.retry_initial_delay,
+                max_delay=settings.retry_max_delay,
+            ),
+            first_token_timeout=settings.first_token_timeout,
+            stall_timeout=settings.stall_timeout,
+        )
+
+    def start(self, model: str | None, request: ChatRequest) -> Generation:
+        """A generation of ``model`` (the default model if ``None``). Raises
+        :class:`ModelNotFound` now; nothing is sent upstream until ``events()`` is iterated."""
+        name = model or self.registry.default_model
+        return Generation(self, name, self.registry.chain(name), request)
+
+
+class Generation:
+    """One generation; iterate :meth:`events` once.
+
+    ``state``, ``usage``, ``output_tokens`` and :meth:`timings` are live. Set
+    ``cancel_reason`` before cancelling to label the cancellation in the metrics.
+    """
+
+    def __init__(
+        self, gateway: Gateway, model: str, chain: list[ModelEntry], request: ChatRequest
+    ) -> None:
+        self.model = model
+        self.request = request
+        self.created = int(time.time())
+        self.state: GenerationState = "pending"
+        self.cancel_reason = "cancelled"
+        self.output_tokens = 0
+        self.entry: ModelEntry = chain[0]
+        self.reported_usage: Usage | None = None
+        self.error: LLMError | None = None
+        self._gateway = gateway
+        self._chain = chain
+        self._start = gateway._clock()
+        self._first: float | None = None
+        self._end: float | None = None
+        self._prompt_estimate: int | None = None
+
+    @property
+    def usage(self) -> Usage:
+        """The provider's usage if it reported one, else counted so far (``estimated``)."""
+        if self.reported_usage is not None:
+            return self.reported_usage
+        if self._prompt_estimate is None:
+            self._prompt_estimate = estimate_prompt_tokens(self.request.messages)
+        return Usage(self._prompt_estimate, self.output_tokens, estimated=True)
+
+    def timings(self) -> Timings:
+        end = self._end if self._end is not None else self._gateway._clock()
+        first = None if self._first is None else self._first - self._start
+        return Timings(first, end - self._start, self.usage.completion_tokens)
+
+    def _labels(self, entry: ModelEntry) -> tuple[str, str, str]:
+        return ("chat", entry.kind, self.model)
+
+    async def _first_token(self, it: AsyncIterator[Chunk]) -> tuple[list[Chunk], Chunk]:
+        """Chunks up to and including the first with output (or a finish reason)."""
+        held: list[Chunk] = []
+        deadline = self._gateway._clock() + self._gateway.first_token_timeout
+        while True:
+            remaining = deadline - self._gateway._clock()
+            try:
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    chunk = await anext(it)
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"no first token within {self._gateway.first_token_timeout:g} s"
+                ) from None
+            except StopAsyncIteration:
+                raise UpstreamProtocolError("the upstream ended without any output") from None
+            if chunk.usage is not None:
+                self.reported_usage = chunk.usage
+            if chunk.is_token or chunk.finish_reason is not None:
+                return held, chunk
+            held.append(chunk)
+
+    def _record_error(self, entry: ModelEntry, exc: BaseException) -> None:
+        metrics = self._gateway.metrics
+        if metrics is not None:
+            metrics.upstream_errors.labels(entry.kind, self.model, _error_type(exc)).inc()
+
+    async def events(self) -> AsyncIterator[GenEvent]:
+        """``Started``, then tokens, then ``Finished`` or ``Failed`` (see module docstring)."""
+        if self.state != "pending":
+            raise RuntimeError("Generation.events() can be iterated only once")
+        self.state = "running"
+        gateway = self._gateway
+        metrics = gateway.metrics
+        if metrics is not None:
+            metrics.active.labels(self.model).inc()
+        try:
+            yield Started(self.model, self.created)
+            last_error: LLMError | None = None
+            for index, entry in enumerate(self._chain):
+                if index and metrics is not None:
+                    metrics.fallbacks.labels(self.model, entry.name).inc()
+                self.entry = entry
+                retries = 0
+                while True:
+                    self.reported_usage = None
+                    it = aiter(entry.provider.stream(entry.upstream_model, self.request))
+                    try:
+                        held, first = await self._first_token(it)
+                    except UpstreamError as exc:
+                        await _aclose(it)
+                        self._record_error(entry, exc)
+                        last_error = exc
+                        if exc.retryable and retries < gateway.retry.max_retries:
+                            await gateway._sleep(gateway.retry.delay(retries, exc.retry_after))
+                            retries += 1
+                            if metrics is not None:
+                                metrics.retries.labels(entry.kind, self.model).inc()
+                            continue
+                        break
+                    except BaseException:
+                        await _aclose(it)
+                        raise
+                    try:
+                        async with aclosing(self._stream(entry, it, held, first)) as stream:
+                            async for event in stream:
+                                yield event
+                    finally:
+                        await _aclose(it)
+                    return
+                if isinstance(last_error, UpstreamStatusError) and (
+                    last_error.status_code in _FINAL_STATUSES
+                ):
+                    break
+            self.state = "failed"
+            self.error = last_error
+            self._end = gateway._clock()
+            yield Failed(
+                last_error or LLMError("no model could serve the request"),
+                self.usage,
+                self.timings(),
+                partial=False,
+            )
+        except BaseException:
+            if self.state == "running":
+                self.state = "cancelled"
+            raise
+        finally:
+            self._finish_metrics()
+
+    async def _stream(
+        self, entry: ModelEntry, it: AsyncIterator[Chunk], held: list[Chunk], first: Chunk
+    ) -> AsyncGenerator[GenEvent, None]:
+        gateway = self._gateway
+        self._first = gateway._clock()
+        metrics = gateway.metrics
+        if metrics is not None:
+            ttft = self._first - self._start
+            metrics.time_to_first_token.labels(*self._labels(entry)).observe(ttft)
+        for chunk in held:
+            yield Token(chunk)
+        finish = first.finish_reason
+        if first.text:
+            self.output_tokens += 1
+        yield Token(first)
+        stall = gateway.stall_timeout
+        failure: LLMError | None = None
+        while True:
+            try:
+                async with asyncio.timeout(stall):
+                    chunk = await anext(it)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                failure = UpstreamTimeout(f"the upstream stalled for more than {stall:g} s")
+                break
+            except UpstreamError as exc:
+                failure = exc
+                break
+            if chunk.usage is not None:
+                self.reported_usage = chunk.usage
+            if chunk.text:
+                self.output_tokens += 1
+            if chunk.finish_reason is not None:
+                finish = chunk.finish_reason
+            yield Token(chunk)
+        if failure is None and finish is None:
+            failure = UpstreamProtocolError("the upstream ended without a finish reason")
+        self._end = gateway._clock()
+        if failure is not None:
+            self._record_error(entry, failure)
+            self.state = "failed"
+            self.error = failure
+            yield Failed(failure, self.usage, self.timings(), partial=True)
+            return
+        assert finish is not None
+        self.state = "completed"
+        yield Finished(
+            finish,
+            self.usage,
+            self.timings(),
+            provider=entry.kind,
+            upstream_model=entry.upstream_model,
+            usage_reported=self.reported_usage is not None,
+        )
+
+    def _finish_metrics(self) -> None:
+        if self._end is None:
+            self._end = self._gateway._clock()
+        metrics = self._gateway.metrics
+        if metrics is None:
+            return
+        labels = self._labels(self.entry)
+        usage = self.usage
+        timings = self.timings()
+        metrics.active.labels(self.model).dec()
+        metrics.token_usage.labels(*labels, "input").observe(usage.prompt_tokens)
+        metrics.token_usage.labels(*labels, "output").observe(usage.completion_tokens)
+        if self.state == "cancelled":
+            error_type = "cancelled"
+            metrics.cancellations.labels(self.model, self.cancel_reason).inc()
+        elif self.state == "failed":
+            error_type = _error_type(self.error) if self.error is not None else "failed"
+        else:
+            error_type = ""
+        metrics.operation_duration.labels(*labels, error_type).observe(timings.duration)
+        if timings.time_to_first_token is not None and self.output_tokens >= 2:
+            span = timings.duration - timings.time_to_first_token
+            metrics.time_per_output_token.labels(*labels).observe(span / (self.output_tokens - 1))
+
+
+async def _aclose(it: AsyncIterator[Chunk]) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        await close()

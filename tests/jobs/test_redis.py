@@ -1,0 +1,155 @@
+"""Jobs on a real redis-server: the store's transitions, the consumer-group worker, and a
+dead worker's job re-run by another (at least once)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from mianzhang.jobs import JobContext, JobRecord, JobRegistry, JobRunner, JobService, JobState
+from mianzhang.jobs._redis import RedisJobQueue, RedisJobStore, RedisJobWorker
+from mianzhang.log import LogEvent, RedisEventLog
+
+pytestmark = pytest.mark.redis
+
+registry = JobRegistry()
+
+
+@registry.job("add")
+async def add(ctx: JobContext) -> dict[str, Any]:
+    await ctx.progress(50, "adding")
+    return {"sum": sum(ctx.input["values"]), "echo": ctx.input}
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    c = aioredis.Redis.from_url(redis_url)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+async def log(redis_url: str) -> AsyncIterator[RedisEventLog]:
+    lg = RedisEventLog(redis_url)
+    yield lg
+    await lg.aclose()
+
+
+async def test_store_round_trips_json_exactly(client: aioredis.Redis) -> None:
+    store = RedisJobStore(client)
+    payload = {"big": 2**62 + 1, "empty": [], "obj": {}, "text": "é\n", "none": None}
+    await store.create(JobRecord(id="j1", type="t", input=payload))
+    rec = await store.get("j1")
+    assert rec is not None and rec.input == payload and rec.state is JobState.QUEUED
+    assert await store.get("missing") is None
+
+
+async def test_store_first_terminal_state_wins(client: aioredis.Redis) -> None:
+    store = RedisJobStore(client, keep_finished=60)
+    await store.create(JobRecord(id="j2", type="t", input={}))
+    running = await store.transition("j2", JobState.RUNNING, attempt=1)
+    assert running is not None and running.attempt == 1
+    done = await store.transition("j2", JobState.SUCCEEDED, result=[1, 2])
+    assert done is not None and done.result == [1, 2] and done.finished is not None
+    assert await store.transition("j2", JobState.FAILED) is None
+    unchanged = await store.update("j2", result="changed")
+    assert unchanged is not None and unchanged.result == [1, 2]
+    rec = await store.get("j2")
+    assert rec is not None and rec.state is JobState.SUCCEEDED and rec.result == [1, 2]
+    ttl = await client.ttl("mz:job:{j2}")
+    assert 0 < ttl <= 60
+
+
+async def _run_worker(worker: RedisJobWorker, until: Any) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(20):
+            while not await until():
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+
+
+async def test_worker_runs_submitted_jobs(client: aioredis.Redis, log: RedisEventLog) -> None:
+    store = RedisJobStore(client)
+    service = JobService(registry, store, log, RedisJobQueue(client))
+    recs = [await service.submit("add", {"values": [i, i]}) for i in range(5)]
+    worker = RedisJobWorker(client, JobRunner(registry, store, log), block=0.1, concurrency=2)
+
+    async def all_done() -> bool:
+        states = [(await service.get(r.id)).state for r in recs]
+        return all(state.terminal for state in states)
+
+    await _run_worker(worker, all_done)
+    for i, r in enumerate(recs):
+        got = await service.get(r.id)
+        assert got.state is JobState.SUCCEEDED and got.result["sum"] == 2 * i
+    assert worker.completed == 5
+    pending = await client.xpending("mz:jobs:queue", RedisJobWorker.group)
+    assert pending["pending"] == 0
+
+
+async def test_entry_of_a_dead_consumer_is_reclaimed_and_rerun(
+    client: aioredis.Redis, log: RedisEventLog
+) -> None:
+    store = RedisJobStore(client)
+    service = JobService(registry, store, log, RedisJobQueue(client))
+    rec = await service.submit("add", {"values": [2, 3]})
+    # A worker that takes the job, starts it, and dies without acknowledging it.
+    await client.xgroup_create("mz:jobs:queue", RedisJobWorker.group, id="0", mkstream=True)
+    taken = await client.xreadgroup(RedisJobWorker.group, "dead", {"mz:jobs:queue": ">"}, count=1)
+    assert taken and taken[0][1][0][1][b"id"].decode() == rec.id
+    await store.transition(rec.id, JobState.RUNNING, attempt=1, worker="dead")
+
+    worker = RedisJobWorker(
+        client, JobRunner(registry, store, log), visibility_timeout=0.3, block=0.1
+    )
+
+    async def done() -> bool:
+        return (await service.get(rec.id)).state.terminal
+
+    await _run_worker(worker, done)
+    got = await service.get(rec.id)
+    assert got.state is JobState.SUCCEEDED and got.attempt == 2 and got.worker == worker.consumer
+    _, events = await log.read(rec.stream)
+    states = [json.loads(e.data) for e in events if isinstance(e, LogEvent) and e.event == "state"]
+    assert states[-1] == {"state": "running", "attempt": 2}
+    assert events[-1].event == "complete"
+
+
+async def test_cancel_reaches_a_job_running_elsewhere(
+    client: aioredis.Redis, log: RedisEventLog
+) -> None:
+    reg = JobRegistry()
+    started = asyncio.Event()
+    cleaned = asyncio.Event()
+
+    @reg.job("wait")
+    async def wait(ctx: JobContext) -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            cleaned.set()
+
+    store = RedisJobStore(client)
+    service = JobService(reg, store, log, RedisJobQueue(client))
+    rec = await service.submit("wait")
+    other_service = JobService(reg, RedisJobStore(client), log, RedisJobQueue(client))
+    worker = RedisJobWorker(client, JobRunner(reg, store, log, cancel_poll=0.05), block=0.1)
+
+    async def cancelled() -> bool:
+        if started.is_set() and not (await service.get(rec.id)).cancel_requested:
+            await other_service.cancel(rec.id)
+        return (await service.get(rec.id)).state is JobState.CANCELLED
+
+    await _run_worker(worker, cancelled)
+    assert cleaned.is_set()
