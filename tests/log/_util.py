@@ -25,19 +25,15 @@ async def eventually(
 async def drain(iterator: AsyncIterator[Item], *, timeout: float = 20.0) -> list[Item]:
     """Everything ``iterator`` yields until it ends (bounded)."""
 
-    async def run() -> list[Item]:
+    async with asyncio.timeout(timeout):
         return [item async for item in iterator]
-
-    return await asyncio.wait_for(run(), timeout)
 
 
 async def take(iterator: AsyncIterator[Item], n: int, *, timeout: float = 20.0) -> list[Item]:
     """The next ``n`` items of ``iterator`` (bounded); the iterator stays open."""
 
-    async def run() -> list[Item]:
+    async with asyncio.timeout(timeout):
         return [await anext(iterator) for _ in range(n)]
-
-    return await asyncio.wait_for(run(), timeout)
 
 
 def seqs(items: list[Item]) -> list[int]:

@@ -7,6 +7,20 @@ from ._runner import JobRunner
 from ._service import JobQueue, JobService, LocalJobPool
 from ._store import JobStore, MemoryJobStore
 
+
+def __getattr__(name: str) -> object:
+    """Redis pieces load lazily so ``mianzhang.jobs`` imports without the redis extra."""
+    if name in ("RedisJobQueue", "RedisJobStore", "RedisJobWorker"):
+        from . import _redis
+
+        return getattr(_redis, name)
+    if name == "run_worker":
+        from ._worker import run_worker
+
+        return run_worker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "JobContext",
     "JobFunction",
@@ -20,6 +34,10 @@ __all__ = [
     "JobStore",
     "LocalJobPool",
     "MemoryJobStore",
+    "RedisJobQueue",
+    "RedisJobStore",
+    "RedisJobWorker",
     "job_stream",
     "new_job_id",
+    "run_worker",
 ]

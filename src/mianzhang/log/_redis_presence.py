@@ -94,9 +94,10 @@ class Presence:
         delays = self._backoff.delays()
         next_refresh = time.monotonic() + self._refresh
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
             with contextlib.suppress(TimeoutError):
-                timeout = max(0.0, next_refresh - time.monotonic())
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(max(0.0, next_refresh - time.monotonic())):
+                    await self._wake.wait()
             self._wake.clear()
             everything = time.monotonic() >= next_refresh
             try:

@@ -1,0 +1,62 @@
+"""A job worker process: Redis queue in, job events out to the Redis event log.
+
+``run_worker`` owns everything it opens (Redis clients, the event log, worker tasks) and
+releases it in ``finally``. SIGTERM/SIGINT stop taking jobs; running jobs are cancelled and
+left pending in Redis, so another worker re-runs them after ``visibility_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ..log.redis import RedisEventLog
+from ._redis import RedisJobStore, RedisJobWorker
+from ._registry import JobRegistry
+from ._runner import JobRunner
+
+__all__ = ["run_worker"]
+
+
+async def run_worker(
+    redis_url: str,
+    registry: JobRegistry,
+    *,
+    prefix: str = "mz:",
+    concurrency: int = 4,
+    visibility_timeout: float = 30.0,
+    resources: Mapping[str, Any] | None = None,
+    stop: asyncio.Event | None = None,
+    consumer: str | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    client = aioredis.Redis.from_url(redis_url)
+    log = RedisEventLog(redis_url, prefix=prefix)
+    try:
+        store = RedisJobStore(client, prefix=prefix)
+        runner = JobRunner(registry, store, log, resources=resources, requeue_on_shutdown=True)
+        worker = RedisJobWorker(
+            client,
+            runner,
+            prefix=prefix,
+            concurrency=concurrency,
+            visibility_timeout=visibility_timeout,
+            consumer=consumer,
+        )
+        await worker.run(stop)
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await log.aclose()
+        await client.aclose()
