@@ -17,6 +17,7 @@
     ├── LLMError                          LLM gateway (``mianzhang.llm``)
     │   ├── ModelNotFound (KeyError)      no model configured by that name: 404
     │   ├── InvalidLLMRequest (ValueError) rejected before any stream starts: 400
+    │   ├── GenerationCancelled           stopped by a user, or abandoned past the grace period
     │   └── UpstreamError                 a provider failed; ``retryable`` says if a retry may help
     │       ├── UpstreamConnectError      connecting or sending the request failed
     │       ├── UpstreamTimeout           the upstream stalled past the stall timeout
@@ -145,6 +146,15 @@ class InvalidLLMRequest(LLMError, ValueError):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class GenerationCancelled(LLMError):
+    """A generation was stopped before its end: by a user's stop, or because nobody had been
+    reading it for the grace period. ``reason`` says which."""
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(f"the generation was cancelled ({reason})")
+        self.reason = reason
 
 
 class UpstreamError(LLMError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import (
+    GenerationCancelled,
     InvalidLLMRequest,
     LLMError,
     ModelNotFound,
@@ -28,6 +29,8 @@ def error_status(exc: LLMError) -> int:
         return 400
     if isinstance(exc, UpstreamTimeout):
         return 504
+    if isinstance(exc, GenerationCancelled):
+        return 499
     if isinstance(exc, UpstreamStatusError) and exc.status_code in (400, 404, 413, 422, 429):
         return exc.status_code
     return 502
@@ -38,6 +41,8 @@ def _type_and_code(exc: LLMError) -> tuple[str, str | None]:
         return "invalid_request_error", "model_not_found"
     if isinstance(exc, InvalidLLMRequest):
         return "invalid_request_error", None
+    if isinstance(exc, GenerationCancelled):
+        return "cancelled", "cancelled"
     if isinstance(exc, UpstreamTimeout):
         return "upstream_error", "upstream_timeout"
     if isinstance(exc, UpstreamStatusError):

@@ -1,0 +1,96 @@
+"""ChannelHub on the memory log: publish, subscribe from the tail, history, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mianzhang.channels import ChannelHub
+from mianzhang.log import LogEvent, MemoryEventLog, Reset
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[ChannelHub]:
+    log = MemoryEventLog()
+    yield ChannelHub(log, max_events=5, retention={"big/*": 100})
+    await log.aclose()
+
+
+async def take(it: AsyncIterator[LogEvent | Reset], n: int) -> list[LogEvent | Reset]:
+    out: list[LogEvent | Reset] = []
+    async with asyncio.timeout(5):
+        while len(out) < n:
+            out.append(await anext(it))
+    return out
+
+
+async def test_new_subscriber_starts_at_the_tail(hub: ChannelHub) -> None:
+    await hub.publish("news", "old")
+    sub = hub.subscribe("news")
+    nxt = asyncio.ensure_future(anext(sub))
+    async with asyncio.timeout(5):
+        while await hub.subscribers("news") < 1:
+            await asyncio.sleep(0.005)
+    await hub.publish("news", {"headline": "fresh"}, event="breaking")
+    async with asyncio.timeout(5):
+        got = await nxt
+    assert isinstance(got, LogEvent)
+    assert json.loads(got.data) == {"headline": "fresh"} and got.event == "breaking"
+    await sub.aclose()  # type: ignore[attr-defined]
+    assert await hub.subscribers("news") == 0
+
+
+async def test_history_and_resume(hub: ChannelHub) -> None:
+    ids = [(await hub.publish("room", f"m{i}")).id for i in range(4)]
+    sub = hub.subscribe("room", history=2)
+    got = await take(sub, 2)
+    assert [e.data for e in got if isinstance(e, LogEvent)] == ["m2", "m3"]
+    await sub.aclose()  # type: ignore[attr-defined]
+    sub = hub.subscribe("room", after=ids[0])
+    got = await take(sub, 3)
+    assert [e.data for e in got if isinstance(e, LogEvent)] == ["m1", "m2", "m3"]
+    await sub.aclose()  # type: ignore[attr-defined]
+
+
+async def test_history_larger_than_retention_is_not_a_reset(hub: ChannelHub) -> None:
+    for i in range(8):
+        await hub.publish("room", f"m{i}")
+    sub = hub.subscribe("room", history=50)
+    got = await take(sub, 5)
+    assert all(isinstance(e, LogEvent) for e in got)
+    assert [e.data for e in got if isinstance(e, LogEvent)] == ["m3", "m4", "m5", "m6", "m7"]
+    await sub.aclose()  # type: ignore[attr-defined]
+
+
+async def test_resume_from_trimmed_history_is_reset(hub: ChannelHub) -> None:
+    first = (await hub.publish("room", "m0")).id
+    for i in range(1, 8):
+        await hub.publish("room", f"m{i}")
+    sub = hub.subscribe("room", after=first)
+    got = await take(sub, 2)
+    assert isinstance(got[0], Reset) and got[0].reason == "retention"
+    assert isinstance(got[1], LogEvent) and got[1].data == "m3"
+    await sub.aclose()  # type: ignore[attr-defined]
+
+
+async def test_retention_override_by_pattern(hub: ChannelHub) -> None:
+    for i in range(20):
+        await hub.publish("big/one", str(i))
+    info = await hub.info("big/one")
+    assert info is not None and info.length == 20 and info.max_events == 100
+    assert hub.max_events_for("small") == 5
+
+
+@pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 201, "é", "a\nb"])
+async def test_bad_channel_names_are_refused(hub: ChannelHub, name: str) -> None:
+    with pytest.raises(ValueError, match="channel name"):
+        await hub.publish(name, "x")
+
+
+@pytest.mark.parametrize("event", ["", "a b", "x\ny", "-start"])
+async def test_bad_event_types_are_refused(hub: ChannelHub, event: str) -> None:
+    with pytest.raises(ValueError, match="event type"):
+        await hub.publish("ok", "x", event=event)
