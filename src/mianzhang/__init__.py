@@ -24,6 +24,13 @@ from ._errors import (
     Unauthorized,
     UnknownJobType,
 )
+from ._responses import (
+    EventSourceResponse,
+    NDJSONResponse,
+    StreamStatistics,
+    StreamSupervisor,
+    TextStreamResponse,
+)
 from ._sse import JSONServerSentEvent, ServerSentEvent, SSEDecoder, json_dumps
 
 __version__ = "0.1.0"
@@ -33,6 +40,7 @@ __all__ = [
     "BackendUnavailable",
     "ClientError",
     "ConfigError",
+    "EventSourceResponse",
     "EventTooLarge",
     "Forbidden",
     "JSONServerSentEvent",
@@ -41,6 +49,7 @@ __all__ = [
     "JobQueueFull",
     "LogError",
     "MianzhangError",
+    "NDJSONResponse",
     "ReconnectExhausted",
     "ResponseRejected",
     "SSEDecodeError",
@@ -52,6 +61,9 @@ __all__ = [
     "StreamClosedError",
     "StreamError",
     "StreamNotFound",
+    "StreamStatistics",
+    "StreamSupervisor",
+    "TextStreamResponse",
     "Unauthorized",
     "UnknownJobType",
     "__version__",

@@ -27,6 +27,13 @@
     │   ├── UnknownJobType (ValueError)   no job function registered under that name
     │   ├── JobNotFound (KeyError)
     │   └── JobQueueFull                  the bounded local queue is full: retry later
+    ├── FilesError                        file storage and transfer (``mianzhang.files``)
+    │   ├── FileNotFound (KeyError)       no stored file (or tus upload) by that id: 404
+    │   ├── UploadTooLarge                the body exceeds the size limit: 413, nothing kept
+    │   ├── InvalidUpload (ValueError)    malformed upload (multipart, headers, metadata): 400
+    │   │   └── ChecksumMismatch          the received bytes do not match the expected digest
+    │   ├── UploadStalled                 body slower than ``upload_min_rate`` (or silent): 408
+    │   └── UploadConflict                tus: ``Upload-Offset`` is not the upload's offset: 409
     ├── AuthError                         credentials (before any stream starts)
     │   ├── Unauthorized                  missing, malformed, expired or wrongly signed: 401
     │   └── Forbidden                     valid, but not for this resource: 403
@@ -114,7 +121,9 @@ class ResponseRejected(ClientError):
     """
 
     def __init__(self, status_code: int, content_type: str, body: bytes = b"") -> None:
-        super().__init__(f"SSE response rejected: HTTP {status_code}, content-type {content_type!r}")
+        super().__init__(
+            f"SSE response rejected: HTTP {status_code}, content-type {content_type!r}"
+        )
         self.status_code = status_code
         self.content_type = content_type
         self.body = body
@@ -245,6 +254,82 @@ class JobNotFound(JobError, KeyError):
 
 class JobQueueFull(JobError):
     """The local job queue is at ``max_queued``: nothing was stored; retry later."""
+
+
+# -- files ------------------------------------------------------------------------------------
+class FilesError(MianzhangError):
+    """A file storage or transfer operation failed. ``status_code`` is the HTTP answer."""
+
+    status_code = 500
+
+
+class FileNotFound(FilesError, KeyError):
+    """No stored file (or tus upload) by that id. Ids that are not well-formed, and paths that
+    would leave the storage directory or are symlinks, are reported the same way (404)."""
+
+    status_code = 404
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(file_id)
+        self.file_id = file_id
+
+    def __str__(self) -> str:
+        return f"file not found: {self.file_id!r}"
+
+
+class UploadTooLarge(FilesError):
+    """The upload exceeds ``limit`` bytes (by its ``Content-Length`` or while streaming).
+    Nothing received is kept."""
+
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"upload exceeds the size limit of {limit} bytes")
+        self.limit = limit
+
+
+class InvalidUpload(FilesError, ValueError):
+    """The upload is malformed (multipart syntax, a limit on parts or headers, bad metadata).
+    Nothing received is kept."""
+
+    status_code = 400
+
+
+class ChecksumMismatch(InvalidUpload):
+    """The received bytes do not hash to the digest the client announced. Nothing is kept."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"sha-256 mismatch: expected {expected}, received {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class UploadStalled(FilesError):
+    """Fewer than ``min_bytes`` of the request body arrived within a window of ``timeout``
+    seconds (a slow-loris or trickling client): 408. A plain upload keeps nothing; a tus
+    upload keeps what it received."""
+
+    status_code = 408
+
+    def __init__(self, timeout: float, min_bytes: int = 1) -> None:
+        if min_bytes <= 1:
+            message = f"no upload data received for {timeout:g} seconds"
+        else:
+            message = f"fewer than {min_bytes} bytes of upload data in {timeout:g} seconds"
+        super().__init__(message)
+        self.timeout = timeout
+        self.min_bytes = min_bytes
+
+
+class UploadConflict(FilesError):
+    """tus: the request's ``Upload-Offset`` is not the upload's current offset (409)."""
+
+    status_code = 409
+
+    def __init__(self, expected: int, given: int) -> None:
+        super().__init__(f"Upload-Offset is {given}, the upload is at {expected}")
+        self.expected = expected
+        self.given = given
 
 
 # -- auth -------------------------------------------------------------------------------------

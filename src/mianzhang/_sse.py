@@ -6,10 +6,13 @@ chunking, into events exactly as a browser's ``EventSource`` would see them.
 Guarantees
 ----------
 * Encoding never changes meaning silently: CR/LF in ``event`` or ``id``, NUL in ``id`` and a
-  ``retry`` that is not a non-negative ``int`` raise :class:`SSEEncodeError` (sse-starlette strips
-  CR/LF, which turns an injection into a different event).
+  ``retry`` that is not a non-negative ``int`` raise :class:`SSEEncodeError`, at construction and
+  on assignment to the attribute (sse-starlette strips CR/LF, which turns an injection into a
+  different event).
 * Multi-line data (CR, LF or CRLF) becomes one ``data:`` line per line, so the decoder yields
   the same text back with every line end normalised to LF.
+* The decoder never raises on any input (only :class:`EventTooLarge` when ``max_event_size`` is
+  set) and gives the same events whatever the chunking of the bytes.
 * The decoder runs in time linear in its input: a line is collected as a list of pieces and
   joined once, never re-scanned. An 8 MiB single-line event decodes in tens of milliseconds.
 * Only CR, LF and CRLF end a line; U+2028, U+0085, ``\\v`` and ``\\x1c`` are ordinary characters
@@ -39,6 +42,8 @@ __all__ = [
 _LINE_END: Final = re.compile(r"\r\n|\r|\n")
 _DEFAULT_SEP: Final = "\n"
 _VALID_SEPS: Final = frozenset({"\n", "\r", "\r\n"})
+_MAX_RETRY: Final = 2**63 - 1  # decoded ``retry:`` saturates here (~292 million years)
+_MAX_RETRY_DIGITS: Final = len(str(_MAX_RETRY))
 
 
 def json_dumps(value: Any) -> str:
@@ -56,6 +61,44 @@ def _check_sep(sep: str | None) -> str:
     if sep not in _VALID_SEPS:
         raise SSEEncodeError(f"sep must be one of '\\n', '\\r', '\\r\\n', got {sep!r}")
     return sep
+
+
+def _check_event(event: object) -> str | None:
+    if event is None:
+        return None
+    if not isinstance(event, str):
+        raise SSEEncodeError(f"event must be str, got {type(event).__name__}")
+    if "\r" in event or "\n" in event:
+        raise SSEEncodeError(f"event must not contain CR or LF: {event!r}")
+    return event
+
+
+def _check_id(id: object) -> str | None:
+    if id is None:
+        return None
+    if isinstance(id, int) and not isinstance(id, bool):
+        return str(id)
+    if not isinstance(id, str):
+        raise SSEEncodeError(f"id must be str, got {type(id).__name__}")
+    if "\r" in id or "\n" in id or "\0" in id:
+        raise SSEEncodeError(f"id must not contain CR, LF or NUL: {id!r}")
+    return id
+
+
+def _check_retry(retry: object) -> int | None:
+    if retry is None:
+        return None
+    if not isinstance(retry, int) or isinstance(retry, bool) or retry < 0:
+        raise SSEEncodeError(f"retry must be a non-negative int (milliseconds), got {retry!r}")
+    return retry
+
+
+def _check_comment(comment: object) -> str | None:
+    if comment is None:
+        return None
+    if not isinstance(comment, str):
+        raise SSEEncodeError(f"comment must be str, got {type(comment).__name__}")
+    return comment
 
 
 def _data_text(data: Any) -> str:
@@ -78,7 +121,7 @@ class ServerSentEvent:
     event fails where it is made and not deep inside a running stream.
     """
 
-    __slots__ = ("_sep", "comment", "data", "event", "id", "retry")
+    __slots__ = ("_comment", "_event", "_id", "_retry", "_sep", "data")
 
     def __init__(
         self,
@@ -90,30 +133,51 @@ class ServerSentEvent:
         comment: str | None = None,
         sep: str | None = None,
     ) -> None:
-        if event is not None:
-            if not isinstance(event, str):
-                raise SSEEncodeError(f"event must be str, got {type(event).__name__}")
-            if "\r" in event or "\n" in event:
-                raise SSEEncodeError(f"event must not contain CR or LF: {event!r}")
-        if id is not None:
-            if isinstance(id, int) and not isinstance(id, bool):
-                id = str(id)
-            if not isinstance(id, str):
-                raise SSEEncodeError(f"id must be str, got {type(id).__name__}")
-            if "\r" in id or "\n" in id or "\0" in id:
-                raise SSEEncodeError(f"id must not contain CR, LF or NUL: {id!r}")
-        if retry is not None and (
-            not isinstance(retry, int) or isinstance(retry, bool) or retry < 0
-        ):
-            raise SSEEncodeError(f"retry must be a non-negative int (milliseconds), got {retry!r}")
-        if comment is not None and not isinstance(comment, str):
-            raise SSEEncodeError(f"comment must be str, got {type(comment).__name__}")
+        # The ``is None`` tests inline the common case (no such field): no call at all.
         self.data = data
-        self.event = event
-        self.id = id
-        self.retry = retry
-        self.comment = comment
-        self._sep = _check_sep(sep)
+        self._event = None if event is None else _check_event(event)
+        self._id = None if id is None else _check_id(id)
+        self._retry = None if retry is None else _check_retry(retry)
+        self._comment = None if comment is None else _check_comment(comment)
+        self._sep = _DEFAULT_SEP if sep is None else _check_sep(sep)
+
+    # The validated fields are properties so that assigning after construction is checked
+    # exactly like the constructor's arguments (sse-starlette lets users set them).
+    @property
+    def event(self) -> str | None:
+        """The ``event:`` field (``None``: no field, a client sees ``"message"``)."""
+        return self._event
+
+    @event.setter
+    def event(self, value: str | None) -> None:
+        self._event = _check_event(value)
+
+    @property
+    def id(self) -> str | None:
+        """The ``id:`` field; an ``int`` given here is stored as its decimal text."""
+        return self._id
+
+    @id.setter
+    def id(self, value: str | int | None) -> None:
+        self._id = _check_id(value)
+
+    @property
+    def retry(self) -> int | None:
+        """The ``retry:`` field in milliseconds."""
+        return self._retry
+
+    @retry.setter
+    def retry(self, value: int | None) -> None:
+        self._retry = _check_retry(value)
+
+    @property
+    def comment(self) -> str | None:
+        """Comment text, sent as one ``:`` line per line before the fields."""
+        return self._comment
+
+    @comment.setter
+    def comment(self, value: str | None) -> None:
+        self._comment = _check_comment(value)
 
     def _data_str(self) -> str | None:
         return None if self.data is None else _data_text(self.data)
@@ -126,13 +190,13 @@ class ServerSentEvent:
         """
         sep = self._sep
         parts: list[str] = []
-        if self.comment is not None:
-            for line in _LINE_END.split(self.comment):
+        if self._comment is not None:
+            for line in _LINE_END.split(self._comment):
                 parts.append(f": {line}{sep}" if line else f":{sep}")
-        if self.id is not None:
-            parts.append(f"id: {self.id}{sep}")
-        if self.event is not None:
-            parts.append(f"event: {self.event}{sep}")
+        if self._id is not None:
+            parts.append(f"id: {self._id}{sep}")
+        if self._event is not None:
+            parts.append(f"event: {self._event}{sep}")
         data = self._data_str()
         if data is not None:
             if "\n" in data or "\r" in data:
@@ -140,8 +204,8 @@ class ServerSentEvent:
                     parts.append(f"data: {line}{sep}")
             else:
                 parts.append(f"data: {data}{sep}")
-        if self.retry is not None:
-            parts.append(f"retry: {self.retry}{sep}")
+        if self._retry is not None:
+            parts.append(f"retry: {self._retry}{sep}")
         parts.append(sep)
         return "".join(parts).encode("utf-8")
 
@@ -182,7 +246,13 @@ class JSONServerSentEvent(ServerSentEvent):
 
 
 def encode_data(text: str, sep: str = _DEFAULT_SEP) -> bytes:
-    """Fast path: the bytes of an event carrying only ``text`` as data."""
+    """Fast path: the bytes of an event carrying only ``text`` as data.
+
+    The same bytes as ``ServerSentEvent(text, sep=sep).encode()``; a ``sep`` other than LF, CR
+    or CRLF raises :class:`SSEEncodeError`.
+    """
+    if sep not in _VALID_SEPS:
+        _check_sep(sep)
     if "\n" in text or "\r" in text:
         return "".join(f"data: {line}{sep}" for line in _LINE_END.split(text)).encode() + (
             sep.encode()
@@ -194,9 +264,26 @@ def encode_comment(text: str = "", sep: str = _DEFAULT_SEP) -> bytes:
     """A comment line (``: text``) and nothing else: the heartbeat, ignored by clients.
 
     Without a trailing blank line, so it never completes a pending event of its own; a comment
-    between events is harmless to every conforming client.
+    between events is harmless to every conforming client. A ``sep`` other than LF, CR or
+    CRLF raises :class:`SSEEncodeError`.
     """
-    return "".join(f": {line}{sep}" if line else f":{sep}" for line in _LINE_END.split(text)).encode()
+    if sep not in _VALID_SEPS:
+        _check_sep(sep)
+    return "".join(
+        f": {line}{sep}" if line else f":{sep}" for line in _LINE_END.split(text)
+    ).encode()
+
+
+def _parse_retry(digits: str) -> int:
+    """ASCII digits -> milliseconds, saturating at ``2**63 - 1``.
+
+    Linear in ``len(digits)`` and never raises: ``int()`` refuses more than 4300 digits
+    (``sys.get_int_max_str_digits``) and a huge value would overflow a float later.
+    """
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_RETRY_DIGITS:
+        return _MAX_RETRY
+    return min(int(significant or "0"), _MAX_RETRY)
 
 
 class SSEDecoder:
@@ -214,7 +301,8 @@ class SSEDecoder:
 
     Dispatched events are :class:`ServerSentEvent` with ``event`` defaulting to ``"message"``,
     ``id`` set to the last event id at dispatch time (``""`` when none), and ``retry`` set when
-    the event carried a valid ``retry`` field. ``self.retry`` holds the latest reconnection time.
+    the event carried a valid ``retry`` field. ``self.retry`` holds the latest reconnection time
+    (a value beyond ``2**63 - 1`` ms saturates there: an absurd ``retry`` never raises).
 
     ``max_event_size`` (characters of the pending line plus pending data) bounds memory for an
     untrusted stream: exceeding it raises :class:`EventTooLarge`.
@@ -264,12 +352,14 @@ class SSEDecoder:
         return self._feed(self._text.decode(chunk, False))
 
     def close(self) -> list[ServerSentEvent]:
-        """End of stream: flush the UTF-8 decoder and discard any unterminated event.
+        """End of stream: discard any unterminated event (and any unfinished UTF-8 character).
 
         Always returns ``[]`` (a pending event is never dispatched at EOF, per spec); the
         decoder is reset so it can read a new connection's stream.
         """
-        self._feed(self._text.decode(b"", True))
+        # Bytes of an unfinished character held by the UTF-8 decoder can only belong to the
+        # pending line, which is discarded: they are dropped without decoding, so ``close``
+        # never raises (not even ``EventTooLarge`` for the U+FFFD they would become).
         self._text.reset()
         self._after_cr = False
         self._line.clear()
@@ -345,9 +435,8 @@ class SSEDecoder:
         elif field == "id":
             if "\0" not in value:
                 self._id_buffer = value
-        elif field == "retry":
-            if value and value.isascii() and value.isdigit():
-                self.retry = self._pending_retry = int(value)
+        elif field == "retry" and value and value.isascii() and value.isdigit():
+            self.retry = self._pending_retry = _parse_retry(value)
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:
@@ -357,10 +446,10 @@ class SSEDecoder:
             return None
         event = ServerSentEvent.__new__(ServerSentEvent)
         event.data = "\n".join(self._data)
-        event.event = self._event_type or "message"
-        event.id = self.last_event_id
-        event.retry = self._pending_retry
-        event.comment = None
+        event._event = self._event_type or "message"
+        event._id = self.last_event_id
+        event._retry = self._pending_retry
+        event._comment = None
         event._sep = _DEFAULT_SEP
         self._reset_event()
         return event

@@ -187,7 +187,7 @@ class Generation:
         if metrics is not None:
             metrics.upstream_errors.labels(entry.kind, self.model, _error_type(exc)).inc()
 
-    async def events(self) -> AsyncIterator[GenEvent]:
+    async def events(self) -> AsyncGenerator[GenEvent, None]:
         """``Started``, then tokens, then ``Finished`` or ``Failed`` (see module docstring)."""
         if self.state != "pending":
             raise RuntimeError("Generation.events() can be iterated only once")

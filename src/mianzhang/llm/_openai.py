@@ -17,6 +17,8 @@ is closed rather than returned to the pool, so the upstream sees the disconnect 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
@@ -38,6 +40,8 @@ __all__ = ["OpenAIProvider"]
 
 _MAX_ERROR_BODY: Final = 8192
 _MAX_EVENT: Final = 4 * 1024 * 1024
+_MAX_DRAIN: Final = 64 * 1024
+_DRAIN_TIMEOUT: Final = 1.0
 
 
 def _error_message(status: int, body: bytes) -> str:
@@ -110,6 +114,18 @@ def parse_chunk(data: str) -> Chunk:
         role=role,
         tool_calls=tool_calls,
     )
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the chunked body) so the
+    connection returns to the pool; bounded in bytes and time, else it is closed instead."""
+    size = 0
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_TIMEOUT):
+            async for part in body:
+                size += len(part)
+                if size > _MAX_DRAIN:
+                    return
 
 
 class OpenAIProvider:
@@ -193,18 +209,23 @@ class OpenAIProvider:
                     body=body[:_MAX_ERROR_BODY].decode("utf-8", "replace"),
                 )
             decoder = SSEDecoder(_MAX_EVENT)
-            finished = False
-            async for raw in response.aiter_bytes():
+            finished = done = False
+            chunks = response.aiter_bytes()
+            async for raw in chunks:
                 for event in decoder.decode(raw):
                     data = event.data
                     if data == "[DONE]":
-                        return
+                        done = True
+                        break
                     if not data:
                         continue
                     chunk = parse_chunk(data)
                     if chunk.finish_reason is not None:
                         finished = True
                     yield chunk
+                if done:
+                    await _drain(chunks)
+                    return
             if not finished:
                 raise UpstreamProtocolError(
                     f"upstream {self.base_url} ended the stream before [DONE]"
@@ -220,7 +241,7 @@ class OpenAIProvider:
 
     async def _read_error(self, response: httpx.Response) -> bytes:
         body = bytearray()
-        async for part in response.aiter_raw():
+        async for part in response.aiter_bytes():
             body += part
             if len(body) >= _MAX_ERROR_BODY:
                 break

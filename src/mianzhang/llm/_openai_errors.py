@@ -14,6 +14,8 @@ from .._errors import (
     InvalidLLMRequest,
     LLMError,
     ModelNotFound,
+    UpstreamConnectError,
+    UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeout,
 )
@@ -51,7 +53,11 @@ def _type_and_code(exc: LLMError) -> tuple[str, str | None]:
         if exc.status_code in (400, 413, 422):
             return "invalid_request_error", f"upstream_{exc.status_code}"
         return "upstream_error", f"upstream_{exc.status_code}"
-    return "upstream_error", type(exc).__name__.removeprefix("Upstream").lower() or None
+    if isinstance(exc, UpstreamProtocolError):
+        return "upstream_error", "upstream_protocol_error"
+    if isinstance(exc, UpstreamConnectError):
+        return "upstream_error", "upstream_connect_error"
+    return "upstream_error", "upstream_error"
 
 
 def error_payload(exc: LLMError) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._common import LogStatistics
+from ._producers import LogEntry, ProducerRunner
 from ._protocol import (
     EventLog,
     LogEvent,
@@ -25,8 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventLog",
+    "LogEntry",
     "LogEvent",
+    "LogStatistics",
     "MemoryEventLog",
+    "ProducerRunner",
     "RedisEventLog",
     "Reset",
     "ResetReason",

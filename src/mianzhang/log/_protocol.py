@@ -29,7 +29,7 @@ Guarantees every backend gives (checked by ONE contract suite, ``tests/log/contr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
@@ -124,9 +124,23 @@ class EventLog(Protocol):
         """
         ...
 
-    async def append(self, stream: str, data: str, *, event: str | None = None) -> str:
+    async def append(
+        self,
+        stream: str,
+        data: str,
+        *,
+        event: str | None = None,
+        idempotency_key: str | None = None,
+        idempotency_ttl: float | None = None,
+    ) -> str:
         """Append one event and return its id. Creates the stream with default retention if
-        missing. Raises ``StreamClosedError`` if the stream is closed or cancelled."""
+        missing. Raises ``StreamClosedError`` if the stream is closed or cancelled.
+
+        With ``idempotency_key``: if an append with the same key to the same history (epoch)
+        of ``stream`` happened within ``idempotency_ttl`` seconds (``None``: the log's
+        default), nothing is appended and that append's id is returned (even if the stream
+        was closed since). Makes retrying an append that failed ambiguously safe.
+        """
         ...
 
     async def read(
@@ -136,7 +150,9 @@ class EventLog(Protocol):
         waiting. A ``Reset`` is returned first when ``after`` names lost history."""
         ...
 
-    def follow(self, stream: str, after: str | None = None) -> AsyncIterator[LogEvent | Reset]:
+    def follow(
+        self, stream: str, after: str | None = None
+    ) -> AsyncGenerator[LogEvent | Reset, None]:
         """Replay after ``after``, then follow live until the stream is closed or cancelled.
 
         Raises ``StreamNotFound`` on first iteration if the stream does not exist. Closing the

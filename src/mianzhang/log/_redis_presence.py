@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._redis_errors import REDIS_ERRORS
-from ._redis_watch import Backoff, StreamKeys
+from ._redis_watch import Backoff, StreamKeys, stop_task
 
 __all__ = ["Presence"]
 
@@ -39,7 +39,9 @@ class Presence:
         keys: Callable[[str], StreamKeys],
         ttl: float,
         backoff: Backoff,
+        timeout: float,
     ) -> None:
+        self._timeout = timeout
         self._commands = commands
         self._script = script
         self._instance = instance
@@ -52,17 +54,22 @@ class Presence:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def change(self, stream: str, delta: int) -> None:
         """Adjust this instance's count for ``stream`` now; publish it soon."""
+        if self._closed:
+            return
         count = self._counts.get(stream, 0) + delta
         self._counts[stream] = count
         self._dirty.add(stream)
         self._wake.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"mianzhang-presence:{self._instance}"
-            )
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a follower finalized outside any loop: the count expires
+                return
+            self._task = loop.create_task(self._run(), name=f"mianzhang-presence:{self._instance}")
 
     async def flush(self, *, everything: bool = False) -> None:
         """Publish pending changes (``everything``: all live counts too). Raises redis errors."""
@@ -73,7 +80,10 @@ class Presence:
                 return
             self._dirty -= streams
             try:
-                async with self._commands.pipeline(transaction=False) as pipe:
+                async with (
+                    asyncio.timeout(self._timeout),
+                    self._commands.pipeline(transaction=False) as pipe,
+                ):
                     for stream in streams:
                         keys = self._keys(stream)
                         count = self._counts.get(stream, 0)
@@ -113,11 +123,10 @@ class Presence:
 
     async def aclose(self, grace: float = 1.0) -> None:
         """Stop publishing and withdraw this instance's counts (best effort)."""
+        self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         for stream in self._counts:
             self._counts[stream] = 0
             self._dirty.add(stream)

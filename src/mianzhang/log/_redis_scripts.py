@@ -10,6 +10,8 @@ Layout of one stream (all keys share the hash tag ``{stream}``, so one cluster s
   only when given). Trimmed exactly (``MAXLEN max``), so the oldest retained seq is known.
   Closing adds the end marker entry ``1-0`` (field ``end``), which sorts after every event and
   wakes blocked ``XREAD``s; XRANGE reads stop at ``0-MAXSEQ`` so they never see it.
+* ``<prefix>{<stream>}:idem:<hash of key>`` string ``"<epoch> <seq>"`` with a TTL: the
+  append made under an idempotency key.
 * ``<prefix>{<stream>}:rdr`` sorted set (instance -> presence expiry, server ms) and
   ``<prefix>{<stream>}:rdc`` hash (instance -> open follow iterators on that instance).
 
@@ -42,14 +44,24 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('XLEN', KEYS[2])}
 """
 )
 
-# KEYS: meta, log. ARGV: epoch candidate, created, max, ttl (used only if the stream is
-# created here), data, has_event ('1'/'0'), event.
-# Returns {epoch, seq}, or false if the stream is closed or cancelled.
+# KEYS: meta, log, and the idempotency key if one is given. ARGV: epoch candidate, created,
+# max, ttl (used only if the stream is created here), data, has_event ('1'/'0'), event,
+# idempotency ttl in ms. Returns {epoch, seq}: the new event's, or the earlier append's under
+# the same idempotency key in the same epoch; false if the stream is closed or cancelled.
 APPEND = (
     _CREATE_IF_MISSING
     + """
 create_if_missing()
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch', 'max')
+if KEYS[3] then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then
+    local sep = string.find(prev, ' ', 1, true)
+    if sep and string.sub(prev, 1, sep - 1) == m[2] then
+      return {m[2], tonumber(string.sub(prev, sep + 1))}
+    end
+  end
+end
 if m[1] ~= 'open' then return false end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local id = '0-' .. seq
@@ -60,6 +72,7 @@ if m[3] == '' then
 else
   redis.call('XADD', KEYS[2], 'MAXLEN', m[3], id, unpack(fields))
 end
+if KEYS[3] then redis.call('SET', KEYS[3], m[2] .. ' ' .. seq, 'PX', ARGV[8]) end
 return {m[2], seq}
 """
 )
@@ -67,9 +80,9 @@ return {m[2], seq}
 # KEYS: meta, log. ARGV: epoch the reader knows ('' if none), seq it has read up to, count.
 # Reads after that seq if the epoch matches and the seq exists, else from the oldest entry.
 # Returns false if the stream does not exist, else
-# {epoch, state, last seq, id of the oldest retained event or false, entries}.
+# {epoch, state, last seq, id of the oldest retained event or false, entries, max_events}.
 READ = f"""
-local m = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'seq')
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'state', 'seq', 'max')
 if not m[1] then return false end
 local start = '-'
 local after = tonumber(ARGV[2])
@@ -81,7 +94,7 @@ local entries = {{}}
 if tonumber(ARGV[3]) > 0 then
   entries = redis.call('XRANGE', KEYS[2], start, '{MAX_ID}', 'COUNT', ARGV[3])
 end
-return {{m[1], m[2], m[3], oldest, entries}}
+return {{m[1], m[2], m[3], oldest, entries, m[4]}}
 """
 
 # KEYS: meta, log. ARGV: final state, closed time.

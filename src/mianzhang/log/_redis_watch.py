@@ -3,9 +3,11 @@
 All local followers of all streams share ONE ``XREAD BLOCK`` loop on ONE dedicated connection
 (named ``mz-watch:<instance>`` in ``CLIENT LIST``). For each stream with local followers there
 is one :class:`Watch`: the watcher reads the stream after ``Watch.last``, keeps the newest
-entries in a bounded cache (``cache_size`` events) and wakes the watch's followers with one
-shared future. Followers that are caught up take events from the cache without a Redis call;
-followers that are further behind read their own range (``XRANGE`` through the log's pool).
+entries in a bounded cache (at most ``cache_size`` events, and at most the stream's
+``max_events``) and wakes the watch's followers with one ``notify``. Followers that are caught
+up take events from the cache without a Redis call (every follower gets the same event
+object); followers that are further behind read their own range (``XRANGE`` through the log's
+pool).
 
 Adding a stream to the watched set while an ``XREAD`` is blocked "kicks" it: an entry is added
 to this instance's control stream, which that ``XREAD`` includes, so it returns at once.
@@ -23,7 +25,7 @@ awaited by :meth:`Watcher.aclose`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -33,11 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import LogError
-from ._common import Notifier
+from ._common import LogStatistics, Notifier
 from ._protocol import LogEvent, format_id
 from ._redis_errors import REDIS_ERRORS, translate
 
-__all__ = ["Backoff", "StreamKeys", "Watch", "Watcher"]
+__all__ = ["Backoff", "StreamKeys", "Watch", "Watcher", "stop_task"]
 
 logger = logging.getLogger("mianzhang.log.redis")
 
@@ -56,6 +58,12 @@ class StreamKeys:
         base = f"{prefix}{{{stream}}}:"
         return cls(base + "meta", base + "log", base + "rdr", base + "rdc")
 
+    def idempotency(self, key: str) -> str:
+        """The key remembering an append made under idempotency ``key`` (hashed: no ``}`` can
+        make it collide with another stream's keys)."""
+        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        return self.meta[: -len("meta")] + "idem:" + digest
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -70,6 +78,16 @@ class Backoff:
         while True:
             yield random.uniform(delay / 2, delay)
             delay = min(delay * 2, self.maximum)
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it is done, cancelling again if a cancellation got lost
+    (some libraries swallow one on Python 3.11). Exceptions other than cancellation propagate."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled():
+        task.result()
 
 
 class Watch:
@@ -117,12 +135,17 @@ class Watch:
             return cache[seq - first]
         return None
 
-    def rewind(self, epoch: str | None, last: int, *, closed: bool = False) -> None:
+    def rewind(
+        self, epoch: str | None, last: int, *, closed: bool = False, size: int | None = None
+    ) -> None:
         """Forget the cache: the stream's history changed (or vanished: ``epoch=None``)."""
         self.epoch = epoch
         self.last = last
         self.closed = closed
-        self.cache.clear()
+        if size is not None and size != self.cache.maxlen:
+            self.cache = deque(maxlen=size)
+        else:
+            self.cache.clear()
         self.version += 1
         self.notifier.notify()
 
@@ -137,6 +160,7 @@ class Watcher:
         blocking: Any,
         control_key: str,
         block_ms: int,
+        timeout: float,
         cache_size: int,
         validate_interval: float,
         reconnect_timeout: float,
@@ -147,6 +171,7 @@ class Watcher:
         self._control = control_key
         self._control_last = "0-0"
         self._block_ms = block_ms
+        self._timeout = timeout
         self._cache_size = cache_size
         self._validate_interval = validate_interval
         self._reconnect_timeout = reconnect_timeout
@@ -158,33 +183,59 @@ class Watcher:
         self._closed = False
 
     # -- followers' side --------------------------------------------------------------------
-    async def attach(
-        self, name: str, keys: StreamKeys, epoch: str, last: int, *, closed: bool
+    def _size(self, max_events: int | None) -> int:
+        """Cache at most ``max_events`` (the stream's retention) and at most ``cache_size``."""
+        return self._cache_size if max_events is None else min(self._cache_size, max_events)
+
+    def attach(
+        self,
+        name: str,
+        keys: StreamKeys,
+        epoch: str,
+        last: int,
+        *,
+        closed: bool,
+        max_events: int | None,
     ) -> Watch:
-        """Register one local follower of ``name`` positioned at (``epoch``, ``last``)."""
+        """Register one local follower of ``name`` positioned at (``epoch``, ``last``).
+
+        Synchronous, so a cancelled follower can never be registered without being
+        unregistered; call :meth:`include` next, then :meth:`detach` in ``finally``."""
         if self._closed:
             raise LogError("the event log is closed")
         watch = self._watches.get(keys.log)
         if watch is None:
-            watch = self._watches[keys.log] = Watch(name, keys, epoch, last, self._cache_size)
+            size = self._size(max_events)
+            watch = self._watches[keys.log] = Watch(name, keys, epoch, last, size)
             watch.closed = closed
         elif watch.epoch != epoch:
-            watch.rewind(epoch, last, closed=closed)
+            watch.rewind(epoch, last, closed=closed, size=self._size(max_events))
         watch.followers += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._guarded(), name=f"mianzhang-watch:{self._control}"
             )
         self._idle.notify()
-        if keys.log not in self._in_flight:
-            await self.kick()
         return watch
+
+    async def include(self, watch: Watch) -> None:
+        """Make sure the shared read covers ``watch`` now (kick it if it is blocked without)."""
+        if watch.keys.log not in self._in_flight:
+            await self.kick()
 
     def detach(self, watch: Watch) -> None:
         """Unregister one follower (synchronous: safe in ``finally`` during cancellation)."""
         watch.followers -= 1
         if watch.followers <= 0 and self._watches.get(watch.keys.log) is watch:
             del self._watches[watch.keys.log]
+
+    async def adopt(
+        self, watch: Watch, epoch: str, last: int, *, closed: bool, max_events: int | None
+    ) -> None:
+        """A follower read a new history (epoch) of its stream: watch that one from ``last``."""
+        if watch.epoch != epoch:
+            watch.rewind(epoch, last, closed=closed, size=self._size(max_events))
+            await self.kick()
 
     async def missing(self, watch: Watch) -> None:
         """A follower found the stream gone: watch for its re-creation from seq 0."""
@@ -195,7 +246,10 @@ class Watcher:
     async def kick(self) -> None:
         """Make a blocked ``XREAD`` return now (best effort: without it, within ``block_ms``)."""
         try:
-            async with self._commands.pipeline(transaction=False) as pipe:
+            async with (
+                asyncio.timeout(self._timeout),
+                self._commands.pipeline(transaction=False) as pipe,
+            ):
                 pipe.xadd(self._control, {"k": "1"}, maxlen=1, approximate=False)
                 pipe.pexpire(self._control, max(60_000, 3 * self._block_ms))
                 await pipe.execute()
@@ -232,9 +286,11 @@ class Watcher:
                 }
                 streams[self._control] = self._control_last
                 self._in_flight = frozenset(streams)
-                reply = await self._blocking.xread(
-                    streams, count=self._cache_size, block=self._block_ms
-                )
+                # block no longer than until the next validation is due
+                block = min(self._block_ms, int((next_check - time.monotonic()) * 1000))
+                block = max(1, block)
+                async with asyncio.timeout(block / 1000 + self._timeout):
+                    reply = await self._blocking.xread(streams, count=self._cache_size, block=block)
             except REDIS_ERRORS as exc:
                 self._in_flight = frozenset()
                 self._control_last = "0-0"
@@ -291,14 +347,22 @@ class Watcher:
         watches = list(self._watches.values())
         if not watches:
             return
-        async with self._commands.pipeline(transaction=False) as pipe:
+        async with (
+            asyncio.timeout(self._timeout),
+            self._commands.pipeline(transaction=False) as pipe,
+        ):
             for watch in watches:
-                pipe.hmget(watch.keys.meta, "epoch", "seq", "state")
+                pipe.hmget(watch.keys.meta, "epoch", "seq", "state", "max")
             replies = await pipe.execute()
-        for watch, (epoch, seq, state) in zip(watches, replies, strict=True):
+        for watch, (epoch, seq, state, max_events) in zip(watches, replies, strict=True):
             if epoch != watch.epoch:
                 logger.info("stream %r changed epoch %s -> %s", watch.name, watch.epoch, epoch)
-                watch.rewind(epoch, int(seq) if seq else 0, closed=state not in (None, "open"))
+                watch.rewind(
+                    epoch,
+                    int(seq) if seq else 0,
+                    closed=state not in (None, "open"),
+                    size=self._size(int(max_events) if max_events else None),
+                )
 
     def _fail_all(self, error: LogError) -> None:
         watches = list(self._watches.values())
@@ -312,11 +376,13 @@ class Watcher:
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self._fail_all(LogError("the event log was closed while following"))
 
-    def blocked_streams(self) -> int:
-        """How many streams the shared read currently covers (statistics)."""
-        return len(self._watches)
+    def statistics(self) -> LogStatistics:
+        watches = list(self._watches.values())
+        return LogStatistics(
+            streams=len(watches),
+            events=sum(len(watch.cache) for watch in watches),
+            followers=sum(watch.followers for watch in watches),
+        )

@@ -4,8 +4,9 @@ Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
 
 * Memory per stream is at most ``max_events`` events, whatever the number or speed of
   followers: there is no per-follower queue. A follower holds one integer (the next seq it
-  wants) and waits on the stream's shared :class:`Notifier` (one future per append
-  "generation", not one per follower) when it has caught up.
+  wants), reads the ring by index at its own pace, and when it has caught up waits on the
+  stream's :class:`~mianzhang.log._common.Notifier`, which one append wakes in one pass.
+  Every follower receives the same stored event object (no per-follower copies).
 * A follower that trimming overtakes (a slow reader lapped by ``max_events``) gets a
   ``Reset("retention")`` and continues at the oldest retained event: never a silent gap.
 * Epochs are per history: a new ``MemoryEventLog`` instance, or a stream re-created after it
@@ -22,13 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 
 from .._errors import LogError, StreamClosedError, StreamNotFound
 from ._common import (
+    DEFAULT_IDEMPOTENCY_TTL,
     DEFAULT_MAX_EVENTS,
     DEFAULT_TTL_AFTER_CLOSE,
+    LogStatistics,
     Notifier,
     check_retention,
     check_stream_name,
@@ -51,6 +54,7 @@ class _Stream:
         "epoch",
         "expires_at",
         "expiry",
+        "keys",
         "last",
         "max_events",
         "meta",
@@ -85,6 +89,7 @@ class _Stream:
         self.deleted = False
         self.expires_at: float | None = None  # monotonic deadline once closed with a ttl
         self.expiry: asyncio.TimerHandle | None = None
+        self.keys: dict[str, tuple[int, float]] = {}  # idempotency key -> (seq, deadline)
 
     @property
     def first(self) -> int | None:
@@ -105,6 +110,22 @@ class _Stream:
             self.ring[(event.seq - 1) % cap] = event
         self.last = event.seq
 
+    def seen(self, key: str, now: float) -> int | None:
+        """The seq appended under idempotency ``key``, if still remembered."""
+        entry = self.keys.get(key)
+        return entry[0] if entry is not None and entry[1] > now else None
+
+    def remember(self, key: str, seq: int, deadline: float, limit: int) -> None:
+        keys = self.keys
+        keys.pop(key, None)
+        keys[key] = (seq, deadline)
+        now = time.monotonic()
+        while keys:  # oldest first: drop expired keys and those beyond ``limit``
+            oldest = next(iter(keys))
+            if len(keys) <= limit and keys[oldest][1] > now:
+                break
+            del keys[oldest]
+
     def info(self) -> StreamInfo:
         return StreamInfo(
             name=self.name,
@@ -123,8 +144,9 @@ class MemoryEventLog:
     """:class:`~mianzhang.log.EventLog` held in this process's memory (see module docstring).
 
     ``max_events`` and ``ttl_after_close`` are the defaults for streams created without their
-    own (``None`` here means unbounded / kept forever). Use as ``async with MemoryEventLog()``
-    or call :meth:`aclose` when done.
+    own (``None`` here means unbounded / kept forever); ``idempotency_ttl`` the default for
+    ``append(idempotency_key=...)``, of which at most ``idempotency_keys`` are remembered per
+    stream. Use as ``async with MemoryEventLog()`` or call :meth:`aclose` when done.
     """
 
     def __init__(
@@ -132,9 +154,15 @@ class MemoryEventLog:
         *,
         max_events: int | None = DEFAULT_MAX_EVENTS,
         ttl_after_close: float | None = DEFAULT_TTL_AFTER_CLOSE,
+        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL,
+        idempotency_keys: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         check_retention(max_events, ttl_after_close)
+        if not idempotency_ttl > 0 or idempotency_keys < 1:
+            raise ValueError("idempotency_ttl must be > 0 and idempotency_keys >= 1")
+        self._idempotency_ttl = idempotency_ttl
+        self._idempotency_keys = idempotency_keys
         self._max_events = max_events
         self._ttl_after_close = ttl_after_close
         self._clock = clock
@@ -214,10 +242,28 @@ class MemoryEventLog:
             found = self._create(stream, max_events, ttl_after_close, meta)
         return found.info()
 
-    async def append(self, stream: str, data: str, *, event: str | None = None) -> str:
-        """Append and return the new id; wakes every follower of the stream once."""
+    async def append(
+        self,
+        stream: str,
+        data: str,
+        *,
+        event: str | None = None,
+        idempotency_key: str | None = None,
+        idempotency_ttl: float | None = None,
+    ) -> str:
+        """Append and return the new id; wakes every follower of the stream once. A repeated
+        ``idempotency_key`` (see :class:`~mianzhang.log.EventLog`) returns the first id; this
+        backend remembers at most ``idempotency_keys`` keys per stream (oldest forgotten
+        first)."""
         self._check_open()
+        ttl = self._idempotency_ttl if idempotency_ttl is None else idempotency_ttl
+        if idempotency_key is not None and not ttl > 0:
+            raise ValueError(f"idempotency_ttl must be > 0, not {idempotency_ttl!r}")
         found = self._get(stream)
+        if found is not None and idempotency_key is not None:
+            seen = found.seen(idempotency_key, time.monotonic())
+            if seen is not None:
+                return format_id(found.epoch, seen)
         if found is None:
             check_stream_name(stream)
             found = self._create(stream, None, None, None)
@@ -226,6 +272,8 @@ class MemoryEventLog:
         seq = found.last + 1
         event_id = format_id(found.epoch, seq)
         found.push(LogEvent(event_id, seq, data, event))
+        if idempotency_key is not None:
+            found.remember(idempotency_key, seq, time.monotonic() + ttl, self._idempotency_keys)
         found.notifier.notify()
         return event_id
 
@@ -245,7 +293,7 @@ class MemoryEventLog:
 
     async def follow(
         self, stream: str, after: str | None = None
-    ) -> AsyncIterator[LogEvent | Reset]:
+    ) -> AsyncGenerator[LogEvent | Reset, None]:
         """Replay after ``after``, then live events, until the stream is closed (see class
         docstring for resets). Counts in :meth:`readers` from the first ``__anext__`` until the
         iterator is closed (``aclose``, exhaustion, or cancellation of the iterating task)."""
@@ -268,8 +316,10 @@ class MemoryEventLog:
                 if next_seq <= found.last:
                     first = found.last - len(found.ring) + 1
                     if next_seq < first:
-                        yield lapped(found.epoch, next_seq - 1, first)
+                        reset = lapped(found.epoch, next_seq - 1, first)
                         next_seq = first
+                        yield reset
+                        continue  # trimming may have moved on while the reader held the reset
                     event = found.at(next_seq)
                     next_seq += 1
                     yield event
@@ -328,7 +378,11 @@ class MemoryEventLog:
                 found.expiry = None
             found.notifier.notify()
 
-    def stream_count(self) -> int:
-        """How many streams are held right now (statistics; expired ones may still count until
-        their timer runs)."""
-        return len(self._streams)
+    def statistics(self) -> LogStatistics:
+        """Streams, events and followers held right now (closed streams count until deleted)."""
+        streams = list(self._streams.values())
+        return LogStatistics(
+            streams=len(streams),
+            events=sum(len(found.ring) for found in streams),
+            followers=sum(found.readers for found in streams),
+        )

@@ -11,8 +11,9 @@ Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
 * One process shares ONE blocking ``XREAD`` (one dedicated connection) among all its local
   followers of all streams; caught-up followers take new events from a bounded local cache,
   followers that lag read their own range with ``XRANGE`` through a bounded connection pool
-  (``max_connections``). Memory per process is bounded by ``cache_size`` events per watched
-  stream, whatever the number or speed of followers.
+  (``max_connections``). Memory per process: at most ``min(cache_size, max_events)`` cached
+  events per watched stream, plus the current read (at most ``read_batch`` events) of each
+  follower that is catching up; there is no per-follower queue.
 * Every event read is checked for seq continuity and epoch: a follower lapped by trimming, or
   one whose stream lost its history (key expired, ``FLUSHALL``, Redis restarted without
   persistence), gets a ``Reset`` and continues with what exists. Never a silent gap.
@@ -26,7 +27,9 @@ Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
 * ``readers()`` counts open follow iterators of every instance (presence expires ``presence_ttl``
   seconds after a process dies).
 
-Not supported: Redis Cluster (the shared ``XREAD`` spans keys of many slots).
+Not supported: Redis Cluster (the shared ``XREAD`` spans keys of many slots). The shared read
+names every watched stream, so its cost per round trip grows with the number of streams this
+process follows at once (fine for hundreds; shard processes for many thousands).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -47,8 +50,10 @@ from redis.backoff import NoBackoff
 from .._errors import LogError, StreamClosedError, StreamNotFound
 from . import _redis_scripts as scripts
 from ._common import (
+    DEFAULT_IDEMPOTENCY_TTL,
     DEFAULT_MAX_EVENTS,
     DEFAULT_TTL_AFTER_CLOSE,
+    LogStatistics,
     check_retention,
     check_stream_name,
     lapped,
@@ -72,6 +77,7 @@ class _Snapshot:
     last: int
     first: int | None
     events: list[LogEvent]
+    max_events: int | None
 
 
 def _seq_of(entry_id: str) -> int:
@@ -104,6 +110,16 @@ class RedisEventLog:
     ``max_events`` / ``ttl_after_close``: defaults for streams created without their own
     (``None``: unbounded / kept forever). Keys live under ``prefix`` with the stream name as
     hash tag. Use as ``async with RedisEventLog(url)`` or call :meth:`aclose`.
+
+    Connections: a pool of at most ``max_connections`` for commands (waiting up to
+    ``pool_timeout`` for a free one) plus one dedicated connection for the shared blocking read
+    (``block_timeout`` seconds per ``XREAD``). Every command runs under ``timeout`` seconds
+    (``connect_timeout`` to connect). Followers: ``reconnect_timeout`` (give up after that
+    long without Redis), ``backoff_initial``/``backoff_max`` (retry delays), ``missing_timeout``
+    (wait for a vanished stream), ``validate_interval`` (how often watched epochs are checked,
+    which bounds how late a ``FLUSHALL`` is noticed), ``cache_size`` and ``read_batch``
+    (memory, see module docstring), ``presence_ttl`` (how long a dead process's readers
+    still count), ``idempotency_ttl`` (default for ``append(idempotency_key=...)``).
     """
 
     def __init__(
@@ -114,7 +130,7 @@ class RedisEventLog:
         max_events: int | None = DEFAULT_MAX_EVENTS,
         ttl_after_close: float | None = DEFAULT_TTL_AFTER_CLOSE,
         max_connections: int = 32,
-        socket_timeout: float = 5.0,
+        timeout: float = 5.0,
         connect_timeout: float = 2.0,
         pool_timeout: float = 10.0,
         block_timeout: float = 5.0,
@@ -125,7 +141,8 @@ class RedisEventLog:
         missing_timeout: float = 30.0,
         presence_ttl: float = 15.0,
         cache_size: int = 1024,
-        read_batch: int = 500,
+        read_batch: int = 100,
+        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL,
     ) -> None:
         check_retention(max_events, ttl_after_close)
         if max_connections < 1 or cache_size < 1 or read_batch < 1:
@@ -136,6 +153,10 @@ class RedisEventLog:
         self._reconnect_timeout = reconnect_timeout
         self._missing_timeout = missing_timeout
         self._read_batch = read_batch
+        self._timeout = timeout
+        if not idempotency_ttl > 0:
+            raise ValueError("idempotency_ttl must be > 0")
+        self._idempotency_ttl = idempotency_ttl
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._instance = secrets.token_hex(8)
         self._closed = False
@@ -143,13 +164,15 @@ class RedisEventLog:
             "decode_responses": True,
             "protocol": 2,
             "socket_connect_timeout": connect_timeout,
+            # no socket_timeout: redis-py enforces it with asyncio.wait_for, which on Python
+            # 3.11 can swallow a cancellation; every call here runs under asyncio.timeout
+            "socket_timeout": None,
             "retry": Retry(NoBackoff(), 0),
         }
         self._pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
             timeout=pool_timeout,
-            socket_timeout=socket_timeout,
             client_name=f"mz-log:{self._instance}",
             **common,
         )
@@ -157,7 +180,6 @@ class RedisEventLog:
         self._blocking_pool = aioredis.ConnectionPool.from_url(
             url,
             max_connections=1,
-            socket_timeout=block_timeout + socket_timeout,
             client_name=f"mz-watch:{self._instance}",
             **common,
         )
@@ -172,6 +194,7 @@ class RedisEventLog:
             blocking=self._blocking,
             control_key=f"{prefix}ctl:{self._instance}",
             block_ms=max(1, int(block_timeout * 1000)),
+            timeout=timeout,
             cache_size=cache_size,
             validate_interval=validate_interval,
             reconnect_timeout=reconnect_timeout,
@@ -184,12 +207,18 @@ class RedisEventLog:
             keys=self._keys,
             ttl=presence_ttl,
             backoff=self._backoff,
+            timeout=timeout,
         )
 
     @property
     def instance(self) -> str:
         """This instance's id (in presence entries and in ``CLIENT LIST`` names)."""
         return self._instance
+
+    def statistics(self) -> LogStatistics:
+        """Streams watched by this instance's shared read, events in its cache, local
+        followers."""
+        return self._watcher.statistics()
 
     async def __aenter__(self) -> RedisEventLog:
         return self
@@ -223,16 +252,18 @@ class RedisEventLog:
     ) -> _Snapshot | None:
         """Meta + up to ``count`` events after seq ``after`` (if ``epoch`` is current, else from
         the oldest), atomically. ``None`` if the stream does not exist. Raises redis errors."""
-        raw = await self._read(keys=[keys.meta, keys.log], args=[epoch, after, count])
+        async with asyncio.timeout(self._timeout):
+            raw = await self._read(keys=[keys.meta, keys.log], args=[epoch, after, count])
         if raw is None:
             return None
-        current, state, last, oldest, entries = raw
+        current, state, last, oldest, entries, max_events = raw
         return _Snapshot(
             current,
             StreamState(state),
             int(last),
             _seq_of(oldest) if oldest else None,
             _decode(current, entries),
+            _opt_int(max_events),
         )
 
     @staticmethod
@@ -274,18 +305,38 @@ class RedisEventLog:
         for key, value in (meta or {}).items():
             args += [key, value]
         with backend_errors():
-            flat, length = await self._create(keys=[keys.meta, keys.log], args=args)
+            async with asyncio.timeout(self._timeout):
+                flat, length = await self._create(keys=[keys.meta, keys.log], args=args)
         return self._info(stream, dict(zip(flat[::2], flat[1::2], strict=True)), int(length))
 
-    async def append(self, stream: str, data: str, *, event: str | None = None) -> str:
+    async def append(
+        self,
+        stream: str,
+        data: str,
+        *,
+        event: str | None = None,
+        idempotency_key: str | None = None,
+        idempotency_ttl: float | None = None,
+    ) -> str:
         """Append one event atomically and return its id (creating the stream with this log's
-        default retention if missing). Raises ``StreamClosedError``, ``BackendUnavailable``."""
+        default retention if missing). A repeated ``idempotency_key`` returns the first id
+        (see :class:`~mianzhang.log.EventLog`), checked in the same atomic step. Raises
+        ``StreamClosedError``, ``BackendUnavailable``."""
         self._check_open()
+        check_stream_name(stream)
         keys = self._keys(stream)
         args = self._retention_args()
         args += [data, "0", ""] if event is None else [data, "1", event]
+        script_keys = [keys.meta, keys.log]
+        if idempotency_key is not None:
+            ttl = self._idempotency_ttl if idempotency_ttl is None else idempotency_ttl
+            if not ttl > 0:
+                raise ValueError(f"idempotency_ttl must be > 0, not {idempotency_ttl!r}")
+            script_keys.append(keys.idempotency(idempotency_key))
+            args.append(str(max(1, int(ttl * 1000))))
         with backend_errors():
-            reply = await self._append(keys=[keys.meta, keys.log], args=args)
+            async with asyncio.timeout(self._timeout):
+                reply = await self._append(keys=script_keys, args=args)
         if reply is None:
             raise StreamClosedError(stream)
         return format_id(reply[0], int(reply[1]))
@@ -308,7 +359,7 @@ class RedisEventLog:
 
     async def follow(
         self, stream: str, after: str | None = None
-    ) -> AsyncIterator[LogEvent | Reset]:
+    ) -> AsyncGenerator[LogEvent | Reset, None]:
         """Replay after ``after``, then live events, until the stream is closed (resets and
         failures: see module docstring). The first read fails fast (``StreamNotFound``,
         ``BackendUnavailable``); afterwards Redis outages are retried. Counts in
@@ -329,7 +380,10 @@ class RedisEventLog:
         self._presence.change(stream, +1)
         watch: Watch | None = None
         try:
-            watch = await self._watcher.attach(stream, keys, epoch, snap.last, closed=seen_closed)
+            watch = self._watcher.attach(
+                stream, keys, epoch, snap.last, closed=seen_closed, max_events=snap.max_events
+            )
+            await self._watcher.include(watch)
             seen_version = watch.version
             if reset is not None:
                 yield reset
@@ -345,6 +399,13 @@ class RedisEventLog:
                         )
                         epoch = snap.epoch
                         next_seq = snap.first if snap.first is not None else snap.last + 1
+                        await self._watcher.adopt(
+                            watch,
+                            epoch,
+                            snap.last,
+                            closed=snap.state is not StreamState.OPEN,
+                            max_events=snap.max_events,
+                        )
                     for event in snap.events:
                         if event.seq < next_seq:
                             continue
@@ -373,10 +434,10 @@ class RedisEventLog:
                     continue
                 if watch.error is not None:
                     raise watch.error
-                hint = (watch.version, watch.last, watch.closed)
-                if hint[0] != seen_version or hint[1] >= next_seq or hint[2]:
+                if watch.version != seen_version or watch.last >= next_seq or watch.closed:
                     # the watcher saw something this follower has not: read it from Redis
-                    seen_version = hint[0]
+                    hint = (watch.version, watch.last, watch.closed)
+                    seen_version = watch.version
                     snap = await self._reread(stream, keys, watch, epoch, next_seq, seen_closed)
                     if (
                         snap.epoch == epoch
@@ -423,7 +484,10 @@ class RedisEventLog:
                     down_since = now
                 elif now - down_since > self._reconnect_timeout:
                     raise translate(exc) from exc
-                await asyncio.sleep(next(delays))
+                # back off, but wake early if the log closes or the watcher gives up
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(next(delays)):
+                        await watch.notifier.wait()
                 continue
             down_since = None
             if snap is not None:
@@ -451,9 +515,10 @@ class RedisEventLog:
             raise ValueError("close() needs state CLOSED or CANCELLED")
         keys = self._keys(stream)
         with backend_errors():
-            result = await self._close(
-                keys=[keys.meta, keys.log], args=[StreamState(state).value, repr(time.time())]
-            )
+            async with asyncio.timeout(self._timeout):
+                result = await self._close(
+                    keys=[keys.meta, keys.log], args=[StreamState(state).value, repr(time.time())]
+                )
         if result is None:
             raise StreamNotFound(stream)
 
@@ -461,7 +526,7 @@ class RedisEventLog:
         self._check_open()
         keys = self._keys(stream)
         with backend_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with asyncio.timeout(self._timeout), self._redis.pipeline(True) as pipe:
                 pipe.hgetall(keys.meta)
                 pipe.xlen(keys.log)
                 meta, length = await pipe.execute()
@@ -475,8 +540,9 @@ class RedisEventLog:
         self._check_open()
         keys = self._keys(stream)
         with backend_errors():
-            await self._presence.flush()
-            return int(await self._readers(keys=[keys.readers, keys.reader_counts]))
+            async with asyncio.timeout(self._timeout):
+                await self._presence.flush()
+                return int(await self._readers(keys=[keys.readers, keys.reader_counts]))
 
     async def aclose(self) -> None:
         """Stop the watcher and presence tasks (followers raise ``LogError``), withdraw this

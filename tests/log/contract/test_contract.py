@@ -119,20 +119,21 @@ async def test_follow_has_no_gap_or_duplicate_at_the_replay_live_seam(log: Event
     for round_ in range(25):
         stream = f"seam-{round_}"
         epoch = (await log.create(stream)).epoch
-        join_at = rng.randrange(total)
+        join_at = rng.randrange(5, total)  # after at least 6 events: "middle" exists
         joined = asyncio.Event()
 
         async def produce(
             stream: str = stream, join_at: int = join_at, joined: asyncio.Event = joined
         ) -> None:
             for i in range(total):
+                await log.append(stream, str(i))
                 if i == join_at:
                     joined.set()
-                await log.append(stream, str(i))
                 if rng.random() < 0.5:
                     await asyncio.sleep(0)
             await log.close(stream)
 
+        early = asyncio.ensure_future(drain(log.follow(stream)))
         producer = asyncio.ensure_future(produce())
         await joined.wait()
         from_start = asyncio.ensure_future(drain(log.follow(stream)))
@@ -140,6 +141,7 @@ async def test_follow_has_no_gap_or_duplicate_at_the_replay_live_seam(log: Event
         from_middle = asyncio.ensure_future(drain(log.follow(stream, middle)))
         await asyncio.wait_for(producer, 20)
         got, got_middle = await from_start, await from_middle
+        assert seqs(await early) == list(range(1, total + 1)), f"round {round_}"
         assert seqs(got) == list(range(1, total + 1)), f"round {round_}"
         assert [e.data for e in got if isinstance(e, LogEvent)] == [str(i) for i in range(total)]
         assert seqs(got_middle) == list(range(6, total + 1)), f"round {round_}"
@@ -297,9 +299,9 @@ async def test_readers_counts_open_iterators_until_closed_or_cancelled(log: Even
     with pytest.raises(asyncio.CancelledError):
         await task
     await eventually(lambda: _readers_are(log, "s", 2))
-    await one.aclose()  # type: ignore[attr-defined]
+    await one.aclose()
     await eventually(lambda: _readers_are(log, "s", 1))
-    await two.aclose()  # type: ignore[attr-defined]
+    await two.aclose()
     await eventually(lambda: _readers_are(log, "s", 0))
 
 
@@ -356,8 +358,8 @@ async def test_retention_bounds_what_is_held_whatever_the_readers(log: EventLog)
         assert info.length <= 10
     _, events = await log.read("b", limit=1000)
     assert len(events) == 10
-    await stalled.aclose()  # type: ignore[attr-defined]
-    await never_iterated.aclose()  # type: ignore[attr-defined]
+    await stalled.aclose()
+    await never_iterated.aclose()
 
 
 async def test_aclose_ends_followers_with_log_error(make_log: MakeLog) -> None:
@@ -370,3 +372,60 @@ async def test_aclose_ends_followers_with_log_error(make_log: MakeLog) -> None:
         await follower
     with pytest.raises(LogError):
         await log.append("s", "y")
+
+
+# -- idempotent appends -----------------------------------------------------------------------
+async def test_a_repeated_idempotency_key_appends_once_and_returns_the_first_id(
+    log: EventLog,
+) -> None:
+    first = await log.append("s", "a", idempotency_key="k1")
+    assert await log.append("s", "a again", idempotency_key="k1") == first
+    other = await log.append("s", "b", idempotency_key="k2")
+    plain = await log.append("s", "c")
+    elsewhere = await log.append("t", "a", idempotency_key="k1")  # keys are per stream
+    assert len({first, other, plain}) == 3
+    assert seq_of(elsewhere) == 1
+    _, events = await log.read("s")
+    assert [e.data for e in events] == ["a", "b", "c"]
+
+
+async def test_concurrent_appends_with_one_idempotency_key_store_one_event(log: EventLog) -> None:
+    await log.create("s")
+    ids = await asyncio.gather(*(log.append("s", "x", idempotency_key="same") for _ in range(20)))
+    assert len(set(ids)) == 1
+    _, events = await log.read("s")
+    assert [e.id for e in events] == [ids[0]]
+
+
+async def test_a_retry_after_close_returns_the_id_instead_of_failing(log: EventLog) -> None:
+    first = await log.append("s", "a", idempotency_key="k")
+    await log.close("s")
+    assert await log.append("s", "a", idempotency_key="k") == first
+    with pytest.raises(StreamClosedError):
+        await log.append("s", "b", idempotency_key="new key")
+
+
+async def test_idempotency_keys_expire_and_do_not_survive_a_new_epoch(log: EventLog) -> None:
+    first = await log.append("s", "a", idempotency_key="k", idempotency_ttl=0.2)
+    later: list[str] = []
+
+    async def appended_again() -> bool:
+        event_id = await log.append("s", "a", idempotency_key="k", idempotency_ttl=0.2)
+        later.append(event_id)
+        return event_id != first
+
+    await eventually(appended_again, timeout=10)
+    assert seq_of(later[-1]) == 2
+    assert set(later[:-1]) <= {first}
+
+    await log.create("gone", ttl_after_close=0.05)
+    old = await log.append("gone", "a", idempotency_key="k")
+    await log.close("gone")
+
+    async def gone() -> bool:
+        return await log.info("gone") is None
+
+    await eventually(gone)
+    new = await log.append("gone", "a", idempotency_key="k")
+    assert epoch_of(new) != epoch_of(old)
+    assert seq_of(new) == 1

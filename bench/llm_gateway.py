@@ -1,0 +1,416 @@
+"""LLM gateway benchmark: mianzhang vs calling the upstream directly vs LiteLLM's proxy.
+
+All three targets stream from the SAME fake OpenAI-compatible upstream
+(``tests/e2e/apps/fake_upstream.py``, uvicorn + uvloop + httptools, no recording), on
+loopback only, each server with one worker process:
+
+* ``direct``  — the client talks to the upstream itself (the baseline);
+* ``mianzhang`` — ``POST /v1/chat/completions`` through mianzhang's ``openai`` provider;
+* ``litellm`` — ``POST /v1/chat/completions`` through ``litellm --config`` (LiteLLM proxy,
+  installed in a separate venv, see ``--litellm``).
+
+Measured:
+
+1. Time to first token (TTFT) of sequential requests, interleaved round-robin over the targets
+   so drift hits all equally: p50 / p99 per target and the overhead over ``direct``.
+2. Throughput at 100 and 500 concurrent streams: each worker holds one keep-alive connection
+   and streams requests back to back; tokens/s and streams/s over the whole run.
+
+Bounded: a fixed number of requests per phase and a wall-clock cap per phase (``--phase-cap``);
+every process is started here and stopped in ``finally``. Results: ``bench/results/``.
+
+Usage::
+
+    python bench/llm_gateway.py                       # full run (a few minutes)
+    python bench/llm_gateway.py --quick               # smoke run
+    python bench/llm_gateway.py --litellm none        # without LiteLLM
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from tests._support.procs import free_port, stop_process, wait_for_port  # noqa: E402
+
+from _sse_http import Connection, StreamResult  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+LITELLM_KEY = "sk-bench-master-key-0123456789abcdef"
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    path: str
+    model: str
+    headers: dict[str, str]
+
+
+@contextlib.contextmanager
+def process(
+    cmd: list[str],
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    cwd: Path = ROOT,
+    ready_timeout: float = 90.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    path = os.pathsep.join(
+        filter(None, [str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+    )
+    full_env = {**os.environ, "PYTHONPATH": path, **env}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, proc, timeout=ready_timeout)
+            yield proc
+        finally:
+            stop_process(proc, signal.SIGTERM, timeout=10)
+
+
+def uvicorn_cmd(app: str, port: int, *, factory: bool = False) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "4096",
+    ]
+    return [*cmd, "--factory"] if factory else cmd
+
+
+def body(model: str) -> dict[str, object]:
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": "benchmark prompt"}],
+        "stream": True,
+    }
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def ttft_phase(
+    targets: list[Target], requests: int, warmup: int, cap: float
+) -> dict[str, list[float]]:
+    conns = {t.name: Connection("127.0.0.1", t.port) for t in targets}
+    samples: dict[str, list[float]] = {t.name: [] for t in targets}
+    deadline = time.monotonic() + cap
+    try:
+        for i in range(warmup + requests):
+            if time.monotonic() > deadline:
+                break
+            for t in targets:
+                r = await conns[t.name].stream_chat(t.path, body(t.model), t.headers)
+                if r.status != 200 or r.ttft is None or not r.done:
+                    raise RuntimeError(f"{t.name}: bad stream {r}")
+                if i >= warmup:
+                    samples[t.name].append(r.ttft * 1000)
+    finally:
+        for c in conns.values():
+            await c.close()
+    return samples
+
+
+async def throughput_phase(
+    t: Target, concurrency: int, streams: int, cap: float
+) -> dict[str, float]:
+    remaining = streams
+    results: list[StreamResult] = []
+    errors = 0
+    deadline = time.monotonic() + cap
+
+    async def worker() -> None:
+        nonlocal remaining, errors
+        conn = Connection("127.0.0.1", t.port)
+        try:
+            while remaining > 0 and time.monotonic() < deadline:
+                remaining -= 1
+                try:
+                    r = await conn.stream_chat(t.path, body(t.model), t.headers)
+                except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+                    errors += 1
+                    await conn.close()
+                    continue
+                if r.status == 200 and r.done:
+                    results.append(r)
+                else:
+                    errors += 1
+        finally:
+            await conn.close()
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), cap + 30)
+    wall = time.perf_counter() - start
+    tokens = sum(r.tokens for r in results)
+    ttfts = [r.ttft * 1000 for r in results if r.ttft is not None]
+    return {
+        "concurrency": concurrency,
+        "streams_ok": len(results),
+        "errors": errors,
+        "wall_s": round(wall, 3),
+        "streams_per_s": round(len(results) / wall, 1),
+        "tokens_per_s": round(tokens / wall, 1),
+        "ttft_p50_ms": round(pct(ttfts, 0.5), 2) if ttfts else None,
+        "ttft_p99_ms": round(pct(ttfts, 0.99), 2) if ttfts else None,
+    }
+
+
+def litellm_config(path: Path, upstream_port: int) -> None:
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: fake\n"
+        "    litellm_params:\n"
+        "      model: openai/fake\n"
+        f"      api_base: http://127.0.0.1:{upstream_port}/v1\n"
+        "      api_key: sk-fake\n"
+        "litellm_settings:\n"
+        "  drop_params: true\n"
+        "  telemetry: false\n"
+        "general_settings:\n"
+        "  disable_spend_logs: true\n"
+    )
+
+
+def gateway_env(upstream_port: int) -> dict[str, str]:
+    models = {"fake": {"provider": "openai", "upstream": "fake"}}
+    upstreams = {"fake": {"base_url": f"http://127.0.0.1:{upstream_port}/v1"}}
+    return {
+        "MIANZHANG_LLM__MODELS": json.dumps(models),
+        "MIANZHANG_LLM__UPSTREAMS": json.dumps(upstreams),
+        "MIANZHANG_LLM__DEFAULT_MODEL": "fake",
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    tmp = Path(tempfile.mkdtemp(prefix="mz-bench-llm-"))
+    up_port, gw_port, ll_port = free_port(), free_port(), free_port()
+    upstream_env = {
+        "FAKE_RECORD": "0",
+        "FAKE_TOKENS": str(args.tokens),
+        "FAKE_TTFT": "0",
+        "FAKE_TOKEN_DELAY": "0",
+    }
+    results: dict[str, object] = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "tokens_per_stream": args.tokens,
+    }
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            process(
+                uvicorn_cmd("tests.e2e.apps.fake_upstream:app", up_port),
+                upstream_env,
+                up_port,
+                tmp / "upstream.log",
+            )
+        )
+        targets = [Target("direct", up_port, "/v1/chat/completions", "fake", {})]
+        stack.enter_context(
+            process(
+                uvicorn_cmd(args.gateway_app, gw_port, factory=True),
+                gateway_env(up_port),
+                gw_port,
+                tmp / "mianzhang.log",
+            )
+        )
+        targets.append(Target("mianzhang", gw_port, "/v1/chat/completions", "fake", {}))
+        if args.litellm != "none":
+            cfg = tmp / "litellm.yaml"
+            litellm_config(cfg, up_port)
+            env = {
+                "LITELLM_MASTER_KEY": LITELLM_KEY,
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "LITELLM_TELEMETRY": "False",
+                "PYTHONPATH": "",
+            }
+            stack.enter_context(
+                process(
+                    [
+                        args.litellm,
+                        "--config",
+                        str(cfg),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(ll_port),
+                        "--num_workers",
+                        "1",
+                    ],
+                    env,
+                    ll_port,
+                    tmp / "litellm.log",
+                    cwd=tmp,
+                    ready_timeout=180,
+                )
+            )
+            targets.append(
+                Target(
+                    "litellm",
+                    ll_port,
+                    "/v1/chat/completions",
+                    "fake",
+                    {"authorization": f"Bearer {LITELLM_KEY}"},
+                )
+            )
+            # LiteLLM answers its port before its router is ready: wait for a good stream
+            await wait_stream(targets[-1], 120)
+        samples = await ttft_phase(targets, args.ttft_requests, args.warmup, args.phase_cap)
+        base = samples["direct"]
+        ttft: dict[str, dict[str, float]] = {}
+        for name, values in samples.items():
+            ttft[name] = {
+                "n": len(values),
+                "p50_ms": round(pct(values, 0.5), 3),
+                "p99_ms": round(pct(values, 0.99), 3),
+                "mean_ms": round(statistics.fmean(values), 3),
+                "overhead_p50_ms": round(pct(values, 0.5) - pct(base, 0.5), 3),
+                "overhead_p99_ms": round(pct(values, 0.99) - pct(base, 0.99), 3),
+            }
+        results["ttft"] = ttft
+        print(json.dumps(ttft, indent=2), flush=True)
+        throughput: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
+        for level in args.levels:
+            for t in targets:
+                res = await throughput_phase(t, level, level * args.streams_factor, args.phase_cap)
+                throughput[t.name].append(res)
+                print(t.name, json.dumps(res), flush=True)
+        results["throughput"] = throughput
+    return results
+
+
+async def wait_stream(t: Target, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        conn = Connection("127.0.0.1", t.port)
+        try:
+            r = await conn.stream_chat(t.path, body(t.model), t.headers)
+            if r.status == 200 and r.done:
+                return
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            await conn.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{t.name} never streamed")
+        await asyncio.sleep(0.5)
+
+
+def markdown(results: dict[str, object]) -> str:
+    ttft = results["ttft"]
+    assert isinstance(ttft, dict)
+    lines = [
+        "# LLM gateway benchmark",
+        "",
+        f"Machine: {results['machine']}; tokens per stream: {results['tokens_per_stream']}",
+        "",
+        "## Time to first token (sequential, loopback)",
+        "",
+        "| target | n | p50 ms | p99 ms | overhead p50 ms | overhead p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, v in ttft.items():
+        lines.append(
+            f"| {name} | {v['n']} | {v['p50_ms']} | {v['p99_ms']} | "
+            f"{v['overhead_p50_ms']} | {v['overhead_p99_ms']} |"
+        )
+    lines += [
+        "",
+        "## Throughput (concurrent streams, back to back)",
+        "",
+        "| target | concurrency | streams ok | errors | streams/s | tokens/s "
+        "| TTFT p50 ms | TTFT p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    throughput = results["throughput"]
+    assert isinstance(throughput, dict)
+    for name, rows in throughput.items():
+        for r in rows:
+            lines.append(
+                f"| {name} | {r['concurrency']} | {r['streams_ok']} | {r['errors']} | "
+                f"{r['streams_per_s']} | {r['tokens_per_s']} | {r['ttft_p50_ms']} | "
+                f"{r['ttft_p99_ms']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ttft-requests", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[100, 500]
+    )
+    parser.add_argument(
+        "--streams-factor", type=int, default=6, help="streams per level = factor x concurrency"
+    )
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--phase-cap", type=float, default=120.0, help="seconds per phase, max")
+    parser.add_argument(
+        "--litellm",
+        default="/tmp/h8-litellm/bin/litellm",
+        help="path of the litellm CLI (separate venv), or 'none'",
+    )
+    parser.add_argument(
+        "--gateway-app",
+        default="mianzhang.server:create_app",
+        help="app factory of the mianzhang server",
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS / "llm_gateway.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.ttft_requests, args.warmup, args.levels, args.streams_factor = 50, 10, [20], 2
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    results = runner(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

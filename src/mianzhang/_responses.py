@@ -1,0 +1,686 @@
+"""Layer 2: streaming responses for any ASGI app (Starlette, FastAPI, or bare ASGI).
+
+:class:`EventSourceResponse` (SSE), :class:`NDJSONResponse` (one JSON value per line) and
+:class:`TextStreamResponse` (chunked text) share one engine with these guarantees:
+
+* **Delivery.** Every item the iterator yields is sent, in order. Items the iterator produced
+  while the socket was still busy are coalesced into one ASGI message; an item that is ready is
+  never held back waiting for more (the sender runs whenever the producer awaits anything).
+* **Bounded memory.** At most ``max_buffer`` bytes (plus one item) wait between the iterator and
+  the socket; a client that stops reading stalls the iterator, it does not grow a queue.
+* **Disconnect.** When the peer goes away (ASGI ``http.disconnect``) the iterator is cancelled
+  and closed at once, so its ``finally`` blocks run; ``client_close_handler_callable`` is awaited.
+* **Slow client.** A send blocked longer than ``send_timeout`` seconds ends the stream the same
+  way and is counted in :class:`StreamSupervisor` statistics.
+* **Errors.** An exception before anything was sent propagates (the framework answers a normal
+  HTTP error). After the headers it becomes a final in-band error (an SSE ``error`` event with a
+  JSON ``{"type", "message"}`` body, no traceback) and the stream ends cleanly.
+* **Heartbeat.** A ping (an SSE comment by default) only after ``ping`` idle seconds.
+* **Graceful shutdown.** When the :class:`StreamSupervisor` drains (server shutdown), every live
+  stream flushes what it holds, sends a final ``reconnect`` event with a jittered ``retry:``
+  hint, and ends. No monkey-patching of uvicorn: the supervisor is triggered by its signal hook,
+  by the ``mianzhang serve`` server, or by the application itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, ClassVar, Protocol
+
+import orjson
+from starlette.background import BackgroundTask
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from ._errors import MianzhangError
+from ._sse import ServerSentEvent, _check_sep, encode_comment
+
+__all__ = [
+    "EventSourceResponse",
+    "NDJSONResponse",
+    "StreamStatistics",
+    "StreamSupervisor",
+    "TextStreamResponse",
+]
+
+logger = logging.getLogger("mianzhang.responses")
+
+SUPERVISOR_STATE_KEY = "mianzhang.supervisor"
+"""Key of the :class:`StreamSupervisor` in ASGI lifespan state (``scope["state"]``)."""
+
+DEFAULT_PING = 15.0
+DEFAULT_SEND_TIMEOUT = 30.0
+DEFAULT_MAX_BUFFER = 64 * 1024
+DEFAULT_OPEN_TIMEOUT = 0.25
+
+Content = AsyncIterable[Any] | Iterable[Any]
+
+
+class _Waitable(Protocol):
+    async def wait(self) -> Any: ...
+
+
+@dataclass
+class StreamStatistics:
+    """Counters of one :class:`StreamSupervisor` (monotonic, except ``active``)."""
+
+    opened: int = 0
+    active: int = 0
+    completed: int = 0
+    disconnected: int = 0
+    send_timeouts: int = 0
+    errors: int = 0
+    drained: int = 0
+
+
+class StreamSupervisor:
+    """Counts live streams and ends them gracefully when the server shuts down.
+
+    ``drain()`` is idempotent and may be called from a signal handler: every stream registered
+    now or later gets, after ``grace_period`` seconds, a final ``reconnect`` event with a
+    ``retry:`` hint drawn uniformly from ``retry_ms`` (spreading the reconnect storm) and ends.
+
+    Use it as the app's lifespan (``Starlette(lifespan=supervisor.lifespan)``) to publish it to
+    every response through lifespan state and to hook SIGTERM/SIGINT: the hook drains the streams
+    first and then calls the handler that was installed before (uvicorn's), which is what makes
+    uvicorn's own graceful shutdown finish instead of waiting for endless streams.
+    """
+
+    def __init__(
+        self,
+        *,
+        grace_period: float = 0.0,
+        retry_ms: tuple[int, int] = (1000, 3000),
+        hook_signals: bool = True,
+    ) -> None:
+        if retry_ms[0] < 0 or retry_ms[1] < retry_ms[0]:
+            raise ValueError(f"retry_ms must be (low, high) with 0 <= low <= high: {retry_ms}")
+        self.grace_period = grace_period
+        self.retry_ms = retry_ms
+        self.hook_signals = hook_signals
+        self.stats = StreamStatistics()
+        self._draining = False
+        self._live: set[_Stream] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drained_event: asyncio.Event | None = None
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` was called."""
+        return self._draining
+
+    def retry_hint(self) -> int:
+        """A reconnect delay (milliseconds) for one client, jittered within ``retry_ms``."""
+        low, high = self.retry_ms
+        return random.randint(low, high)
+
+    def drain(self) -> None:
+        """Begin ending every live stream (safe from signal handlers and other threads)."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            with contextlib.suppress(RuntimeError):  # loop closing
+                loop.call_soon_threadsafe(self._drain_now)
+                return
+        self._drain_now()
+
+    def _drain_now(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        logger.info("draining %d live stream(s)", len(self._live))
+        for stream in list(self._live):
+            stream.on_drain(self.grace_period)
+
+    async def wait_idle(self) -> None:
+        """Return once no stream is live (bound it with ``asyncio.timeout``)."""
+        while self._live:
+            if self._drained_event is None:
+                self._drained_event = asyncio.Event()
+            self._drained_event.clear()
+            await self._drained_event.wait()
+
+    def _register(self, stream: _Stream) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._live.add(stream)
+        self.stats.opened += 1
+        self.stats.active += 1
+        if self._draining:
+            stream.on_drain(self.grace_period)
+
+    def _unregister(self, stream: _Stream) -> None:
+        self._live.discard(stream)
+        self.stats.active -= 1
+        if not self._live and self._drained_event is not None:
+            self._drained_event.set()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[dict[str, Any]]:
+        """ASGI lifespan: publishes the supervisor and hooks SIGTERM/SIGINT while serving."""
+        self._loop = asyncio.get_running_loop()
+        with self.signal_hook() if self.hook_signals else contextlib.nullcontext():
+            try:
+                yield {SUPERVISOR_STATE_KEY: self}
+            finally:
+                self._drain_now()
+
+    @contextlib.contextmanager
+    def signal_hook(self) -> Iterator[None]:
+        """While active, SIGTERM/SIGINT drain the streams, then run the previous handler.
+
+        Only in the main thread (Python delivers signals there); elsewhere it does nothing.
+        The previous handlers are restored on exit.
+        """
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.drain()
+            before = previous.get(signum)
+            if callable(before):
+                before(signum, frame)
+            elif before == signal.SIG_DFL:  # nobody else handles it: die as if we were not here
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
+        try:
+            yield
+        finally:
+            for signum, before in previous.items():
+                if signal.getsignal(signum) is handler:
+                    signal.signal(signum, before)
+
+
+def _supervisor_of(scope: Scope) -> StreamSupervisor | None:
+    state = scope.get("state")
+    if state:
+        found = state.get(SUPERVISOR_STATE_KEY)
+        if isinstance(found, StreamSupervisor):
+            return found
+    return None
+
+
+def _public_error(exc: BaseException) -> dict[str, str]:
+    """The in-band description of a failure: type and message, never a traceback. Messages of
+    foreign exceptions may carry internals, so only mianzhang's own are shown."""
+    if isinstance(exc, MianzhangError):
+        return {"type": type(exc).__name__, "message": str(exc)}
+    return {"type": "internal_error", "message": "the stream failed on the server"}
+
+
+class _StreamingBase(Response):
+    """The shared engine (see the module docstring). Subclasses say how items become bytes."""
+
+    media_type: str | None = None
+    default_ping: ClassVar[float] = 0.0
+
+    def __init__(
+        self,
+        content: Content,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        *,
+        ping: float | None = None,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT,
+        client_close_handler_callable: Callable[[Message], Awaitable[None]] | None = None,
+        data_sender_callable: Callable[[], Coroutine[None, None, None]] | None = None,
+        shutdown_event: _Waitable | None = None,
+        shutdown_grace_period: float = 0.0,
+        supervisor: StreamSupervisor | None = None,
+    ) -> None:
+        self.content = content
+        self.status_code = status_code
+        self.media_type = self.media_type if media_type is None else media_type
+        self.background = background
+        self.ping_interval = self.default_ping if ping is None else float(ping)
+        if send_timeout is not None and send_timeout <= 0:
+            raise ValueError("send_timeout must be positive or None")
+        self.send_timeout = send_timeout
+        self.max_buffer = max_buffer
+        self.open_timeout = open_timeout
+        self.client_close_handler_callable = client_close_handler_callable
+        self.data_sender_callable = data_sender_callable
+        self.shutdown_event = shutdown_event
+        self.shutdown_grace_period = shutdown_grace_period
+        self.supervisor = supervisor
+        self.init_headers(self._stream_headers(headers))
+
+    def _stream_headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
+        merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        if headers:
+            for key, value in headers.items():
+                if key.lower() == "connection":
+                    continue  # hop-by-hop; forbidden in HTTP/2 (RFC 9113 §8.2.2)
+                merged[key] = value
+        return merged
+
+    # -- what subclasses define -----------------------------------------------------------------
+    def encode_item(self, item: Any) -> bytes:
+        raise NotImplementedError
+
+    def ping_chunk(self) -> bytes | None:
+        return None
+
+    def error_chunk(self, exc: BaseException) -> bytes | None:
+        """Bytes that tell the client the stream failed, or None to abort the body instead."""
+        return None
+
+    def reconnect_chunk(self, retry_ms: int) -> bytes | None:
+        return None
+
+    # -- ASGI -----------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        supervisor = self.supervisor or _supervisor_of(scope)
+        stream = _Stream(self, scope, receive, send, supervisor)
+        await stream.run()
+        if self.background is not None and stream.finished_cleanly:
+            await self.background()
+
+
+def _iterate(content: Content) -> AsyncIterator[Any]:
+    if isinstance(content, AsyncIterable):
+        return content.__aiter__()
+    if isinstance(content, list | tuple):
+        return _iterate_sequence(content)
+    return iterate_in_threadpool(content)
+
+
+async def _iterate_sequence(items: list[Any] | tuple[Any, ...]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+class _Stream:
+    """One running response: a producer task filling a byte buffer, the sender in the request
+    task, a watcher task for ``http.disconnect``. Owns all three and every timer."""
+
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_drain_handle",
+        "_drained",
+        "_failure",
+        "_loop",
+        "_producer_done",
+        "_wake",
+        "disconnect_message",
+        "draining",
+        "finished_cleanly",
+        "headers_sent",
+        "receive",
+        "response",
+        "scope",
+        "send",
+        "stop_reason",
+        "supervisor",
+    )
+
+    def __init__(
+        self,
+        response: _StreamingBase,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        supervisor: StreamSupervisor | None,
+    ) -> None:
+        self.response = response
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.supervisor = supervisor
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._producer_done = False
+        self._failure: BaseException | None = None
+        self._drain_handle: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self.draining = False
+        self.stop_reason: str | None = None
+        self.disconnect_message: Message | None = None
+        self.finished_cleanly = False
+        self.headers_sent = False
+
+    # -- callbacks from outside -----------------------------------------------------------------
+    def on_drain(self, grace: float) -> None:
+        if self._drain_handle is None and not self.draining:
+            self._drain_handle = self._loop.call_later(grace, self._begin_drain)
+
+    def _begin_drain(self) -> None:
+        self.draining = True
+        self._wake.set()
+
+    # -- producer ---------------------------------------------------------------------------
+    async def _produce(self, iterator: AsyncIterator[Any]) -> None:
+        encode = self.response.encode_item
+        buffer = self._buffer
+        wake = self._wake
+        limit = self.response.max_buffer
+        try:
+            async for item in iterator:
+                chunk = encode(item)
+                buffer.append(chunk)
+                self._buffered += len(chunk)
+                wake.set()
+                if self._buffered >= limit:
+                    self._drained.clear()
+                    await self._drained.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failure = exc
+        finally:
+            self._producer_done = True
+            wake.set()
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _watch_disconnect(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnect_message = message
+                self.stop_reason = "disconnect"
+                self._wake.set()
+                return
+
+    async def _watch_shutdown_event(self, event: _Waitable) -> None:
+        await event.wait()
+        self.on_drain(self.response.shutdown_grace_period)
+
+    # -- sender -----------------------------------------------------------------------------
+    async def _send_body(self, body: bytes) -> bool:
+        """Send one chunk; False if the stream must stop (timeout)."""
+        message = {"type": "http.response.body", "body": body, "more_body": True}
+        timeout = self.response.send_timeout
+        if timeout is None:
+            await self.send(message)
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self.send(message)
+        except TimeoutError:
+            self.stop_reason = "send_timeout"
+            logger.warning("stream closed: send blocked longer than %.1fs", timeout)
+            return False
+        return True
+
+    async def _send_headers(self) -> None:
+        response = self.response
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        self.headers_sent = True
+
+    def _take(self) -> bytes:
+        buffer = self._buffer
+        body = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+        buffer.clear()
+        self._buffered = 0
+        self._drained.set()
+        return body
+
+    async def _pump(self) -> None:
+        """Send buffered bytes until the producer ends or the stream must stop."""
+        response = self.response
+        wake = self._wake
+        ping = response.ping_interval
+        # Headers wait briefly for the first item, so an iterator failing at once still gets
+        # a normal HTTP error; a slow first item does not hold the headers back longer.
+        if not self._buffer and not self._producer_done and self.stop_reason is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(response.open_timeout):
+                    await wake.wait()
+        if self._failure is not None and not self._buffer:
+            raise self._failure
+        if self.stop_reason is not None:
+            return
+        await self._send_headers()
+        while True:
+            wake.clear()
+            if self._buffer:
+                if not await self._send_body(self._take()):
+                    return
+                continue
+            if self.stop_reason is not None or self.draining or self._producer_done:
+                return
+            if ping > 0:
+                try:
+                    async with asyncio.timeout(ping):
+                        await wake.wait()
+                except TimeoutError:
+                    chunk = response.ping_chunk()
+                    if chunk and not await self._send_body(chunk):
+                        return
+            else:
+                await wake.wait()
+
+    async def _finish(self) -> None:
+        """After the pump: the final in-band message and the end of the body, if possible."""
+        response = self.response
+        if self.stop_reason in ("disconnect", "send_timeout"):  # nothing more can be sent
+            return
+        tail = b""
+        if self._failure is not None:
+            chunk = response.error_chunk(self._failure)
+            if chunk is None:
+                return  # abort: the missing end of the chunked body tells the client
+            tail = chunk
+        elif self.stop_reason == "drain":
+            hint = self.supervisor.retry_hint() if self.supervisor else 2000
+            tail = response.reconnect_chunk(hint) or b""
+        if tail and not await self._send_body(tail):
+            return
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.finished_cleanly = True
+
+    async def run(self) -> None:
+        response = self.response
+        supervisor = self.supervisor
+        iterator = _iterate(response.content)
+        producer = asyncio.create_task(self._produce(iterator))
+        watcher = asyncio.create_task(self._watch_disconnect())
+        helpers: list[asyncio.Task[None]] = [producer, watcher]
+        if response.data_sender_callable is not None:
+            helpers.append(asyncio.create_task(response.data_sender_callable()))
+        if response.shutdown_event is not None:
+            helpers.append(
+                asyncio.create_task(self._watch_shutdown_event(response.shutdown_event))
+            )
+        if supervisor is not None:
+            supervisor._register(self)
+        try:
+            await self._pump()
+            if self.draining and not self._producer_done:
+                self.stop_reason = "drain"
+                producer.cancel()  # stop producing; whatever it already made is flushed below
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
+                if self._buffer:
+                    await self._send_body(self._take())
+            await self._finish()
+        except BaseException:
+            self.stop_reason = self.stop_reason or "crashed"
+            raise
+        finally:
+            if self._drain_handle is not None:
+                self._drain_handle.cancel()
+            for task in helpers:
+                task.cancel()
+            # the producer's cancellation runs the iterator's finally blocks: wait for them
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if supervisor is not None:
+                supervisor._unregister(self)
+                self._count(supervisor.stats)
+            if self._failure is not None and self.headers_sent:
+                logger.error("stream failed after headers", exc_info=self._failure)
+            if self.disconnect_message is not None:
+                handler = response.client_close_handler_callable
+                if handler is not None:
+                    await handler(self.disconnect_message)
+
+    def _count(self, stats: StreamStatistics) -> None:
+        if self.stop_reason == "disconnect":
+            stats.disconnected += 1
+        elif self.stop_reason == "send_timeout":
+            stats.send_timeouts += 1
+        elif self._failure is not None or self.stop_reason == "crashed":
+            stats.errors += 1
+        elif self.stop_reason == "drain":
+            stats.drained += 1
+        else:
+            stats.completed += 1
+
+
+class EventSourceResponse(_StreamingBase):
+    """A ``text/event-stream`` response (Server-Sent Events) from an iterable of events.
+
+    Items may be :class:`ServerSentEvent` (sent as encoded), ``dict`` (keyword arguments of
+    ``ServerSentEvent``), ``bytes`` (sent as they are, already encoded) or anything else (its
+    ``str`` as the ``data`` of one event). Accepts sse-starlette 3.x's arguments with the same
+    meaning; the differences are listed in ``docs/migrating-from-sse-starlette.md``.
+
+    ``ping`` seconds (default 15; ``0`` disables) of silence produce one heartbeat, by default
+    the comment ``: ping``; ``ping_message_factory`` returns a custom :class:`ServerSentEvent`.
+    """
+
+    media_type = "text/event-stream"
+    default_ping: ClassVar[float] = DEFAULT_PING
+
+    def __init__(
+        self,
+        content: Content,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str = "text/event-stream",
+        background: BackgroundTask | None = None,
+        ping: float | None = None,
+        sep: str | None = None,
+        ping_message_factory: Callable[[], ServerSentEvent] | None = None,
+        data_sender_callable: Callable[[], Coroutine[None, None, None]] | None = None,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+        client_close_handler_callable: Callable[[Message], Awaitable[None]] | None = None,
+        shutdown_event: _Waitable | None = None,
+        shutdown_grace_period: float = 0.0,
+        cleanup_timeout: float | None = None,
+        *,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT,
+        supervisor: StreamSupervisor | None = None,
+    ) -> None:
+        self.sep = _check_sep(sep)
+        self.ping_message_factory = ping_message_factory
+        self._ping_bytes = encode_comment("ping", self.sep)
+        del cleanup_timeout  # accepted for compatibility: cleanup is awaited, never abandoned
+        super().__init__(
+            content,
+            status_code,
+            headers,
+            media_type,
+            background,
+            ping=ping,
+            send_timeout=send_timeout,
+            max_buffer=max_buffer,
+            open_timeout=open_timeout,
+            client_close_handler_callable=client_close_handler_callable,
+            data_sender_callable=data_sender_callable,
+            shutdown_event=shutdown_event,
+            shutdown_grace_period=shutdown_grace_period,
+            supervisor=supervisor,
+        )
+
+    def encode_item(self, item: Any) -> bytes:
+        if type(item) is bytes:
+            return item
+        if isinstance(item, ServerSentEvent):
+            return item.encode()
+        if isinstance(item, dict):
+            return ServerSentEvent(**{"sep": self.sep, **item}).encode()
+        if isinstance(item, bytes | bytearray | memoryview):
+            return bytes(item)
+        return ServerSentEvent(str(item), sep=self.sep).encode()
+
+    def ping_chunk(self) -> bytes:
+        if self.ping_message_factory is not None:
+            return self.ping_message_factory().encode()
+        return self._ping_bytes
+
+    def error_chunk(self, exc: BaseException) -> bytes:
+        return ServerSentEvent(_public_error(exc), event="error", sep=self.sep).encode()
+
+    def reconnect_chunk(self, retry_ms: int) -> bytes:
+        return ServerSentEvent("", event="reconnect", retry=retry_ms, sep=self.sep).encode()
+
+
+class NDJSONResponse(_StreamingBase):
+    """``application/x-ndjson``: each item as one line of JSON (orjson); ``bytes`` and ``str``
+    items are sent as they are (they must carry their own newline).
+
+    No heartbeat by default (``ping`` seconds send an empty line, which NDJSON readers that
+    skip blank lines accept). A failure after the headers becomes a last line
+    ``{"error": {"type", "message"}}``; a drain ends the body after what was produced.
+    """
+
+    media_type = "application/x-ndjson"
+
+    def encode_item(self, item: Any) -> bytes:
+        if isinstance(item, bytes):
+            return item
+        if isinstance(item, str):
+            return item.encode()
+        return orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+
+    def ping_chunk(self) -> bytes:
+        return b"\n"
+
+    def error_chunk(self, exc: BaseException) -> bytes:
+        return orjson.dumps({"error": _public_error(exc)}, option=orjson.OPT_APPEND_NEWLINE)
+
+
+class TextStreamResponse(_StreamingBase):
+    """Chunked ``text/plain; charset=utf-8`` from ``str`` (UTF-8) or ``bytes`` items.
+
+    Plain text has no in-band error: a failure after the headers ends the connection without
+    the terminating chunk, so the client sees a truncated body rather than a clean end.
+    """
+
+    media_type = "text/plain"
+
+    def encode_item(self, item: Any) -> bytes:
+        if isinstance(item, bytes):
+            return item
+        return str(item).encode()

@@ -1,0 +1,101 @@
+"""The ``mianzhang`` command (typer): ``serve``, ``chat``.
+
+``serve`` runs uvicorn on the app built by ``create_app(settings)``; command-line options
+override the ``MIANZHANG_*`` environment. Invalid settings end the command with exit status 2
+and one line per problem, before any socket is opened.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ._errors import ConfigError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mianzhang",
+    help="Production-grade streaming: SSE, resumable event logs, an LLM gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [MIANZHANG_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port [MIANZHANG_PORT].")] = None,
+    log_backend: Annotated[
+        str | None, typer.Option(help="memory | redis [MIANZHANG_LOG_BACKEND].")
+    ] = None,
+    redis_url: Annotated[str | None, typer.Option(help="[MIANZHANG_REDIS_URL].")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the server (web UI at http://HOST:PORT/)."""
+    import uvicorn
+
+    from .server import create_app, load_settings
+
+    overrides: dict[str, object] = {}
+    for name, value in (
+        ("host", host),
+        ("port", port),
+        ("log_backend", log_backend),
+        ("redis_url", redis_url),
+    ):
+        if value is not None:
+            overrides[name] = value
+    try:
+        settings = load_settings(**overrides)
+        application = create_app(settings)
+    except ConfigError as exc:
+        typer.echo(f"mianzhang: {exc}", err=True)
+        raise typer.Exit(2) from None
+    config = uvicorn.Config(
+        application,
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
+        log_level=log_level,
+        proxy_headers=True,
+    )
+    typer.echo(f"mianzhang serving on http://{settings.host}:{settings.port}/", err=True)
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def chat(
+    prompt: Annotated[str | None, typer.Argument(help="The user message.")] = None,
+    url: Annotated[str, typer.Option(envvar="MIANZHANG_URL")] = "http://127.0.0.1:8000",
+    model: Annotated[str | None, typer.Option(help="Model name (default: the server's).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Follow an existing generation.")] = None,
+    after: Annotated[str | None, typer.Option(help="With --resume: after this event id.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="MIANZHANG_API_KEY")] = None,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    background: Annotated[bool, typer.Option(help="Keep generating without readers.")] = False,
+) -> None:
+    """Stream a generation to the terminal; resumes by itself after a dropped connection."""
+    from ._cli_chat import run_chat
+
+    if prompt is None and resume is None:
+        typer.echo("mianzhang chat: give a PROMPT or --resume STREAM_ID", err=True)
+        raise typer.Exit(2)
+    code = run_chat(
+        prompt,
+        url=url,
+        model=model,
+        resume=resume,
+        after=after,
+        api_key=api_key,
+        max_tokens=max_tokens,
+        background=background,
+    )
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,64 @@
+"""Small HTTP helpers shared by downloads, uploads and tus: JSON error bodies, header access."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from starlette.datastructures import Headers
+from starlette.responses import Response
+
+from .._errors import FilesError
+
+__all__ = ["combined_header", "error_response", "files_error_response"]
+
+_ERROR_TYPES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    423: "locked",
+    460: "checksum_mismatch",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    kind: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """``{"error": {"type": KIND, "message": ...}}`` with ``status`` (a 4xx before any body);
+    ``kind`` defaults to a name for the status (``not_found``, ``payload_too_large``...)."""
+    body = {"error": {"type": kind or _ERROR_TYPES.get(status, "error"), "message": message}}
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=dict(headers or {}),
+    )
+
+
+def files_error_response(exc: FilesError, *, headers: Mapping[str, str] | None = None) -> Response:
+    """The JSON error answer for a :class:`~mianzhang.FilesError` (its ``status_code``)."""
+    all_headers = dict(headers or {})
+    if exc.status_code in (408, 413):
+        # The body was not read to its end: the connection cannot be reused.
+        all_headers.setdefault("Connection", "close")
+    return error_response(exc.status_code, str(exc), headers=all_headers)
+
+
+def combined_header(headers: Headers, name: str) -> str | None:
+    """All values of a list-valued header joined with ``", "`` (RFC 9110 §5.3), or ``None``."""
+    values = headers.getlist(name)
+    if not values:
+        return None
+    return ", ".join(values)

@@ -1,0 +1,155 @@
+"""Serving a log stream as SSE: the reader side of every feature.
+
+:func:`log_events` turns ``follow(stream, after)`` into SSE events: each log event keeps its
+id, so the browser's ``Last-Event-ID`` (or ``?last_event_id=``) resumes exactly after the last
+event it saw, on any instance sharing the log. Lost history is never silent: the reader first
+gets a ``reset`` event (JSON: ``reason``, ``requested``, ``first_available``, ``epoch``) whose id
+is the position just before the oldest retained event, so a reconnect after the reset resumes
+from there instead of asking for the lost id again.
+
+:class:`StreamHost` bundles what routes need: the log, SSE responses that follow it, and the
+:class:`ProducerRunner` that owns the producers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .._responses import EventSourceResponse, StreamSupervisor
+from .._sse import ServerSentEvent
+from ._producers import LogEntry, ProducerRunner
+from ._protocol import EventLog, LogEvent, Reset, StreamState, format_id, parse_id
+
+__all__ = ["StreamHost", "log_events", "requested_after", "reset_event"]
+
+
+def reset_event(reset: Reset) -> ServerSentEvent:
+    """The ``reset`` SSE event announcing lost history (see the module docstring)."""
+    payload = {
+        "reason": reset.reason,
+        "requested": reset.requested,
+        "first_available": reset.first_available,
+        "epoch": reset.epoch,
+    }
+    seq = 0
+    if reset.first_available is not None:
+        parsed = parse_id(reset.first_available)
+        if parsed is not None:
+            seq = parsed[1] - 1
+    return ServerSentEvent(
+        orjson.dumps(payload).decode(), event="reset", id=format_id(reset.epoch, seq)
+    )
+
+
+async def log_events(
+    log: EventLog, stream: str, after: str | None = None
+) -> AsyncIterator[ServerSentEvent | bytes]:
+    """``stream`` after ``after`` as SSE events, ending when the stream ends.
+
+    Raises ``StreamNotFound`` on first iteration if the stream does not exist (before any
+    byte is sent, so a response turns it into a 404). Closing this iterator closes the follow.
+    """
+    async with aclosing(log.follow(stream, after)) as items:
+        async for item in items:
+            if type(item) is LogEvent:
+                yield _encode(item)
+            elif isinstance(item, Reset):
+                yield reset_event(item)
+
+
+def _encode(event: LogEvent) -> bytes:
+    # The hot path: one event, already validated by the log; encode without re-validating.
+    lines = [f"id: {event.id}\n"]
+    name = event.event
+    if name is not None:
+        if "\n" in name or "\r" in name:  # appended unchecked: never let it inject a field
+            return ServerSentEvent(event.data, event=name, id=event.id).encode()
+        lines.append(f"event: {name}\n")
+    data = event.data
+    if "\n" in data or "\r" in data:
+        lines.append(ServerSentEvent(data).encode().decode())
+    else:
+        lines.append(f"data: {data}\n\n")
+    return "".join(lines).encode()
+
+
+def requested_after(request: Request) -> str | None:
+    """The id a reader resumes after: ``Last-Event-ID`` header, else ``?last_event_id=``."""
+    value = request.headers.get("last-event-id")
+    if value is None:
+        value = request.query_params.get("last_event_id")
+    return value or None
+
+
+class StreamHost:
+    """The log, its SSE readers and its producers, as the routes of one app use them."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        supervisor: StreamSupervisor | None = None,
+        grace_period: float = 10.0,
+        poll_interval: float = 0.5,
+        ping: float | None = None,
+        send_timeout: float | None = 30.0,
+    ) -> None:
+        self.log = log
+        self.supervisor = supervisor
+        self.producers = ProducerRunner(log, grace_period=grace_period, poll_interval=poll_interval)
+        self.ping = ping
+        self.send_timeout = send_timeout
+
+    def sse(
+        self,
+        request: Request,
+        stream: str,
+        after: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """An SSE response following ``stream`` after ``after`` (``None``: from the start)."""
+        return EventSourceResponse(
+            log_events(self.log, stream, after),
+            headers=dict(headers or {}),
+            ping=self.ping,
+            send_timeout=self.send_timeout,
+            supervisor=self.supervisor,
+        )
+
+    async def reader(self, request: Request, stream: str) -> Response:
+        """The generic reader route: 404 JSON for an unknown stream, 204 for a finished stream
+        the client has read to the end (so ``EventSource`` stops reconnecting), else SSE."""
+        after = requested_after(request)
+        info = await self.log.info(stream)
+        if info is None:
+            body = {"error": {"type": "not_found", "message": f"no stream {stream!r}"}}
+            return JSONResponse(body, status_code=404)
+        if info.state is not StreamState.OPEN and after is not None and after == info.last_id:
+            return Response(status_code=204)
+        return self.sse(request, stream, after, {"X-Stream-Id": stream})
+
+    async def start(
+        self,
+        stream: str,
+        producer: AsyncIterator[LogEntry],
+        *,
+        background: bool,
+        grace_period: float | None = None,
+    ) -> None:
+        """Run ``producer`` as the owner of ``stream`` (see :class:`ProducerRunner`)."""
+        await self.producers.start(
+            stream, producer, background=background, grace_period=grace_period
+        )
+
+    async def cancel(self, stream: str) -> bool:
+        """Stop ``stream``'s producer on whichever instance runs it."""
+        return await self.producers.cancel(stream)
+
+    async def aclose(self) -> None:
+        """Cancel and await this instance's producers (the log is closed by its owner)."""
+        await self.producers.aclose()

@@ -1,0 +1,98 @@
+"""``create_app(settings)``: the mianzhang server as one FastAPI application.
+
+The app owns its :class:`~mianzhang.server.Services` through its lifespan: they are built at
+startup and closed at shutdown (producers cancelled and awaited, live streams drained with a
+``reconnect`` event, the log closed last). SIGTERM/SIGINT first drain the streams, then reach
+uvicorn's own handler, so uvicorn's graceful shutdown is not held up by endless streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__
+from .._errors import FileNotFound, MianzhangError
+from .._responses import SUPERVISOR_STATE_KEY
+from ..files import FilesService
+from ..llm import LLMService
+from ..log.serve import StreamHost
+from ._errors import error_response
+from ._services import Services, open_services
+from ._settings import Settings, load_settings
+from .routes.demo import demo_router
+from .routes.files import files_router
+from .routes.llm import llm_router
+from .routes.ops import ops_router
+from .routes.streams import streams_router
+
+__all__ = ["create_app"]
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def _host(request: Request) -> StreamHost:
+    return services(request).host
+
+
+def _llm(request: Request) -> LLMService:
+    return services(request).llm
+
+
+def _files(request: Request) -> FilesService:
+    files = services(request).files
+    if files is None:
+        raise FileNotFound("file storage is disabled on this server")
+    return files
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The server app. Without ``settings`` they are read (and validated) from ``MIANZHANG_*``;
+    invalid settings raise :class:`~mianzhang.ConfigError` here, before anything runs."""
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
+        async with open_services(settings) as built:
+            app.state.services = built
+            with built.supervisor.signal_hook():
+                try:
+                    yield {SUPERVISOR_STATE_KEY: built.supervisor}
+                finally:
+                    built.supervisor.drain()
+
+    app = FastAPI(
+        title="mianzhang",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    # Our own errors are answered by the exception middleware (no traceback logged); anything
+    # else reaches the outermost handler, which answers JSON and lets the server log it.
+    app.add_exception_handler(MianzhangError, error_response)
+    app.add_exception_handler(Exception, error_response)
+    app.include_router(ops_router(services))
+    app.include_router(streams_router(_host))
+    app.include_router(demo_router())
+    app.include_router(llm_router(_llm, _host))
+    app.include_router(files_router(_files))
+    if settings.web:
+        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,60 @@
+"""Errors before a stream starts become JSON: ``{"error": {"type", "message"}}`` and a 4xx/5xx.
+
+The status is chosen from the exception's class; exceptions that are not mianzhang's own are a
+500 whose message says nothing of the internals (the traceback goes to the server log).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .. import _errors as e
+from ..llm import error_payload, error_status
+
+__all__ = ["error_response", "status_of"]
+
+logger = logging.getLogger("mianzhang.server")
+
+_STATUS: tuple[tuple[type[e.MianzhangError], int], ...] = (
+    (e.StreamNotFound, 404),
+    (e.StreamClosedError, 409),
+    (e.BackendUnavailable, 503),
+    (e.Unauthorized, 401),
+    (e.Forbidden, 403),
+    (e.JobNotFound, 404),
+    (e.UnknownJobType, 400),
+    (e.JobQueueFull, 503),
+    (e.FileNotFound, 404),
+    (e.UploadTooLarge, 413),
+    (e.ChecksumMismatch, 460),
+    (e.InvalidUpload, 400),
+    (e.UploadStalled, 408),
+    (e.UploadConflict, 409),
+    (e.SSEError, 400),
+)
+
+
+def status_of(exc: e.MianzhangError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The app's exception handler for every exception."""
+    if isinstance(exc, e.LLMError):
+        return JSONResponse(error_payload(exc), status_code=error_status(exc))
+    if isinstance(exc, e.MianzhangError):
+        status = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        body = {"error": {"type": type(exc).__name__, "message": str(exc)}}
+        if status >= 500:
+            logger.error("request failed: %s", exc, exc_info=exc)
+        return JSONResponse(body, status_code=status, headers=headers)
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"error": {"type": "internal_error", "message": "internal server error"}}
+    return JSONResponse(body, status_code=500)

@@ -1,0 +1,56 @@
+"""Prometheus metrics of the streaming core (each app has its own registry: no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .._responses import StreamSupervisor
+from ..log import EventLog, LogStatistics
+
+__all__ = ["register_stream_metrics"]
+
+
+class _StreamCollector(Collector):
+    def __init__(self, supervisor: StreamSupervisor, log: EventLog) -> None:
+        self.supervisor = supervisor
+        self.log = log
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        stats = self.supervisor.stats
+        yield GaugeMetricFamily(
+            "mianzhang_streams_active", "Streaming responses currently open", value=stats.active
+        )
+        ended = CounterMetricFamily(
+            "mianzhang_streams_ended", "Streaming responses ended, by how", labels=["reason"]
+        )
+        for reason, value in (
+            ("completed", stats.completed),
+            ("disconnected", stats.disconnected),
+            ("send_timeout", stats.send_timeouts),
+            ("error", stats.errors),
+            ("drained", stats.drained),
+        ):
+            ended.add_metric([reason], value)
+        yield ended
+        yield CounterMetricFamily(
+            "mianzhang_streams_opened", "Streaming responses opened", value=stats.opened
+        )
+        statistics = getattr(self.log, "statistics", None)
+        if statistics is not None:
+            held: LogStatistics = statistics()
+            for name, help_text in (
+                ("streams", "Streams held or watched by this instance's event log"),
+                ("events", "Events held in this process's memory by the event log"),
+                ("followers", "Open log followers (readers) on this instance"),
+            ):
+                yield GaugeMetricFamily(f"mianzhang_log_{name}", help_text, getattr(held, name))
+
+
+def register_stream_metrics(
+    registry: CollectorRegistry, supervisor: StreamSupervisor, log: EventLog
+) -> None:
+    registry.register(_StreamCollector(supervisor, log))

@@ -1,0 +1,68 @@
+"""The long-lived parts of one server instance, built at startup and closed at shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from .._responses import StreamSupervisor
+from ..files import FilesService
+from ..llm import LLMService
+from ..log import EventLog, MemoryEventLog
+from ..log.serve import StreamHost
+from ._metrics import register_stream_metrics
+from ._settings import Settings
+
+__all__ = ["Services", "open_services"]
+
+
+@dataclass
+class Services:
+    """What routes reach through ``request.app.state.services``."""
+
+    settings: Settings
+    log: EventLog
+    supervisor: StreamSupervisor
+    host: StreamHost
+    metrics: CollectorRegistry
+    llm: LLMService
+    files: FilesService | None
+
+
+def _open_log(settings: Settings) -> EventLog:
+    if settings.log_backend == "redis":
+        from ..log.redis import RedisEventLog
+
+        assert settings.redis_url is not None  # checked by Settings
+        return RedisEventLog(settings.redis_url, prefix=settings.redis_prefix)
+    return MemoryEventLog()
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build every service; on exit, stop producers, drain streams and close the log last."""
+    supervisor = StreamSupervisor(retry_ms=settings.reconnect_retry_ms)
+    log = _open_log(settings)
+    metrics = CollectorRegistry()
+    host = StreamHost(
+        log,
+        supervisor=supervisor,
+        grace_period=settings.llm.grace_period,
+        poll_interval=settings.producer_poll_interval,
+        ping=settings.stream_ping,
+        send_timeout=settings.send_timeout,
+    )
+    llm = LLMService(settings.llm, metrics_registry=metrics)
+    files = FilesService(settings.files, log) if settings.files.enabled else None
+    register_stream_metrics(metrics, supervisor, log)
+    try:
+        yield Services(settings, log, supervisor, host, metrics, llm, files)
+    finally:
+        try:
+            await host.aclose()
+            await llm.aclose()
+        finally:
+            await log.aclose()

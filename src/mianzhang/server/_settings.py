@@ -1,0 +1,68 @@
+"""Server settings: environment ``MIANZHANG_*`` (nested sections with ``__``, e.g.
+``MIANZHANG_LLM__DEFAULT_MODEL``), validated once at start.
+
+Every field has an embedded default, so ``mianzhang serve`` runs with nothing configured: the
+memory log, the demo model, files under ``./var/files``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .._errors import ConfigError
+from ..files import FilesSettings
+from ..llm import LLMSettings
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything one server instance needs; see ``docs/configuration.md`` for each field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MIANZHANG_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    redis_prefix: str = "mz:"
+    # Streams: heartbeat, slow-client cut-off, graceful shutdown.
+    stream_ping: float = Field(default=15.0, ge=0)
+    send_timeout: float = Field(default=30.0, gt=0)
+    graceful_timeout: float = Field(default=10.0, ge=0)
+    reconnect_retry_ms: tuple[int, int] = (1000, 3000)
+    producer_poll_interval: float = Field(default=0.5, gt=0)
+    demo_max_events: int = Field(default=10_000, ge=1)
+    web: bool = True
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.log_backend == "redis" and not self.redis_url:
+            raise ValueError("log_backend 'redis' needs MIANZHANG_REDIS_URL")
+        low, high = self.reconnect_retry_ms
+        if low < 0 or high < low:
+            raise ValueError("reconnect_retry_ms must be (low, high) with 0 <= low <= high")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``overrides``), or :class:`ConfigError` listing every
+    invalid field as ``MIANZHANG_NAME: reason``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = "__".join(str(part) for part in error["loc"]).upper()
+            name = f"MIANZHANG_{where}" if where else "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    except ConfigError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from None

@@ -1,0 +1,1 @@
+"""One router per feature; each takes accessors for the services it needs."""

@@ -1,0 +1,70 @@
+"""Generic event-log stream routes (every feature's stream is readable here).
+
+==================================  =========================================================
+``GET /v1/streams/{id}``             SSE after ``Last-Event-ID`` / ``?last_event_id=``; 404
+                                     JSON if unknown; 204 once a finished stream is read out
+``GET /v1/streams/{id}/info``        the stream's metadata and reader count (JSON)
+``POST /v1/streams/{id}/cancel``     stop its producer on whichever instance runs it
+==================================  =========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from ...log.serve import StreamHost
+
+__all__ = ["streams_router"]
+
+
+def _not_found(stream: str) -> JSONResponse:
+    body = {"error": {"type": "not_found", "message": f"no stream {stream!r}"}}
+    return JSONResponse(body, status_code=404)
+
+
+def streams_router(get_host: Callable[[Request], StreamHost]) -> APIRouter:
+    router = APIRouter(prefix="/v1/streams", tags=["streams"])
+
+    @router.get("/{stream}", name="streams:read")
+    async def read(request: Request, stream: str) -> Response:
+        """Follow a stream as SSE, resuming after the client's last event id."""
+        return await get_host(request).reader(request, stream)
+
+    @router.get("/{stream}/info", name="streams:info")
+    async def info(request: Request, stream: str) -> Response:
+        """The stream's state, epoch, last id, retention and current readers."""
+        host = get_host(request)
+        found = await host.log.info(stream)
+        if found is None:
+            return _not_found(stream)
+        return JSONResponse(
+            {
+                "stream": found.name,
+                "state": found.state.value,
+                "epoch": found.epoch,
+                "created": found.created,
+                "last_id": found.last_id,
+                "length": found.length,
+                "max_events": found.max_events,
+                "ttl_after_close": found.ttl_after_close,
+                "readers": await host.log.readers(stream),
+                "meta": found.meta,
+            }
+        )
+
+    @router.post("/{stream}/cancel", name="streams:cancel")
+    async def cancel(request: Request, stream: str) -> Response:
+        """Stop the stream's producer: 200 ``{"cancelled": true}``, or 409 if already ended."""
+        host = get_host(request)
+        if await host.log.info(stream) is None:
+            return _not_found(stream)
+        if await host.cancel(stream):
+            return JSONResponse({"stream": stream, "cancelled": True})
+        body = {"error": {"type": "conflict", "message": f"stream {stream!r} has already ended"}}
+        return JSONResponse(body, status_code=409)
+
+    return router

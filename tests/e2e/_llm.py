@@ -1,0 +1,74 @@
+"""Shared pieces of the LLM gateway e2e tests: the fake upstream's control API and the
+gateway's environment."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+GRACE = 1.0  # llm.grace_period of the test gateways (seconds)
+
+
+class UpstreamControl:
+    """Drive and observe ``tests/e2e/apps/fake_upstream.py`` over its control API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def reset(self) -> None:
+        self.http.post("/_control/reset").raise_for_status()
+
+    def plan(self, *steps: dict[str, Any]) -> None:
+        self.http.post("/_control/plan", json={"plan": list(steps)}).raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.http.get("/_control/requests").json()["requests"])
+
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 15.0
+    ) -> list[dict[str, Any]]:
+        """Poll the recorded requests until ``predicate`` holds (raises after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            requests = self.requests()
+            if predicate(requests):
+                return requests
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"upstream never satisfied the condition: {requests}")
+            time.sleep(0.02)
+
+
+def gateway_env(upstream_url: str, **extra: str) -> dict[str, str]:
+    """Environment of a mianzhang server whose models stream from the fake upstream:
+    ``fake`` (the upstream), ``flaky`` (a dead upstream falling back to ``fake``) and ``demo``.
+    """
+    models = {
+        "fake": {"provider": "openai", "upstream": "fake", "upstream_model": "fake-up"},
+        "flaky": {"provider": "openai", "upstream": "dead", "fallbacks": ["fake"]},
+        "demo": {"provider": "demo", "ttft": 0.05, "token_delay": 0.02, "tokens": 40},
+    }
+    upstreams = {
+        "fake": {"base_url": f"{upstream_url}/v1"},
+        "dead": {"base_url": "http://127.0.0.1:9/v1", "connect_timeout": 1.0},
+    }
+    return {
+        "MIANZHANG_LLM__MODELS": json.dumps(models),
+        "MIANZHANG_LLM__UPSTREAMS": json.dumps(upstreams),
+        "MIANZHANG_LLM__DEFAULT_MODEL": "demo",
+        "MIANZHANG_LLM__GRACE_PERIOD": str(GRACE),
+        "MIANZHANG_LLM__RETRY_INITIAL_DELAY": "0.05",
+        "MIANZHANG_LLM__RETRY_MAX_DELAY": "0.2",
+        **extra,
+    }
+
+
+APP = "harness:create_app"  # TODO(H8): H3's app factory once it lands
+APP_ENV = {"PYTHONPATH": "/tmp/h8h:/work/main:/work/main/src"}

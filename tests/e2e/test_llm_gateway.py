@@ -1,0 +1,273 @@
+"""The LLM gateway end to end: real uvicorn processes (mianzhang + a fake OpenAI-compatible
+upstream), the official ``openai`` SDK and raw HTTP, disconnects observed by the upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+from openai import AsyncOpenAI
+
+from mianzhang import SSEDecoder
+from tests._support.procs import ServerProcess, uvicorn_process
+
+from ._llm import APP, APP_ENV, GRACE, UpstreamControl, gateway_env
+
+pytestmark = pytest.mark.e2e
+
+TOKENS = 16
+FULL_TEXT = "".join(f"tok{i}" if i == 0 else f" tok{i}" for i in range(TOKENS))
+MESSAGES: Any = [{"role": "user", "content": "say the tokens"}]
+
+
+@pytest.fixture(scope="module")
+def upstream_proc() -> Iterator[ServerProcess]:
+    with uvicorn_process("tests.e2e.apps.fake_upstream:app", env={"FAKE_TOKENS": str(TOKENS)}) as p:
+        yield p
+
+
+@pytest.fixture
+def upstream(upstream_proc: ServerProcess) -> Iterator[UpstreamControl]:
+    control = UpstreamControl(upstream_proc.url)
+    control.reset()
+    try:
+        yield control
+    finally:
+        control.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream_proc: ServerProcess) -> Iterator[ServerProcess]:
+    env = {**APP_ENV, **gateway_env(upstream_proc.url)}
+    with uvicorn_process(APP, factory=True, env=env) as p:
+        yield p
+
+
+def sdk(gateway: ServerProcess) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
+
+
+def sse_events(response: httpx.Response) -> Iterator[Any]:
+    decoder = SSEDecoder()
+    for raw in response.iter_raw():
+        yield from decoder.decode(raw)
+
+
+def read_stream(url: str, *, last_event_id: str | None = None) -> list[Any]:
+    headers = {"last-event-id": last_event_id} if last_event_id else {}
+    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        return list(sse_events(response))
+
+
+def text_of(events: list[Any]) -> str:
+    out = []
+    for e in events:
+        if e.data in ("", "[DONE]"):
+            continue
+        body = orjson.loads(e.data)
+        for choice in body.get("choices") or []:
+            out.append(choice["delta"].get("content") or "")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+async def test_official_sdk_streams_through_the_openai_provider(
+    gateway: ServerProcess, upstream: UpstreamControl, include_usage: bool
+) -> None:
+    client = sdk(gateway)
+    try:
+        options: Any = {"include_usage": True} if include_usage else openai.NOT_GIVEN
+        stream = await client.chat.completions.create(
+            model="fake", messages=MESSAGES, stream=True, stream_options=options
+        )
+        chunks = [c async for c in stream]
+    finally:
+        await client.close()
+    choice_chunks = [c for c in chunks if c.choices]
+    assert choice_chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in choice_chunks) == FULL_TEXT
+    assert choice_chunks[-1].choices[0].finish_reason == "stop"
+    usage_chunks = [c for c in chunks if c.usage is not None]
+    if include_usage:
+        assert len(usage_chunks) == 1 and not usage_chunks[0].choices
+        assert usage_chunks[0].usage is not None
+        assert usage_chunks[0].usage.completion_tokens == TOKENS
+    else:
+        assert usage_chunks == []
+    [request] = upstream.requests()
+    assert request["model"] == "fake-up"  # the configured upstream model name
+    assert request["body"]["stream_options"] == {"include_usage": True}  # always asked
+
+
+async def test_non_streaming_completion_and_models(gateway: ServerProcess) -> None:
+    client = sdk(gateway)
+    try:
+        completion = await client.chat.completions.create(model="fake", messages=MESSAGES)
+        models = await client.models.list()
+    finally:
+        await client.close()
+    assert completion.choices[0].message.content == FULL_TEXT
+    assert completion.usage is not None and completion.usage.completion_tokens == TOKENS
+    by_id = {m.id: m for m in models.data}
+    assert set(by_id) >= {"fake", "flaky", "demo"}
+    assert by_id["demo"].owned_by == "mianzhang-demo"
+
+
+def test_bad_requests_are_4xx_json_before_any_stream(gateway: ServerProcess) -> None:
+    url = f"{gateway.url}/v1/chat/completions"
+    r = httpx.post(url, content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.post(url, json={"model": "no-such-model", "messages": MESSAGES, "stream": True})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    r = httpx.post(url, json={"model": "fake", "messages": [], "stream": True})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
+
+
+async def test_upstream_500_before_first_token_is_retried_and_answered(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"status": 500}, {"status": 503, "retry_after_ms": 50})
+    client = sdk(gateway)
+    try:
+        stream = await client.chat.completions.create(model="fake", messages=MESSAGES, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    finally:
+        await client.close()
+    assert text == FULL_TEXT
+    assert len(upstream.requests()) == 3
+
+
+async def test_dead_upstream_falls_back_to_the_next_model(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    client = sdk(gateway)
+    try:
+        completion = await client.chat.completions.create(model="flaky", messages=MESSAGES)
+    finally:
+        await client.close()
+    assert completion.choices[0].message.content == FULL_TEXT
+    assert len(upstream.requests()) == 1
+
+
+def test_upstream_dropping_mid_stream_gives_an_error_event_and_keeps_the_partial_text(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"drop_after": 5})
+    body = {"model": "fake", "messages": MESSAGES, "stream": True}
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200
+        stream_id = r.headers["x-stream-id"]
+        events = list(sse_events(r))
+    assert text_of(events) == "tok0 tok1 tok2 tok3 tok4"
+    assert events[-1].data == "[DONE]"
+    error = orjson.loads(events[-2].data)["error"]
+    assert error["type"] == "upstream_error" and error["code"] == "upstream_protocol_error"
+    assert len(upstream.requests()) == 1  # no retry after the first token
+    # the partial answer and the error are kept in the log: a reader later sees the same
+    replay = read_stream(f"{gateway.url}/v1/streams/{stream_id}")
+    assert [e.data for e in replay] == [e.data for e in events]
+
+
+def test_resume_on_a_second_connection_yields_exactly_the_same_tokens(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"token_delay": 0.03})
+    body = {"model": "fake", "messages": MESSAGES, "stream": True, "background": True}
+    first: list[Any] = []
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
+        stream_id = r.headers["x-stream-id"]
+        for event in sse_events(r):
+            first.append(event)
+            if text_of(first).count("tok") >= 4:
+                break  # drop the connection mid-answer
+    rest = read_stream(f"{gateway.url}/v1/streams/{stream_id}", last_event_id=first[-1].id)
+    assert rest[-1].data == "[DONE]"
+    whole = read_stream(f"{gateway.url}/v1/streams/{stream_id}")
+    assert [e.data for e in first + rest] == [e.data for e in whole]
+    assert text_of(first + rest) == FULL_TEXT
+
+
+def _disconnected_within(upstream: UpstreamControl, closed_at: float) -> float:
+    requests = upstream.wait_for(
+        lambda rs: bool(rs) and rs[-1]["disconnected_at"] is not None, timeout=GRACE + 10
+    )
+    return float(requests[-1]["disconnected_at"]) - closed_at
+
+
+def test_client_disconnect_closes_the_upstream_request_within_grace(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"token_delay": 0.1, "tokens": 600})
+    body = {"model": "fake", "messages": MESSAGES, "stream": True}
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
+        seen: list[Any] = []
+        for event in sse_events(r):
+            seen.append(event)
+            if text_of(seen).count("tok") >= 2:
+                break
+    closed_at = time.time()
+    assert _disconnected_within(upstream, closed_at) <= GRACE + 1.0
+    assert upstream.requests()[-1]["completed"] is False
+
+
+@pytest.mark.parametrize("wait", ["headers_delay", "ttft"])
+def test_disconnect_while_waiting_for_the_first_chunk_closes_the_upstream_request(
+    gateway: ServerProcess, upstream: UpstreamControl, wait: str
+) -> None:
+    upstream.plan({wait: 60})
+    body = {"model": "fake", "messages": MESSAGES, "stream": True}
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200
+        upstream.wait_for(lambda rs: len(rs) == 1)  # the upstream has the request
+    closed_at = time.time()
+    assert _disconnected_within(upstream, closed_at) <= GRACE + 1.0
+
+
+def test_background_generation_runs_to_the_end_without_readers(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"token_delay": 0.05, "tokens": 40})
+    body = {"model": "fake", "messages": MESSAGES, "stream": True, "background": True}
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
+        stream_id = r.headers["x-stream-id"]
+    requests = upstream.wait_for(lambda rs: bool(rs) and rs[-1]["completed"], timeout=GRACE + 15)
+    assert requests[-1]["disconnected_at"] is None
+    events = read_stream(f"{gateway.url}/v1/streams/{stream_id}")
+    assert events[-1].data == "[DONE]" and text_of(events).count("tok") == 40
+
+
+def test_stop_cancels_the_upstream_request_and_ends_the_stream(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"token_delay": 0.1, "tokens": 600})
+    body = {"model": "fake", "messages": MESSAGES, "stream": True, "background": True}
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
+        stream_id = r.headers["x-stream-id"]
+        seen: list[Any] = []
+        for event in sse_events(r):
+            seen.append(event)
+            if text_of(seen).count("tok") == 2:
+                stopped_at = time.time()
+                response = httpx.post(f"{gateway.url}/v1/streams/{stream_id}/cancel")
+                assert response.status_code < 300
+        # the stream ends after the stop: a cancelled error event, then [DONE]
+    assert seen[-1].data == "[DONE]"
+    assert orjson.loads(seen[-2].data)["error"]["code"] == "cancelled"
+    assert _disconnected_within(upstream, stopped_at) <= 1.0
+
+
+def test_non_streaming_request_abandoned_by_its_client_closes_the_upstream_request(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"ttft": 60})
+    body = {"model": "fake", "messages": MESSAGES}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=1.0)
+    closed_at = time.time()
+    assert _disconnected_within(upstream, closed_at) <= 1.0

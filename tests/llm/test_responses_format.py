@@ -1,0 +1,158 @@
+"""Responses API events: order, sequence numbers, failure, cancellation, snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from mianzhang.llm import (
+    Chunk,
+    Failed,
+    Finished,
+    GenerationCancelled,
+    InvalidLLMRequest,
+    ResponsesEncoder,
+    ResponseSnapshot,
+    Started,
+    Timings,
+    Token,
+    UpstreamProtocolError,
+    Usage,
+    responses_input_to_messages,
+)
+
+T = Timings(0.1, 0.5, 2)
+
+
+def encoder() -> ResponsesEncoder:
+    return ResponsesEncoder(response_id="resp_1", model="demo", created=5, background=True)
+
+
+def decode(out: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    events = [orjson.loads(d) for _, d in out]
+    assert [t for t, _ in out] == [e["type"] for e in events]
+    return events
+
+
+def test_a_completed_response_has_openai_event_order_and_dense_sequence_numbers() -> None:
+    enc = encoder()
+    out = []
+    for e in [
+        Started("demo", 5),
+        Token(Chunk(text="Hi")),
+        Token(Chunk(text=" there")),
+        Finished("stop", Usage(3, 2), T, provider="demo", upstream_model="m", usage_reported=True),
+    ]:
+        out += enc.encode(e)
+    events = decode(out)
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e["sequence_number"] for e in events] == list(range(10))
+    assert events[0]["response"]["status"] == "in_progress"
+    assert events[0]["response"]["background"] is True
+    assert [e["delta"] for e in events if e["type"].endswith("delta")] == ["Hi", " there"]
+    done = events[-1]["response"]
+    assert done["status"] == "completed" and done["id"] == "resp_1"
+    assert done["output"][0]["content"][0]["text"] == "Hi there"
+    assert done["usage"]["input_tokens"] == 3 and done["usage"]["output_tokens"] == 2
+    assert events[6]["text"] == "Hi there"
+
+
+def test_failure_after_output_sends_error_then_response_failed() -> None:
+    enc = encoder()
+    out = enc.encode(Started("demo", 5)) + enc.encode(Token(Chunk(text="par")))
+    out += enc.encode(Failed(UpstreamProtocolError("cut"), Usage(1, 1), T, partial=True))
+    events = decode(out)
+    types = [e["type"] for e in events]
+    assert types[-5:] == [
+        "error",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.failed",
+    ]
+    assert events[-1]["response"]["status"] == "failed"
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "par"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+def test_failure_before_output_is_only_response_failed() -> None:
+    enc = encoder()
+    out = enc.encode(Started("demo", 5))
+    out += enc.encode(Failed(UpstreamProtocolError("x"), Usage(), T, partial=False))
+    assert [t for t, _ in out][-1] == "response.failed" and len(out) == 3
+
+
+def test_cancellation_ends_with_status_cancelled() -> None:
+    enc = encoder()
+    enc.encode(Started("demo", 5))
+    out = enc.failed(GenerationCancelled("stop"), Usage(1, 0), status="cancelled")
+    last = orjson.loads(out[-1][1])
+    assert last["type"] == "response.failed"
+    assert last["response"]["status"] == "cancelled"
+    assert last["response"]["error"]["code"] == "cancelled"
+
+
+def test_snapshot_rebuilds_the_response_in_progress_and_final() -> None:
+    enc = encoder()
+    out = enc.encode(Started("demo", 5)) + enc.encode(Token(Chunk(text="ab")))
+    snap = ResponseSnapshot()
+    for _, d in out:
+        snap.apply(d)
+    partial = snap.result()
+    assert partial is not None and partial["status"] == "in_progress"
+    assert partial["output"][0]["content"][0]["text"] == "ab"
+    assert snap.last_sequence == len(out) - 1
+    for _, d in enc.encode(
+        Finished("stop", Usage(1, 1), T, provider="demo", upstream_model="m", usage_reported=False)
+    ):
+        snap.apply(d)
+    final = snap.result()
+    assert final is not None and final["status"] == "completed"
+    assert ResponseSnapshot().result() is None
+
+
+def test_input_conversion() -> None:
+    assert responses_input_to_messages("hi", "be brief") == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+    ]
+    items = [
+        {"role": "developer", "content": "sys"},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}],
+        },
+    ]
+    assert responses_input_to_messages(items, None) == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "ab"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        5,
+        [{"role": "tool", "content": "x"}],
+        [{"type": "function_call"}],
+        [{"role": "user", "content": 3}],
+    ],
+)
+def test_bad_input_is_rejected(bad: object) -> None:
+    with pytest.raises(InvalidLLMRequest):
+        responses_input_to_messages(bad, None)
