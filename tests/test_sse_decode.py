@@ -374,8 +374,7 @@ def test_retry_of_an_undispatched_event_still_applies() -> None:
 def test_retry_with_thousands_of_digits_does_not_raise() -> None:
     # int() refuses more than 4300 digits; the decoder must never raise on input.
     huge = decode(b"retry: " + b"9" * 5000 + b"\n")
-    assert huge.retry is not None
-    assert huge.retry >= 2**63 - 1
+    assert huge.retry == 2**63 - 1  # documented saturation
     assert decode(b"retry: " + b"0" * 5000 + b"42\n").retry == 42
 
 

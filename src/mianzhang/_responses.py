@@ -6,10 +6,13 @@
 * **Delivery.** Every item the iterator yields is sent, in order. Items the iterator produced
   while the socket was still busy are coalesced into one ASGI message; an item that is ready is
   never held back waiting for more (the sender runs whenever the producer awaits anything).
-* **Bounded memory.** At most ``max_buffer`` bytes (plus one item) wait between the iterator and
-  the socket; a client that stops reading stalls the iterator, it does not grow a queue.
-* **Disconnect.** When the peer goes away (ASGI ``http.disconnect``) the iterator is cancelled
-  and closed at once, so its ``finally`` blocks run; ``client_close_handler_callable`` is awaited.
+* **Bounded memory.** At most ``max_buffer`` bytes (plus one item) are produced and not yet
+  accepted by the server's ``send``; a client that stops reading stalls the iterator, it does
+  not grow a queue.
+* **Disconnect.** When the peer goes away (ASGI ``http.disconnect``, or ``OSError`` from
+  ``send``) the iterator is cancelled and closed at once, even while a send is blocked, so its
+  ``finally`` blocks run; ``client_close_handler_callable`` is awaited. Sync iterables run in
+  the thread pool and are closed (``close()``) the same way.
 * **Slow client.** A send blocked longer than ``send_timeout`` seconds ends the stream the same
   way and is counted in :class:`StreamSupervisor` statistics.
 * **Errors.** An exception before anything was sent propagates (the framework answers a normal
@@ -19,7 +22,11 @@
 * **Graceful shutdown.** When the :class:`StreamSupervisor` drains (server shutdown), every live
   stream flushes what it holds, sends a final ``reconnect`` event with a jittered ``retry:``
   hint, and ends. No monkey-patching of uvicorn: the supervisor is triggered by its signal hook,
-  by the ``mianzhang serve`` server, or by the application itself.
+  by the ``mianzhang serve`` server, or by the application itself. A ``shutdown_event`` given
+  to a response is set when the drain reaches it (sse-starlette's cooperative farewell), and
+  setting it from the application drains that one stream.
+* **HEAD.** A ``HEAD`` request gets the headers and an empty body; the iterator is not started
+  (an endless stream would otherwise never complete a body the client does not read).
 """
 
 from __future__ import annotations
@@ -43,9 +50,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, ClassVar, Protocol
 
+import anyio.to_thread
 import orjson
 from starlette.background import BackgroundTask
-from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -117,14 +124,15 @@ class StreamSupervisor:
         self.hook_signals = hook_signals
         self.stats = StreamStatistics()
         self._draining = False
+        self._drain_requested = False  # set at once by drain(), even from a signal handler
         self._live: set[_Stream] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drained_event: asyncio.Event | None = None
+        self._idle_waiters: set[asyncio.Future[None]] = set()
 
     @property
     def draining(self) -> bool:
         """True once :meth:`drain` was called."""
-        return self._draining
+        return self._drain_requested or self._draining
 
     def retry_hint(self) -> int:
         """A reconnect delay (milliseconds) for one client, jittered within ``retry_ms``."""
@@ -133,6 +141,7 @@ class StreamSupervisor:
 
     def drain(self) -> None:
         """Begin ending every live stream (safe from signal handlers and other threads)."""
+        self._drain_requested = True
         loop = self._loop
         if loop is not None and loop.is_running():
             with contextlib.suppress(RuntimeError):  # loop closing
@@ -151,14 +160,16 @@ class StreamSupervisor:
     async def wait_idle(self) -> None:
         """Return once no stream is live (bound it with ``asyncio.timeout``)."""
         while self._live:
-            if self._drained_event is None:
-                self._drained_event = asyncio.Event()
-            self._drained_event.clear()
-            await self._drained_event.wait()
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle_waiters.add(waiter)
+            try:
+                await waiter
+            finally:
+                self._idle_waiters.discard(waiter)
 
     def _register(self, stream: _Stream) -> None:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+        # the loop of the latest stream: a supervisor may outlive one loop (tests, restarts)
+        self._loop = stream._loop
         self._live.add(stream)
         self.stats.opened += 1
         self.stats.active += 1
@@ -168,13 +179,20 @@ class StreamSupervisor:
     def _unregister(self, stream: _Stream) -> None:
         self._live.discard(stream)
         self.stats.active -= 1
-        if not self._live and self._drained_event is not None:
-            self._drained_event.set()
+        if not self._live:
+            for waiter in self._idle_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object) -> AsyncIterator[dict[str, Any]]:
-        """ASGI lifespan: publishes the supervisor and hooks SIGTERM/SIGINT while serving."""
+        """ASGI lifespan: publishes the supervisor and hooks SIGTERM/SIGINT while serving.
+
+        Each serving period starts undrained, so one supervisor serves successive lifespans
+        (a test client per test, an in-process restart) instead of draining every new stream.
+        """
         self._loop = asyncio.get_running_loop()
+        self._draining = self._drain_requested = False
         with self.signal_hook() if self.hook_signals else contextlib.nullcontext():
             try:
                 yield {SUPERVISOR_STATE_KEY: self}
@@ -261,8 +279,14 @@ class _StreamingBase(Response):
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
         self.ping_interval = self.default_ping if ping is None else float(ping)
+        if self.ping_interval < 0:
+            raise ValueError("ping must be >= 0 (0 disables the heartbeat)")
         if send_timeout is not None and send_timeout <= 0:
             raise ValueError("send_timeout must be positive or None")
+        if shutdown_grace_period < 0:
+            raise ValueError("shutdown_grace_period must be >= 0")
+        if max_buffer <= 0:
+            raise ValueError("max_buffer must be positive")
         self.send_timeout = send_timeout
         self.max_buffer = max_buffer
         self.open_timeout = open_timeout
@@ -274,12 +298,15 @@ class _StreamingBase(Response):
         self.init_headers(self._stream_headers(headers))
 
     def _stream_headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
-        merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        """Defaults, then the caller's headers replacing them case-insensitively (one header
+        per name), never ``Connection``."""
+        merged = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         if headers:
             for key, value in headers.items():
-                if key.lower() == "connection":
+                name = key.lower()
+                if name == "connection":
                     continue  # hop-by-hop; forbidden in HTTP/2 (RFC 9113 §8.2.2)
-                merged[key] = value
+                merged[name] = value
         return merged
 
     # -- what subclasses define -----------------------------------------------------------------
@@ -298,6 +325,18 @@ class _StreamingBase(Response):
 
     # -- ASGI -----------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") == "HEAD":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if self.background is not None:
+                await self.background()
+            return
         supervisor = self.supervisor or _supervisor_of(scope)
         stream = _Stream(self, scope, receive, send, supervisor)
         await stream.run()
@@ -310,12 +349,42 @@ def _iterate(content: Content) -> AsyncIterator[Any]:
         return content.__aiter__()
     if isinstance(content, list | tuple):
         return _iterate_sequence(content)
-    return iterate_in_threadpool(content)
+    return _iterate_in_thread(content)
 
 
 async def _iterate_sequence(items: list[Any] | tuple[Any, ...]) -> AsyncIterator[Any]:
     for item in items:
         yield item
+
+
+_END = object()
+
+
+async def _iterate_in_thread(content: Iterable[Any]) -> AsyncIterator[Any]:
+    """A sync iterable stepped in the thread pool, closed (its ``finally`` run) at the end.
+
+    A thread cannot be interrupted: when cancelled while ``next()`` runs, this waits for that
+    step to return before closing, so ``close()`` never meets a generator still executing.
+    (Starlette's ``iterate_in_threadpool`` abandons the step and never closes the iterator.)
+    """
+    iterator = iter(content)
+    try:
+        while True:
+            step = asyncio.ensure_future(anyio.to_thread.run_sync(next, iterator, _END))
+            try:
+                item = await asyncio.shield(step)
+            except asyncio.CancelledError:
+                await asyncio.wait((step,))
+                if not step.cancelled():
+                    step.exception()  # retrieved: the cancellation is what propagates
+                raise
+            if item is _END:
+                return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await anyio.to_thread.run_sync(close)
 
 
 class _Stream:
@@ -327,8 +396,10 @@ class _Stream:
         "_buffered",
         "_drain_handle",
         "_drained",
+        "_ending",
         "_failure",
         "_loop",
+        "_producer",
         "_producer_done",
         "_wake",
         "disconnect_message",
@@ -360,7 +431,9 @@ class _Stream:
         self._buffered = 0
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
+        self._producer: asyncio.Task[None] | None = None
         self._producer_done = False
+        self._ending = False
         self._failure: BaseException | None = None
         self._drain_handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -372,8 +445,13 @@ class _Stream:
 
     # -- callbacks from outside -----------------------------------------------------------------
     def on_drain(self, grace: float) -> None:
+        """Drain after ``grace`` seconds; a ``shutdown_event`` given to the response is set now,
+        so a cooperative iterator can say goodbye and end by itself within the grace."""
         if self._drain_handle is None and not self.draining:
             self._drain_handle = self._loop.call_later(grace, self._begin_drain)
+            set_event = getattr(self.response.shutdown_event, "set", None)
+            if callable(set_event):
+                set_event()
 
     def _begin_drain(self) -> None:
         self.draining = True
@@ -381,9 +459,12 @@ class _Stream:
 
     # -- producer ---------------------------------------------------------------------------
     async def _produce(self, iterator: AsyncIterator[Any]) -> None:
+        """Encode items into the buffer. ``_buffered`` counts bytes produced and not yet
+        accepted by ``send`` (buffered or in flight): at ``max_buffer`` the iterator waits."""
         encode = self.response.encode_item
         buffer = self._buffer
         wake = self._wake
+        drained = self._drained
         limit = self.response.max_buffer
         try:
             async for item in iterator:
@@ -391,9 +472,9 @@ class _Stream:
                 buffer.append(chunk)
                 self._buffered += len(chunk)
                 wake.set()
-                if self._buffered >= limit:
-                    self._drained.clear()
-                    await self._drained.wait()
+                while self._buffered >= limit:
+                    drained.clear()
+                    await drained.wait()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -409,10 +490,25 @@ class _Stream:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                self.disconnect_message = message
-                self.stop_reason = "disconnect"
-                self._wake.set()
+                if not self._ending:  # servers also say so once the body is complete
+                    self._peer_gone(message)
                 return
+
+    def _peer_gone(self, message: Message) -> None:
+        """The client is gone: stop the sender and cancel the iterator at once (its ``finally``
+        runs now, not when a blocked send returns)."""
+        self.disconnect_message = message
+        if self.stop_reason != "send_timeout":
+            self.stop_reason = "disconnect"
+        self._wake.set()
+        self._cancel_producer()
+
+    def _cancel_producer(self) -> None:
+        """Cancel the producer at most once: a second cancellation would interrupt the
+        iterator's ``finally`` blocks while they await their cleanup."""
+        producer = self._producer
+        if producer is not None and not producer.done() and not producer.cancelling():
+            producer.cancel()
 
     async def _watch_shutdown_event(self, event: _Waitable) -> None:
         await event.wait()
@@ -420,20 +516,33 @@ class _Stream:
 
     # -- sender -----------------------------------------------------------------------------
     async def _send_body(self, body: bytes) -> bool:
-        """Send one chunk; False if the stream must stop (timeout)."""
+        """Send one chunk; False if the stream must stop (timeout, peer gone)."""
         message = {"type": "http.response.body", "body": body, "more_body": True}
         timeout = self.response.send_timeout
-        if timeout is None:
-            await self.send(message)
-            return True
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:
                 await self.send(message)
+            else:
+                async with asyncio.timeout(timeout):
+                    await self.send(message)
         except TimeoutError:
             self.stop_reason = "send_timeout"
             logger.warning("stream closed: send blocked longer than %.1fs", timeout)
             return False
-        return True
+        except OSError:  # ASGI 2.4 servers raise it for a peer that is gone
+            self._peer_gone({"type": "http.disconnect"})
+            return False
+        return self.stop_reason != "disconnect"
+
+    async def _flush(self) -> bool:
+        """Send everything buffered as one message (write coalescing)."""
+        buffer = self._buffer
+        body = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+        buffer.clear()
+        sent = await self._send_body(body)
+        self._buffered -= len(body)
+        self._drained.set()
+        return sent
 
     async def _send_headers(self) -> None:
         response = self.response
@@ -445,14 +554,6 @@ class _Stream:
             }
         )
         self.headers_sent = True
-
-    def _take(self) -> bytes:
-        buffer = self._buffer
-        body = buffer[0] if len(buffer) == 1 else b"".join(buffer)
-        buffer.clear()
-        self._buffered = 0
-        self._drained.set()
-        return body
 
     async def _pump(self) -> None:
         """Send buffered bytes until the producer ends or the stream must stop."""
@@ -473,7 +574,7 @@ class _Stream:
         while True:
             wake.clear()
             if self._buffer:
-                if not await self._send_body(self._take()):
+                if not await self._flush():
                     return
                 continue
             if self.stop_reason is not None or self.draining or self._producer_done:
@@ -505,6 +606,7 @@ class _Stream:
             tail = response.reconnect_chunk(hint) or b""
         if tail and not await self._send_body(tail):
             return
+        self._ending = True
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
         self.finished_cleanly = True
 
@@ -512,26 +614,23 @@ class _Stream:
         response = self.response
         supervisor = self.supervisor
         iterator = _iterate(response.content)
-        producer = asyncio.create_task(self._produce(iterator))
+        producer = self._producer = asyncio.create_task(self._produce(iterator))
         watcher = asyncio.create_task(self._watch_disconnect())
         helpers: list[asyncio.Task[None]] = [producer, watcher]
         if response.data_sender_callable is not None:
             helpers.append(asyncio.create_task(response.data_sender_callable()))
         if response.shutdown_event is not None:
-            helpers.append(
-                asyncio.create_task(self._watch_shutdown_event(response.shutdown_event))
-            )
+            helpers.append(asyncio.create_task(self._watch_shutdown_event(response.shutdown_event)))
         if supervisor is not None:
             supervisor._register(self)
         try:
             await self._pump()
             if self.draining and not self._producer_done:
                 self.stop_reason = "drain"
-                producer.cancel()  # stop producing; whatever it already made is flushed below
-                with contextlib.suppress(asyncio.CancelledError):
-                    await producer
+                self._cancel_producer()  # stop producing; what it already made is flushed below
+                await asyncio.wait((producer,))  # (our own cancellation still propagates)
                 if self._buffer:
-                    await self._send_body(self._take())
+                    await self._flush()
             await self._finish()
         except BaseException:
             self.stop_reason = self.stop_reason or "crashed"
@@ -539,13 +638,19 @@ class _Stream:
         finally:
             if self._drain_handle is not None:
                 self._drain_handle.cancel()
-            for task in helpers:
+            self._cancel_producer()
+            for task in helpers[1:]:
                 task.cancel()
-            # the producer's cancellation runs the iterator's finally blocks: wait for them
-            await asyncio.gather(*helpers, return_exceptions=True)
-            if supervisor is not None:
-                supervisor._unregister(self)
-                self._count(supervisor.stats)
+            try:
+                # the producer's cancellation runs the iterator's finally blocks: wait for them
+                results = await asyncio.gather(*helpers, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, Exception):
+                        logger.error("stream helper failed", exc_info=result)
+            finally:  # even when cancelled again while waiting: never leak a live stream
+                if supervisor is not None:
+                    supervisor._unregister(self)
+                    self._count(supervisor.stats)
             if self._failure is not None and self.headers_sent:
                 logger.error("stream failed after headers", exc_info=self._failure)
             if self.disconnect_message is not None:

@@ -7,6 +7,7 @@ and one line per problem, before any socket is opened.
 
 from __future__ import annotations
 
+import socket
 import sys
 from typing import Annotated
 
@@ -63,7 +64,13 @@ def serve(
         proxy_headers=True,
     )
     typer.echo(f"mianzhang serving on http://{settings.host}:{settings.port}/", err=True)
-    uvicorn.Server(config).run()
+    sock = config.bind_socket()
+    if settings.socket_send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.socket_send_buffer)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 @app.command()

@@ -29,20 +29,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
-    """Return once 127.0.0.1:port accepts TCP connections; raise if the process died or time ran out."""
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0
+) -> None:
+    """Return once 127.0.0.1:port accepts TCP connections; raise if the process died or time
+    ran out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
             raise RuntimeError(f"process exited with {proc.returncode} before listening:\n{out}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
             return
         time.sleep(0.02)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> int:
     """Send ``sig``, wait up to ``timeout``, then SIGKILL. Returns the exit code."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -74,7 +82,9 @@ class ServerProcess:
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH")])
+    )
     env.setdefault("PYTHONUNBUFFERED", "1")
     if extra:
         env.update(extra)
@@ -92,13 +102,25 @@ def uvicorn_process(
     graceful_timeout: float | None = None,
     stop_signal: int = signal.SIGTERM,
 ) -> Iterator[ServerProcess]:
-    """Run ``python -m uvicorn APP`` on 127.0.0.1:PORT (cwd = repo root, so ``tests.…`` apps import).
+    """Run ``python -m uvicorn APP`` on 127.0.0.1:PORT (cwd = repo root, so ``tests.…`` apps
+    import).
 
     Output goes to ``test-artifacts/uvicorn-PORT.log`` (read it with ``.output()``).
     """
     port = port or free_port()
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-           "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     if factory:
         cmd.append("--factory")
     if graceful_timeout is not None:
@@ -121,10 +143,46 @@ def uvicorn_process(
         log.close()
 
 
+@contextlib.contextmanager
+def serve_process(
+    *, env: dict[str, str] | None = None, port: int | None = None, args: tuple[str, ...] = ()
+) -> Iterator[ServerProcess]:
+    """Run the product itself: ``python -m mianzhang serve --port PORT`` (output as above)."""
+    port = port or free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "mianzhang",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *args,
+    ]
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / f"serve-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(env), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port(port, None)
+        except TimeoutError:
+            raise RuntimeError(log_path.read_text(errors="replace")) from None
+        yield ServerProcess(proc, port, log_path=log_path)
+    finally:
+        stop_process(proc)
+        log.close()
+
+
 def redis_server_binary() -> str:
     path = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(path).exists():
-        raise RuntimeError("redis-server is not installed: run scripts/test (it installs it with apt)")
+        raise RuntimeError(
+            "redis-server is not installed: run scripts/test (it installs it with apt)"
+        )
     return path
 
 
@@ -141,8 +199,20 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        cmd = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--protected-mode", "no", *self.extra_args]
+        cmd = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            *self.extra_args,
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.proc)
 

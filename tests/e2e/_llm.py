@@ -66,9 +66,9 @@ def gateway_env(upstream_url: str, **extra: str) -> dict[str, str]:
         "MIANZHANG_LLM__GRACE_PERIOD": str(GRACE),
         "MIANZHANG_LLM__RETRY_INITIAL_DELAY": "0.05",
         "MIANZHANG_LLM__RETRY_MAX_DELAY": "0.2",
+        "MIANZHANG_FILES__ENABLED": "false",
         **extra,
     }
 
 
-APP = "harness:create_app"  # TODO(H8): H3's app factory once it lands
-APP_ENV = {"PYTHONPATH": "/tmp/h8h:/work/main:/work/main/src"}
+APP = "mianzhang.server:create_app"  # the real server, run as a uvicorn factory

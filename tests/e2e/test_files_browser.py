@@ -1,6 +1,7 @@
 """The files page in Chromium: a resumable upload with a live progress bar, then the download
 link serves the same bytes. One PATCH is cut by the network (Playwright aborts it): the page
-asks the server for the offset and finishes."""
+asks the server for the offset and finishes. The progress the server publishes to the event
+log reaches the page over SSE (``upload:{id}``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ from tests._support.procs import ServerProcess, uvicorn_process
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 MiB = 1 << 20
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -30,9 +39,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 @pytest.fixture
 def page() -> Iterator[Page]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox"], headless=True
-        )
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         try:
             yield browser.new_page()
         finally:
@@ -82,6 +89,11 @@ def test_upload_with_progress_and_resume_then_download(page: Page, server: Serve
     row.and_(page.locator("[data-state=complete]")).wait_for(timeout=60_000)
 
     assert aborted == [str(8 * MiB)]  # the second chunk was cut, and the page resumed
+    # the server's own progress events (event log -> SSE) reached the page, up to "complete"
+    done = page.locator("[data-testid=files-upload-row][data-server-state=complete]")
+    done.wait_for(timeout=30_000)
+    assert done.get_attribute("data-server-received") == str(len(data))
+    assert int(done.get_attribute("data-server-events") or 0) >= 3  # start, pauses, complete
     assert page.locator("[data-testid=files-percent]").inner_text() == "100%"
     bar_max = page.locator("[data-testid=files-progress]").evaluate("bar => bar.max")
     assert bar_max == len(data)

@@ -12,14 +12,14 @@ from mianzhang._cli_chat import run_chat
 from mianzhang.llm import demo_answer
 from tests._support.procs import ServerProcess, uvicorn_process
 
-from ._llm import APP, APP_ENV, gateway_env
+from ._llm import APP, gateway_env
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    env = {**APP_ENV, **gateway_env("http://127.0.0.1:9")}
+    env = gateway_env("http://127.0.0.1:9")
     with uvicorn_process(APP, factory=True, env=env) as p:
         yield p
 

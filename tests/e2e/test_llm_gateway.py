@@ -16,7 +16,7 @@ from openai import AsyncOpenAI
 from mianzhang import SSEDecoder
 from tests._support.procs import ServerProcess, uvicorn_process
 
-from ._llm import APP, APP_ENV, GRACE, UpstreamControl, gateway_env
+from ._llm import APP, GRACE, UpstreamControl, gateway_env
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ def upstream(upstream_proc: ServerProcess) -> Iterator[UpstreamControl]:
 
 @pytest.fixture(scope="module")
 def gateway(upstream_proc: ServerProcess) -> Iterator[ServerProcess]:
-    env = {**APP_ENV, **gateway_env(upstream_proc.url)}
+    env = gateway_env(upstream_proc.url)
     with uvicorn_process(APP, factory=True, env=env) as p:
         yield p
 
@@ -250,16 +250,23 @@ def test_stop_cancels_the_upstream_request_and_ends_the_stream(
     with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
         stream_id = r.headers["x-stream-id"]
         seen: list[Any] = []
+        stopped_at: float | None = None
         for event in sse_events(r):
             seen.append(event)
-            if text_of(seen).count("tok") == 2:
+            if stopped_at is None and text_of(seen).count("tok") == 2:
                 stopped_at = time.time()
                 response = httpx.post(f"{gateway.url}/v1/streams/{stream_id}/cancel")
-                assert response.status_code < 300
+                assert response.status_code == 200 and response.json()["cancelled"] is True
         # the stream ends after the stop: a cancelled error event, then [DONE]
+    assert stopped_at is not None
     assert seen[-1].data == "[DONE]"
-    assert orjson.loads(seen[-2].data)["error"]["code"] == "cancelled"
+    error = orjson.loads(seen[-2].data)["error"]
+    assert error["code"] == "cancelled" and "stopped" in error["message"]
+    assert text_of(seen).count("tok") < 600
     assert _disconnected_within(upstream, stopped_at) <= 1.0
+    # stopping again is refused: the stream has ended
+    again = httpx.post(f"{gateway.url}/v1/streams/{stream_id}/cancel")
+    assert again.status_code == 409
 
 
 def test_non_streaming_request_abandoned_by_its_client_closes_the_upstream_request(

@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 
 from tests._support.procs import ServerProcess, uvicorn_process
 
-from ._llm import APP, APP_ENV, gateway_env
+from ._llm import APP, gateway_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 @pytest.fixture
 def instances(redis_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     # the demo model only: no upstream needed, deterministic text, 20 ms per token
-    env = {**APP_ENV, **gateway_env("http://127.0.0.1:9"), "MIANZHANG_REDIS_URL": redis_url}
+    env = gateway_env(
+        "http://127.0.0.1:9", MIANZHANG_LOG_BACKEND="redis", MIANZHANG_REDIS_URL=redis_url
+    )
     with (
         uvicorn_process(APP, factory=True, env=env) as a,
         uvicorn_process(APP, factory=True, env=env) as b,

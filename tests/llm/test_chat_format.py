@@ -101,6 +101,14 @@ def test_raw_upstream_chunks_pass_through_byte_for_byte() -> None:
     assert run(events, include_usage=True) == [*raws, DONE]  # passed, not duplicated
 
 
+def test_null_usage_the_gateway_asked_for_is_removed_when_the_client_did_not_ask() -> None:
+    raw = '{"id":"up","choices":[{"index":0,"delta":{"content":"x"}}],"usage":null}'
+    assert run([Token(Chunk(text="x", raw=raw))]) == [
+        '{"id":"up","choices":[{"index":0,"delta":{"content":"x"}}]}'
+    ]
+    assert run([Token(Chunk(text="x", raw=raw))], include_usage=True) == [raw]
+
+
 def test_include_usage_is_synthesised_when_the_upstream_gave_none() -> None:
     raw = '{"id":"up","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}'
     out = run(

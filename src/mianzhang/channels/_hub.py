@@ -145,7 +145,7 @@ class ChannelHub:
             async for item in follower:
                 yield item
         finally:
-            await follower.aclose()  # type: ignore[attr-defined]
+            await follower.aclose()
 
     async def subscribers(self, channel: str) -> int:
         """Open subscriptions to ``channel`` on every instance sharing the log."""

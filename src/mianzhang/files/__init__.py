@@ -10,7 +10,12 @@ Guarantees in one place (details in each module):
   the fly, verified against an announced digest, and moved into place atomically only when
   complete; an interrupted or refused upload leaves nothing behind.
 * Ids are generated, validated by a regex, and resolved without following symlinks: no
-  client input reaches a path.
+  client input reaches a path; client file names are metadata only.
+* A request body slower than ``upload_min_rate`` bytes/s over ``upload_idle_timeout``
+  seconds is cut with 408 (uvicorn has no body deadline of its own).
+* :class:`FilesService` is the one object an app holds: construct it at start, call
+  ``drain()`` on SIGTERM and ``aclose()`` at the end; ``stats`` feeds ``/metrics``;
+  ``read(id)`` is how a job handed a file reads it.
 """
 
 from ._conditional import (

@@ -35,6 +35,12 @@ Guarantees:
 * Incomplete uploads not written to for ``tus_expire_after`` seconds are removed (checked at
   most once a minute, on creation); ``Upload-Expires`` tells clients when.
 * Progress is published to the event-log stream ``upload:{id}`` (see ``_progress``).
+* Draining (SIGTERM): :meth:`TusUploads.interrupt_running` stops every running ``PATCH``,
+  which saves its bytes and answers its offset with ``Connection: close``; while
+  ``draining``, creation and ``PATCH`` get 503 with ``Retry-After``, so clients resume on
+  another instance sharing the storage directory.
+* A body slower than ``upload_min_rate`` over ``upload_idle_timeout`` is cut with 408
+  (keeping what arrived), as for every upload.
 """
 
 from __future__ import annotations

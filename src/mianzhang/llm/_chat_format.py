@@ -5,10 +5,11 @@ stream, in OpenAI's order: the first delta carries ``role: "assistant"``, the la
 ``finish_reason``, then (with ``include_usage``) one chunk with ``choices: []`` and ``usage``,
 then ``[DONE]``. A failure becomes ``{"error": {...}}`` followed by ``[DONE]``.
 
-Chunks of an OpenAI-compatible upstream are passed through as their original JSON text; only
-the upstream's usage-only chunk is dropped when the client did not ask for usage (the gateway
-always asks the upstream for it, to count tokens exactly). Chunks of other providers are built
-here with orjson.
+Chunks of an OpenAI-compatible upstream are passed through as their original JSON text;
+chunks of other providers are built here with orjson. The gateway always asks the upstream for
+usage (to count tokens exactly); what that adds is removed again when the client did not ask:
+the usage-only chunk, and the ``"usage":null`` member OpenAI appends to every chunk (stripped
+only at the end of the JSON text, where OpenAI puts it, so the rest stays byte for byte).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._types import Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 __all__ = ["DONE", "ChatChunkEncoder", "ChatCompletionCollector"]
 
 DONE = "[DONE]"
+_NULL_USAGE = ',"usage":null}'
 
 
 def _dumps(value: Any) -> str:
@@ -84,7 +86,12 @@ class ChatChunkEncoder:
                 self._role_sent = True
             if chunk.finish_reason is not None:
                 self._finish_sent = True
-            return [chunk.raw]
+            raw = chunk.raw
+            if not self._include_usage and raw.endswith(_NULL_USAGE):
+                # the gateway asked the upstream for usage, the client did not: drop the
+                # `"usage":null` that include_usage adds, as OpenAI does without it
+                raw = raw[: -len(_NULL_USAGE)] + "}"
+            return [raw]
         if not chunk.text and chunk.finish_reason is None and not chunk.tool_calls:
             return []
         delta: dict[str, Any] = {}

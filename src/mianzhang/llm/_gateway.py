@@ -121,8 +121,9 @@ class Gateway:
 class Generation:
     """One generation; iterate :meth:`events` once.
 
-    ``state``, ``usage``, ``output_tokens`` and :meth:`timings` are live. Set
-    ``cancel_reason`` before cancelling to label the cancellation in the metrics.
+    ``state``, ``usage``, ``output_tokens`` and :meth:`timings` are live. The reason of a
+    cancellation (``cancel_reason``, a metrics label and part of the "cancelled" tail) is taken
+    from the ``CancelledError``'s message, or set before cancelling.
     """
 
     def __init__(
@@ -243,12 +244,19 @@ class Generation:
                 self.timings(),
                 partial=False,
             )
-        except BaseException:
+        except BaseException as exc:
             if self.state == "running":
                 self.state = "cancelled"
+                self.note_cancel(exc)
             raise
         finally:
             self._finish_metrics()
+
+    def note_cancel(self, exc: BaseException) -> None:
+        """Take the reason of a cancellation (``asyncio.CancelledError("stopped")``, as the
+        producer runner sends it) as :attr:`cancel_reason`."""
+        if isinstance(exc, asyncio.CancelledError) and exc.args and isinstance(exc.args[0], str):
+            self.cancel_reason = exc.args[0]
 
     async def _stream(
         self, entry: ModelEntry, it: AsyncIterator[Chunk], held: list[Chunk], first: Chunk

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -137,8 +138,13 @@ class LLMService:
         appended to ``log`` directly (see the module docstring)."""
         ended = False
         try:
-            async for entry in log_entries(prepared.generation, prepared.format):
-                yield entry
+            async with aclosing(log_entries(prepared.generation, prepared.format)) as entries:
+                try:
+                    async for entry in entries:
+                        yield entry
+                except asyncio.CancelledError as exc:
+                    prepared.generation.note_cancel(exc)  # before the generation is closed
+                    raise
             ended = True
         finally:
             if not ended:

@@ -8,7 +8,7 @@ the closing entries of a generation that was stopped (written by whoever stops i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Protocol
 
@@ -88,7 +88,7 @@ class NativeFormat:
         return [LogEntry(d, n) for n, d in out]
 
 
-async def log_entries(generation: Generation, fmt: StreamFormat) -> AsyncIterator[LogEntry]:
+async def log_entries(generation: Generation, fmt: StreamFormat) -> AsyncGenerator[LogEntry, None]:
     """The entries of ``generation`` in ``fmt``, in order, ending with the format's last event.
 
     Closing this iterator closes the generation (and so the upstream request).

@@ -9,9 +9,22 @@ started it (the request is only one reader), under one of two policies:
   instance sharing the log, for ``grace_period`` seconds (an LLM generation nobody reads costs
   money). A reader that reconnects within the grace period keeps it alive.
 
-``cancel(stream)`` stops a producer on whichever instance runs it: it marks the stream
-CANCELLED in the log, and the owning runner notices within ``poll_interval`` seconds and cancels
-the task (the producer's ``finally`` blocks run; its last appends are refused by the log).
+While the log's backend is unreachable (Redis restarting), appends are retried with capped
+backoff for up to ``append_retry_timeout`` seconds. Every append carries an idempotency key
+(producer token + entry number), so an append whose reply was lost is never written twice.
+
+``cancel(stream)`` stops a producer on whichever instance runs it. On the owning instance the
+task is cancelled at once. Elsewhere a cancel request (a small marker stream next to the
+stream, :func:`cancel_marker`) is left in the log; the owning runner notices it within
+``poll_interval`` seconds and cancels the task. Either way the producer's ``except``/``finally``
+blocks run while the stream is still open, so a producer can append its closing events (an LLM
+stream's "cancelled" tail), and ``cancel`` returns once the stream has ended CANCELLED. If no
+runner answers within ``cancel_timeout`` seconds (its instance died), the stream is marked
+CANCELLED directly.
+
+Every cancellation reaches the producer as ``asyncio.CancelledError(reason)``, ``reason``
+being ``"stopped"`` (``cancel``), ``"abandoned"`` (grace period without readers) or
+``"shutdown"`` (:meth:`ProducerRunner.aclose`).
 
 Guarantees: every producer task is owned here, cancelled and awaited by :meth:`aclose`; a
 producer that fails gets an ``error`` event (``{"type", "message"}``, no traceback) and its stream
@@ -23,18 +36,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
-from .._errors import LogError, MianzhangError, StreamClosedError
+from .._errors import (
+    BackendUnavailable,
+    LogError,
+    MianzhangError,
+    StreamClosedError,
+    StreamNotFound,
+)
 from ._protocol import EventLog, StreamState
 
-__all__ = ["LogEntry", "ProducerRunner"]
+__all__ = ["LogEntry", "ProducerRunner", "cancel_marker"]
 
 logger = logging.getLogger("mianzhang.producers")
+
+_MARKER_TTL = 60.0
+
+
+def cancel_marker(stream: str) -> str:
+    """The name of the marker stream asking ``stream``'s owning runner to cancel it."""
+    return f"{stream}~cancel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +86,17 @@ class ProducerRunner:
     """Runs producers for one app instance; see the module docstring for the policies."""
 
     def __init__(
-        self, log: EventLog, *, grace_period: float = 10.0, poll_interval: float = 0.5
+        self,
+        log: EventLog,
+        *,
+        grace_period: float = 10.0,
+        poll_interval: float = 0.5,
+        append_retry_timeout: float = 30.0,
+        cancel_timeout: float | None = None,
     ) -> None:
         self.log = log
+        self.cancel_timeout = 4 * poll_interval + 5.0 if cancel_timeout is None else cancel_timeout
+        self.append_retry_timeout = append_retry_timeout
         self.grace_period = grace_period
         self.poll_interval = poll_interval
         self._running: dict[str, _Running] = {}
@@ -91,36 +128,61 @@ class ProducerRunner:
             self._watcher = asyncio.create_task(self._watch(), name="producers:watch")
 
     async def cancel(self, stream: str) -> bool:
-        """Stop ``stream``'s producer wherever it runs; False if the stream is not open."""
+        """Stop ``stream``'s producer wherever it runs and return once the stream has ended;
+        False if the stream is not open (see the module docstring)."""
         info = await self.log.info(stream)
         if info is None or info.state is not StreamState.OPEN:
             return False
-        await self.log.close(stream, state=StreamState.CANCELLED)
         running = self._running.get(stream)
         if running is not None:
-            running.task.cancel()
+            running.task.cancel("stopped")
+            # the task ends the stream in its (shielded) finally: wait for that, bounded
+            await asyncio.wait({running.task}, timeout=self.cancel_timeout)
+            return True
+        marker = cancel_marker(stream)
+        await self.log.create(marker, max_events=1, ttl_after_close=_MARKER_TTL)
+        await self.log.close(marker)
+        try:
+            async with asyncio.timeout(self.cancel_timeout):
+                await self._ended(stream, info.last_id)
+        except TimeoutError:
+            logger.warning("no producer answered the cancel of %r: marking it cancelled", stream)
+            await self.log.close(stream, state=StreamState.CANCELLED)
         return True
+
+    async def _ended(self, stream: str, after: str | None) -> None:
+        """Return once ``stream`` is no longer open (a follower ends with its stream)."""
+        with contextlib.suppress(StreamNotFound):
+            async with aclosing(self.log.follow(stream, after)) as items:
+                async for _ in items:
+                    pass
 
     async def aclose(self) -> None:
         """Cancel every producer (their streams end CANCELLED) and the watcher; await them."""
         self._closed = True
         tasks = [r.task for r in self._running.values()]
-        if self._watcher is not None:
-            tasks.append(self._watcher)
         for task in tasks:
-            task.cancel()
+            task.cancel("shutdown")
+        if self._watcher is not None:
+            self._watcher.cancel()
+            tasks.append(self._watcher)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, stream: str, producer: AsyncIterator[LogEntry]) -> None:
         log = self.log
         state = StreamState.CLOSED
+        token = secrets.token_hex(8)
+        cancelled: asyncio.CancelledError | None = None
         try:
+            n = 0
             async for entry in producer:
-                await log.append(stream, entry.data, event=entry.event)
+                n += 1
+                await self._append(stream, entry, f"{token}:{n}")
         except StreamClosedError:
             return  # cancelled elsewhere: the stream already says so
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             state = StreamState.CANCELLED
+            cancelled = exc
             raise
         except Exception as exc:
             logger.exception("producer of %r failed", stream)
@@ -128,12 +190,24 @@ class ProducerRunner:
             with contextlib.suppress(LogError):
                 await log.append(stream, body, event="error")
         finally:
-            aclose = getattr(producer, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(aclose())
-            with contextlib.suppress(LogError):
-                await asyncio.shield(log.close(stream, state=state))
+            # a second cancellation (shutdown during a stop) must not skip closing the stream
+            await _finish_shielded(_finish(log, stream, producer, cancelled, state))
+
+    async def _append(self, stream: str, entry: LogEntry, key: str) -> None:
+        delay = 0.05
+        deadline: float | None = None
+        while True:
+            try:
+                await self.log.append(stream, entry.data, event=entry.event, idempotency_key=key)
+                return
+            except BackendUnavailable:
+                now = time.monotonic()
+                deadline = deadline or now + self.append_retry_timeout
+                if now >= deadline:
+                    raise
+                logger.warning("log unavailable; retrying append to %r in %.2fs", stream, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def _watch(self) -> None:
         """One task for all producers: abandonment and cancellation from other instances."""
@@ -144,7 +218,11 @@ class ProducerRunner:
                 try:
                     info = await self.log.info(stream)
                     if info is not None and info.state is not StreamState.OPEN:
-                        running.task.cancel()
+                        running.task.cancel("stopped")
+                        continue
+                    if await self.log.info(cancel_marker(stream)) is not None:
+                        logger.info("stream %r stopped from another instance", stream)
+                        running.task.cancel("stopped")
                         continue
                     if running.background:
                         continue
@@ -152,9 +230,50 @@ class ProducerRunner:
                         running.unread_since = now
                     elif now - running.unread_since >= running.grace_period:
                         logger.info("stream %r abandoned: cancelling its producer", stream)
-                        running.task.cancel()
+                        running.task.cancel("abandoned")
                 except LogError:
                     logger.warning("cannot check producer of %r", stream, exc_info=True)
+
+
+async def _finish_shielded(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to its end even if the caller is cancelled meanwhile (then the
+    cancellation is re-raised once ``work`` is done): no task is left running unowned."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+async def _finish(
+    log: EventLog,
+    stream: str,
+    producer: AsyncIterator[LogEntry],
+    cancelled: asyncio.CancelledError | None,
+    state: StreamState,
+) -> None:
+    with contextlib.suppress(Exception):
+        await _close_producer(producer, cancelled)
+    with contextlib.suppress(LogError):
+        await log.close(stream, state=state)
+
+
+async def _close_producer(
+    producer: AsyncIterator[LogEntry], cancelled: asyncio.CancelledError | None
+) -> None:
+    """Close ``producer``. A cancellation that hit the runner between two items is first thrown
+    into it, so the producer sees it (and its reason) as if it had been awaiting."""
+    athrow = getattr(producer, "athrow", None)
+    if cancelled is not None and athrow is not None:
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, RuntimeError):
+            await athrow(asyncio.CancelledError(*cancelled.args))
+    aclose = getattr(producer, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _error_body(exc: BaseException) -> str:

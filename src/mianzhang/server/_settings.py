@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     send_timeout: float = Field(default=30.0, gt=0)
     graceful_timeout: float = Field(default=10.0, ge=0)
     reconnect_retry_ms: tuple[int, int] = (1000, 3000)
+    # Kernel send buffer of each accepted connection (bytes; 0 = the OS autotunes it, up to
+    # net.ipv4.tcp_wmem's max, 4 MiB on Linux). A small value bounds what a stalled reader pins
+    # in kernel memory and makes it stall (and be cut by send_timeout) early. `mianzhang serve`
+    # applies it to its listening socket, whose accepted connections inherit it.
+    socket_send_buffer: int = Field(default=0, ge=0)
     producer_poll_interval: float = Field(default=0.5, gt=0)
     demo_max_events: int = Field(default=10_000, ge=1)
     web: bool = True
