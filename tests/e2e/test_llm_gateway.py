@@ -212,8 +212,16 @@ def test_client_disconnect_closes_the_upstream_request_within_grace(
             if text_of(seen).count("tok") >= 2:
                 break
     closed_at = time.time()
-    assert _disconnected_within(upstream, closed_at) <= GRACE + 1.0
+    stream_id = r.headers["x-stream-id"]
+    # not before the grace period (a reader may come back), and at most 1 s after it
+    assert GRACE - 0.1 <= _disconnected_within(upstream, closed_at) <= GRACE + 1.0
     assert upstream.requests()[-1]["completed"] is False
+    # the log keeps what was generated, then says why it ended
+    replay = read_stream(f"{gateway.url}/v1/streams/{stream_id}")
+    assert replay[-1].data == "[DONE]"
+    error = orjson.loads(replay[-2].data)["error"]
+    assert error["code"] == "cancelled" and "abandoned" in error["message"]
+    assert text_of(replay).startswith("tok0 tok1")
 
 
 @pytest.mark.parametrize("wait", ["headers_delay", "ttft"])
@@ -278,3 +286,178 @@ def test_non_streaming_request_abandoned_by_its_client_closes_the_upstream_reque
         httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=1.0)
     closed_at = time.time()
     assert _disconnected_within(upstream, closed_at) <= 1.0
+
+
+def test_chunks_are_openai_shaped_and_carry_no_usage_unless_asked(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    body = {"model": "fake", "messages": MESSAGES, "stream": True}
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["x-stream-id"].startswith("chatcmpl-")
+        events = list(sse_events(r))
+    assert events[-1].data == "[DONE]"
+    chunks = [orjson.loads(e.data) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert all("usage" not in c for c in chunks)  # the gateway's own usage request is hidden
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "stop"
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    # every event has an id: the log's, for Last-Event-ID
+    assert all(e.id for e in events)
+
+
+async def test_sdk_sees_the_partial_answer_then_the_in_stream_error(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"drop_after": 3})
+    client = sdk(gateway)
+    text: list[str] = []
+    try:
+        stream = await client.chat.completions.create(model="fake", messages=MESSAGES, stream=True)
+        with pytest.raises(openai.APIError, match="broke off"):
+            async for chunk in stream:
+                if chunk.choices:
+                    text.append(chunk.choices[0].delta.content or "")
+    finally:
+        await client.close()
+    assert "".join(text) == "tok0 tok1 tok2"
+
+
+async def test_responses_api_on_an_upstream_completed_failed_mid_stream_and_before(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    client = sdk(gateway)
+    try:
+        done = await client.responses.create(model="fake", input="hello")
+        upstream.plan({"drop_after": 3})
+        stream = await client.responses.create(model="fake", input="hello", stream=True)
+        broken = [e async for e in stream]
+        upstream.plan({"status": 500}, {"status": 500}, {"status": 500})
+        stream = await client.responses.create(model="fake", input="hello", stream=True)
+        refused = [e async for e in stream]
+    finally:
+        await client.close()
+    assert done.status == "completed" and done.output_text == FULL_TEXT
+    assert done.usage is not None and done.usage.output_tokens == TOKENS
+    # after output: the deltas stay, then `error`, then response.failed
+    types = [e.type for e in broken]
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-2:] == ["error", "response.failed"] or types[-5:][0] == "error"
+    assert "".join(e.delta for e in broken if e.type == "response.output_text.delta") == (
+        "tok0 tok1 tok2"
+    )
+    assert [e.sequence_number for e in broken] == list(range(len(broken)))
+    failed = broken[-1]
+    assert failed.type == "response.failed" and failed.response.status == "failed"
+    assert failed.response.error is not None
+    # before any output (3 attempts, all 500): no `error` event, only response.failed
+    assert [e.type for e in refused] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    assert refused[-1].response.error is not None
+    assert refused[-1].response.error.code == "upstream_500"
+
+
+def test_native_event_stream_for_the_ui(gateway: ServerProcess, upstream: UpstreamControl) -> None:
+    upstream.plan({"tokens": 40})
+    created = httpx.post(
+        f"{gateway.url}/v1/llm/generations", json={"model": "fake", "messages": MESSAGES}
+    )
+    assert created.status_code == 201
+    stream_id = created.json()["stream_id"]
+    assert created.json()["stream_url"] == f"/v1/streams/{stream_id}"
+    events = read_stream(f"{gateway.url}/v1/streams/{stream_id}")
+    names = [e.event for e in events]
+    assert names[0] == "start" and names[-1] == "complete"
+    assert names.count("content") == 40 and names.count("progress") == 2  # every 16 tokens
+    start = orjson.loads(events[0].data)
+    assert start["stream_id"] == stream_id and start["provider"] == "openai"
+    assert start["demo"] is False
+    text = "".join(orjson.loads(e.data)["text"] for e in events if e.event == "content")
+    assert text == "".join(f"tok{i}" if i == 0 else f" tok{i}" for i in range(40))
+    complete = orjson.loads(events[-1].data)
+    assert complete["finish_reason"] == "stop"
+    assert complete["usage"]["completion_tokens"] == 40 and complete["usage"]["estimated"] is False
+    timings = complete["timings"]
+    assert (
+        timings["time_to_first_token_ms"] > 0
+        and timings["duration_ms"] >= (timings["time_to_first_token_ms"])
+    )
+    # a reader that has everything is told the stream is over (EventSource stops)
+    done = httpx.get(
+        f"{gateway.url}/v1/streams/{stream_id}", headers={"last-event-id": events[-1].id}
+    )
+    assert done.status_code == 204
+
+
+def _scrape(gateway: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{gateway.url}/metrics").text
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _sum(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return sum(
+        value
+        for (n, ls), value in samples.items()
+        if n == name and all(dict(ls).get(k) == v for k, v in labels.items())
+    )
+
+
+def test_metrics_follow_the_genai_conventions_and_count_cut_short_streams(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    before = _scrape(gateway)
+    # one completion after a retried 500, one stream stopped after 2 tokens
+    upstream.plan({"status": 500}, {}, {"token_delay": 0.1, "tokens": 600})
+    body = {"model": "fake", "messages": MESSAGES}
+    assert httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30).is_success
+    stream_body = {**body, "stream": True}
+    with httpx.stream(
+        "POST", f"{gateway.url}/v1/chat/completions", json=stream_body, timeout=30
+    ) as r:
+        stream_id = r.headers["x-stream-id"]
+        seen: list[Any] = []
+        for event in sse_events(r):
+            seen.append(event)
+            if text_of(seen).count("tok") == 2:
+                break
+    assert httpx.post(f"{gateway.url}/v1/streams/{stream_id}/cancel").status_code == 200
+    after = _scrape(gateway)
+
+    def delta(name: str, **labels: str) -> float:
+        return _sum(after, name, **labels) - _sum(before, name, **labels)
+
+    model = {"gen_ai_request_model": "fake"}
+    assert delta("gen_ai_server_time_to_first_token_seconds_count", **model) == 2
+    assert delta("gen_ai_server_time_per_output_token_seconds_count", **model) == 2
+    # token usage: both generations, the stopped one too (at least its 2 tokens)
+    output = {**model, "gen_ai_token_type": "output"}
+    assert delta("gen_ai_client_token_usage_count", **output) == 2
+    assert delta("gen_ai_client_token_usage_sum", **output) >= TOKENS + 2
+    assert delta("gen_ai_client_token_usage_count", **model, gen_ai_token_type="input") == 2
+    assert delta("mianzhang_llm_upstream_errors_total", **model, error_type="500") == 1
+    assert delta("mianzhang_llm_retries_total", **model) == 1
+    assert delta("mianzhang_llm_cancellations_total", **model, reason="stopped") == 1
+    assert delta("gen_ai_client_operation_duration_seconds_count", **model) == 2
+    assert _sum(after, "mianzhang_llm_active_generations", **model) == 0
+
+
+def test_no_base_http_middleware_hides_disconnects() -> None:
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    from mianzhang.server import create_app, load_settings
+
+    app = create_app(load_settings(files={"enabled": False}))
+    assert not any(issubclass(m.cls, BaseHTTPMiddleware) for m in app.user_middleware)  # type: ignore[arg-type]

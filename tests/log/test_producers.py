@@ -1,5 +1,4 @@
-"""ProducerRunner: stop on this or another instance (two runners sharing one log), the
-cancellation reasons, closing tails written while the stream is still open, abandonment."""
+"""ProducerRunner: ownership, the two policies, cross-instance cancel, failures, retries."""
 
 from __future__ import annotations
 
@@ -8,210 +7,164 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mianzhang.log import LogEntry, MemoryEventLog, StreamState
-from mianzhang.log._producers import ProducerRunner, cancel_marker
-
-from ._util import eventually
+from mianzhang import BackendUnavailable
+from mianzhang.log import LogEntry, LogEvent, MemoryEventLog, ProducerRunner, StreamState
 
 
-class Recorder:
-    """A producer that yields ``first``, then waits forever; when cancelled it records the
-    reason and appends a ``tail`` event itself (as the LLM producers do)."""
+async def _wait_state(log: MemoryEventLog, stream: str, state: StreamState) -> None:
+    async with asyncio.timeout(10):
+        while (info := await log.info(stream)) is None or info.state is not state:
+            await asyncio.sleep(0.01)
 
-    def __init__(self, log: MemoryEventLog, stream: str, first: int = 1) -> None:
-        self.log = log
-        self.stream = stream
-        self.first = first
-        self.reasons: list[tuple[object, ...]] = []
-        self.closed = asyncio.Event()
+
+class Endless:
+    """A producer that appends until cancelled and records that its ``finally`` ran."""
+
+    def __init__(self) -> None:
+        self.produced = 0
+        self.finalised = asyncio.Event()
 
     async def __call__(self) -> AsyncIterator[LogEntry]:
         try:
-            for i in range(self.first):
-                yield LogEntry(f"e{i}")
-            await asyncio.Event().wait()
-            yield LogEntry("never")
-        except asyncio.CancelledError as exc:
-            self.reasons.append(exc.args)
-            await self.log.append(self.stream, "tail")
-            raise
+            while True:
+                self.produced += 1
+                yield LogEntry(str(self.produced))
+                await asyncio.sleep(0.005)
         finally:
-            self.closed.set()
+            self.finalised.set()
 
 
-async def data(log: MemoryEventLog, stream: str) -> list[str]:
-    _, events = await log.read(stream)
-    return [e.data for e in events]
-
-
-async def length(log: MemoryEventLog, stream: str) -> int:
-    info = await log.info(stream)
-    return 0 if info is None else info.length
-
-
-async def started(log: MemoryEventLog, runner: ProducerRunner, rec: Recorder) -> None:
-    await log.create(rec.stream)
-    await runner.start(rec.stream, rec(), background=True)
-    await eventually(lambda: _has(log, rec.stream, rec.first))
-
-
-async def _has(log: MemoryEventLog, stream: str, n: int) -> bool:
-    return await length(log, stream) >= n
-
-
-async def test_stop_on_the_owning_instance_lets_the_producer_write_its_tail() -> None:
+async def test_a_producer_runs_to_the_end_and_closes_its_stream() -> None:
     async with MemoryEventLog() as log:
-        runner = ProducerRunner(log, poll_interval=0.01)
-        rec = Recorder(log, "s")
-        try:
-            await started(log, runner, rec)
-            assert await runner.cancel("s") is True
-            info = await log.info("s")
-            assert info is not None and info.state is StreamState.CANCELLED  # already ended
-            assert await data(log, "s") == ["e0", "tail"]
-            assert rec.reasons == [("stopped",)]
-            assert await runner.cancel("s") is False  # not open any more
-        finally:
-            await runner.aclose()
+        runner = ProducerRunner(log)
+
+        async def three() -> AsyncIterator[LogEntry]:
+            for i in range(3):
+                yield LogEntry(str(i), event="n")
+
+        await runner.start("s", three(), background=True)
+        await _wait_state(log, "s", StreamState.CLOSED)
+        _, events = await log.read("s")
+        assert [(e.data, e.event) for e in events] == [("0", "n"), ("1", "n"), ("2", "n")]
+        await runner.aclose()
 
 
-async def test_stop_from_another_instance_goes_through_the_owner() -> None:
+async def test_background_producer_keeps_running_without_readers() -> None:
+    async with MemoryEventLog() as log:
+        runner = ProducerRunner(log, grace_period=0.05, poll_interval=0.01)
+        producer = Endless()
+        await runner.start("s", producer(), background=True)
+        async with asyncio.timeout(10):
+            while producer.produced < 40:  # well past several grace periods
+                await asyncio.sleep(0.01)
+        assert not producer.finalised.is_set()
+        assert runner.running() == ["s"]
+        await runner.aclose()
+        assert producer.finalised.is_set()
+        assert (await log.info("s")).state is StreamState.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_abandoned_producer_is_cancelled_after_the_grace_period() -> None:
+    async with MemoryEventLog() as log:
+        runner = ProducerRunner(log, grace_period=0.2, poll_interval=0.02)
+        producer = Endless()
+        await runner.start("s", producer(), background=False)
+        async with asyncio.timeout(10):
+            await producer.finalised.wait()
+        await _wait_state(log, "s", StreamState.CANCELLED)
+        assert runner.running() == []
+        await runner.aclose()
+
+
+async def test_a_reader_keeps_the_producer_alive() -> None:
+    async with MemoryEventLog() as log:
+        runner = ProducerRunner(log, grace_period=0.1, poll_interval=0.01)
+        producer = Endless()
+        await runner.start("s", producer(), background=False)
+        seen = 0
+        async for item in log.follow("s"):
+            assert isinstance(item, LogEvent)
+            seen += 1
+            if seen == 60:  # ~0.3 s: three grace periods with a reader present
+                break
+        assert not producer.finalised.is_set()
+        async with asyncio.timeout(10):  # the reader left: now it is abandoned
+            await producer.finalised.wait()
+        await runner.aclose()
+
+
+async def test_cancel_from_another_runner_stops_the_owner() -> None:
     async with MemoryEventLog() as log:
         owner = ProducerRunner(log, poll_interval=0.01)
-        other = ProducerRunner(log, poll_interval=0.01)
-        rec = Recorder(log, "s")
-        try:
-            await started(log, owner, rec)
-            assert other.running() == []
-            async with asyncio.timeout(10):
-                assert await other.cancel("s") is True
-            info = await log.info("s")
-            assert info is not None and info.state is StreamState.CANCELLED
-            assert await data(log, "s") == ["e0", "tail"]  # the tail got in before the end
-            assert rec.reasons == [("stopped",)]
-            assert await log.info(cancel_marker("s")) is not None  # the request, expiring
-        finally:
-            await owner.aclose()
-            await other.aclose()
+        other = ProducerRunner(log, poll_interval=0.01)  # another instance on the same log
+        producer = Endless()
+        await owner.start("s", producer(), background=True)
+        assert await other.cancel("s") is True
+        async with asyncio.timeout(10):
+            await producer.finalised.wait()
+        assert (await log.info("s")).state is StreamState.CANCELLED  # type: ignore[union-attr]
+        assert await other.cancel("s") is False  # already ended
+        assert await other.cancel("missing") is False
+        await owner.aclose()
+        await other.aclose()
 
 
-async def test_stop_without_any_owner_marks_the_stream_cancelled_after_the_timeout() -> None:
+async def test_a_failing_producer_leaves_an_error_event_and_a_closed_stream() -> None:
     async with MemoryEventLog() as log:
-        runner = ProducerRunner(log, poll_interval=0.01, cancel_timeout=0.2)
-        await log.create("orphan")
-        await log.append("orphan", "x")
-        try:
-            assert await runner.cancel("orphan") is True
-        finally:
-            await runner.aclose()
-        info = await log.info("orphan")
-        assert info is not None and info.state is StreamState.CANCELLED
+        runner = ProducerRunner(log)
+
+        async def failing() -> AsyncIterator[LogEntry]:
+            yield LogEntry("one")
+            raise RuntimeError("secret internals")
+
+        await runner.start("s", failing(), background=True)
+        await _wait_state(log, "s", StreamState.CLOSED)
+        _, events = await log.read("s")
+        assert [e.event for e in events] == [None, "error"]
+        assert "secret" not in events[1].data
+        assert '"type":"internal_error"' in events[1].data
+        await runner.aclose()
 
 
-class BlockingAppendLog(MemoryEventLog):
-    """Appends block while ``gate`` is clear (the runner is then awaiting the log, not the
-    producer, when the cancellation hits)."""
+async def test_one_producer_per_stream() -> None:
+    async with MemoryEventLog() as log:
+        runner = ProducerRunner(log)
+        await runner.start("s", Endless()(), background=True)
+        with pytest.raises(Exception, match="already has a producer"):
+            await runner.start("s", Endless()(), background=True)
+        await runner.aclose()
+
+
+class FlakyLog(MemoryEventLog):
+    """Fails appends with BackendUnavailable a few times, once *after* applying the append."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.waiting = asyncio.Event()
+        self.failures = 0
 
-    async def append(self, stream: str, data: str, **kwargs: object) -> str:  # type: ignore[override]
-        if data != "tail" and not self.gate.is_set():
-            self.waiting.set()
-            await self.gate.wait()
+    async def append(self, stream: str, data: str, **kwargs: object) -> str:
+        self.failures += 1
+        if self.failures == 2:  # applied, but the reply is lost
+            await super().append(stream, data, **kwargs)  # type: ignore[arg-type]
+            raise BackendUnavailable("reply lost")
+        if self.failures in (4, 5):
+            raise BackendUnavailable("down")
         return await super().append(stream, data, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_a_stop_between_two_items_is_thrown_into_the_producer_with_its_reason() -> None:
-    async with BlockingAppendLog() as log:
-        runner = ProducerRunner(log, poll_interval=0.01)
-        rec = Recorder(log, "s", first=2)
-        try:
-            log.gate.clear()  # the first append blocks: the producer is parked at its yield
-            await log.create("s")
-            await runner.start("s", rec(), background=True)
-            async with asyncio.timeout(10):
-                await log.waiting.wait()
-            assert await runner.cancel("s") is True
-        finally:
-            await runner.aclose()
-        assert rec.reasons == [("stopped",)]
-        assert await data(log, "s") == ["tail"]
+async def test_appends_are_retried_while_the_backend_is_down_without_duplicates() -> None:
+    log = FlakyLog()
+    try:
+        runner = ProducerRunner(log)
 
+        async def five() -> AsyncIterator[LogEntry]:
+            for i in range(5):
+                yield LogEntry(str(i))
 
-async def test_abandoned_producer_is_cancelled_after_the_grace_period_unless_read() -> None:
-    async with MemoryEventLog() as log:
-        runner = ProducerRunner(log, grace_period=0.1, poll_interval=0.01)
-        rec = Recorder(log, "s")
-        try:
-            await log.create("s")
-            await log.append("s", "before")
-            reader = log.follow("s")
-            assert (await anext(reader)) is not None  # a reader is connected
-            await runner.start("s", rec(), background=False)
-            await eventually(lambda: _has(log, "s", 2))
-            # read for several grace periods: the producer stays
-            for _ in range(5):
-                await asyncio.sleep(0.1)
-                assert not rec.closed.is_set()
-            await reader.aclose()
-            async with asyncio.timeout(10):
-                await rec.closed.wait()
-        finally:
-            await runner.aclose()
-        assert rec.reasons == [("abandoned",)]
-        info = await log.info("s")
-        assert info is not None and info.state is StreamState.CANCELLED
-
-
-async def test_shutdown_cancels_every_producer_with_reason_shutdown() -> None:
-    async with MemoryEventLog() as log:
-        runner = ProducerRunner(log, poll_interval=0.01)
-        rec = Recorder(log, "s")
-        await started(log, runner, rec)
+        await runner.start("s", five(), background=True)
+        await _wait_state(log, "s", StreamState.CLOSED)
+        _, events = await log.read("s")
+        assert [e.data for e in events] == ["0", "1", "2", "3", "4"]
         await runner.aclose()
-        assert rec.reasons == [("shutdown",)]
-        assert await data(log, "s") == ["e0", "tail"]
-        with pytest.raises(Exception, match="closed"):
-            await runner.start("t", rec(), background=True)
-
-
-class SlowCloseLog(MemoryEventLog):
-    """``close`` of stream ``s`` waits for ``hold`` (a slow backend while the runner ends it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hold = asyncio.Event()
-        self.closing = asyncio.Event()
-
-    async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
-        if stream == "s":
-            self.closing.set()
-            await self.hold.wait()
-        await super().close(stream, state=state)
-
-
-async def test_a_second_cancellation_while_finishing_still_ends_the_stream() -> None:
-    async with SlowCloseLog() as log:
-        runner = ProducerRunner(log, poll_interval=0.01)
-        rec = Recorder(log, "s")
-        await started(log, runner, rec)
-        stop = asyncio.create_task(runner.cancel("s"))
-        try:
-            async with asyncio.timeout(10):
-                await log.closing.wait()  # the runner is ending the stream
-            shutdown = asyncio.create_task(runner.aclose())  # cancels the producer task again
-            await asyncio.sleep(0.05)
-            assert not shutdown.done()  # it waits for the stream to be ended
-            log.hold.set()
-            async with asyncio.timeout(10):
-                await shutdown
-                assert await stop is True
-        finally:
-            stop.cancel()
-        assert await data(log, "s") == ["e0", "tail"]
-        info = await log.info("s")
-        assert info is not None and info.state is StreamState.CANCELLED
+    finally:
+        await log.aclose()

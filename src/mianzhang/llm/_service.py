@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from .._errors import LogError
 from ..log import EventLog
+from ..log._producers import complete_shielded
 from ._chat_format import ChatChunkEncoder
 from ._gateway import Gateway, Generation
 from ._metrics import LLMMetrics
@@ -150,7 +151,7 @@ class LLMService:
             if not ended:
                 generation = prepared.generation
                 tail = prepared.format.cancelled(generation, generation.cancel_reason)
-                await asyncio.shield(_append_all(log, prepared.stream_id, tail))
+                await complete_shielded(_append_all(log, prepared.stream_id, tail))
 
 
 async def _append_all(log: EventLog, stream: str, entries: list[LogEntry]) -> None:

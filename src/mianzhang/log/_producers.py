@@ -7,7 +7,9 @@ started it (the request is only one reader), under one of two policies:
 * ``background``: runs to the end whoever is reading;
 * cancel when abandoned (the default): cancelled once the stream has had no reader, on any
   instance sharing the log, for ``grace_period`` seconds (an LLM generation nobody reads costs
-  money). A reader that reconnects within the grace period keeps it alive.
+  money): between ``grace_period`` and ``grace_period + poll_interval`` seconds after the last
+  reader left (or after the start, if nobody ever read). A reader that reconnects within the
+  grace period keeps it alive.
 
 While the log's backend is unreachable (Redis restarting), appends are retried with capped
 backoff for up to ``append_retry_timeout`` seconds. Every append carries an idempotency key
@@ -54,7 +56,7 @@ from .._errors import (
 )
 from ._protocol import EventLog, StreamState
 
-__all__ = ["LogEntry", "ProducerRunner", "cancel_marker"]
+__all__ = ["LogEntry", "ProducerRunner", "cancel_marker", "complete_shielded"]
 
 logger = logging.getLogger("mianzhang.producers")
 
@@ -79,7 +81,8 @@ class _Running:
     task: asyncio.Task[None]
     background: bool
     grace_period: float
-    unread_since: float = field(default_factory=time.monotonic)
+    # since when no reader was seen (None: one was seen at the last check); starts unread
+    unread_since: float | None = field(default_factory=time.monotonic)
 
 
 class ProducerRunner:
@@ -120,6 +123,7 @@ class ProducerRunner:
             raise LogError("the producer runner is closed")
         if stream in self._running:
             raise LogError(f"stream {stream!r} already has a producer")
+        await self.log.create(stream)  # exists (OPEN) when start returns; keeps its retention
         task = asyncio.create_task(self._run(stream, producer), name=f"producer:{stream}")
         grace = self.grace_period if grace_period is None else grace_period
         self._running[stream] = _Running(task, background, grace)
@@ -191,7 +195,7 @@ class ProducerRunner:
                 await log.append(stream, body, event="error")
         finally:
             # a second cancellation (shutdown during a stop) must not skip closing the stream
-            await _finish_shielded(_finish(log, stream, producer, cancelled, state))
+            await complete_shielded(_finish(log, stream, producer, cancelled, state))
 
     async def _append(self, stream: str, entry: LogEntry, key: str) -> None:
         delay = 0.05
@@ -227,7 +231,9 @@ class ProducerRunner:
                     if running.background:
                         continue
                     if await self.log.readers(stream) > 0:
-                        running.unread_since = now
+                        running.unread_since = None
+                    elif running.unread_since is None:
+                        running.unread_since = now  # the last reader left since the last check
                     elif now - running.unread_since >= running.grace_period:
                         logger.info("stream %r abandoned: cancelling its producer", stream)
                         running.task.cancel("abandoned")
@@ -235,7 +241,7 @@ class ProducerRunner:
                     logger.warning("cannot check producer of %r", stream, exc_info=True)
 
 
-async def _finish_shielded(work: Coroutine[Any, Any, None]) -> None:
+async def complete_shielded(work: Coroutine[Any, Any, None]) -> None:
     """Run ``work`` to its end even if the caller is cancelled meanwhile (then the
     cancellation is re-raised once ``work`` is done): no task is left running unowned."""
     task = asyncio.ensure_future(work)

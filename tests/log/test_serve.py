@@ -1,0 +1,118 @@
+"""log/serve.py: a log stream as SSE (ids, resets, resume, 404/204) through a real ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mianzhang import SSEDecoder
+from mianzhang.log import MemoryEventLog, Reset
+from mianzhang.log.serve import StreamHost, log_events, reset_event
+
+
+@pytest.fixture
+async def log() -> AsyncIterator[MemoryEventLog]:
+    async with MemoryEventLog() as memory:
+        yield memory
+
+
+@pytest.fixture
+async def http(log: MemoryEventLog) -> AsyncIterator[httpx.AsyncClient]:
+    host = StreamHost(log)
+
+    async def read(request: Request) -> Response:
+        return await host.reader(request, request.path_params["stream"])
+
+    app = Starlette(routes=[Route("/s/{stream}", read)])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        yield client
+    await host.aclose()
+
+
+def test_reset_event_points_just_before_the_first_retained_event() -> None:
+    event = reset_event(Reset("retention", "e1-3", "e1-10", "e1"))
+    assert event.event == "reset"
+    assert event.id == "e1-9"
+    assert orjson.loads(event.data) == {
+        "reason": "retention",
+        "requested": "e1-3",
+        "first_available": "e1-10",
+        "epoch": "e1",
+    }
+    empty = reset_event(Reset("epoch", "old-5", None, "e2"))
+    assert empty.id == "e2-0"  # nothing retained: resume from the start of the new epoch
+
+
+async def test_log_events_keep_ids_names_and_multiline_data(log: MemoryEventLog) -> None:
+    await log.append("s", "one")
+    await log.append("s", "two\nlines", event="multi")
+    await log.close("s")
+    raw = b"".join(
+        [item if isinstance(item, bytes) else item.encode() async for item in log_events(log, "s")]
+    )
+    events = SSEDecoder().decode(raw)
+    assert [(e.data, e.event) for e in events] == [("one", "message"), ("two\nlines", "multi")]
+    assert events[0].id.endswith("-1") and events[1].id.endswith("-2")
+
+
+async def test_an_event_name_with_a_line_break_cannot_inject_fields(log: MemoryEventLog) -> None:
+    await log.append("s", "x", event="evil\ndata: injected")
+    await log.close("s")
+    with pytest.raises(ValueError):
+        async for _ in log_events(log, "s"):
+            pass
+
+
+async def test_reader_resumes_after_last_event_id(
+    log: MemoryEventLog, http: httpx.AsyncClient
+) -> None:
+    ids = [await log.append("s", str(i)) for i in range(5)]
+    await log.close("s")
+    response = await http.get("/s/s", headers={"Last-Event-ID": ids[1]})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["x-stream-id"] == "s"
+    assert [e.data for e in SSEDecoder().decode(response.content)] == ["2", "3", "4"]
+    query = await http.get("/s/s", params={"last_event_id": ids[3]})
+    assert [e.data for e in SSEDecoder().decode(query.content)] == ["4"]
+
+
+async def test_reader_of_an_unknown_stream_is_a_404_json(http: httpx.AsyncClient) -> None:
+    response = await http.get("/s/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"
+
+
+async def test_a_finished_stream_read_to_its_end_answers_204(
+    log: MemoryEventLog, http: httpx.AsyncClient
+) -> None:
+    last = [await log.append("s", str(i)) for i in range(2)][-1]
+    await log.close("s")
+    response = await http.get("/s/s", headers={"Last-Event-ID": last})
+    assert response.status_code == 204  # EventSource stops reconnecting on 204
+
+
+async def test_an_id_from_lost_history_gets_a_reset_then_everything_retained(
+    log: MemoryEventLog, http: httpx.AsyncClient
+) -> None:
+    await log.create("s", max_events=3)
+    ids = [await log.append("s", str(i)) for i in range(6)]
+    await log.close("s")
+    response = await http.get("/s/s", headers={"Last-Event-ID": ids[0]})
+    events = SSEDecoder().decode(response.content)
+    assert events[0].event == "reset"
+    assert orjson.loads(events[0].data)["reason"] == "retention"
+    assert events[0].id == ids[2]  # just before the first retained (ids[3])
+    assert [e.data for e in events[1:]] == ["3", "4", "5"]
+    other_epoch = await http.get("/s/s", headers={"Last-Event-ID": "nope-1"})
+    first = SSEDecoder().decode(other_epoch.content)[0]
+    assert first.event == "reset"
+    assert orjson.loads(first.data)["reason"] in ("epoch", "invalid_id")
