@@ -1,4 +1,4 @@
-"""The ``mianzhang`` command (typer): ``serve``, ``chat``.
+"""The ``mianzhang`` command (typer): ``serve``, ``chat``, ``publish``, ``subscribe``, ``worker``.
 
 ``serve`` runs uvicorn on the app built by ``create_app(settings)``; command-line options
 override the ``MIANZHANG_*`` environment. Invalid settings end the command with exit status 2
@@ -101,6 +101,59 @@ def chat(
         background=background,
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def publish(
+    channel: Annotated[str, typer.Argument(help="Channel name.")],
+    data: Annotated[str, typer.Argument(help="Event data (text, or JSON with --json).")],
+    url: Annotated[str, typer.Option(envvar="MIANZHANG_URL")] = "http://127.0.0.1:8000",
+    api_key: Annotated[str | None, typer.Option(envvar="MIANZHANG_API_KEY")] = None,
+    event: Annotated[str | None, typer.Option(help="Event type.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Store a retry once.")] = None,
+    json_data: Annotated[bool, typer.Option("--json", help="DATA is JSON.")] = False,
+) -> None:
+    """Publish one event to a channel."""
+    from ._cli_channels import run_publish
+
+    raise typer.Exit(
+        run_publish(
+            channel,
+            data,
+            url=url,
+            api_key=api_key,
+            event=event,
+            idempotency_key=idempotency_key,
+            json_data=json_data,
+        )
+    )
+
+
+@app.command()
+def subscribe(
+    channel: Annotated[str, typer.Argument(help="Channel name.")],
+    url: Annotated[str, typer.Option(envvar="MIANZHANG_URL")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(envvar="MIANZHANG_TOKEN")] = None,
+    last_event_id: Annotated[str | None, typer.Option(help="Resume after this id.")] = None,
+    history: Annotated[bool, typer.Option(help="Replay the retained history first.")] = True,
+) -> None:
+    """Print a channel's events as they arrive (one JSON line each); resumes on reconnect."""
+    from ._cli_channels import run_subscribe
+
+    raise typer.Exit(
+        run_subscribe(channel, url=url, token=token, last_event_id=last_event_id, history=history)
+    )
+
+
+@app.command()
+def worker(
+    redis_url: Annotated[str | None, typer.Option(envvar="MIANZHANG_REDIS_URL")] = None,
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 4,
+) -> None:
+    """Take jobs from Redis and run them (scale-out for `POST /v1/jobs`)."""
+    from ._cli_jobs import run_worker_command
+
+    raise typer.Exit(run_worker_command(redis_url=redis_url, concurrency=concurrency))
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from ._model import JobRecord, JobState, job_stream, new_job_id
 from ._registry import JobFunction, JobRegistry, JobSpec
 from ._runner import JobRunner
 from ._service import JobQueue, JobService, LocalJobPool
+from ._settings import JobsSettings
 from ._store import JobStore, MemoryJobStore
 
 
@@ -32,6 +33,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "JobStore",
+    "JobsSettings",
     "LocalJobPool",
     "MemoryJobStore",
     "RedisJobQueue",

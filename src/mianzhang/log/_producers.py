@@ -8,8 +8,8 @@ started it (the request is only one reader), under one of two policies:
 * cancel when abandoned (the default): cancelled once the stream has had no reader, on any
   instance sharing the log, for ``grace_period`` seconds (an LLM generation nobody reads costs
   money): between ``grace_period`` and ``grace_period + poll_interval`` seconds after the last
-  reader left (or after the start, if nobody ever read). A reader that reconnects within the
-  grace period keeps it alive.
+  reader left (or after the first check, if nobody ever read). A reader that reconnects within
+  the grace period keeps it alive.
 
 While the log's backend is unreachable (Redis restarting), appends are retried with capped
 backoff for up to ``append_retry_timeout`` seconds. Every append carries an idempotency key
@@ -42,7 +42,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -81,8 +81,13 @@ class _Running:
     task: asyncio.Task[None]
     background: bool
     grace_period: float
-    # since when no reader was seen (None: one was seen at the last check); starts unread
-    unread_since: float | None = field(default_factory=time.monotonic)
+    # since when no reader was seen: None while a reader is (or until the first check)
+    unread_since: float | None = None
+    cancelling: bool = False
+
+    def cancel(self, reason: str) -> None:
+        self.cancelling = True
+        self.task.cancel(reason)
 
 
 class ProducerRunner:
@@ -139,7 +144,7 @@ class ProducerRunner:
             return False
         running = self._running.get(stream)
         if running is not None:
-            running.task.cancel("stopped")
+            running.cancel("stopped")
             # the task ends the stream in its (shielded) finally: wait for that, bounded
             await asyncio.wait({running.task}, timeout=self.cancel_timeout)
             return True
@@ -214,31 +219,53 @@ class ProducerRunner:
                 delay = min(delay * 2, 1.0)
 
     async def _watch(self) -> None:
-        """One task for all producers: abandonment and cancellation from other instances."""
+        """One task for all producers: every ``poll_interval`` it checks for stops (from any
+        instance) and readers; it also wakes exactly when an abandonment deadline is due."""
+        next_full = time.monotonic() + self.poll_interval
         while self._running:
-            await asyncio.sleep(self.poll_interval)
+            wake = next_full
+            for running in self._running.values():
+                if running.unread_since is not None and not running.cancelling:
+                    wake = min(wake, running.unread_since + running.grace_period)
+            delay = wake - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
             now = time.monotonic()
+            full = now >= next_full
+            if full:
+                next_full = now + self.poll_interval
             for stream, running in list(self._running.items()):
-                try:
-                    info = await self.log.info(stream)
-                    if info is not None and info.state is not StreamState.OPEN:
-                        running.task.cancel("stopped")
-                        continue
-                    if await self.log.info(cancel_marker(stream)) is not None:
-                        logger.info("stream %r stopped from another instance", stream)
-                        running.task.cancel("stopped")
-                        continue
-                    if running.background:
-                        continue
-                    if await self.log.readers(stream) > 0:
-                        running.unread_since = None
-                    elif running.unread_since is None:
-                        running.unread_since = now  # the last reader left since the last check
-                    elif now - running.unread_since >= running.grace_period:
-                        logger.info("stream %r abandoned: cancelling its producer", stream)
-                        running.task.cancel("abandoned")
-                except LogError:
-                    logger.warning("cannot check producer of %r", stream, exc_info=True)
+                if running.cancelling:
+                    continue
+                due = (
+                    running.unread_since is not None
+                    and now - running.unread_since >= running.grace_period
+                )
+                if full or due:
+                    try:
+                        await self._check(stream, running, now, full)
+                    except LogError:
+                        logger.warning("cannot check producer of %r", stream, exc_info=True)
+
+    async def _check(self, stream: str, running: _Running, now: float, full: bool) -> None:
+        if full:
+            info = await self.log.info(stream)
+            if info is not None and info.state is not StreamState.OPEN:
+                running.cancel("stopped")
+                return
+            if await self.log.info(cancel_marker(stream)) is not None:
+                logger.info("stream %r stopped from another instance", stream)
+                running.cancel("stopped")
+                return
+        if running.background:
+            return
+        if await self.log.readers(stream) > 0:
+            running.unread_since = None
+        elif running.unread_since is None:
+            running.unread_since = now  # the last reader left since the last check
+        elif now - running.unread_since >= running.grace_period:
+            logger.info("stream %r abandoned: cancelling its producer", stream)
+            running.cancel("abandoned")
 
 
 async def complete_shielded(work: Coroutine[Any, Any, None]) -> None:

@@ -9,10 +9,11 @@ uvicorn's own handler, so uvicorn's graceful shutdown is not held up by endless 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
@@ -22,23 +23,24 @@ from .._responses import SUPERVISOR_STATE_KEY
 from ..files import FilesService
 from ..llm import LLMService
 from ..log.serve import StreamHost
+from ._deps import require, services
 from ._errors import error_response
-from ._services import Services, open_services
+from ._services import open_services
 from ._settings import Settings, load_settings
+from .routes.channels import channels_router
 from .routes.demo import demo_router
 from .routes.files import files_router
+from .routes.jobs import jobs_router
 from .routes.llm import llm_router
 from .routes.ops import ops_router
 from .routes.streams import streams_router
+from .routes.tails import tails_router
 
 __all__ = ["create_app"]
 
+logger = logging.getLogger("mianzhang.server")
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
 
 
 def _host(request: Request) -> StreamHost:
@@ -65,6 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         async with open_services(settings) as built:
             app.state.services = built
+            if settings.auth.allows_anonymous:
+                logger.warning(
+                    "auth: anonymous access is allowed (no API keys or JWT keys configured);"
+                    " fine for local use, configure MIANZHANG_AUTH__* before exposing it"
+                )
             with built.supervisor.signal_hook():
                 try:
                     yield {SUPERVISOR_STATE_KEY: built.supervisor}
@@ -84,10 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(MianzhangError, error_response)
     app.add_exception_handler(Exception, error_response)
     app.include_router(ops_router(services))
-    app.include_router(streams_router(_host))
+    app.include_router(streams_router(_host), dependencies=[Depends(require("streams"))])
     app.include_router(demo_router())
-    app.include_router(llm_router(_llm, _host))
-    app.include_router(files_router(_files))
+    app.include_router(llm_router(_llm, _host), dependencies=[Depends(require("llm"))])
+    app.include_router(files_router(_files), dependencies=[Depends(require("files"))])
+    # channels, tails and jobs authenticate per route (publishers and subscribers differ)
+    app.include_router(channels_router(services))
+    app.include_router(tails_router(services))
+    app.include_router(jobs_router(services))
     if settings.web:
         app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from .._responses import StreamSupervisor
+from ..channels import ChannelHub
 from ..files import FilesService
 from ..llm import LLMService
 from ..log import EventLog, MemoryEventLog
 from ..log.serve import StreamHost
+from ._auth import Authenticator
 from ._metrics import register_stream_metrics
 from ._settings import Settings
 
@@ -30,6 +32,8 @@ class Services:
     metrics: CollectorRegistry
     llm: LLMService
     files: FilesService | None
+    auth: Authenticator
+    channels: ChannelHub
 
 
 def _open_log(settings: Settings) -> EventLog:
@@ -58,8 +62,17 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     llm = LLMService(settings.llm, metrics_registry=metrics)
     files = FilesService(settings.files, log) if settings.files.enabled else None
     register_stream_metrics(metrics, supervisor, log)
+    auth = Authenticator(settings.auth)
+    # -- channels (owned by the channels feature) --
+    channels = ChannelHub(
+        log,
+        max_events=settings.channels.max_events,
+        retention=settings.channels.retention,
+        idempotency_ttl=settings.channels.idempotency_ttl,
+    )
+    # -- end channels --
     try:
-        yield Services(settings, log, supervisor, host, metrics, llm, files)
+        yield Services(settings, log, supervisor, host, metrics, llm, files, auth, channels)
     finally:
         try:
             await host.aclose()

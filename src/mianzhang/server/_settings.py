@@ -13,8 +13,12 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .._errors import ConfigError
+from ..channels import ChannelsSettings
 from ..files import FilesSettings
+from ..jobs import JobsSettings
 from ..llm import LLMSettings
+from ..tails import TailsSettings
+from ._auth import AuthSettings
 
 __all__ = ["Settings", "load_settings"]
 
@@ -46,6 +50,10 @@ class Settings(BaseSettings):
     web: bool = True
     llm: LLMSettings = Field(default_factory=LLMSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
+    tails: TailsSettings = Field(default_factory=TailsSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

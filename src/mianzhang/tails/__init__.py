@@ -1,5 +1,6 @@
 """Live tail of allow-listed files, served as resumable event streams (layer 4)."""
 
+from ._settings import TailsSettings
 from ._tail import FileTail
 
-__all__ = ["FileTail"]
+__all__ = ["FileTail", "TailsSettings"]

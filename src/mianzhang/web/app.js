@@ -5,8 +5,10 @@
 import demo from "./pages/demo.js";
 import chat from "./pages/chat.js";
 import files from "./pages/files.js";
+import notifications from "./pages/notifications.js";
+import jobs from "./pages/jobs.js";
 
-const PAGES = [demo, chat, files];
+const PAGES = [demo, chat, notifications, jobs, files];
 const nav = document.getElementById("nav");
 const root = document.getElementById("page");
 let cleanup = null;

@@ -1,0 +1,118 @@
+"""Who is calling: API keys (scoped, stored hashed) and subscriber JWTs, per route group.
+
+Scopes: ``llm`` (gateway), ``channels:publish``, ``channels:subscribe``, ``jobs``, ``files``,
+``streams`` (the generic stream routes), ``*`` (everything). A channel subscriber may instead
+present a JWT whose ``mianzhang.subscribe`` claim lists the channels it may read (header, or
+the ``mianzhang_token`` cookie for browsers' EventSource).
+
+Anonymous access is allowed only when the settings say so; the embedded default (no keys, no
+JWT keys configured) allows it and the server says so at start. Refusals raise
+:class:`~mianzhang.Unauthorized` (401) or :class:`~mianzhang.Forbidden` (403) before any stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+
+from .._errors import Unauthorized
+from ..auth import APIKeyStore, JWTKey, JWTVerifier, extract_token
+
+__all__ = ["AuthSettings", "Authenticator", "Principal"]
+
+
+class APIKeySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    digest: str  # "sha256:<hex>" (mianzhang.auth.hash_api_key)
+    scopes: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class JWTKeySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["HS256", "RS256"]
+    key: str
+    kid: str | None = None
+
+
+class AuthSettings(BaseModel):
+    """The ``auth`` section (``MIANZHANG_AUTH__API_KEYS='{"name": {"digest": ..., ...}}'``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_keys: dict[str, APIKeySettings] = Field(default_factory=dict)
+    jwt_keys: list[JWTKeySettings] = Field(default_factory=list)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_cookie: str = "mianzhang_token"
+    # None: anonymous access only when nothing at all is configured (local use).
+    anonymous: bool | None = None
+
+    @property
+    def allows_anonymous(self) -> bool:
+        if self.anonymous is not None:
+            return self.anonymous
+        return not self.api_keys and not self.jwt_keys
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: ``kind`` says how it was recognised; ``name`` keys its rate limits."""
+
+    kind: Literal["anonymous", "api_key", "jwt"]
+    name: str
+
+
+ANONYMOUS = Principal("anonymous", "anonymous")
+
+
+class Authenticator:
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self.keys = APIKeyStore(
+            {name: (k.digest, k.scopes) for name, k in settings.api_keys.items()}
+        )
+        self.jwt = (
+            JWTVerifier(
+                [JWTKey(k.algorithm, k.key, k.kid) for k in settings.jwt_keys],
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+            )
+            if settings.jwt_keys
+            else None
+        )
+
+    def _token(self, request: Request) -> str | None:
+        return extract_token(request.headers, request.cookies, self.settings.jwt_cookie)
+
+    def require(self, request: Request, scope: str) -> Principal:
+        """An API key granting ``scope``, or anonymous where allowed."""
+        token = self._token(request)
+        if token is None:
+            if self.settings.allows_anonymous:
+                return ANONYMOUS
+            raise Unauthorized(f"this route needs an API key with scope {scope!r}")
+        key = self.keys.verify(token)
+        key.require(scope)
+        return Principal("api_key", key.name)
+
+    def subscriber(self, request: Request, channel: str) -> Principal:
+        """A JWT granting ``channel`` (or an API key with ``channels:subscribe``)."""
+        token = self._token(request)
+        if token is None:
+            if self.settings.allows_anonymous:
+                return ANONYMOUS
+            raise Unauthorized("subscribing needs a token (Authorization header or cookie)")
+        if token.startswith("mz_"):  # an API key, not a JWT
+            key = self.keys.verify(token)
+            key.require("channels:subscribe")
+            return Principal("api_key", key.name)
+        if self.jwt is None:
+            raise Unauthorized("no JWT keys are configured on this server")
+        claims = self.jwt.verify(token)
+        claims.require_subscribe(channel)
+        return Principal("jwt", claims.subject or "jwt")
