@@ -24,6 +24,8 @@ Usage::
 
     python bench/files_bench.py            # 512 MiB file, 3 repeats (about 1-2 minutes)
     python bench/files_bench.py --quick    # 64 MiB, 1 repeat
+    python bench/files_bench.py --only download --repeat 5 --size-mib 256 \
+        --out files-download-sweep.json   # the chunk-size sweep alone
 """
 
 from __future__ import annotations
@@ -467,6 +469,7 @@ def main() -> None:
     parser.add_argument("--stalled", type=int, default=50, help="stalled downloads for RSS")
     parser.add_argument("--only", choices=["download", "upload"], default=None)
     parser.add_argument("--quick", action="store_true", help="64 MiB, 1 repeat")
+    parser.add_argument("--out", default="files.json", help="file name under bench/results")
     args = parser.parse_args()
     if args.quick:
         args.size_mib, args.repeat, args.stalled = 64, 1, 10
@@ -491,7 +494,7 @@ def main() -> None:
             )
     print_ratios(results)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "files.json"
+    out = RESULTS / Path(args.out).name
     out.write_text(
         json.dumps(
             {

@@ -1068,11 +1068,13 @@ async def test_drain_sets_the_shutdown_event_for_a_cooperative_farewell(event_ty
         try:
             yield "working"
             await shutdown.wait()
+            for _ in range(10):  # the farewell takes a few turns of the loop
+                await asyncio.sleep(0)
             yield "goodbye"
         finally:
             cleanup.done.set()
 
-    supervisor = StreamSupervisor(hook_signals=False)
+    supervisor = StreamSupervisor(hook_signals=False)  # its own grace is 0: the response's wins
     client = FakeClient()
     response = EventSourceResponse(
         gen(), shutdown_event=shutdown, shutdown_grace_period=60, supervisor=supervisor

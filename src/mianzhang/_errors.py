@@ -13,7 +13,8 @@
     │   └── BackendUnavailable            the storage engine (Redis) cannot be reached
     ├── ClientError                       ``mianzhang.client``
     │   ├── ResponseRejected              non-200 or not ``text/event-stream``: never retried
-    │   └── ReconnectExhausted            network errors outlasted the retry budget
+    │   ├── ReconnectExhausted            network errors outlasted the retry budget
+    │   └── PublishRejected               the server refused a channel publish (4xx/5xx)
     ├── LLMError                          LLM gateway (``mianzhang.llm``)
     │   ├── ModelNotFound (KeyError)      no model configured by that name: 404
     │   ├── InvalidLLMRequest (ValueError) rejected before any stream starts: 400
@@ -37,6 +38,8 @@
     ├── AuthError                         credentials (before any stream starts)
     │   ├── Unauthorized                  missing, malformed, expired or wrongly signed: 401
     │   └── Forbidden                     valid, but not for this resource: 403
+    ├── RateLimited                       a per-key limit is exhausted: 429 with Retry-After
+    ├── RequestTimeout                    the request body stalled past its deadline: 408
     └── ConfigError (ValueError)          settings rejected at start
 
 Errors of dependencies (redis-py, httpx) are translated at the adapter boundary with
@@ -131,6 +134,19 @@ class ResponseRejected(ClientError):
 
 class ReconnectExhausted(ClientError):
     """Reconnection attempts ran out (``max_reconnects``) while the network kept failing."""
+
+
+class PublishRejected(ClientError):
+    """The server answered a channel publish with an error status (never retried).
+
+    ``status_code`` is the HTTP status, ``message`` the server's ``error.message`` (or the
+    start of the body when it was not mianzhang's JSON error).
+    """
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(f"publish refused: HTTP {status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
 
 
 # -- LLM gateway ------------------------------------------------------------------------------
@@ -352,5 +368,24 @@ class Forbidden(AuthError):
 
 
 # -- configuration ----------------------------------------------------------------------------
+class RateLimited(MianzhangError):
+    """A limit of the caller is exhausted (before any stream starts): answered 429.
+
+    ``policy`` names the limit, ``quota`` its size per ``window`` seconds, ``retry_after`` the
+    seconds until a retry can succeed.
+    """
+
+    def __init__(self, policy: str, quota: int, window: int, retry_after: int) -> None:
+        super().__init__(f"rate limit {policy!r} exceeded ({quota} per {window}s)")
+        self.policy = policy
+        self.quota = quota
+        self.window = window
+        self.retry_after = max(1, retry_after)
+
+
+class RequestTimeout(MianzhangError):
+    """The client stopped sending its request body for longer than the body deadline."""
+
+
 class ConfigError(MianzhangError, ValueError):
     """Settings were rejected at start; the message names the setting and the reason."""

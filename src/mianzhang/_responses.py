@@ -445,9 +445,11 @@ class _Stream:
 
     # -- callbacks from outside -----------------------------------------------------------------
     def on_drain(self, grace: float) -> None:
-        """Drain after ``grace`` seconds; a ``shutdown_event`` given to the response is set now,
-        so a cooperative iterator can say goodbye and end by itself within the grace."""
+        """Drain after ``grace`` seconds (at least the response's ``shutdown_grace_period``); a
+        ``shutdown_event`` given to the response is set now, so a cooperative iterator can say
+        goodbye and end by itself within the grace (sse-starlette's meaning)."""
         if self._drain_handle is None and not self.draining:
+            grace = max(grace, self.response.shutdown_grace_period)
             self._drain_handle = self._loop.call_later(grace, self._begin_drain)
             set_event = getattr(self.response.shutdown_event, "set", None)
             if callable(set_event):

@@ -33,12 +33,14 @@ def serve(
         str | None, typer.Option(help="memory | redis [MIANZHANG_LOG_BACKEND].")
     ] = None,
     redis_url: Annotated[str | None, typer.Option(help="[MIANZHANG_REDIS_URL].")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Run the server (web UI at http://HOST:PORT/)."""
     import uvicorn
 
     from .server import create_app, load_settings
+    from .server._logging import log_config
+    from .server._protocol import guarded_protocol
 
     overrides: dict[str, object] = {}
     for name, value in (
@@ -59,8 +61,12 @@ def serve(
         application,
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(settings.header_timeout, settings.max_header_bytes),
+        limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
+        log_config=log_config(settings.log_format, log_level),
         log_level=log_level,
+        access_log=False,
         proxy_headers=True,
     )
     typer.echo(f"mianzhang serving on http://{settings.host}:{settings.port}/", err=True)

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import orjson
+
+from mianzhang import SSEDecoder
+from mianzhang.auth import hash_api_key
 
 GRACE = 1.0  # llm.grace_period of the test gateways (seconds)
+API_KEY = "mz_e2e-llm-test-key"  # the key the openai SDK presents (scopes llm and streams)
+NARROW_KEY = "mz_e2e-files-only-key"  # a valid key without the llm scope
 
 
 class UpstreamControl:
@@ -46,6 +52,33 @@ class UpstreamControl:
             time.sleep(0.02)
 
 
+def sse_events(response: httpx.Response) -> Iterator[Any]:
+    """The SSE events of ``response`` as they arrive (mianzhang's decoder)."""
+    decoder = SSEDecoder()
+    for raw in response.iter_raw():
+        yield from decoder.decode(raw)
+
+
+def read_stream(url: str, *, last_event_id: str | None = None) -> list[Any]:
+    """Every event of ``GET url`` (a stream route) until it ends."""
+    headers = {"last-event-id": last_event_id} if last_event_id else {}
+    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        return list(sse_events(response))
+
+
+def text_of(events: list[Any]) -> str:
+    """The answer text carried by chat completion chunk events."""
+    out = []
+    for e in events:
+        if e.data in ("", "[DONE]"):
+            continue
+        body = orjson.loads(e.data)
+        for choice in body.get("choices") or []:
+            out.append(choice["delta"].get("content") or "")
+    return "".join(out)
+
+
 def gateway_env(upstream_url: str, **extra: str) -> dict[str, str]:
     """Environment of a mianzhang server whose models stream from the fake upstream:
     ``fake`` (the upstream), ``flaky`` (a dead upstream falling back to ``fake``) and ``demo``.
@@ -59,7 +92,14 @@ def gateway_env(upstream_url: str, **extra: str) -> dict[str, str]:
         "fake": {"base_url": f"{upstream_url}/v1"},
         "dead": {"base_url": "http://127.0.0.1:9/v1", "connect_timeout": 1.0},
     }
+    keys = {
+        "sdk": {"digest": hash_api_key(API_KEY), "scopes": ["llm", "streams"]},
+        "narrow": {"digest": hash_api_key(NARROW_KEY), "scopes": ["files"]},
+    }
     return {
+        # keys are checked when presented; requests without one (browser, CLI) are anonymous
+        "MIANZHANG_AUTH__API_KEYS": json.dumps(keys),
+        "MIANZHANG_AUTH__ANONYMOUS": "true",
         "MIANZHANG_LLM__MODELS": json.dumps(models),
         "MIANZHANG_LLM__UPSTREAMS": json.dumps(upstreams),
         "MIANZHANG_LLM__DEFAULT_MODEL": "demo",

@@ -13,10 +13,19 @@ import orjson
 import pytest
 from openai import AsyncOpenAI
 
-from mianzhang import SSEDecoder
 from tests._support.procs import ServerProcess, uvicorn_process
 
-from ._llm import APP, GRACE, UpstreamControl, gateway_env
+from ._llm import (
+    API_KEY,
+    APP,
+    GRACE,
+    NARROW_KEY,
+    UpstreamControl,
+    gateway_env,
+    read_stream,
+    sse_events,
+    text_of,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -49,31 +58,7 @@ def gateway(upstream_proc: ServerProcess) -> Iterator[ServerProcess]:
 
 
 def sdk(gateway: ServerProcess) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
-
-
-def sse_events(response: httpx.Response) -> Iterator[Any]:
-    decoder = SSEDecoder()
-    for raw in response.iter_raw():
-        yield from decoder.decode(raw)
-
-
-def read_stream(url: str, *, last_event_id: str | None = None) -> list[Any]:
-    headers = {"last-event-id": last_event_id} if last_event_id else {}
-    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
-        assert response.status_code == 200
-        return list(sse_events(response))
-
-
-def text_of(events: list[Any]) -> str:
-    out = []
-    for e in events:
-        if e.data in ("", "[DONE]"):
-            continue
-        body = orjson.loads(e.data)
-        for choice in body.get("choices") or []:
-            out.append(choice["delta"].get("content") or "")
-    return "".join(out)
+    return AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0)
 
 
 @pytest.mark.parametrize("include_usage", [False, True])
@@ -461,3 +446,19 @@ def test_no_base_http_middleware_hides_disconnects() -> None:
 
     app = create_app(load_settings(files={"enabled": False}))
     assert not any(issubclass(m.cls, BaseHTTPMiddleware) for m in app.user_middleware)  # type: ignore[arg-type]
+
+
+async def test_keys_are_checked_before_any_stream_or_upstream_request(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    wrong = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="mz_wrong", max_retries=0)
+    narrow = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=NARROW_KEY, max_retries=0)
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            await wrong.chat.completions.create(model="fake", messages=MESSAGES, stream=True)
+        with pytest.raises(openai.PermissionDeniedError):
+            await narrow.chat.completions.create(model="fake", messages=MESSAGES, stream=True)
+    finally:
+        await wrong.close()
+        await narrow.close()
+    assert upstream.requests() == []

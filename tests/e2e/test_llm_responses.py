@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 
 from tests._support.procs import ServerProcess, uvicorn_process
 
-from ._llm import APP, gateway_env
+from ._llm import API_KEY, APP, gateway_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -31,7 +31,7 @@ def instances(redis_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
 
 
 def client(server: ServerProcess) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    return AsyncOpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0)
 
 
 async def test_background_response_dropped_on_a_resumed_on_b(

@@ -3,7 +3,8 @@
 Subscribers are readers of the log, so they get history and resume (``Last-Event-ID``) for
 free, and a ``Reset`` when history they ask for was trimmed or lost. Publishing appends one
 event; an ``idempotency_key`` makes a retried publish (same key, same channel, within
-``idempotency_ttl``) store the event once and return the first publish's id.
+``idempotency_ttl``) store the event once and return the first publish's id, with
+``Published.duplicate`` set.
 
 Channels never close; their history is bounded by ``max_events`` (per-channel overrides by
 glob pattern, first match wins).
@@ -45,12 +46,26 @@ def channel_stream(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Published:
+    """The outcome of a publish: the event's id in ``channel``.
+
+    ``duplicate`` is ``True`` when an earlier publish under the same idempotency key already
+    stored the event (nothing was appended; ``id`` is that publish's). Two retries racing
+    each other both see ``False`` at worst; the event is stored once either way.
+    """
+
     channel: str
     id: str
+    duplicate: bool = False
 
 
 class ChannelHub:
-    """Channels on an :class:`~mianzhang.log.EventLog` (memory or Redis)."""
+    """Channels on an :class:`~mianzhang.log.EventLog` (memory or Redis).
+
+    Every instance sharing the log (Redis) sees every channel: a publish on one instance
+    reaches subscribers on all of them, each exactly once (they are log readers). The hub
+    keeps no per-subscriber state; its only memory is a bounded cache of channel names it
+    has created (``known_cache``).
+    """
 
     def __init__(
         self,
@@ -81,7 +96,11 @@ class ChannelHub:
             self._known.move_to_end(channel)
             return
         await self.log.create(channel_stream(channel), max_events=self.max_events_for(channel))
+        self._remember(channel)
+
+    def _remember(self, channel: str) -> None:
         self._known[channel] = None
+        self._known.move_to_end(channel)
         if len(self._known) > self._known_cache:
             self._known.popitem(last=False)
 
@@ -103,44 +122,68 @@ class ChannelHub:
         await self._ensure(channel)
         stream = channel_stream(channel)
         if idempotency_key is None:
-            event_id = await self.log.append(stream, text, event=event)
-        else:
-            event_id = await self.log.append(
-                stream,
-                text,
-                event=event,
-                idempotency_key=idempotency_key,
-                idempotency_ttl=self.idempotency_ttl,
-            )
-        return Published(channel, event_id)
+            return Published(channel, await self.log.append(stream, text, event=event))
+        before = await self.log.info(stream)
+        event_id = await self.log.append(
+            stream,
+            text,
+            event=event,
+            idempotency_key=idempotency_key,
+            idempotency_ttl=self.idempotency_ttl,
+        )
+        return Published(channel, event_id, _not_after(event_id, before))
+
+    async def prepare(self, channel: str) -> StreamInfo:
+        """Create ``channel`` if it is missing (never cached: a channel whose history was lost,
+        e.g. by a Redis restart, is created again) and return its info."""
+        check_channel_name(channel)
+        info = await self.log.create(
+            channel_stream(channel), max_events=self.max_events_for(channel)
+        )
+        self._remember(channel)
+        return info
+
+    async def start_after(self, channel: str, history: int) -> str | None:
+        """Where a new subscriber (one with no ``Last-Event-ID``) starts following
+        ``channel``: after this id, so that the last ``history`` retained events come first
+        (``None``: from the oldest retained event). Creates the channel if it is missing
+        (:meth:`prepare`), so followers can wait on it.
+        """
+        if history < 0:
+            raise ValueError("history must be >= 0")
+        info = await self.prepare(channel)
+        if info.last_id is None:
+            return None
+        parsed = parse_id(info.last_id)
+        if parsed is None:
+            return None
+        epoch, last = parsed
+        first = last - info.length + 1
+        start = max(last - history, first - 1)
+        return format_id(epoch, start) if start >= 1 else None
 
     async def subscribe(
         self, channel: str, after: str | None = None, *, history: int = 0
     ) -> AsyncIterator[LogEvent | Reset]:
-        """Events after ``after`` (resume), then live events.
+        """Events after ``after`` (resume), then live events, until the iterator is closed.
 
         Without ``after`` a subscriber starts at the live tail, preceded by the last
         ``history`` retained events (as Mercure and Centrifugo do: a new subscriber is not
         flooded with old notifications, and no ``reset`` is reported for history it never
         asked for). Events published between the look at the tail and the start of following
-        are delivered, not skipped. A channel nobody has published to yet is created empty,
-        so subscribers can wait on it.
+        are delivered, not skipped. With ``after`` naming lost history, a
+        :class:`~mianzhang.log.Reset` comes first. A channel nobody has published to yet is
+        created empty, so subscribers can wait on it. The subscription counts in
+        :meth:`subscribers` while the iterator is open.
         """
         check_channel_name(channel)
         if history < 0:
             raise ValueError("history must be >= 0")
-        await self._ensure(channel)
-        stream = channel_stream(channel)
         if after is None:
-            info = await self.log.info(stream)
-            if info is not None and info.last_id is not None:
-                parsed = parse_id(info.last_id)
-                if parsed is not None:
-                    epoch, last = parsed
-                    first = last - info.length + 1
-                    start = max(last - history, first - 1)
-                    after = format_id(epoch, start) if start >= 1 else None
-        follower = self.log.follow(stream, after)
+            after = await self.start_after(channel, history)
+        else:
+            await self.prepare(channel)
+        follower = self.log.follow(channel_stream(channel), after)
         try:
             async for item in follower:
                 yield item
@@ -153,5 +196,17 @@ class ChannelHub:
         return await self.log.readers(channel_stream(channel))
 
     async def info(self, channel: str) -> StreamInfo | None:
+        """The channel's stream info (``None`` if nobody published or subscribed yet)."""
         check_channel_name(channel)
         return await self.log.info(channel_stream(channel))
+
+
+def _not_after(event_id: str, before: StreamInfo | None) -> bool:
+    """``True`` if ``event_id`` was already in the stream described by ``before`` (same
+    epoch, sequence not beyond its last event): the append was a remembered duplicate."""
+    if before is None or before.last_id is None:
+        return False
+    new, old = parse_id(event_id), parse_id(before.last_id)
+    if new is None or old is None or new[0] != old[0]:
+        return False
+    return new[1] <= old[1]

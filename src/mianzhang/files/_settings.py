@@ -23,12 +23,14 @@ class FilesSettings(BaseModel):
 
     enabled: bool = True
     directory: Path = Path("var/files")
-    # Downloads. From the 16 KiB .. 1 MiB sweep of bench/files_bench.py (loopback, 2 cores):
-    # 16 KiB 264 MB/s, 64 KiB 842, 256 KiB 2345, 512 KiB 2205, 1 MiB 3272 (nginx 3500,
-    # Starlette FileResponse 839), costing 0.09 / 0.28 / 0.70 / 1.33 / 2.40 MiB of server RSS
-    # per stalled download. 256 KiB is the knee: 2.8x Starlette for 0.7 MiB per connection;
-    # 1 MiB buys another +40 % at 3.4x the memory per connection (raise it for few, fast
-    # clients; lower it for very many slow ones).
+    # Downloads. bench/files_bench.py, 16 KiB .. 1 MiB (loopback, 2 shared cores, noisy: see
+    # bench/results/files*.json). Server CPU per GB (the steadier measure under contention),
+    # two runs: 16 KiB 0.60/0.67 s, 64 KiB 0.34/0.34, 256 KiB 0.37/0.26, 512 KiB 0.39/0.30,
+    # 1 MiB 0.43/0.30 (Starlette FileResponse 1.47/1.38, nginx sendfile 0.19/0.04).
+    # Throughput, median of 5: 773 / 1556 / 1716 / 2178 / 1735 MB/s (Starlette 681, nginx
+    # 1869). Server RSS per stalled download: 0.13 / 0.22 / 0.78 / 1.5 / 3.0 MiB.
+    # 16 KiB doubles the CPU; past 256 KiB nothing is gained while memory per slow client
+    # keeps doubling. 256 KiB: at or below 64 KiB's CPU, 4x fewer sends, < 1 MiB per client.
     chunk_size: int = Field(default=256 * KiB, ge=4 * KiB, le=16 * MiB)
     max_ranges: int = Field(default=DEFAULT_MAX_RANGES, ge=1)
     max_range_specs: int = Field(default=DEFAULT_MAX_SPECS, ge=1)

@@ -2,8 +2,8 @@
 
 Chunks are gathered into batches of ``flush_size`` bytes; a worker task owned by the
 :class:`ChunkWriter` writes (``pwrite``) and hashes each batch in a worker thread while the
-next batch is being received (double buffering: about 35 % faster than writing in turn, see
-``bench/files_bench.py``). The event loop never blocks on the disk, and memory per upload
+next batch is being received (double buffering: the disk write overlaps the network
+receive). The event loop never blocks on the disk, and memory per upload
 stays below three batches plus one network chunk, whatever the body's size.
 """
 

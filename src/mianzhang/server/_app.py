@@ -25,6 +25,7 @@ from ..llm import LLMService
 from ..log.serve import StreamHost
 from ._deps import require, services
 from ._errors import error_response
+from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._services import open_services
 from ._settings import Settings, load_settings
 from .routes.channels import channels_router
@@ -86,6 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # outermost first: request id around everything, then the body deadline, stream slots
+    app.add_middleware(StreamSlots)
+    app.add_middleware(BodyDeadline, timeout=settings.body_timeout)
+    app.add_middleware(RequestContext)
     # Our own errors are answered by the exception middleware (no traceback logged); anything
     # else reaches the outermost handler, which answers JSON and lets the server log it.
     app.add_exception_handler(MianzhangError, error_response)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from ._auth import Principal
 from ._services import Services
 
-__all__ = ["require", "services"]
+__all__ = ["caller", "require", "services"]
 
 
 def services(request: Request) -> Services:
@@ -18,13 +18,23 @@ def services(request: Request) -> Services:
     return found
 
 
+def caller(request: Request, principal: Principal) -> str:
+    """The name limits are kept under: the key or token subject; the client address for
+    anonymous callers."""
+    if principal.kind == "anonymous":
+        return f"ip:{request.client.host if request.client else 'unknown'}"
+    return f"{principal.kind}:{principal.name}"
+
+
 def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller must hold ``scope`` (or be anonymous where allowed); the
     principal is kept on ``request.state.principal`` for rate limits and logs."""
 
     async def dependency(request: Request) -> Principal:
-        principal = services(request).auth.require(request, scope)
+        found = services(request)
+        principal = found.auth.require(request, scope)
         request.state.principal = principal
+        await found.limiter.request(caller(request, principal))
         return principal
 
     return dependency

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from .. import _errors as e
 from ..llm import error_payload, error_status
 
-__all__ = ["error_response", "status_of"]
+__all__ = ["error_response", "rate_limit_headers", "rate_limited", "status_of"]
 
 logger = logging.getLogger("mianzhang.server")
 
@@ -34,7 +34,23 @@ _STATUS: tuple[tuple[type[e.MianzhangError], int], ...] = (
     (e.UploadStalled, 408),
     (e.UploadConflict, 409),
     (e.SSEError, 400),
+    (e.RequestTimeout, 408),
 )
+
+
+def rate_limit_headers(exc: e.RateLimited) -> dict[str, str]:
+    """``Retry-After`` and the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers)."""
+    policy = f'"{exc.policy}";q={exc.quota}' + (f";w={exc.window}" if exc.window else "")
+    return {
+        "Retry-After": str(exc.retry_after),
+        "RateLimit-Policy": policy,
+        "RateLimit": f'"{exc.policy}";r=0;t={exc.retry_after}',
+    }
+
+
+def rate_limited(exc: e.RateLimited) -> JSONResponse:
+    body = {"error": {"type": "rate_limited", "message": str(exc), "policy": exc.policy}}
+    return JSONResponse(body, status_code=429, headers=rate_limit_headers(exc))
 
 
 def status_of(exc: e.MianzhangError) -> int:
@@ -48,6 +64,8 @@ async def error_response(request: Request, exc: Exception) -> Response:
     """The app's exception handler for every exception."""
     if isinstance(exc, e.LLMError):
         return JSONResponse(error_payload(exc), status_code=error_status(exc))
+    if isinstance(exc, e.RateLimited):
+        return rate_limited(exc)
     if isinstance(exc, e.MianzhangError):
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

@@ -15,6 +15,7 @@ from ..llm import LLMService
 from ..log import EventLog, MemoryEventLog
 from ..log.serve import StreamHost
 from ._auth import Authenticator
+from ._limits import RateLimiter
 from ._metrics import register_stream_metrics
 from ._settings import Settings
 
@@ -34,6 +35,7 @@ class Services:
     files: FilesService | None
     auth: Authenticator
     channels: ChannelHub
+    limiter: RateLimiter
 
 
 def _open_log(settings: Settings) -> EventLog:
@@ -63,6 +65,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     files = FilesService(settings.files, log) if settings.files.enabled else None
     register_stream_metrics(metrics, supervisor, log)
     auth = Authenticator(settings.auth)
+    redis_url = settings.redis_url if settings.log_backend == "redis" else None
+    limiter = RateLimiter(settings.limits, redis_url=redis_url, prefix=settings.redis_prefix)
     # -- channels (owned by the channels feature) --
     channels = ChannelHub(
         log,
@@ -72,10 +76,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     )
     # -- end channels --
     try:
-        yield Services(settings, log, supervisor, host, metrics, llm, files, auth, channels)
+        yield Services(
+            settings, log, supervisor, host, metrics, llm, files, auth, channels, limiter
+        )
     finally:
         try:
             await host.aclose()
             await llm.aclose()
+            await limiter.aclose()
         finally:
             await log.aclose()

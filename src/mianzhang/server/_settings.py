@@ -19,6 +19,7 @@ from ..jobs import JobsSettings
 from ..llm import LLMSettings
 from ..tails import TailsSettings
 from ._auth import AuthSettings
+from ._limits import LimitsSettings
 
 __all__ = ["Settings", "load_settings"]
 
@@ -45,12 +46,19 @@ class Settings(BaseSettings):
     # in kernel memory and makes it stall (and be cut by send_timeout) early. `mianzhang serve`
     # applies it to its listening socket, whose accepted connections inherit it.
     socket_send_buffer: int = Field(default=0, ge=0)
+    # Slow and abusive clients (uvicorn cuts nothing while bytes trickle in).
+    header_timeout: float = Field(default=10.0, gt=0)  # first byte -> end of headers
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    body_timeout: float = Field(default=30.0, gt=0)  # longest silence inside a request body
+    max_connections: int = Field(default=10_000, ge=1)  # beyond: 503 (uvicorn)
+    log_format: Literal["text", "json"] = "text"
     producer_poll_interval: float = Field(default=0.5, gt=0)
     demo_max_events: int = Field(default=10_000, ge=1)
     web: bool = True
     llm: LLMSettings = Field(default_factory=LLMSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     tails: TailsSettings = Field(default_factory=TailsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)

@@ -1,0 +1,197 @@
+"""Pure ASGI middleware of the server (no BaseHTTPMiddleware: it breaks streaming).
+
+* :class:`RequestContext`: a request id (the client's ``X-Request-ID`` if sane, else new) in
+  the response headers and in every log record of the request, with the stream id once a
+  route names it (``X-Stream-Id``); one access-log record per request when it ends.
+* :class:`StreamSlots`: every streaming response (``text/event-stream``, NDJSON) takes one of
+  the caller's concurrent-stream slots when it starts; a caller over its cap gets a 429 with
+  ``Retry-After`` and RateLimit headers instead of the stream, and the refused stream's
+  producer is told the client left. The slot is released when the response ends, however.
+* :class:`BodyDeadline`: a request body that stays silent for ``timeout`` seconds ends the
+  request (408), so a slow-POST cannot hold a worker forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._errors import RateLimited, RequestTimeout
+from ._errors import rate_limit_headers
+from ._limits import RateLimiter, StreamLease
+
+__all__ = ["BodyDeadline", "RequestContext", "StreamSlots", "request_id_var", "stream_id_var"]
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mianzhang_request_id", default=None
+)
+stream_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mianzhang_stream_id", default=None
+)
+
+access_logger = logging.getLogger("mianzhang.access")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_STREAMING = (b"text/event-stream", b"application/x-ndjson")
+
+
+def _header(headers: Any, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope["headers"], b"x-request-id")
+        text = incoming.decode("latin-1") if incoming else ""
+        request_id = text if _SANE_ID.match(text) else secrets.token_hex(8)
+        request_token = request_id_var.set(request_id)
+        stream_token = stream_id_var.set(None)
+        started = time.perf_counter()
+        status = 0
+        sent = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                stream = _header(headers, b"x-stream-id")
+                if stream:
+                    stream_id_var.set(stream.decode("latin-1"))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            access_logger.info(
+                "%s %s %s %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                duration_ms,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "bytes": sent,
+                    "duration_ms": duration_ms,
+                    "client": scope["client"][0] if scope.get("client") else None,
+                },
+            )
+            stream_id_var.reset(stream_token)
+            request_id_var.reset(request_token)
+
+
+class StreamSlots:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None = None) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    def _limiter(self, scope: Scope) -> RateLimiter | None:
+        if self.limiter is not None:
+            return self.limiter
+        app = scope.get("app")
+        services = getattr(getattr(app, "state", None), "services", None)
+        return getattr(services, "limiter", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter = self._limiter(scope) if scope["type"] == "http" else None
+        if limiter is None or not limiter.settings.concurrent_streams:
+            await self.app(scope, receive, send)
+            return
+        lease: StreamLease | None = None
+        refused = False
+
+        async def guarded_receive() -> Message:
+            if refused:
+                return {"type": "http.disconnect"}
+            return await receive()
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal lease, refused
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                content_type = _header(message.get("headers", []), b"content-type") or b""
+                if content_type.startswith(_STREAMING):
+                    try:
+                        lease = await limiter.stream(_caller(scope))
+                    except RateLimited as exc:
+                        refused = True
+                        await _send_429(send, exc)
+                        return
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        finally:
+            if lease is not None:
+                await lease.release()
+
+
+def _caller(scope: Scope) -> str:
+    principal = (scope.get("state") or {}).get("principal")
+    if principal is not None and principal.kind != "anonymous":
+        return f"{principal.kind}:{principal.name}"
+    client = scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"
+
+
+async def _send_429(send: Send, exc: RateLimited) -> None:
+    body = orjson.dumps(
+        {"error": {"type": "rate_limited", "message": str(exc), "policy": exc.policy}}
+    )
+    headers = [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(exc).items()]
+    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class BodyDeadline:
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        body_done = False
+
+        async def deadline_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"request body silent for {self.timeout:.0f}s"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, deadline_receive, send)
