@@ -1,9 +1,10 @@
 """Streaming responses (``mianzhang._responses``), driven in-process through hand-written ASGI
 ``receive``/``send`` callables (issue 2, "Responses").
 
-Every wait is an awaited condition (``FakeClient.wait_for``) under ``asyncio.timeout``; the only
-``asyncio.sleep`` calls pace a generator on purpose (the silence a heartbeat needs, or data that
-keeps flowing), they never stand in for a condition.
+Every wait is an awaited condition (``FakeClient.wait_for``) under ``asyncio.timeout``. Other
+``asyncio.sleep`` calls never stand in for a condition: ``sleep(0)`` only lets the other tasks
+take their turns, a few sleeps pace a generator on purpose (the silence a heartbeat needs, data
+that keeps flowing), and one 0.2 s window watches that a stalled sync generator stays stalled.
 """
 
 from __future__ import annotations
@@ -410,15 +411,17 @@ def test_bad_retry_range_is_rejected() -> None:
 
 
 # -- heartbeat ---------------------------------------------------------------------------------
-async def test_no_heartbeat_while_a_burst_is_produced() -> None:
+@pytest.mark.parametrize("kind", ["list", "async generator"])
+async def test_no_heartbeat_between_quickly_produced_events(kind: str) -> None:
     async def burst() -> AsyncIterator[str]:
         for i in range(2000):
             yield f"e{i}"
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the producer awaits between events: the sender runs
 
+    content: Any = [f"e{i}" for i in range(2000)] if kind == "list" else burst()
     client = FakeClient()
-    await serve(EventSourceResponse(burst(), ping=0.05), client)
-    assert b":" not in client.body.replace(b"data: ", b"")
+    await serve(EventSourceResponse(content, ping=0.05), client)
+    assert b": ping" not in client.body
     assert datas(client.body) == [f"e{i}" for i in range(2000)]
 
 
@@ -776,7 +779,9 @@ async def test_disconnect_cancels_the_generator_and_awaits_the_close_handler(
 
 
 async def test_generator_cleanup_that_awaits_is_not_interrupted() -> None:
-    """The iterator is cancelled once: its ``finally`` may await its own cleanup to the end."""
+    """The iterator is cancelled once: its ``finally`` may await its own cleanup to the end,
+    also when the sender, blocked in a send at the disconnect, tears down meanwhile."""
+    go = asyncio.Event()
     started = asyncio.Event()
     release = asyncio.Event()
     finished: list[str] = []
@@ -784,6 +789,8 @@ async def test_generator_cleanup_that_awaits_is_not_interrupted() -> None:
     async def gen() -> AsyncIterator[str]:
         try:
             yield "a"
+            await go.wait()
+            yield "b"
             await asyncio.Event().wait()
         finally:
             started.set()
@@ -794,9 +801,13 @@ async def test_generator_cleanup_that_awaits_is_not_interrupted() -> None:
     client = FakeClient()
     async with streaming(EventSourceResponse(gen()), client) as task:
         await client.wait_body(b"data: a\n\n")
+        gate = client.gate = asyncio.Event()
+        go.set()
+        await client.wait_for(lambda: client.blocked_sends == 1)  # the sender is stuck on "b"
         client.disconnect()
-        await started.wait()
-        for _ in range(10):  # the sender returns and tears down meanwhile
+        await started.wait()  # the generator is in its cleanup
+        gate.set()  # now the blocked send returns and the sender tears the stream down
+        for _ in range(10):
             await asyncio.sleep(0)
         assert not task.done()  # teardown waits for the generator's cleanup
         release.set()

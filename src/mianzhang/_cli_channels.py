@@ -1,8 +1,37 @@
-"""``mianzhang publish`` / ``mianzhang subscribe`` (to be completed by the channels work)."""
+"""``mianzhang publish CHANNEL DATA`` and ``mianzhang subscribe CHANNEL``.
+
+``publish`` sends one event (``POST /v1/channels/{name}/publish``) and prints
+``{"channel", "id", "duplicate"}`` as one JSON line; network failures are retried under one
+idempotency key (``--idempotency-key``, else a generated one), so the event is stored once.
+
+``subscribe`` follows ``GET /v1/channels/{name}/events`` with the resuming client: after a
+dropped connection or a server restart it reconnects with ``Last-Event-ID`` and continues
+after the last event it printed, never repeating or skipping one while the history is
+retained (a ``reset`` line says when it was not). Each event is one JSON line on stdout:
+``{"id", "event", "data"}`` (``data`` as the text sent). Ctrl-C prints on stderr how to
+resume. Exit status: 0 done (``--count`` events printed, or the server ended the stream),
+1 refused or failed, 2 bad arguments, 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from ._errors import ClientError, ResponseRejected
+from .channels import publish_sync
+from .client import ResetEvent, connect_sync
+
 __all__ = ["run_publish", "run_subscribe"]
+
+
+def _line(out: TextIO, payload: dict[str, Any]) -> None:
+    out.write(orjson.dumps(payload).decode() + "\n")
+    out.flush()
 
 
 def run_publish(
@@ -14,11 +43,80 @@ def run_publish(
     event: str | None,
     idempotency_key: str | None,
     json_data: bool,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
 ) -> int:
-    raise NotImplementedError
+    """Publish one event; returns the exit status (see the module docstring)."""
+    value: Any = data
+    if json_data:
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            err.write(f"mianzhang publish: DATA is not JSON ({exc})\n")
+            return 2
+    try:
+        published = publish_sync(
+            url, channel, value, api_key=api_key, event=event, idempotency_key=idempotency_key
+        )
+    except ClientError as exc:  # PublishRejected, or the network failed past the retries
+        err.write(f"mianzhang publish: {exc}\n")
+        return 1
+    _line(out, {"channel": channel, "id": published.id, "duplicate": published.duplicate})
+    return 0
+
+
+def _refusal(exc: ResponseRejected) -> str:
+    try:
+        body = orjson.loads(exc.body)
+        return f"HTTP {exc.status_code}: {body['error']['message']}"
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return str(exc)
 
 
 def run_subscribe(
-    channel: str, *, url: str, token: str | None, last_event_id: str | None, history: bool
+    channel: str,
+    *,
+    url: str,
+    token: str | None,
+    last_event_id: str | None,
+    history: bool,
+    count: int | None = None,
+    max_reconnects: int | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
 ) -> int:
-    raise NotImplementedError
+    """Print the channel's events (see the module docstring); returns the exit status."""
+    if count is not None and count < 1:
+        err.write("mianzhang subscribe: --count must be >= 1\n")
+        return 2
+    target = f"{url.rstrip('/')}/v1/channels/{quote(channel, safe='/@:')}/events"
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    params = {} if history else {"history": "false"}
+    printed = 0
+    stream = connect_sync(
+        target,
+        headers=headers,
+        params=params,
+        last_event_id=last_event_id,
+        max_reconnects=max_reconnects,
+    )
+    try:
+        with stream:
+            for event in stream:
+                if isinstance(event, ResetEvent):
+                    err.write(f"[history lost ({event.reason}): continuing from there]\n")
+                _line(out, {"id": event.id, "event": event.event or "message", "data": event.data})
+                printed += 1
+                if count is not None and printed >= count:
+                    return 0
+        return 0
+    except KeyboardInterrupt:
+        if stream.last_event_id:
+            err.write(f"resume with: --last-event-id {stream.last_event_id}\n")
+        return 130
+    except ResponseRejected as exc:
+        err.write(f"mianzhang subscribe: {_refusal(exc)}\n")
+        return 1
+    except (ClientError, httpx.HTTPError) as exc:
+        err.write(f"mianzhang subscribe: {exc}\n")
+        return 1

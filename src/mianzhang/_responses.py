@@ -128,6 +128,7 @@ class StreamSupervisor:
         self._live: set[_Stream] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_waiters: set[asyncio.Future[None]] = set()
+        self._draining_event: asyncio.Event | None = None
 
     @property
     def draining(self) -> bool:
@@ -153,9 +154,19 @@ class StreamSupervisor:
         if self._draining:
             return
         self._draining = True
+        if self._draining_event is not None:
+            self._draining_event.set()
         logger.info("draining %d live stream(s)", len(self._live))
         for stream in list(self._live):
             stream.on_drain(self.grace_period)
+
+    async def wait_draining(self) -> None:
+        """Return once the drain has begun (for services that drain alongside the streams)."""
+        if self._draining:
+            return
+        if self._draining_event is None:
+            self._draining_event = asyncio.Event()
+        await self._draining_event.wait()
 
     async def wait_idle(self) -> None:
         """Return once no stream is live (bound it with ``asyncio.timeout``)."""

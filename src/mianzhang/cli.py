@@ -142,12 +142,20 @@ def subscribe(
     token: Annotated[str | None, typer.Option(envvar="MIANZHANG_TOKEN")] = None,
     last_event_id: Annotated[str | None, typer.Option(help="Resume after this id.")] = None,
     history: Annotated[bool, typer.Option(help="Replay the retained history first.")] = True,
+    count: Annotated[int | None, typer.Option(help="Exit after this many events.")] = None,
 ) -> None:
     """Print a channel's events as they arrive (one JSON line each); resumes on reconnect."""
     from ._cli_channels import run_subscribe
 
     raise typer.Exit(
-        run_subscribe(channel, url=url, token=token, last_event_id=last_event_id, history=history)
+        run_subscribe(
+            channel,
+            url=url,
+            token=token,
+            last_event_id=last_event_id,
+            history=history,
+            count=count,
+        )
     )
 
 

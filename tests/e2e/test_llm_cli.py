@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from mianzhang._cli_chat import run_chat
 from mianzhang.llm import demo_answer
-from tests._support.procs import ServerProcess, uvicorn_process
+from tests._support.procs import (
+    ROOT,
+    ServerProcess,
+    free_port,
+    stop_process,
+    uvicorn_process,
+    wait_for_port,
+)
 
 from ._llm import APP, gateway_env
 
@@ -68,3 +79,65 @@ def test_chat_reports_refusals(server: ServerProcess) -> None:
     assert run_chat("x", url=server.url, model="nope", out=out, err=err) == 1
     assert "model not found" in err.getvalue()
     assert run_chat(None, url=server.url, out=out, err=err) == 1
+
+
+@pytest.fixture
+def default_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """``mianzhang serve`` as a user runs it: nothing configured (memory log, demo model)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIANZHANG_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    cmd = [
+        sys.executable,
+        "-m",
+        "mianzhang",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, proc)
+            yield ServerProcess(proc, port, log_path=log_path)
+        finally:
+            stop_process(proc)
+
+
+def test_serve_defaults_to_the_demo_model_and_says_it_is_one(default_server: ServerProcess) -> None:
+    models = httpx.get(f"{default_server.url}/v1/models").json()["data"]
+    assert [m["id"] for m in models] == ["demo"]
+    assert models[0]["owned_by"] == "mianzhang-demo"
+    assert "not an LLM" in models[0]["description"]
+    completion = httpx.post(
+        f"{default_server.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}]},  # no model: the default
+        timeout=30,
+    ).json()
+    assert completion["model"] == "demo"
+    assert completion["choices"][0]["message"]["content"] == "".join(demo_answer("hi", 120))
+
+
+def test_the_chat_command_prints_tokens_while_they_stream(default_server: ServerProcess) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIANZHANG_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "mianzhang", "chat", "stream to me", "--url", default_server.url]
+    # the demo answers 120 tokens 40 ms apart: about 5 s from first to last
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            first = proc.stdout.read1(65536)  # returns as soon as the first bytes are there
+            assert first and proc.poll() is None  # text arrived while the command still runs
+            rest = proc.stdout.read()
+            err = proc.stderr.read().decode()
+            assert proc.wait(30) == 0, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    expected = "".join(demo_answer("stream to me", 120))
+    assert (first + rest).decode() == expected + "\n"
+    assert len(first.decode()) < len(expected) // 2
+    assert "model demo (demo model: not an LLM)" in err and "time to first token" in err

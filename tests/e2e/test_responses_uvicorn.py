@@ -235,6 +235,17 @@ def test_stalled_reader_keeps_memory_bounded_and_is_cut_off_by_send_timeout(
         # write buffer and our max_buffer was ever made (an unbounded one makes gigabytes).
         produced_bytes = info["produced"] * size
         assert produced_bytes < 32 * MiB, f"{info['produced']} events of {size} B produced"
+        # The server closed the connection: once the reader wakes up it gets what was already
+        # written, then EOF, without the terminating chunk (an aborted, not a finished, body).
+        raw = b""
+        while chunk := sock.recv(1 << 20):
+            raw += chunk
+        status, _, body, complete = split_response(raw)
+        assert status == 200
+        assert not complete
+        assert len(raw) <= produced_bytes + 64 * 1024
+        ids = [int(e.id or 0) for e in sse(body)]
+        assert ids and ids == list(range(1, len(ids) + 1))  # in order, none skipped
     finally:
         sock.close()
 

@@ -3,60 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from mianzhang.llm import ChatRequest, LocalProvider, UpstreamError
 
-WORDS = [
-    "user:",
-    "assistant:",
-    "system:",
-    "hello",
-    "world",
-    "tiny",
-    "model",
-    "says",
-    "hi",
-    "the",
-    "a",
-    "stream",
-    "of",
-    "tokens",
-    "and",
-    "more",
-    "words",
-    "here",
-]
+from ._tiny_model import build_tiny_gpt2, reference
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("tiny-gpt2")
-    vocab = {"[UNK]": 0, "[EOS]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]"
-    )
-    fast.save_pretrained(path)
-    torch.manual_seed(1234)
-    config = GPT2Config(
-        vocab_size=len(vocab),
-        n_positions=1024,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=1,
-        eos_token_id=1,
-    )
-    GPT2LMHeadModel(config).save_pretrained(path)
-    yield path
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
 
 
 def request(max_tokens: int | None = None) -> ChatRequest:
@@ -67,29 +25,13 @@ def request(max_tokens: int | None = None) -> ChatRequest:
     )
 
 
-def reference(path: Path, max_new_tokens: int) -> tuple[str, int, int]:
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-    model = GPT2LMHeadModel.from_pretrained(path)
-    ids = tokenizer("user: hello tiny model\nassistant:", return_tensors="pt").input_ids
-    with torch.no_grad():
-        out = model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=1,
-        )
-    new = out[0, ids.shape[-1] :]
-    return tokenizer.decode(new, skip_special_tokens=True), int(ids.shape[-1]), int(new.shape[-1])
-
-
 async def test_streams_the_same_text_as_generate_with_exact_usage(model_dir: Path) -> None:
     provider = LocalProvider(model_dir, max_new_tokens=64)
     try:
         chunks = [c async for c in provider.stream("tiny", request(max_tokens=12))]
     finally:
         await provider.aclose()
-    text, prompt_len, generated = reference(model_dir, 12)
+    text, prompt_len, generated = reference(model_dir, "hello tiny model", 12)
     assert "".join(c.text for c in chunks).strip() == text.strip()
     assert sum(1 for c in chunks if c.text) >= 2  # streamed in pieces, not at the end
     final = chunks[-1]

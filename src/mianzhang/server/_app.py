@@ -99,7 +99,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(streams_router(_host), dependencies=[Depends(require("streams"))])
     app.include_router(demo_router())
     app.include_router(llm_router(_llm, _host), dependencies=[Depends(require("llm"))])
-    app.include_router(files_router(_files), dependencies=[Depends(require("files"))])
+    app.include_router(
+        files_router(
+            _files,
+            read_dependencies=[Depends(require("files:read"))],
+            write_dependencies=[Depends(require("files:write"))],
+        )
+    )
     # channels, tails and jobs authenticate per route (publishers and subscribers differ)
     app.include_router(channels_router(services))
     app.include_router(tails_router(services))

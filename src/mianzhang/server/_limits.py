@@ -103,10 +103,10 @@ class _RedisLease:
 
 
 class _RedisSlots:
-    def __init__(self, url: str, prefix: str, ttl: float) -> None:
+    def __init__(self, pool: Any, prefix: str, ttl: float) -> None:
         import redis.asyncio as aioredis
 
-        self.client: Any = aioredis.Redis.from_url(url)
+        self.client: Any = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self.ttl = ttl
         self.leases: dict[str, _RedisLease] = {}
@@ -143,7 +143,6 @@ class _RedisSlots:
                 await self._renewer
         for lease in list(self.leases.values()):
             await lease.release()
-        await self.client.aclose()
 
 
 class RateLimiter:
@@ -154,10 +153,17 @@ class RateLimiter:
     ) -> None:
         self.settings = settings
         self._storage: Storage
+        self._pool: Any = None
         if redis_url:
+            import redis.asyncio as aioredis
+
+            # one connection pool for both, owned (and closed) here
+            self._pool = aioredis.ConnectionPool.from_url(redis_url)
             uri = redis_url.replace("redis://", "async+redis://", 1)
-            self._storage = RedisStorage(uri, implementation="redispy", key_prefix=f"{prefix}rl")
-            self._slots: _Slots = _RedisSlots(redis_url, prefix, settings.lease_ttl)
+            self._storage = RedisStorage(
+                uri, implementation="redispy", key_prefix=f"{prefix}rl", connection_pool=self._pool
+            )
+            self._slots: _Slots = _RedisSlots(self._pool, prefix, settings.lease_ttl)
         else:
             self._storage = MemoryStorage()
             self._slots = _MemorySlots()
@@ -189,7 +195,10 @@ class RateLimiter:
         if self.settings.llm_tokens_per_minute and tokens > 0:
             cost = min(tokens, self._tokens.amount)
             if not await self._window.hit(self._tokens, "tokens", who, cost=cost):
-                await self._window.hit(self._tokens, "tokens", who, cost=1)
+                # more than is left: spend the rest, so the window is exhausted until it moves
+                stats = await self._window.get_window_stats(self._tokens, "tokens", who)
+                if stats.remaining > 0:
+                    await self._window.hit(self._tokens, "tokens", who, cost=stats.remaining)
 
     async def stream(self, who: str) -> StreamLease | None:
         """A concurrent-stream slot for ``who``; ``None`` when limits are off. Raises
@@ -203,4 +212,8 @@ class RateLimiter:
         return lease
 
     async def aclose(self) -> None:
-        await self._slots.aclose()
+        try:
+            await self._slots.aclose()
+        finally:
+            if self._pool is not None:
+                await self._pool.aclose()

@@ -9,15 +9,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .._responses import StreamSupervisor
+from ..files import FilesStats
 from ..log import EventLog, LogStatistics
 
 __all__ = ["register_stream_metrics"]
 
 
 class _StreamCollector(Collector):
-    def __init__(self, supervisor: StreamSupervisor, log: EventLog) -> None:
+    def __init__(
+        self, supervisor: StreamSupervisor, log: EventLog, files: FilesStats | None
+    ) -> None:
         self.supervisor = supervisor
         self.log = log
+        self.files = files
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         stats = self.supervisor.stats
@@ -48,9 +52,27 @@ class _StreamCollector(Collector):
                 ("followers", "Open log followers (readers) on this instance"),
             ):
                 yield GaugeMetricFamily(f"mianzhang_log_{name}", help_text, getattr(held, name))
+        if self.files is not None:
+            f = self.files
+            for name, value, help_text in (
+                ("upload_bytes", f.upload_bytes, "Request-body bytes received by uploads"),
+                ("download_bytes", f.download_bytes, "File-body bytes sent by downloads"),
+                ("uploads_completed", f.uploads_completed, "Uploads stored"),
+                ("uploads_failed", f.uploads_failed, "Uploads refused or interrupted"),
+                ("downloads", f.downloads, "Downloads that started sending a body"),
+            ):
+                yield CounterMetricFamily(f"mianzhang_files_{name}", help_text, value=value)
+            yield GaugeMetricFamily(
+                "mianzhang_files_active_transfers",
+                "Uploads and downloads in progress",
+                value=f.active_uploads + f.active_downloads,
+            )
 
 
 def register_stream_metrics(
-    registry: CollectorRegistry, supervisor: StreamSupervisor, log: EventLog
+    registry: CollectorRegistry,
+    supervisor: StreamSupervisor,
+    log: EventLog,
+    files: FilesStats | None = None,
 ) -> None:
-    registry.register(_StreamCollector(supervisor, log))
+    registry.register(_StreamCollector(supervisor, log, files))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     )
     llm = LLMService(settings.llm, metrics_registry=metrics)
     files = FilesService(settings.files, log) if settings.files.enabled else None
-    register_stream_metrics(metrics, supervisor, log)
+    register_stream_metrics(metrics, supervisor, log, files.stats if files else None)
     auth = Authenticator(settings.auth)
     redis_url = settings.redis_url if settings.log_backend == "redis" else None
     limiter = RateLimiter(settings.limits, redis_url=redis_url, prefix=settings.redis_prefix)
@@ -75,13 +76,26 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         idempotency_ttl=settings.channels.idempotency_ttl,
     )
     # -- end channels --
+    drain_files: asyncio.Task[None] | None = None
+    if files is not None:
+
+        async def drain_files_when_draining() -> None:
+            await supervisor.wait_draining()
+            await files.drain()
+
+        drain_files = asyncio.create_task(drain_files_when_draining(), name="files:drain")
     try:
         yield Services(
             settings, log, supervisor, host, metrics, llm, files, auth, channels, limiter
         )
     finally:
         try:
+            if drain_files is not None:
+                drain_files.cancel()
+                await asyncio.gather(drain_files, return_exceptions=True)
             await host.aclose()
+            if files is not None:
+                await files.aclose()  # before the log: interrupted uploads publish a last event
             await llm.aclose()
             await limiter.aclose()
         finally:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -78,7 +78,7 @@ class FileTail:
 
     async def follow(
         self, after: str | None = None, *, last_lines: int = 10
-    ) -> AsyncIterator[LogEvent | Reset]:
+    ) -> AsyncGenerator[LogEvent | Reset, None]:
         """Yield lines after ``after`` (or the last ``last_lines`` lines when ``after`` is None),
         then new lines as they are appended, forever (until the iterator is closed).
 

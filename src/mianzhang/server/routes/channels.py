@@ -1,16 +1,226 @@
-"""HTTP routes of the channels feature (to be completed by the channels work)."""
+"""HTTP routes of the channels feature (``mianzhang.channels``).
+
+=====================================  ===========================================================
+``POST /v1/channels/{name}/publish``    publish one event: 201 ``{"channel", "id",
+                                        "duplicate": false}``; 200 with the first publish's
+                                        id and ``"duplicate": true`` for a repeated
+                                        idempotency key (nothing stored)
+``GET /v1/channels/{name}/events``      subscribe (SSE): history, then live events; resumes
+                                        after ``Last-Event-ID`` / ``?last_event_id=``
+``GET /v1/channels/{name}``             the channel's info with its subscriber count (JSON)
+=====================================  ===========================================================
+
+Publish body: ``application/json`` is an envelope ``{"data": <any JSON>, "event": "type",
+"idempotency_key": "key"}`` (only ``data`` required; a JSON string is sent as its text,
+anything else as JSON); ``text/plain`` is the data itself, as text. ``event`` and
+``idempotency_key`` may also come as query parameters, the key also as an ``Idempotency-Key``
+header; two sources that disagree are a 400. Bodies over ``channels.max_publish_bytes`` are a
+413, other content types a 415.
+
+Subscribe: ``?history=`` is ``true`` (default: every retained event first), ``false`` (start
+at the live tail) or a count N (the last N events first); a ``Last-Event-ID`` overrides it.
+Lost history is announced by a ``reset`` event, never silent.
+
+Auth: publishing needs an API key with scope ``channels:publish``; subscribing a JWT whose
+``mianzhang.subscribe`` claim matches the channel (``Authorization: Bearer`` or the
+``mianzhang_token`` cookie), or an API key with ``channels:subscribe``; info either of the
+two. Every refusal (401/403) and every bad request (400) is JSON, before any stream starts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.responses import Response
 
+from ..._errors import AuthError, Forbidden
+from ...channels import channel_stream, check_channel_name
+from ...log.serve import requested_after
+from .._auth import Principal
+from .._deps import caller, require
 from .._services import Services
 
-__all__ = ["channels_router"]
+__all__ = ["PublishEnvelope", "channels_router"]
+
+_TRUE = frozenset({"true", "yes", "on"})
+_FALSE = frozenset({"false", "no", "off"})
+
+
+class PublishEnvelope(BaseModel):
+    """The JSON body of a publish."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Any
+    event: str | None = None
+    idempotency_key: str | None = None
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    kind = {413: "too_large", 415: "unsupported_media_type"}.get(status, "invalid_request")
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+
+
+def _history(value: str | None, all_retained: int) -> int:
+    """``?history=`` as a count of past events to send first."""
+    if value is None or value.lower() in _TRUE:
+        return all_retained
+    if value.lower() in _FALSE:
+        return 0
+    if value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    raise _BadRequest(400, "history must be true, false or a number of events")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BadRequest(413, f"the body exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _BadRequest(413, f"the body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def _one(name: str, *values: str | None) -> str | None:
+    given = {v for v in values if v is not None}
+    if len(given) > 1:
+        raise _BadRequest(400, f"{name} is given twice with different values")
+    return given.pop() if given else None
+
+
+async def _parse_publish(request: Request, limit: int) -> tuple[Any, str | None, str | None]:
+    """``(data, event, idempotency_key)`` of a publish request (see the module docstring)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _read_body(request, limit)
+    envelope = PublishEnvelope(data=None)
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            envelope = PublishEnvelope.model_validate(orjson.loads(body))
+        except orjson.JSONDecodeError as exc:
+            raise _BadRequest(400, f"the body is not JSON: {exc}") from None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            raise _BadRequest(
+                400, f'expected {{"data": ..., "event"?, "idempotency_key"?}}: {problems}'
+            ) from None
+        data: Any = envelope.data
+    elif media == "text/plain":
+        try:
+            data = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _BadRequest(400, "a text/plain body must be UTF-8") from None
+    else:
+        raise _BadRequest(415, "send application/json (an envelope) or text/plain (the data)")
+    query = request.query_params
+    event = _one("event", envelope.event, query.get("event"))
+    key = _one(
+        "idempotency_key",
+        envelope.idempotency_key,
+        query.get("idempotency_key"),
+        request.headers.get("idempotency-key"),
+    )
+    return data, event, key
 
 
 def channels_router(get_services: Callable[[Request], Services]) -> APIRouter:
+    """The channel routes; ``get_services(request)`` returns the app's :class:`Services`."""
     router = APIRouter(prefix="/v1/channels", tags=["channels"])
+
+    async def subscriber(request: Request, name: str) -> Principal:
+        """The caller may read channel ``name`` (else 401/403 before any stream)."""
+        found = get_services(request)
+        principal = found.auth.subscriber(request, name)
+        request.state.principal = principal
+        await found.limiter.request(caller(request, principal))
+        return principal
+
+    async def reader_or_publisher(request: Request, name: str) -> Principal:
+        """A subscriber of ``name``, or a publisher (API key with ``channels:publish``)."""
+        try:
+            return await subscriber(request, name)
+        except Forbidden as refused:
+            try:
+                return await require("channels:publish")(request)
+            except AuthError:
+                raise refused from None
+
+    @router.post(
+        "/{name:path}/publish",
+        name="channels:publish",
+        status_code=201,
+        dependencies=[Depends(require("channels:publish"))],
+    )
+    async def publish(request: Request, name: str) -> Response:
+        """Publish one event (see the module docstring for the body)."""
+        found = get_services(request)
+        try:
+            check_channel_name(name)
+            data, event, key = await _parse_publish(
+                request, found.settings.channels.max_publish_bytes
+            )
+            published = await found.channels.publish(name, data, event=event, idempotency_key=key)
+        except _BadRequest as exc:
+            return _error(exc.status, exc.message)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        body = {"channel": name, "id": published.id, "duplicate": published.duplicate}
+        return JSONResponse(body, status_code=200 if published.duplicate else 201)
+
+    @router.get("/{name:path}/events", name="channels:events", dependencies=[Depends(subscriber)])
+    async def events(request: Request, name: str) -> Response:
+        """Subscribe as SSE: history (``?history=``), then live events; resumable."""
+        found = get_services(request)
+        hub = found.channels
+        after = requested_after(request)
+        try:
+            check_channel_name(name)
+            history = _history(request.query_params.get("history"), hub.max_events_for(name))
+            if after is None:
+                after = await hub.start_after(name, history)
+            else:
+                await hub.prepare(name)
+        except _BadRequest as exc:
+            return _error(exc.status, exc.message)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return found.host.sse(request, channel_stream(name), after, {"X-Channel": name})
+
+    @router.get("/{name:path}", name="channels:info", dependencies=[Depends(reader_or_publisher)])
+    async def info(request: Request, name: str) -> Response:
+        """The channel's retained history and current subscribers (on every instance)."""
+        hub = get_services(request).channels
+        try:
+            check_channel_name(name)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        found = await hub.info(name)
+        return JSONResponse(
+            {
+                "channel": name,
+                "subscribers": await hub.subscribers(name),
+                "epoch": found.epoch if found else None,
+                "last_id": found.last_id if found else None,
+                "length": found.length if found else 0,
+                "max_events": found.max_events if found else hub.max_events_for(name),
+                "created": found.created if found else None,
+            }
+        )
+
     return router

@@ -1,0 +1,90 @@
+"""Rate limits: requests per minute, concurrent streams (memory and Redis), LLM tokens."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mianzhang import RateLimited
+from mianzhang.server import Settings, create_app
+from mianzhang.server._limits import LimitsSettings, RateLimiter
+
+
+def _client(**limits: object) -> TestClient:
+    settings = Settings(files={"enabled": False}, limits=limits)  # type: ignore[arg-type]
+    return TestClient(create_app(settings))
+
+
+def test_requests_over_the_minute_budget_get_429_with_headers() -> None:
+    with _client(requests_per_minute=3) as client:
+        statuses = [client.get("/v1/models").status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        refused = client.get("/v1/models")
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        assert refused.headers["ratelimit-policy"] == '"requests";q=3;w=60'
+        assert refused.headers["ratelimit"].startswith('"requests";r=0;t=')
+        assert refused.json()["error"]["type"] == "rate_limited"
+
+
+async def test_memory_limiter_counts_concurrent_streams_and_releases_them() -> None:
+    limiter = RateLimiter(LimitsSettings(concurrent_streams=2))
+    first = await limiter.stream("k")
+    second = await limiter.stream("k")
+    with pytest.raises(RateLimited) as refused:
+        await limiter.stream("k")
+    assert refused.value.policy == "streams"
+    assert await limiter.stream("other") is not None  # per caller
+    assert first is not None and second is not None
+    await first.release()
+    await first.release()  # idempotent
+    assert await limiter.stream("k") is not None
+    await limiter.aclose()
+
+
+async def test_redis_limiter_is_shared_between_instances(redis_url: str) -> None:
+    settings = LimitsSettings(concurrent_streams=1, requests_per_minute=2)
+    a = RateLimiter(settings, redis_url=redis_url)
+    b = RateLimiter(settings, redis_url=redis_url)
+    try:
+        lease = await a.stream("k")
+        with pytest.raises(RateLimited):
+            await b.stream("k")
+        assert lease is not None
+        await lease.release()
+        again = await b.stream("k")
+        assert again is not None
+        await a.request("k")
+        await b.request("k")
+        with pytest.raises(RateLimited):
+            await a.request("k")
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_tokens_budget_refuses_once_spent() -> None:
+    limiter = RateLimiter(LimitsSettings(llm_tokens_per_minute=100))
+    await limiter.check_tokens("k")
+    await limiter.charge_tokens("k", 60)
+    await limiter.check_tokens("k")
+    await limiter.charge_tokens("k", 60)  # overdraws: the window is full now
+    with pytest.raises(RateLimited) as refused:
+        await limiter.check_tokens("k")
+    assert refused.value.policy == "tokens"
+    await limiter.aclose()
+
+
+def test_a_second_concurrent_stream_is_refused_before_it_starts() -> None:
+    with _client(concurrent_streams=1) as client:
+        url = "/v1/demo/ticks?interval=0.05&count=40"
+        with client.stream("GET", url) as first:
+            assert first.status_code == 200
+            second = client.get(url)
+            assert second.status_code == 429
+            assert second.headers["ratelimit-policy"] == '"streams";q=1'
+            assert "retry-after" in second.headers
+            next(first.iter_lines())
+        # the first stream ended: its slot is free again
+        with client.stream("GET", "/v1/demo/ticks?interval=0.05&count=1") as third:
+            assert third.status_code == 200
