@@ -214,6 +214,7 @@ def gateway_env(upstream_port: int) -> dict[str, str]:
         "MIANZHANG_LLM__MODELS": json.dumps(models),
         "MIANZHANG_LLM__UPSTREAMS": json.dumps(upstreams),
         "MIANZHANG_LLM__DEFAULT_MODEL": "fake",
+        "MIANZHANG_FILES__ENABLED": "false",
     }
 
 

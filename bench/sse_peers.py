@@ -77,6 +77,8 @@ class SSEStream(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, t0: float) -> None:
         self.t0 = t0
+        self.t_connected: float | None = None
+        self.t_headers: float | None = None
         self.t_first: float | None = None
         self.t_done: float | None = None
         self.events = 0  # messages ending in a blank line, heartbeats included
@@ -87,13 +89,19 @@ class SSEStream(asyncio.Protocol):
         self.last_nl = False
         self.pending = b""
         self.transport: asyncio.Transport | None = None
+        self.closing = False
         self.first = loop.create_future()
         self.finished = loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t_connected = time.perf_counter()
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.closing:  # we hung up: nobody waits for these any more
+            self.first.cancel()
+            self.finished.cancel()
+            return
         if not self.finished.done():
             self.finished.set_exception(ConnectionError(f"closed before the end: {exc!r}"))
         if not self.first.done():
@@ -156,6 +164,7 @@ class SSEStream(asyncio.Protocol):
                     return
                 pos = eoh + 4
                 self.state = SIZE
+                self.t_headers = time.perf_counter()
             else:
                 return
         if pos < n:
@@ -170,6 +179,7 @@ class SSEStream(asyncio.Protocol):
             self.transport.close()
 
     def close(self, reset: bool = False) -> None:
+        self.closing = True
         if self.transport is not None:
             if reset:  # RST instead of FIN: no TIME_WAIT pile-up of 10k client sockets
                 sock = self.transport.get_extra_info("socket")
@@ -259,6 +269,8 @@ async def client_s2(port: int, pid: int, args: argparse.Namespace) -> dict[str, 
             raise RuntimeError(f"expected {args.events} events, counted {s.events}")
     total = args.streams * args.events
     firsts = [((s.t_first or 0.0) - s.t0) * 1000 for s in opened]
+    connects = [((s.t_connected or 0.0) - s.t0) * 1000 for s in opened]
+    heads = [((s.t_headers or 0.0) - s.t0) * 1000 for s in opened]
     return {
         "streams": args.streams,
         "events": args.events,
@@ -267,6 +279,10 @@ async def client_s2(port: int, pid: int, args: argparse.Namespace) -> dict[str, 
         "first_event_p50_ms": pct(firsts, 0.50),
         "first_event_p99_ms": pct(firsts, 0.99),
         "first_event_max_ms": max(firsts),
+        "connected_p50_ms": pct(connects, 0.50),
+        "connected_p99_ms": pct(connects, 0.99),
+        "headers_p50_ms": pct(heads, 0.50),
+        "headers_p99_ms": pct(heads, 0.99),
         "server_cpu_s": (cpu := cpu_seconds(pid) - cpu0),
         "events_per_server_cpu_s": total / cpu if cpu else None,
     }

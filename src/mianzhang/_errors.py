@@ -26,8 +26,9 @@
     │       └── UpstreamProtocolError     the upstream stream broke off or was malformed
     ├── JobError                          background jobs (layer 4)
     │   ├── UnknownJobType (ValueError)   no job function registered under that name
+    │   ├── InvalidJobInput (ValueError)  the input does not fit the job type: 400, nothing stored
     │   ├── JobNotFound (KeyError)
-    │   └── JobQueueFull                  the bounded local queue is full: retry later
+    │   └── JobQueueFull                  the job queue is full: retry later
     ├── FilesError                        file storage and transfer (``mianzhang.files``)
     │   ├── FileNotFound (KeyError)       no stored file (or tus upload) by that id: 404
     │   ├── UploadTooLarge                the body exceeds the size limit: 413, nothing kept
@@ -257,6 +258,17 @@ class UnknownJobType(JobError, ValueError):
         self.name = name
 
 
+class InvalidJobInput(JobError, ValueError):
+    """The input does not fit the job type's input model; nothing was stored or queued.
+    ``problems`` lists ``{"loc", "msg"}`` per invalid field."""
+
+    def __init__(self, name: str, problems: list[dict[str, str]]) -> None:
+        detail = "; ".join(f"{p['loc'] or 'input'}: {p['msg']}" for p in problems)
+        super().__init__(f"invalid input for job type {name!r}: {detail}")
+        self.name = name
+        self.problems = problems
+
+
 class JobNotFound(JobError, KeyError):
     """No job with that id (never existed, or its record expired)."""
 
@@ -269,7 +281,8 @@ class JobNotFound(JobError, KeyError):
 
 
 class JobQueueFull(JobError):
-    """The local job queue is at ``max_queued``: nothing was stored; retry later."""
+    """The job queue already holds ``max_queued`` jobs (in-process pool or Redis): the job was
+    not run (its record, if written, is marked failed); retry later."""
 
 
 # -- files ------------------------------------------------------------------------------------

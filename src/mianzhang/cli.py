@@ -62,7 +62,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         http=guarded_protocol(settings.header_timeout, settings.max_header_bytes),
-        limit_concurrency=settings.max_connections,
+        # uvicorn counts the connection it refuses: N + 1 lets N be served
+        limit_concurrency=settings.max_connections + 1,
         timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
         log_config=log_config(settings.log_format, log_level),
         log_level=log_level,

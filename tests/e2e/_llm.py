@@ -17,6 +17,7 @@ from mianzhang.auth import hash_api_key
 GRACE = 1.0  # llm.grace_period of the test gateways (seconds)
 API_KEY = "mz_e2e-llm-test-key"  # the key the openai SDK presents (scopes llm and streams)
 NARROW_KEY = "mz_e2e-files-only-key"  # a valid key without the llm scope
+UPSTREAM_KEY = "sk-fake-upstream-secret"  # what the gateway sends to the fake upstream
 
 
 class UpstreamControl:
@@ -89,7 +90,7 @@ def gateway_env(upstream_url: str, **extra: str) -> dict[str, str]:
         "demo": {"provider": "demo", "ttft": 0.05, "token_delay": 0.02, "tokens": 40},
     }
     upstreams = {
-        "fake": {"base_url": f"{upstream_url}/v1"},
+        "fake": {"base_url": f"{upstream_url}/v1", "api_key_env": "FAKE_UPSTREAM_KEY"},
         "dead": {"base_url": "http://127.0.0.1:9/v1", "connect_timeout": 1.0},
     }
     keys = {
@@ -100,6 +101,7 @@ def gateway_env(upstream_url: str, **extra: str) -> dict[str, str]:
         # keys are checked when presented; requests without one (browser, CLI) are anonymous
         "MIANZHANG_AUTH__API_KEYS": json.dumps(keys),
         "MIANZHANG_AUTH__ANONYMOUS": "true",
+        "FAKE_UPSTREAM_KEY": UPSTREAM_KEY,
         "MIANZHANG_LLM__MODELS": json.dumps(models),
         "MIANZHANG_LLM__UPSTREAMS": json.dumps(upstreams),
         "MIANZHANG_LLM__DEFAULT_MODEL": "demo",

@@ -37,7 +37,7 @@ def start_worker(procs: dict[str, subprocess.Popen[bytes]], url: str, name: str)
         [sys.executable, "-m", "tests.e2e.apps.job_worker", url, "1.0", name],
         cwd=ROOT,
         env=_env(None),
-        stdout=open(f"/tmp/jw/{name}.log", "wb"),
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
 

@@ -20,6 +20,7 @@ from ._llm import (
     APP,
     GRACE,
     NARROW_KEY,
+    UPSTREAM_KEY,
     UpstreamControl,
     gateway_env,
     read_stream,
@@ -462,3 +463,98 @@ async def test_keys_are_checked_before_any_stream_or_upstream_request(
         await wrong.close()
         await narrow.close()
     assert upstream.requests() == []
+
+
+def test_the_upstream_gets_its_key_from_env_over_one_pooled_connection(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    body = {"model": "fake", "messages": MESSAGES}
+    for _ in range(3):
+        r = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+        assert r.status_code == 200
+    requests = upstream.requests()
+    assert [q["authorization"] for q in requests] == [f"Bearer {UPSTREAM_KEY}"] * 3
+    assert len({q["client_port"] for q in requests}) == 1  # one keep-alive connection reused
+
+
+async def test_usage_is_counted_when_the_upstream_reports_none(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"usage": False})
+    client = sdk(gateway)
+    try:
+        stream = await client.chat.completions.create(
+            model="fake", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [c async for c in stream]
+    finally:
+        await client.close()
+    [usage] = [c.usage for c in chunks if c.usage is not None]
+    assert usage.completion_tokens == TOKENS  # one token per chunk with text
+    assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + TOKENS
+
+
+async def test_a_dropped_responses_stream_without_background_is_cancelled_after_grace(
+    gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"token_delay": 0.1, "tokens": 600})
+    client = sdk(gateway)
+    try:
+        stream = await client.responses.create(model="fake", input="hello", stream=True)
+        seen: list[Any] = []
+        async for event in stream:
+            seen.append(event)
+            if event.type == "response.output_text.delta":
+                break
+        await stream.close()
+        closed_at = time.time()
+        assert GRACE - 0.1 <= _disconnected_within(upstream, closed_at) <= GRACE + 1.0
+        response_id = seen[0].response.id
+        final = await client.responses.retrieve(response_id)
+        events = [e async for e in await client.responses.retrieve(response_id, stream=True)]
+    finally:
+        await client.close()
+    assert final.status == "cancelled"
+    assert events[-1].type == "response.failed" and events[-1].response.status == "cancelled"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+@pytest.fixture(scope="module")
+def strict_gateway(upstream_proc: ServerProcess) -> Iterator[ServerProcess]:
+    """A gateway with short upstream timeouts: 1 s to the first token, 1 s between tokens."""
+    env = gateway_env(
+        upstream_proc.url,
+        MIANZHANG_LLM__FIRST_TOKEN_TIMEOUT="1",
+        MIANZHANG_LLM__STALL_TIMEOUT="1",
+    )
+    with uvicorn_process(APP, factory=True, env=env) as p:
+        yield p
+
+
+def test_an_upstream_stalling_mid_stream_is_cut_by_the_stall_timeout(
+    strict_gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"stall_after": 3, "stall": 30})
+    body = {"model": "fake", "messages": MESSAGES, "stream": True}
+    url = f"{strict_gateway.url}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, timeout=30) as r:
+        events = list(sse_events(r))
+    assert text_of(events) == "tok0 tok1 tok2"
+    assert events[-1].data == "[DONE]"
+    assert orjson.loads(events[-2].data)["error"]["code"] == "upstream_timeout"
+    [request] = upstream.wait_for(lambda rs: rs[-1]["disconnected_at"] is not None)
+    assert request["completed"] is False  # the gateway closed the stalled request
+
+
+def test_an_upstream_without_a_first_token_is_retried_then_answered_504(
+    strict_gateway: ServerProcess, upstream: UpstreamControl
+) -> None:
+    upstream.plan({"ttft": 30}, {"ttft": 30}, {"ttft": 30})
+    body = {"model": "fake", "messages": MESSAGES}
+    r = httpx.post(f"{strict_gateway.url}/v1/chat/completions", json=body, timeout=30)
+    assert r.status_code == 504
+    assert r.json()["error"]["code"] == "upstream_timeout"
+    requests = upstream.wait_for(
+        lambda rs: len(rs) == 3 and all(q["disconnected_at"] is not None for q in rs)
+    )
+    assert all(q["tokens_sent"] == 0 for q in requests)

@@ -27,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from .._errors import BackendUnavailable
+from .._errors import BackendUnavailable, JobQueueFull
 from ._model import JobRecord, JobState
 from ._runner import JobRunner
 
@@ -63,18 +63,35 @@ def _encode(fields: dict[str, Any]) -> list[str]:
 
 
 class RedisJobStore:
-    """:class:`~mianzhang.jobs.JobStore` on Redis hashes ``{prefix}job:{id}``."""
+    """:class:`~mianzhang.jobs.JobStore` on Redis hashes ``{prefix}job:{id}``; the newest
+    ``max_recent`` ids are indexed in the sorted set ``{prefix}jobs:recent`` (by creation
+    time) for :meth:`recent`; ids whose record expired are dropped from it when met."""
 
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "mz:", keep_finished: float = 3600.0
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "mz:",
+        keep_finished: float = 3600.0,
+        max_recent: int = 10_000,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._keep = max(1, int(keep_finished))
+        self._max_recent = max(1, max_recent)
+        self._recent = f"{prefix}jobs:recent"
         self._write = client.register_script(_WRITE)
 
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}job:{{{job_id}}}"
+
+    @staticmethod
+    def _decode(raw: dict[bytes, bytes]) -> JobRecord:
+        data: dict[str, Any] = {}
+        for key, value in raw.items():
+            name = key.decode()
+            data[name] = value.decode() if name == "state" else orjson.loads(value)
+        return JobRecord.from_dict(data)
 
     async def create(self, record: JobRecord) -> None:
         data = record.to_dict()
@@ -83,6 +100,11 @@ class RedisJobStore:
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hset(self._key(record.id), mapping=cast(Any, fields))
+                await pipe.execute()
+            # the index is another key (another cluster slot): not in the transaction
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zadd(self._recent, {record.id: record.created})
+                pipe.zremrangebyrank(self._recent, 0, -self._max_recent - 1)
                 await pipe.execute()
         except RedisError as exc:
             raise BackendUnavailable(f"redis: {exc}") from exc
@@ -94,11 +116,23 @@ class RedisJobStore:
             raise BackendUnavailable(f"redis: {exc}") from exc
         if not raw:
             return None
-        data: dict[str, Any] = {}
-        for key, value in raw.items():
-            name = key.decode()
-            data[name] = value.decode() if name == "state" else orjson.loads(value)
-        return JobRecord.from_dict(data)
+        return self._decode(raw)
+
+    async def recent(self, limit: int = 50) -> list[JobRecord]:
+        try:
+            ids: list[bytes] = await self._client.zrevrange(self._recent, 0, max(0, limit - 1))
+            if not ids:
+                return []
+            async with self._client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self._key(job_id.decode()))
+                raws: list[dict[bytes, bytes]] = await pipe.execute()
+            gone = [job_id for job_id, raw in zip(ids, raws, strict=True) if not raw]
+            if gone:
+                await self._client.zrem(self._recent, *gone)
+        except RedisError as exc:
+            raise BackendUnavailable(f"redis: {exc}") from exc
+        return [self._decode(raw) for raw in raws if raw]
 
     async def _run(self, job_id: str, mode: str, state: str, fields: dict[str, Any]) -> int:
         try:
@@ -127,18 +161,35 @@ class RedisJobStore:
         return await self.get(job_id)
 
 
-class RedisJobQueue:
-    """The submitting side: ``put`` appends the job id to the queue stream."""
+# KEYS[1] queue stream; ARGV[1] job id, ARGV[2] max entries (0: unbounded). Entries are
+# deleted once their job is done, so the length counts waiting and running jobs.
+_PUT = """
+local limit = tonumber(ARGV[2])
+if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return false end
+return redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
+"""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "mz:") -> None:
+
+class RedisJobQueue:
+    """The submitting side: ``put`` appends the job id to the queue stream, atomically
+    refusing with :class:`~mianzhang.JobQueueFull` when ``max_queued`` jobs are already
+    waiting or running (``None``: unbounded)."""
+
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str = "mz:", max_queued: int | None = None
+    ) -> None:
         self._client = client
         self.stream = f"{prefix}jobs:queue"
+        self._max = max_queued or 0
+        self._put = client.register_script(_PUT)
 
     async def put(self, job_id: str) -> None:
         try:
-            await self._client.xadd(self.stream, {"id": job_id})
+            added = await self._put(keys=[self.stream], args=[job_id, self._max])
         except RedisError as exc:
             raise BackendUnavailable(f"redis: {exc}") from exc
+        if added is None:
+            raise JobQueueFull(f"{self._max} jobs are already queued or running")
 
 
 class RedisJobWorker:
@@ -172,6 +223,7 @@ class RedisJobWorker:
         self._block_ms = int(block * 1000)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.completed = 0
+        self._running: set[str] = set()  # entry ids this worker is running now
 
     async def _ensure_group(self) -> None:
         try:
@@ -186,6 +238,9 @@ class RedisJobWorker:
             self.stream, self.group, self.consumer, self._visibility_ms, "0-0", count=1
         )
         entries: list[Any] = claimed[1] if claimed else []
+        # our own entry, idle because a heartbeat came late (a stalled loop): still ours,
+        # still running here; running it twice in one worker would help nobody
+        entries = [e for e in entries if e[0].decode() not in self._running]
         if not entries:
             answer: Any = await self._client.xreadgroup(
                 self.group, self.consumer, {self.stream: ">"}, count=1, block=self._block_ms
@@ -206,6 +261,7 @@ class RedisJobWorker:
                 )
 
     async def _run_entry(self, entry_id: str, job_id: str, slots: asyncio.Semaphore) -> None:
+        self._running.add(entry_id)
         try:
             async with asyncio.TaskGroup() as group:
                 beat = group.create_task(self._heartbeat(entry_id))
@@ -219,21 +275,26 @@ class RedisJobWorker:
         except RedisError:
             logger.exception("job %s: redis failed; the entry stays pending", job_id)
         finally:
+            self._running.discard(entry_id)
             slots.release()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        await self._ensure_group()
         slots = asyncio.Semaphore(self._concurrency)
+        grouped = False
         async with asyncio.TaskGroup() as group:
             tasks: set[asyncio.Task[None]] = set()
             try:
                 while not stop.is_set():
                     await slots.acquire()
                     try:
+                        if not grouped:  # at start, and after Redis lost the group
+                            await self._ensure_group()
+                            grouped = True
                         taken = await self._take()
                     except RedisError as exc:
                         slots.release()
+                        grouped = grouped and "NOGROUP" not in str(exc)
                         logger.warning("job queue unreachable (%s); retrying", exc)
                         await asyncio.sleep(min(1.0, self._block_ms / 1000))
                         continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -89,7 +90,10 @@ class LocalJobPool:
 
 class JobService:
     """Submit, inspect and cancel jobs. Cancellation reaches a running job in any process
-    through the store (the runner polls it) and ends its event stream as ``cancelled``."""
+    through the store (the runner polls it) and ends its event stream as ``cancelled``.
+
+    ``resources`` are what job types' ``prepare`` hooks see at submission (the same mapping
+    the runners hand to jobs, e.g. ``"llm"`` and ``"files"``)."""
 
     def __init__(
         self,
@@ -99,17 +103,29 @@ class JobService:
         queue: JobQueue,
         *,
         keep_events: float = 3600.0,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         self.log = log
         self.queue = queue
         self.keep_events = keep_events
+        self.resources: Mapping[str, Any] = resources if resources is not None else {}
 
     async def submit(self, job_type: str, job_input: dict[str, Any] | None = None) -> JobRecord:
-        if job_type not in self.registry:
+        """Store a new job and queue it; returns its record (state ``queued``).
+
+        Refused before anything is stored: :class:`UnknownJobType`,
+        :class:`InvalidJobInput` (the type's input model), or whatever the type's ``prepare``
+        raises (e.g. ``FileNotFound``). :class:`JobQueueFull` after storing: the record is
+        then marked failed and its stream closed, so nothing is left looking alive."""
+        spec = self.registry.get(job_type)
+        if spec is None:
             raise UnknownJobType(job_type, [spec.name for spec in self.registry])
-        record = JobRecord(id=new_job_id(), type=job_type, input=dict(job_input or {}))
+        checked = spec.validate_input(dict(job_input or {}))
+        if spec.prepare is not None:
+            checked = await spec.prepare(checked, self.resources)
+        record = JobRecord(id=new_job_id(), type=job_type, input=checked)
         await self.log.create(record.stream, ttl_after_close=self.keep_events)
         await self.store.create(record)
         await self.log.append(
@@ -127,6 +143,10 @@ class JobService:
                 await self.log.close(record.stream)
             raise
         return record
+
+    async def recent(self, limit: int = 50) -> list[JobRecord]:
+        """Up to ``limit`` jobs whose records are still kept, newest first."""
+        return await self.store.recent(limit)
 
     async def get(self, job_id: str) -> JobRecord:
         record = await self.store.get(job_id)

@@ -29,6 +29,10 @@ class JobStore(Protocol):
         terminal state wins. Returns the updated record, or ``None`` if refused or unknown."""
         ...
 
+    async def recent(self, limit: int = 50) -> list[JobRecord]:
+        """Up to ``limit`` records still kept, newest first."""
+        ...
+
 
 class MemoryJobStore:
     """Records in a dict, bounded: at most ``max_records``; terminal ones are evicted first,
@@ -79,3 +83,12 @@ class MemoryJobStore:
         if state.terminal:
             rec.finished = time.time()
         return rec
+
+    async def recent(self, limit: int = 50) -> list[JobRecord]:
+        self._evict()
+        found: list[JobRecord] = []
+        for rec in reversed(self._records.values()):
+            if len(found) >= limit:
+                break
+            found.append(rec)
+        return found

@@ -40,12 +40,12 @@ class _Guarded(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._in_headers = True
-        self._header_bytes = 0
         if self._header_timer is None:
             self._header_timer = self.loop.call_later(self.header_timeout, self._too_slow)
 
     def _disarm(self) -> None:
         self._in_headers = False
+        self._header_bytes = 0
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None

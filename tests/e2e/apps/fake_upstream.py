@@ -14,14 +14,17 @@ takes the next step; when the plan is empty, the defaults apply), with these key
 * ``ttft`` (s): wait after the headers, before the first chunk;
 * ``tokens`` (int), ``token_delay`` (s): how many tokens and the gap between them;
 * ``drop_after`` (int): abort the connection after this many tokens (no ``[DONE]``);
+* ``stall_after`` (int), ``stall`` (s): after this many tokens, send nothing for ``stall``
+  seconds (then go on);
 * ``usage`` (bool, default true): send the usage chunk when ``include_usage`` was asked.
 
 Defaults come from ``FAKE_TTFT``, ``FAKE_TOKEN_DELAY``, ``FAKE_TOKENS`` (env), else 0, 0, 16.
 
 Every chat request is recorded: ``GET /_control/requests`` returns, per request, its model,
-body, when it started, how many tokens were sent, whether it completed and when (unix time)
-the client disconnected before the end (``disconnected_at``). A disconnect is noticed also
-while the server waits (headers delay, ttft, between tokens).
+body, ``authorization`` header, the client's TCP port (``client_port``: the same port again
+means a reused keep-alive connection), when it started, how many tokens were sent, whether it
+completed and when (unix time) the client disconnected before the end (``disconnected_at``).
+A disconnect is noticed also while the server waits (headers delay, ttft, between tokens).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class FakeUpstream:
         path, method = scope["path"], scope["method"]
         body = await _read_body(receive)
         if path.endswith("/chat/completions") and method == "POST":
-            await self.chat(body, receive, send)
+            await self.chat(scope, body, receive, send)
         elif path == "/v1/models":
             await _json(send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
         elif path == "/_control/plan" and method == "POST":
@@ -89,12 +92,16 @@ class FakeUpstream:
         else:
             await _json(send, 404, {"error": {"message": "not found"}})
 
-    async def chat(self, raw: bytes, receive: Receive, send: Send) -> None:
+    async def chat(self, scope: Scope, raw: bytes, receive: Receive, send: Send) -> None:
         request = orjson.loads(raw)
         step = {**self.defaults, **(self.plan.pop(0) if self.plan else {})}
+        headers = dict(scope.get("headers") or [])
+        client = scope.get("client")
         entry: dict[str, Any] = {
             "model": request.get("model"),
             "body": request,
+            "authorization": headers.get(b"authorization", b"").decode() or None,
+            "client_port": client[1] if client else None,
             "started": time.time(),
             "tokens_sent": 0,
             "completed": False,
@@ -190,6 +197,8 @@ class FakeUpstream:
                 await wait(delay)
             if drop_after is not None and i >= int(drop_after):
                 raise RuntimeError("fake upstream drops the connection mid-stream")
+            if "stall_after" in step and i == int(step["stall_after"]):
+                await wait(float(step.get("stall", 0)))
             await chunk(orjson.dumps({"content": _token(i)}).decode(), None)
             entry["tokens_sent"] = i + 1
         await chunk("{}", "stop")

@@ -143,23 +143,27 @@ def channels_router(get_services: Callable[[Request], Services]) -> APIRouter:
     """The channel routes; ``get_services(request)`` returns the app's :class:`Services`."""
     router = APIRouter(prefix="/v1/channels", tags=["channels"])
 
+    async def admit(request: Request, principal: Principal) -> Principal:
+        """Record the caller (stream slots, logs) and count the request against its limit."""
+        request.state.principal = principal
+        await get_services(request).limiter.request(caller(request, principal))
+        return principal
+
     async def subscriber(request: Request, name: str) -> Principal:
         """The caller may read channel ``name`` (else 401/403 before any stream)."""
-        found = get_services(request)
-        principal = found.auth.subscriber(request, name)
-        request.state.principal = principal
-        await found.limiter.request(caller(request, principal))
-        return principal
+        return await admit(request, get_services(request).auth.subscriber(request, name))
 
     async def reader_or_publisher(request: Request, name: str) -> Principal:
         """A subscriber of ``name``, or a publisher (API key with ``channels:publish``)."""
+        auth = get_services(request).auth
         try:
-            return await subscriber(request, name)
+            principal = auth.subscriber(request, name)
         except Forbidden as refused:
             try:
-                return await require("channels:publish")(request)
+                principal = auth.require(request, "channels:publish")
             except AuthError:
                 raise refused from None
+        return await admit(request, principal)
 
     @router.post(
         "/{name:path}/publish",

@@ -7,7 +7,8 @@
 // - Stop: POST /v1/streams/{id}/cancel (a user's stop cancels; closing the tab does not,
 //   the server only cancels after the grace period with no reader).
 // - Reload mid-answer: the stream id, the last event id and the text so far are kept in
-//   sessionStorage and the URL (#stream=ID); on load the page resumes after the last event id.
+//   sessionStorage and the URL (#/chat?stream=ID, a route the shell's router keeps on this
+//   page); on load the page resumes after the last event id.
 // - Shows time to first token and tokens/s; the demo model is labelled as a demo.
 
 const STORE_KEY = "mianzhang.chat.v1";
@@ -33,7 +34,7 @@ function load() {
 
 function save(state) {
   sessionStorage.setItem(STORE_KEY, JSON.stringify(state));
-  const hash = state && state.streamId ? `#stream=${encodeURIComponent(state.streamId)}` : "";
+  const hash = state && state.streamId ? `#/chat?stream=${encodeURIComponent(state.streamId)}` : "#/chat";
   if (location.hash !== hash) history.replaceState(null, "", location.pathname + location.search + hash);
 }
 
@@ -54,7 +55,7 @@ export function mount(root, { api = "" } = {}) {
     placeholder: "Ask something…",
     "data-testid": "chat-prompt",
   });
-  const send = el("button", { type: "submit", class: "mz-btn", "data-testid": "chat-send" }, "Send");
+  const send = el("button", { type: "submit", class: "mz-btn primary", "data-testid": "chat-send" }, "Send");
   const stop = el(
     "button",
     { type: "button", class: "mz-btn mz-btn-stop", disabled: true, "data-testid": "chat-stop" },
@@ -94,6 +95,11 @@ export function mount(root, { api = "" } = {}) {
   let shown = 0; // characters of state.text revealed so far (typewriter)
   let frame = 0;
   let models = [];
+  let unloading = false;
+  const onPageHide = () => {
+    unloading = true;
+  };
+  window.addEventListener("pagehide", onPageHide);
 
   function render() {
     const text = state ? state.text : "";
@@ -197,6 +203,9 @@ export function mount(root, { api = "" } = {}) {
         finish(data.error && data.error.code === "cancelled" ? "stopped" : "failed");
         return;
       }
+      // leaving or reloading the page closes the connection too: that is not an end (the
+      // page resumes after the reload), so nothing is recorded then
+      if (unloading) return;
       if (source && source.readyState === EventSource.CLOSED) finish("disconnected");
       // otherwise EventSource reconnects by itself with Last-Event-ID
     });
@@ -266,18 +275,23 @@ export function mount(root, { api = "" } = {}) {
   });
 
   // Resume after a reload: the URL names the stream, sessionStorage has where we were.
-  const match = /#stream=([^&]+)/.exec(location.hash);
+  const match = /[?&]stream=([^&]+)/.exec(location.hash);
   if (state && match && decodeURIComponent(match[1]) !== state.streamId) state = null;
   if (state && state.streamId) {
     shown = state.text.length;
     state.sentAt = null; // time to first token was measured before the reload
     render();
-    if (state.status === "streaming" || state.status === "starting") follow();
+    // "disconnected": the connection failed for good before; the server may still have it
+    if (["streaming", "starting", "disconnected"].includes(state.status)) {
+      if (state.status === "disconnected") state.status = "streaming";
+      follow();
+    }
   }
   loadModels();
   render();
 
   return () => {
+    window.removeEventListener("pagehide", onPageHide);
     if (source) source.close();
     if (frame) cancelAnimationFrame(frame);
   };

@@ -203,8 +203,11 @@ export function mount(root, { api = "" } = {}) {
     try {
       const controller = new AbortController();
       const response = await fetch(url, { signal: controller.signal, cache: "no-store" });
-      controller.abort();
-      return response.ok ? "closed by the server" : `refused: ${await errorText(response)}`;
+      if (response.ok) {
+        controller.abort(); // a stream: only its status mattered
+        return "closed by the server";
+      }
+      return `refused: ${await errorText(response)}`;
     } catch {
       return "server unreachable";
     }

@@ -1,0 +1,140 @@
+"""``mianzhang publish`` and ``mianzhang subscribe`` as real processes against a real server
+on Redis. The subscriber keeps running while the server is restarted: it reconnects with
+``Last-Event-ID`` and prints every event exactly once."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests._support.procs import ROOT, free_port, uvicorn_process
+from tests.channels._tokens import SECRET, grant, hs256
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+APP = "mianzhang.server:create_app"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mianzhang", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class Lines:
+    """A process's stdout lines, read by a thread so each read has a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def next(self, timeout: float = 30.0) -> dict[str, Any]:
+        line = self._queue.get(timeout=timeout)
+        assert line is not None, "the subscriber ended early"
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
+
+    def join(self) -> None:
+        self._thread.join(10)
+
+
+@pytest.fixture
+def env(redis_url: str) -> dict[str, str]:
+    return {
+        "MIANZHANG_LOG_BACKEND": "redis",
+        "MIANZHANG_REDIS_URL": redis_url,
+        "MIANZHANG_FILES__ENABLED": "false",
+        "MIANZHANG_WEB": "false",
+        "MIANZHANG_GRACEFUL_TIMEOUT": "2",
+    }
+
+
+@pytest.fixture
+def subscriber_factory() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_publish_and_subscribe_across_a_server_restart(
+    env: dict[str, str], subscriber_factory: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with uvicorn_process(APP, factory=True, env=env, port=port):
+        sub = subprocess.Popen(
+            [sys.executable, "-m", "mianzhang", "subscribe", "news", "--url", url, "--count", "4"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        subscriber_factory.append(sub)
+        lines = Lines(sub)
+        first = cli("publish", "news", '{"n": 1}', "--json", "--event", "note", "--url", url)
+        assert first.returncode == 0, first.stderr
+        published = json.loads(first.stdout)
+        assert published["channel"] == "news" and published["duplicate"] is False
+        assert lines.next() == {"id": published["id"], "event": "note", "data": '{"n":1}'}
+
+    # the server is gone (its streams were drained); a new one takes over on the same port
+    with uvicorn_process(APP, factory=True, env=env, port=port):
+        second = cli("publish", "news", "plain text", "--idempotency-key", "k-7", "--url", url)
+        repeat = cli("publish", "news", "plain text", "--idempotency-key", "k-7", "--url", url)
+        third = cli("publish", "news", "[1, 2]", "--json", "--url", url)
+        fourth = cli("publish", "news", "bye", "--url", url)
+        results = [json.loads(p.stdout) for p in (second, repeat, third, fourth)]
+        assert results[1] == {**results[0], "duplicate": True}
+        got = [lines.next() for _ in range(3)]
+        assert got == [
+            {"id": results[0]["id"], "event": "message", "data": "plain text"},
+            {"id": results[2]["id"], "event": "message", "data": "[1,2]"},
+            {"id": results[3]["id"], "event": "message", "data": "bye"},
+        ]
+        assert sub.wait(30) == 0  # --count 4 reached
+        lines.join()
+
+
+def test_bad_arguments_and_refusals_exit_non_zero() -> None:
+    bad_json = cli("publish", "news", "{nope", "--json", "--url", "http://127.0.0.1:9")
+    assert bad_json.returncode == 2 and "not JSON" in bad_json.stderr
+    bad_count = cli("subscribe", "news", "--url", "http://127.0.0.1:9", "--count", "0")
+    assert bad_count.returncode == 2
+    env = {
+        "MIANZHANG_FILES__ENABLED": "false",
+        "MIANZHANG_WEB": "false",
+        "MIANZHANG_AUTH__JWT_KEYS": json.dumps([{"algorithm": "HS256", "key": SECRET}]),
+    }
+    with uvicorn_process(APP, factory=True, env=env) as server:
+        unauthorized = cli("publish", "news", "x", "--url", server.url)
+        assert unauthorized.returncode == 1 and "HTTP 401" in unauthorized.stderr
+        no_token = cli("subscribe", "news", "--url", server.url)
+        assert no_token.returncode == 1 and "HTTP 401: subscribing needs a token" in no_token.stderr
+        wrong = cli("subscribe", "news", "--url", server.url, "--token", hs256(grant("other")))
+        assert wrong.returncode == 1 and "HTTP 403" in wrong.stderr
