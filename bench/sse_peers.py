@@ -78,6 +78,7 @@ class SSEStream(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, t0: float) -> None:
         self.t0 = t0
         self.t_connected: float | None = None
+        self.t_sent: float | None = None
         self.t_headers: float | None = None
         self.t_first: float | None = None
         self.t_done: float | None = None
@@ -196,6 +197,7 @@ async def open_stream(port: int, path: str) -> SSEStream:
     stream.transport.write(
         f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
     )
+    stream.t_sent = time.perf_counter()
     return stream
 
 

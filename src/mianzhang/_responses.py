@@ -621,7 +621,8 @@ class _Stream:
             return
         self._ending = True
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
-        self.finished_cleanly = True
+        # like Starlette: the background task runs only after a stream that did not fail
+        self.finished_cleanly = self._failure is None
 
     async def run(self) -> None:
         response = self.response
