@@ -162,13 +162,25 @@ def subscribe(
 
 @app.command()
 def worker(
-    redis_url: Annotated[str | None, typer.Option(envvar="MIANZHANG_REDIS_URL")] = None,
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 4,
+    redis_url: Annotated[
+        str | None, typer.Option(help="The server's Redis [MIANZHANG_REDIS_URL].")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once [MIANZHANG_JOBS__CONCURRENCY].")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Consumer name (default: host-pid-random).")
+    ] = None,
 ) -> None:
-    """Take jobs from Redis and run them (scale-out for `POST /v1/jobs`)."""
+    """Take jobs from Redis and run them (scale-out for `POST /v1/jobs`).
+
+    Reads the same MIANZHANG_* settings as `serve` (Redis prefix, LLM models, file storage,
+    jobs.include), so it knows the same job types and resources as the server. SIGTERM stops
+    taking jobs; running ones are left for another worker. Exit status 2 on bad settings.
+    """
     from ._cli_jobs import run_worker_command
 
-    raise typer.Exit(run_worker_command(redis_url=redis_url, concurrency=concurrency))
+    raise typer.Exit(run_worker_command(redis_url=redis_url, concurrency=concurrency, name=name))
 
 
 def main() -> None:

@@ -1,12 +1,20 @@
-"""Background jobs whose progress streams live through the event log (layer 4)."""
+"""Background jobs whose progress streams live through the event log (layer 4).
 
+Built-in job types (``builtin_jobs()``): ``summarize`` (LLM gateway) and ``checksum`` (an
+uploaded file). :class:`JobHost` builds an app's :class:`JobService` from
+:class:`JobsSettings`: the in-process pool, or Redis with ``mianzhang worker`` processes.
+"""
+
+from ._builtin import builtin_jobs, job_registry, job_resources
 from ._context import JobContext
 from ._model import JobRecord, JobState, job_stream, new_job_id
-from ._registry import JobFunction, JobRegistry, JobSpec
+from ._registry import JobFunction, JobPrepare, JobRegistry, JobSpec
 from ._runner import JobRunner
 from ._service import JobQueue, JobService, LocalJobPool
 from ._settings import JobsSettings
+from ._setup import JobHost
 from ._store import JobStore, MemoryJobStore
+from ._summarize import split_text
 
 
 def __getattr__(name: str) -> object:
@@ -25,6 +33,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "JobContext",
     "JobFunction",
+    "JobHost",
+    "JobPrepare",
     "JobQueue",
     "JobRecord",
     "JobRegistry",
@@ -39,7 +49,11 @@ __all__ = [
     "RedisJobQueue",
     "RedisJobStore",
     "RedisJobWorker",
+    "builtin_jobs",
+    "job_registry",
+    "job_resources",
     "job_stream",
     "new_job_id",
     "run_worker",
+    "split_text",
 ]

@@ -120,7 +120,7 @@ class RedisJobStore:
 
     async def recent(self, limit: int = 50) -> list[JobRecord]:
         try:
-            ids: list[bytes] = await self._client.zrevrange(self._recent, 0, max(0, limit - 1))
+            ids: list[Any] = await self._client.zrevrange(self._recent, 0, max(0, limit - 1))
             if not ids:
                 return []
             async with self._client.pipeline(transaction=False) as pipe:

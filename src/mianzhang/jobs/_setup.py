@@ -62,7 +62,9 @@ class JobHost:
                         "jobs.queue 'redis' needs the Redis event log "
                         "(MIANZHANG_LOG_BACKEND=redis and MIANZHANG_REDIS_URL)"
                     )
-                service = await _start_redis(stack, settings, log, registry, resources, redis_url, prefix)
+                service = await _start_redis(
+                    stack, settings, log, registry, resources, redis_url, prefix
+                )
             else:
                 store = MemoryJobStore(keep_finished=settings.keep_finished)
                 runner = JobRunner(

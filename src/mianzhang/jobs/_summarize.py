@@ -108,7 +108,9 @@ def summarize_plan(chunks: int, fan_in: int = FAN_IN) -> list[int]:
     return rounds
 
 
-async def prepare_summarize(job_input: dict[str, Any], resources: Mapping[str, Any]) -> dict[str, Any]:
+async def prepare_summarize(
+    job_input: dict[str, Any], resources: Mapping[str, Any]
+) -> dict[str, Any]:
     """At submission: the model must be configured (``ModelNotFound``, a 404, otherwise)."""
     gateway = resources.get("llm")
     if isinstance(gateway, Gateway):

@@ -30,10 +30,14 @@ async def run_worker(
     prefix: str = "mz:",
     concurrency: int = 4,
     visibility_timeout: float = 30.0,
+    cancel_poll: float = 0.5,
+    keep_finished: float = 3600.0,
     resources: Mapping[str, Any] | None = None,
     stop: asyncio.Event | None = None,
     consumer: str | None = None,
 ) -> None:
+    """Run jobs from ``{prefix}jobs:queue`` until ``stop`` is set or SIGTERM/SIGINT arrives
+    (see the module docstring); ``resources`` are handed to every job as ``ctx.resources``."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
@@ -44,8 +48,15 @@ async def run_worker(
     client = aioredis.Redis.from_url(redis_url)
     log = RedisEventLog(redis_url, prefix=prefix)
     try:
-        store = RedisJobStore(client, prefix=prefix)
-        runner = JobRunner(registry, store, log, resources=resources, requeue_on_shutdown=True)
+        store = RedisJobStore(client, prefix=prefix, keep_finished=keep_finished)
+        runner = JobRunner(
+            registry,
+            store,
+            log,
+            resources=resources,
+            cancel_poll=cancel_poll,
+            requeue_on_shutdown=True,
+        )
         worker = RedisJobWorker(
             client,
             runner,

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from .._responses import StreamSupervisor
 from ..channels import ChannelHub
 from ..files import FilesService
+from ..jobs import JobHost, JobService, job_registry, job_resources
 from ..llm import LLMService
 from ..log import EventLog, MemoryEventLog
 from ..log.serve import StreamHost
@@ -37,6 +38,7 @@ class Services:
     auth: Authenticator
     channels: ChannelHub
     limiter: RateLimiter
+    jobs: JobService
 
 
 def _open_log(settings: Settings) -> EventLog:
@@ -76,6 +78,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         idempotency_ttl=settings.channels.idempotency_ttl,
     )
     # -- end channels --
+    # -- jobs (owned by the jobs feature) --
+    jobs = await JobHost.start(
+        settings.jobs,
+        log,
+        registry=job_registry(settings.jobs.include),
+        resources=job_resources(llm.gateway, files),
+        redis_url=redis_url,
+        prefix=settings.redis_prefix,
+    )
+    # -- end jobs --
     drain_files: asyncio.Task[None] | None = None
     if files is not None:
 
@@ -86,10 +98,21 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         drain_files = asyncio.create_task(drain_files_when_draining(), name="files:drain")
     try:
         yield Services(
-            settings, log, supervisor, host, metrics, llm, files, auth, channels, limiter
+            settings,
+            log,
+            supervisor,
+            host,
+            metrics,
+            llm,
+            files,
+            auth,
+            channels,
+            limiter,
+            jobs.service,
         )
     finally:
         try:
+            await jobs.aclose()  # -- jobs: its workers use the log, files and gateway
             if drain_files is not None:
                 drain_files.cancel()
                 await asyncio.gather(drain_files, return_exceptions=True)
