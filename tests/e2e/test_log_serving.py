@@ -131,9 +131,10 @@ async def test_readers_move_from_a_killed_instance_to_another_without_loss(
     log = RedisEventLog(redis_server.url)
     try:
         await log.create(stream, max_events=10_000, ttl_after_close=600)
-        with uvicorn_process(APP, factory=True, env=env) as a, uvicorn_process(
-            APP, factory=True, env=env
-        ) as b:
+        with (
+            uvicorn_process(APP, factory=True, env=env) as a,
+            uvicorn_process(APP, factory=True, env=env) as b,
+        ):
             first_half = asyncio.Event()
 
             async def produce() -> None:
@@ -285,3 +286,27 @@ async def test_stalled_readers_keep_memory_bounded_and_do_not_slow_a_fast_reader
         for sock in socks:
             sock.close()
         await log.aclose()
+
+
+async def test_producers_keep_going_through_redis_while_their_instance_drains(
+    redis_url: str,
+) -> None:
+    """SIGTERM on the instance running a producer: its reader on another instance still gets
+    every event and the normal end, because the producer finishes during the drain."""
+    env = _redis_env(redis_url) | {"MIANZHANG_FILES__ENABLED": "false"}
+    stream, total = "drain-producer", 150
+    with (
+        uvicorn_process(APP, factory=True, env=env) as a,
+        uvicorn_process(APP, factory=True, env=env) as b,
+    ):
+        _produce(a.url, stream, total, every=1, pause=0.02)  # ~3 s of producing on A
+        got: list[int] = []
+        async with connect(f"{b.url}/v1/streams/{stream}", read_timeout=20) as events:
+            async for event in events:
+                got.append(orjson.loads(event.data)["i"])
+                if len(got) == 20:
+                    a.proc.send_signal(signal.SIGTERM)
+        assert got == list(range(1, total + 1))
+        info = httpx.get(f"{b.url}/v1/streams/{stream}/info", timeout=5).json()
+        assert info["state"] == "closed"  # finished, not cancelled
+        assert a.proc.wait(15) in (0, -signal.SIGTERM)

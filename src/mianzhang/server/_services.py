@@ -50,6 +50,14 @@ def _open_log(settings: Settings) -> EventLog:
     return MemoryEventLog()
 
 
+async def _let_producers_finish(host: StreamHost, timeout: float) -> None:
+    """Wait (bounded) for this instance's producers to end by themselves."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while host.producers.running():
+                await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Build every service; on exit, stop producers, drain streams and close the log last."""
@@ -116,6 +124,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             if drain_files is not None:
                 drain_files.cancel()
                 await asyncio.gather(drain_files, return_exceptions=True)
+            await _let_producers_finish(host, settings.producer_drain_timeout)
             await host.aclose()
             if files is not None:
                 await files.aclose()  # before the log: interrupted uploads publish a last event

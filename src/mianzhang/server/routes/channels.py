@@ -49,6 +49,7 @@ __all__ = ["PublishEnvelope", "channels_router"]
 
 _TRUE = frozenset({"true", "yes", "on"})
 _FALSE = frozenset({"false", "no", "off"})
+_ALL = 1 << 62  # "every retained event": start_after clamps it to the oldest one
 
 
 class PublishEnvelope(BaseModel):
@@ -73,10 +74,10 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
-def _history(value: str | None, all_retained: int) -> int:
+def _history(value: str | None) -> int:
     """``?history=`` as a count of past events to send first."""
     if value is None or value.lower() in _TRUE:
-        return all_retained
+        return _ALL
     if value.lower() in _FALSE:
         return 0
     if value.isascii() and value.isdigit() and len(value) <= 9:
@@ -195,7 +196,7 @@ def channels_router(get_services: Callable[[Request], Services]) -> APIRouter:
         after = requested_after(request)
         try:
             check_channel_name(name)
-            history = _history(request.query_params.get("history"), hub.max_events_for(name))
+            history = _history(request.query_params.get("history"))
             if after is None:
                 after = await hub.start_after(name, history)
             else:
