@@ -4,10 +4,11 @@
     python bench/sse_peers.py --quick    # smoke run (small counts, about a minute)
 
 Every peer (``bench/_sse_peer_apps.py``) runs under the same server: ``python -m uvicorn`` with
-uvloop + httptools, one worker, a fresh process per (scenario, peer), pinned to CPU 0. The load
+uvloop + httptools, one worker, fresh processes for every scenario, pinned to CPU 0. The load
 client is another process (this file with ``--client``, uvloop, raw asyncio protocols, chunked
 decoding and event counting by scanning for ``\\n\\n``) pinned to CPU 1. Loopback only. Each
-event is 100 bytes on the wire.
+event is 100 bytes on the wire. S1 and S5 run all peers' servers at once and interleave them
+(round-robin), so drift on a shared machine hits every peer alike; S2 and S3 load one at a time.
 
 * S1 one stream of 200,000 events, as fast as possible: events/s (median of 3 runs).
 * S2 1,000 concurrent streams of 1,000 events each, all connecting at once: aggregate events/s
@@ -60,6 +61,7 @@ SCENARIOS = ("s1", "s2", "s3", "s5")
 # mianzhang-bytes only differs from mianzhang by the encoder: it is measured where encoding matters
 BYTES_VARIANT_IN = ("s1", "s2")
 SERVER_CPU, CLIENT_CPU = 0, 1
+INTERLEAVED = ("s1", "s5")
 
 
 # =============================================================================================
@@ -231,29 +233,47 @@ async def full_stream(port: int, n: int) -> SSEStream:
     return stream
 
 
-async def client_s1(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
-    await full_stream(port, 2_000)  # warm-up
-    runs = []
+Target = tuple[str, int, int]  # peer, port, server pid
+
+
+async def client_s1(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
+    """Round-robin over the peers for each repeat, so drift on a shared box hits all alike."""
+    for _, port, _ in targets:
+        await full_stream(port, 2_000)  # warm-up
+    runs: dict[str, list[dict[str, float]]] = {peer: [] for peer, _, _ in targets}
     for _ in range(args.repeat):
-        cpu0, own0 = cpu_seconds(pid), time.process_time()
-        stream = await full_stream(port, args.events)
-        assert stream.t_done is not None
-        elapsed = stream.t_done - stream.t0
-        runs.append(
-            {
-                "events_per_s": stream.events / elapsed,
-                "seconds": elapsed,
-                "server_cpu_s": cpu_seconds(pid) - cpu0,
-                "client_cpu_s": time.process_time() - own0,
-            }
-        )
-    best = sorted(runs, key=lambda r: r["events_per_s"])[len(runs) // 2]  # the median run
-    cpu = sum(r["server_cpu_s"] for r in runs)
-    per_cpu = args.events * len(runs) / cpu if cpu else None
-    return {"events": args.events, "runs": runs, **best, "events_per_server_cpu_s": per_cpu}
+        for peer, port, pid in targets:
+            cpu0, own0 = cpu_seconds(pid), time.process_time()
+            stream = await full_stream(port, args.events)
+            assert stream.t_done is not None
+            elapsed = stream.t_done - stream.t0
+            runs[peer].append(
+                {
+                    "events_per_s": stream.events / elapsed,
+                    "seconds": elapsed,
+                    "server_cpu_s": cpu_seconds(pid) - cpu0,
+                    "client_cpu_s": time.process_time() - own0,
+                }
+            )
+    out = {}
+    for peer, peer_runs in runs.items():
+        median = sorted(peer_runs, key=lambda r: r["events_per_s"])[len(peer_runs) // 2]
+        cpu = sum(r["server_cpu_s"] for r in peer_runs)
+        per_cpu = args.events * len(peer_runs) / cpu if cpu else None
+        out[peer] = {
+            "events": args.events,
+            "runs": peer_runs,
+            **median,
+            "events_per_server_cpu_s": per_cpu,
+        }
+    return out
 
 
-async def client_s2(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+async def client_s2(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
+    return {peer: await one_s2(port, pid, args) for peer, port, pid in targets}
+
+
+async def one_s2(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*(full_stream(port, 100) for _ in range(10)))  # warm-up
     cpu0 = cpu_seconds(pid)
     start = time.perf_counter()
@@ -290,7 +310,11 @@ async def client_s2(port: int, pid: int, args: argparse.Namespace) -> dict[str, 
     }
 
 
-async def client_s3(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+async def client_s3(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
+    return {peer: await one_s3(port, pid, args) for peer, port, pid in targets}
+
+
+async def one_s3(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     warm = await open_stream(port, "/idle")  # warm-up: imports, first allocations
     await warm.first
     warm.close(reset=True)
@@ -330,20 +354,29 @@ async def client_s3(port: int, pid: int, args: argparse.Namespace) -> dict[str, 
     return {"baseline_rss_mib": base / 1024, "levels": levels}
 
 
-async def client_s5(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+async def client_s5(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
+    """Sequential requests, round-robin over the peers (request i of every peer, then i+1)."""
     for _ in range(50):  # warm-up
-        await full_stream(port, 1)
-    samples = []
+        for _, port, _ in targets:
+            await full_stream(port, 1)
+    samples: dict[str, list[float]] = {peer: [] for peer, _, _ in targets}
+    cpu0 = {peer: cpu_seconds(pid) for peer, _, pid in targets}
     for _ in range(args.requests):
-        stream = await full_stream(port, 1)
-        assert stream.t_first is not None
-        samples.append((stream.t_first - stream.t0) * 1000)
-    return {
-        "requests": args.requests,
-        "p50_ms": pct(samples, 0.50),
-        "p99_ms": pct(samples, 0.99),
-        "mean_ms": statistics.fmean(samples),
-    }
+        for peer, port, _ in targets:
+            stream = await full_stream(port, 1)
+            assert stream.t_first is not None
+            samples[peer].append((stream.t_first - stream.t0) * 1000)
+    out = {}
+    for peer, _, pid in targets:
+        mine = samples[peer]
+        out[peer] = {
+            "requests": args.requests,
+            "p50_ms": pct(mine, 0.50),
+            "p99_ms": pct(mine, 0.99),
+            "mean_ms": statistics.fmean(mine),
+            "server_cpu_us_per_request": (cpu_seconds(pid) - cpu0[peer]) / args.requests * 1e6,
+        }
+    return out
 
 
 CLIENTS = {"s1": client_s1, "s2": client_s2, "s3": client_s3, "s5": client_s5}
@@ -356,7 +389,12 @@ def run_client(args: argparse.Namespace) -> None:
 
     async def main() -> dict[str, Any]:
         async with asyncio.timeout(args.cap):
-            return await CLIENTS[args.client](args.port, args.server_pid, args)
+            targets = []
+            for spec in args.targets:
+                peer, _, rest = spec.partition("=")
+                port, _, pid = rest.partition(":")
+                targets.append((peer, int(port), int(pid)))
+            return await CLIENTS[args.client](targets, args)
 
     result = uvloop.run(main())
     print(json.dumps(result), flush=True)
@@ -394,9 +432,10 @@ def server(peer: str) -> Iterator[Any]:
         yield srv
 
 
-def client(scenario: str, port: int, pid: int, params: dict[str, Any], cap: float) -> Any:
-    cmd = [sys.executable, __file__, "--client", scenario, "--port", str(port)]
-    cmd += ["--server-pid", str(pid), "--cap", str(cap)]
+def client(scenario: str, targets: list[Target], params: dict[str, Any], cap: float) -> Any:
+    """Run the load client (this file, ``--client``) on its own CPU; its JSON result per peer."""
+    cmd = [sys.executable, __file__, "--client", scenario, "--cap", str(cap), "--targets"]
+    cmd += [f"{peer}={port}:{pid}" for peer, port, pid in targets]
     for key, value in params.items():
         flag = "--" + key.replace("_", "-")
         cmd += [flag, *map(str, value)] if isinstance(value, list | tuple) else [flag, str(value)]
@@ -414,16 +453,16 @@ def plan(quick: bool) -> dict[str, tuple[dict[str, Any], float]]:
     """Per scenario: client parameters and the wall-clock cap of one client run (seconds)."""
     if quick:
         return {
-            "s1": ({"events": 20_000, "repeat": 1}, 60),
+            "s1": ({"events": 20_000, "repeat": 1}, 120),
             "s2": ({"streams": 100, "events": 100}, 60),
             "s3": ({"counts": [100, 1_000]}, 60),
             "s5": ({"requests": 200}, 60),
         }
     return {
-        "s1": ({"events": 200_000, "repeat": 3}, 240),
+        "s1": ({"events": 200_000, "repeat": 3}, 600),
         "s2": ({"streams": 1_000, "events": 1_000}, 400),
         "s3": ({"counts": [1_000, 10_000]}, 240),
-        "s5": ({"requests": 2_000}, 120),
+        "s5": ({"requests": 2_000}, 300),
     }
 
 
@@ -496,7 +535,7 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def targets(results: dict[str, Any]) -> dict[str, Any]:
+def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     s1 = metric(results, "s1", "mianzhang", "events_per_s")
     s1_raw = metric(results, "s1", "raw", "events_per_s")
     s2 = metric(results, "s2", "mianzhang", "events_per_s")
@@ -604,13 +643,14 @@ def table(results: dict[str, Any]) -> str:
             f"**S5** {fmt(results['params']['s5']['requests'])} sequential one-event streams, "
             "new connection each, connect start -> first event",
             "",
-            "| peer | p50 ms | p99 ms | advantage p50 | advantage p99 |",
-            "|---|---:|---:|---:|---:|",
+            "| peer | p50 ms | p99 ms | server CPU µs/request | advantage p50 | advantage p99 |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for p in peers_of("s5"):
             e = results["s5"][p]
             lines.append(
                 f"| {LABELS[p]} | {fmt(e.get('p50_ms'), 3)} | {fmt(e.get('p99_ms'), 3)} | "
+                f"{fmt(e.get('server_cpu_us_per_request'))} | "
                 f"{x('S5 p50', p)} | {x('S5 p99', p)} |"
             )
         lines.append("")
@@ -690,20 +730,27 @@ def orchestrate(args: argparse.Namespace) -> None:
     for scenario in scenarios:
         params, cap = steps[scenario]
         results[scenario] = {}
-        for peer in peers:
-            if peer == "mianzhang-bytes" and scenario not in BYTES_VARIANT_IN:
-                continue
+        mine = [p for p in peers if p != "mianzhang-bytes" or scenario in BYTES_VARIANT_IN]
+        # S1 and S5 interleave the peers (all servers up, idle ones cost nothing); S2 and S3
+        # load one server at a time (their load would disturb the others)
+        groups = [mine] if scenario in INTERLEAVED else [[p] for p in mine]
+        for group in groups:
             try:
-                with server(peer) as srv:
-                    outcome = client(scenario, srv.port, srv.proc.pid, params, cap)
+                with contextlib.ExitStack() as stack:
+                    targets = []
+                    for peer in group:
+                        srv = stack.enter_context(server(peer))
+                        targets.append((peer, srv.port, srv.proc.pid))
+                    outcome = client(scenario, targets, params, cap)
             except Exception as exc:
-                outcome = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-            results[scenario][peer] = outcome
-            print(f"{scenario} {peer}: {json.dumps(outcome)[:300]}", flush=True)
+                outcome = {peer: {"error": f"{type(exc).__name__}: {exc}"[:2000]} for peer in group}
+            for peer in group:
+                results[scenario][peer] = outcome[peer]
+                print(f"{scenario} {peer}: {json.dumps(outcome[peer])[:300]}", flush=True)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["advantage"] = ratios(results)
-    results["targets"] = targets(results)
+    results["targets"] = check_targets(results)
     suffix = "-quick" if args.quick else ""
     out = Path(args.out) if args.out else RESULTS / f"sse_peers{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -724,8 +771,7 @@ def main() -> None:
     parser.add_argument("--out", help="results JSON path (the PNG goes next to it)")
     # client mode (internal)
     parser.add_argument("--client", choices=SCENARIOS, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--targets", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--cap", type=float, default=120.0, help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, help=argparse.SUPPRESS)

@@ -95,6 +95,8 @@ class StreamStatistics:
     send_timeouts: int = 0
     errors: int = 0
     drained: int = 0
+    items_sent: int = 0  # events (lines, chunks) handed to the server, heartbeats excluded
+    bytes_sent: int = 0  # body bytes handed to the server, heartbeats included
 
 
 class StreamSupervisor:
@@ -550,9 +552,14 @@ class _Stream:
     async def _flush(self) -> bool:
         """Send everything buffered as one message (write coalescing)."""
         buffer = self._buffer
-        body = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+        items = len(buffer)
+        body = buffer[0] if items == 1 else b"".join(buffer)
         buffer.clear()
         sent = await self._send_body(body)
+        if sent and self.supervisor is not None:
+            stats = self.supervisor.stats
+            stats.items_sent += items
+            stats.bytes_sent += len(body)
         self._buffered -= len(body)
         self._drained.set()
         return sent

@@ -153,3 +153,69 @@ async def test_cancel_reaches_a_job_running_elsewhere(
 
     await _run_worker(worker, cancelled)
     assert cleaned.is_set()
+
+
+async def test_a_late_heartbeat_never_makes_a_worker_run_its_own_job_twice(
+    client: aioredis.Redis, log: RedisEventLog
+) -> None:
+    reg = JobRegistry()
+
+    @reg.job("nap")
+    async def nap(ctx: JobContext) -> int:
+        await asyncio.sleep(0.6)
+        return ctx.attempt
+
+    class Stalled(RedisJobWorker):
+        async def _heartbeat(self, entry_id: str) -> None:  # a loop too busy to refresh
+            await asyncio.Event().wait()
+
+    store = RedisJobStore(client)
+    service = JobService(reg, store, log, RedisJobQueue(client))
+    rec = await service.submit("nap")
+    worker = Stalled(
+        client, JobRunner(reg, store, log), visibility_timeout=0.1, block=0.05, concurrency=2
+    )
+
+    async def done() -> bool:
+        return (await service.get(rec.id)).state.terminal
+
+    await _run_worker(worker, done)
+    got = await service.get(rec.id)
+    assert got.state is JobState.SUCCEEDED and got.attempt == 1 and got.result == 1
+    _, events = await log.read(rec.stream)
+    runs = [e for e in events if isinstance(e, LogEvent) and '"running"' in e.data]
+    assert len(runs) == 1
+
+
+async def test_worker_recreates_its_group_after_redis_lost_everything(
+    client: aioredis.Redis, log: RedisEventLog
+) -> None:
+    store = RedisJobStore(client)
+    service = JobService(registry, store, log, RedisJobQueue(client))
+    worker = RedisJobWorker(client, JobRunner(registry, store, log), block=0.05)
+    first = await service.submit("add", {"values": [1]})
+    state: dict[str, Any] = {}
+
+    async def both_done() -> bool:
+        if "second" not in state:
+            if not (await service.get(first.id)).state.terminal:
+                return False
+            await client.flushall()  # a Redis restart without persistence: no group, no stream
+            state["second"] = await service.submit("add", {"values": [2]})
+        return (await service.get(state["second"].id)).state.terminal
+
+    await _run_worker(worker, both_done)
+    got = await service.get(state["second"].id)
+    assert got.state is JobState.SUCCEEDED and got.result["sum"] == 2
+
+
+async def test_store_lists_recent_records_and_forgets_expired_ones(
+    client: aioredis.Redis,
+) -> None:
+    store = RedisJobStore(client, max_recent=3)
+    for i in range(5):
+        await store.create(JobRecord(id=f"r{i}", type="t", input={}, created=1000.0 + i))
+    assert [r.id for r in await store.recent(10)] == ["r4", "r3", "r2"]
+    await client.delete("mz:job:{r3}")  # as an expired record would be
+    assert [r.id for r in await store.recent(10)] == ["r4", "r2"]
+    assert await client.zcard("mz:jobs:recent") == 2

@@ -108,8 +108,23 @@ class ProducerRunner:
         self.grace_period = grace_period
         self.poll_interval = poll_interval
         self._running: dict[str, _Running] = {}
+        self._idle: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
+
+    def _finished(self, stream: str) -> None:
+        self._running.pop(stream, None)
+        if not self._running and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no producer runs here (bound it with ``asyncio.timeout``)."""
+        if not self._running:
+            return
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._idle.clear()
+        await self._idle.wait()
 
     def running(self) -> list[str]:
         """The streams whose producers run on this instance."""
@@ -132,7 +147,7 @@ class ProducerRunner:
         task = asyncio.create_task(self._run(stream, producer), name=f"producer:{stream}")
         grace = self.grace_period if grace_period is None else grace_period
         self._running[stream] = _Running(task, background, grace)
-        task.add_done_callback(lambda _: self._running.pop(stream, None))
+        task.add_done_callback(lambda _: self._finished(stream))
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch(), name="producers:watch")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
+from dataclasses import dataclass, field
 
 import orjson
 from starlette.requests import Request
@@ -25,7 +26,7 @@ from .._sse import ServerSentEvent
 from ._producers import LogEntry, ProducerRunner
 from ._protocol import EventLog, LogEvent, Reset, StreamState, format_id, parse_id
 
-__all__ = ["StreamHost", "log_events", "requested_after", "reset_event"]
+__all__ = ["ServeStatistics", "StreamHost", "log_events", "requested_after", "reset_event"]
 
 
 def reset_event(reset: Reset) -> ServerSentEvent:
@@ -46,8 +47,21 @@ def reset_event(reset: Reset) -> ServerSentEvent:
     )
 
 
+@dataclass
+class ServeStatistics:
+    """What the readers of one :class:`StreamHost` were given: resumes (a reader starting
+    after an id) and ``reset`` events by reason."""
+
+    resumes: int = 0
+    resets: dict[str, int] = field(default_factory=dict)
+
+
 async def log_events(
-    log: EventLog, stream: str, after: str | None = None
+    log: EventLog,
+    stream: str,
+    after: str | None = None,
+    *,
+    stats: ServeStatistics | None = None,
 ) -> AsyncIterator[ServerSentEvent | bytes]:
     """``stream`` after ``after`` as SSE events, ending when the stream ends.
 
@@ -59,6 +73,8 @@ async def log_events(
             if type(item) is LogEvent:
                 yield _encode(item)
             elif isinstance(item, Reset):
+                if stats is not None:
+                    stats.resets[item.reason] = stats.resets.get(item.reason, 0) + 1
                 yield reset_event(item)
 
 
@@ -104,6 +120,7 @@ class StreamHost:
         self.producers = ProducerRunner(log, grace_period=grace_period, poll_interval=poll_interval)
         self.ping = ping
         self.send_timeout = send_timeout
+        self.stats = ServeStatistics()
 
     def sse(
         self,
@@ -113,8 +130,10 @@ class StreamHost:
         headers: Mapping[str, str] | None = None,
     ) -> Response:
         """An SSE response following ``stream`` after ``after`` (``None``: from the start)."""
+        if after is not None:
+            self.stats.resumes += 1
         return EventSourceResponse(
-            log_events(self.log, stream, after),
+            log_events(self.log, stream, after, stats=self.stats),
             headers=dict(headers or {}),
             ping=self.ping,
             send_timeout=self.send_timeout,

@@ -1,9 +1,9 @@
 """Who is calling: API keys (scoped, stored hashed) and subscriber JWTs, per route group.
 
 Scopes: ``llm`` (gateway), ``channels:publish``, ``channels:subscribe``, ``jobs``, ``files``,
-``streams`` (the generic stream routes), ``*`` (everything). A channel subscriber may instead
-present a JWT whose ``mianzhang.subscribe`` claim lists the channels it may read (header, or
-the ``mianzhang_token`` cookie for browsers' EventSource).
+``streams`` (the generic stream routes), ``tails`` (live file tails), ``*`` (everything). A
+channel subscriber may instead present a JWT whose ``mianzhang.subscribe`` claim lists the
+channels it may read (header, or the ``mianzhang_token`` cookie for browsers' EventSource).
 
 Anonymous access is allowed only when the settings say so; the embedded default (no keys, no
 JWT keys configured) allows it and the server says so at start. Refusals raise
@@ -89,8 +89,16 @@ class Authenticator:
     def _token(self, request: Request) -> str | None:
         return extract_token(request.headers, request.cookies, self.settings.jwt_cookie)
 
+    @property
+    def _open(self) -> bool:
+        """Nothing configured and anonymous allowed: credentials are not checked at all (the
+        OpenAI SDK always sends some bearer token)."""
+        return self.settings.allows_anonymous and not self.keys and self.jwt is None
+
     def require(self, request: Request, scope: str) -> Principal:
         """An API key granting ``scope``, or anonymous where allowed."""
+        if self._open:
+            return ANONYMOUS
         token = self._token(request)
         if token is None:
             if self.settings.allows_anonymous:
@@ -102,6 +110,8 @@ class Authenticator:
 
     def subscriber(self, request: Request, channel: str) -> Principal:
         """A JWT granting ``channel`` (or an API key with ``channels:subscribe``)."""
+        if self._open:
+            return ANONYMOUS
         token = self._token(request)
         if token is None:
             if self.settings.allows_anonymous:

@@ -7,6 +7,7 @@ The status is chosen from the exception's class; exceptions that are not mianzha
 from __future__ import annotations
 
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,6 +54,14 @@ def rate_limited(exc: e.RateLimited) -> JSONResponse:
     return JSONResponse(body, status_code=429, headers=rate_limit_headers(exc))
 
 
+def error_body(exc: e.MianzhangError) -> dict[str, object]:
+    """``{"message", "type", "param", "code"}``: the OpenAI error shape, so SDK clients parse
+    every refusal; ``type`` is the exception's class, ``code`` the same in snake_case."""
+    name = type(exc).__name__
+    code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return {"message": str(exc), "type": name, "param": None, "code": code}
+
+
 def status_of(exc: e.MianzhangError) -> int:
     for cls, status in _STATUS:
         if isinstance(exc, cls):
@@ -69,7 +78,7 @@ async def error_response(request: Request, exc: Exception) -> Response:
     if isinstance(exc, e.MianzhangError):
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        body = {"error": {"type": type(exc).__name__, "message": str(exc)}}
+        body = {"error": error_body(exc)}
         if status >= 500:
             logger.error("request failed: %s", exc, exc_info=exc)
         return JSONResponse(body, status_code=status, headers=headers)

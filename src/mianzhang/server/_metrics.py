@@ -11,17 +11,23 @@ from prometheus_client.registry import Collector
 from .._responses import StreamSupervisor
 from ..files import FilesStats
 from ..log import EventLog, LogStatistics
+from ..log.serve import ServeStatistics
 
 __all__ = ["register_stream_metrics"]
 
 
 class _StreamCollector(Collector):
     def __init__(
-        self, supervisor: StreamSupervisor, log: EventLog, files: FilesStats | None
+        self,
+        supervisor: StreamSupervisor,
+        log: EventLog,
+        files: FilesStats | None,
+        serving: ServeStatistics | None,
     ) -> None:
         self.supervisor = supervisor
         self.log = log
         self.files = files
+        self.serving = serving
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         stats = self.supervisor.stats
@@ -43,6 +49,25 @@ class _StreamCollector(Collector):
         yield CounterMetricFamily(
             "mianzhang_streams_opened", "Streaming responses opened", value=stats.opened
         )
+        yield CounterMetricFamily(
+            "mianzhang_stream_events_sent", "Events written to streams", value=stats.items_sent
+        )
+        yield CounterMetricFamily(
+            "mianzhang_stream_bytes_sent", "Body bytes written to streams", value=stats.bytes_sent
+        )
+        serving = self.serving
+        if serving is not None:
+            yield CounterMetricFamily(
+                "mianzhang_stream_resumes",
+                "Readers that resumed after a Last-Event-ID",
+                value=serving.resumes,
+            )
+            resets = CounterMetricFamily(
+                "mianzhang_stream_resets", "reset events sent (lost history)", labels=["reason"]
+            )
+            for reason, value in sorted(serving.resets.items()):
+                resets.add_metric([reason], value)
+            yield resets
         statistics = getattr(self.log, "statistics", None)
         if statistics is not None:
             held: LogStatistics = statistics()
@@ -74,5 +99,6 @@ def register_stream_metrics(
     supervisor: StreamSupervisor,
     log: EventLog,
     files: FilesStats | None = None,
+    serving: ServeStatistics | None = None,
 ) -> None:
-    registry.register(_StreamCollector(supervisor, log, files))
+    registry.register(_StreamCollector(supervisor, log, files, serving))

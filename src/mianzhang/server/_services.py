@@ -50,14 +50,6 @@ def _open_log(settings: Settings) -> EventLog:
     return MemoryEventLog()
 
 
-async def _let_producers_finish(host: StreamHost, timeout: float) -> None:
-    """Wait (bounded) for this instance's producers to end by themselves."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            while host.producers.running():
-                await asyncio.sleep(0.05)
-
-
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Build every service; on exit, stop producers, drain streams and close the log last."""
@@ -74,7 +66,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     )
     llm = LLMService(settings.llm, metrics_registry=metrics)
     files = FilesService(settings.files, log) if settings.files.enabled else None
-    register_stream_metrics(metrics, supervisor, log, files.stats if files else None)
+    register_stream_metrics(
+        metrics, supervisor, log, files.stats if files else None, host.stats
+    )
     auth = Authenticator(settings.auth)
     redis_url = settings.redis_url if settings.log_backend == "redis" else None
     limiter = RateLimiter(settings.limits, redis_url=redis_url, prefix=settings.redis_prefix)
@@ -124,7 +118,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             if drain_files is not None:
                 drain_files.cancel()
                 await asyncio.gather(drain_files, return_exceptions=True)
-            await _let_producers_finish(host, settings.producer_drain_timeout)
+            # producers get a bounded time to finish by themselves (readers moved elsewhere)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.producer_drain_timeout):
+                    await host.producers.wait_idle()
             await host.aclose()
             if files is not None:
                 await files.aclose()  # before the log: interrupted uploads publish a last event

@@ -99,7 +99,7 @@ def jobs_router(get_services: Callable[[Request], Services]) -> APIRouter:
             return _error(400, "InvalidJobInput", str(exc), problems=exc.problems)
         except JobQueueFull as exc:
             return _error(503, "JobQueueFull", str(exc), {"Retry-After": "1"})
-        payload = job_json(record, request)
+        payload = job_json(record, request, with_input=False)  # the client has it
         return JSONResponse(
             payload, status_code=202, headers={"Location": payload["links"]["self"]}
         )
@@ -138,6 +138,6 @@ def jobs_router(get_services: Callable[[Request], Services]) -> APIRouter:
         if record.state in (JobState.SUCCEEDED, JobState.FAILED):  # finished meanwhile
             return _error(409, "conflict", f"job {job_id!r} already {record.state.value}")
         status = 200 if record.state.terminal else 202
-        return JSONResponse(job_json(record, request), status_code=status)
+        return JSONResponse(job_json(record, request, with_input=False), status_code=status)
 
     return router

@@ -88,7 +88,7 @@ export function mount(root, { api = "" } = {}) {
   const percent = el("span", { "data-testid": "jobs-percent" }, "0%");
   const message = el("span", { class: "muted", "data-testid": "jobs-message" }, "");
   const cancel = el("button", { type: "button", disabled: true, "data-testid": "jobs-cancel" }, "Cancel");
-  const partials = el("ol", { "data-testid": "jobs-partials", class: "ticks" });
+  const partials = el("ol", { "data-testid": "jobs-partials", class: "ticks", style: "padding-left:2.2rem" });
   const result = el("pre", { "data-testid": "jobs-result", style: "white-space:pre-wrap" }, "");
   const error = el("div", { "data-testid": "jobs-error", style: "color:#b00020" }, "");
   const recent = el("ul", { "data-testid": "jobs-recent" });
