@@ -88,3 +88,26 @@ def test_a_second_concurrent_stream_is_refused_before_it_starts() -> None:
         # the first stream ended: its slot is free again
         with client.stream("GET", "/v1/demo/ticks?interval=0.05&count=1") as third:
             assert third.status_code == 200
+
+
+def test_llm_tokens_per_minute_refuse_the_next_generation_once_spent() -> None:
+    with _client(llm_tokens_per_minute=20) as client:
+        body = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+        first = client.post("/v1/chat/completions", json=body)
+        assert first.status_code == 200
+        assert first.json()["usage"]["total_tokens"] > 20  # overdraws the window
+        refused = client.post("/v1/chat/completions", json={**body, "stream": True})
+        assert refused.status_code == 429
+        assert refused.headers["ratelimit-policy"] == '"tokens";q=20;w=60'
+        assert refused.json()["error"]["policy"] == "tokens"
+
+
+def test_streamed_generations_are_charged_when_they_end() -> None:
+    with _client(llm_tokens_per_minute=20) as client:
+        body = {"model": "demo", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        with client.stream("POST", "/v1/chat/completions", json=body) as first:
+            assert first.status_code == 200
+            lines = [line for line in first.iter_lines() if line.startswith("data:")]
+        assert lines[-1] == "data: [DONE]"
+        refused = client.post("/v1/chat/completions", json=body)
+        assert refused.status_code == 429

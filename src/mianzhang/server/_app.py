@@ -23,7 +23,7 @@ from .._responses import SUPERVISOR_STATE_KEY
 from ..files import FilesService
 from ..llm import LLMService
 from ..log.serve import StreamHost
-from ._deps import require, services
+from ._deps import require, services, token_budget
 from ._errors import error_response
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._services import open_services
@@ -98,7 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router(services))
     app.include_router(streams_router(_host), dependencies=[Depends(require("streams"))])
     app.include_router(demo_router())
-    app.include_router(llm_router(_llm, _host), dependencies=[Depends(require("llm"))])
+    app.include_router(
+        llm_router(_llm, _host, get_budget=token_budget), dependencies=[Depends(require("llm"))]
+    )
     app.include_router(
         files_router(
             _files,

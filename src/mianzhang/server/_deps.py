@@ -6,16 +6,37 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 
-from ._auth import Principal
+from ._auth import ANONYMOUS, Principal
+from ._limits import RateLimiter
 from ._services import Services
 
-__all__ = ["caller", "require", "services"]
+__all__ = ["LimiterBudget", "caller", "require", "services", "token_budget"]
 
 
 def services(request: Request) -> Services:
     """The app's :class:`Services` (built by its lifespan)."""
     found: Services = request.app.state.services
     return found
+
+
+class LimiterBudget:
+    """The LLM routes' token budget (``routes.llm.TokenBudget``) on the app's rate limiter."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def check(self, request: Request) -> str:
+        principal = getattr(request.state, "principal", ANONYMOUS)
+        who = caller(request, principal)
+        await self.limiter.check_tokens(who)
+        return who
+
+    async def charge(self, who: str, tokens: int) -> None:
+        await self.limiter.charge_tokens(who, tokens)
+
+
+def token_budget(request: Request) -> LimiterBudget:
+    return LimiterBudget(services(request).limiter)
 
 
 def caller(request: Request, principal: Principal) -> str:

@@ -41,7 +41,7 @@ from ...llm._service import LLMService, PreparedStream
 from ...llm._streams import LogEntry
 from ...log import EventLog, LogEvent, Reset, StreamState, format_id
 
-__all__ = ["StreamHost", "llm_router"]
+__all__ = ["StreamHost", "TokenBudget", "llm_router"]
 
 T = TypeVar("T")
 
@@ -104,17 +104,56 @@ async def _until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
     return task.result()
 
 
+class TokenBudget(Protocol):
+    """Per-caller LLM token limits (the server's rate limiter)."""
+
+    async def check(self, request: Request) -> str:
+        """Raise ``RateLimited`` if the caller has no tokens left; return its limit key."""
+        ...
+
+    async def charge(self, who: str, tokens: int) -> None:
+        """Record tokens a generation of ``who`` used."""
+        ...
+
+
+async def _charged(
+    producer: AsyncIterator[LogEntry],
+    prepared: PreparedStream,
+    budget: TokenBudget,
+    who: str,
+) -> AsyncIterator[LogEntry]:
+    """``producer``'s entries; when it ends, however, its tokens are charged to ``who``."""
+    try:
+        async with contextlib.aclosing(producer) as entries:  # type: ignore[type-var]
+            async for entry in entries:
+                yield entry
+    finally:
+        usage = prepared.generation.usage
+        await asyncio.shield(budget.charge(who, usage.total_tokens))
+
+
 def llm_router(
-    get_llm: Callable[[Request], LLMService], get_host: Callable[[Request], StreamHost]
+    get_llm: Callable[[Request], LLMService],
+    get_host: Callable[[Request], StreamHost],
+    *,
+    get_budget: Callable[[Request], TokenBudget] | None = None,
 ) -> APIRouter:
     """The gateway's routes; ``get_llm(request)`` / ``get_host(request)`` return the app's
-    :class:`LLMService` and its :class:`StreamHost`."""
+    :class:`LLMService` and its :class:`StreamHost`; ``get_budget(request)`` its token limits
+    (checked before a generation starts, charged with the usage when it ends)."""
     router = APIRouter(prefix="/v1", tags=["llm"])
 
-    async def start(request: Request, prepared: PreparedStream) -> StreamHost:
+    async def check_budget(request: Request) -> str | None:
+        if get_budget is None:
+            return None
+        return await get_budget(request).check(request)
+
+    async def start(request: Request, prepared: PreparedStream, who: str | None) -> StreamHost:
         host = get_host(request)
         await get_llm(request).create_stream(host.log, prepared)
         producer = LLMService.producer(host.log, prepared)
+        if get_budget is not None and who is not None:
+            producer = _charged(producer, prepared, get_budget(request), who)
         await host.start(prepared.stream_id, producer, background=prepared.background)
         return host
 
@@ -131,16 +170,20 @@ def llm_router(
         llm = get_llm(request)
         try:
             body = parse_body(await request.body(), ChatCompletionBody)
+        except LLMError as exc:
+            return _error(exc)
+        who = await check_budget(request)
+        try:
             prepared = llm.prepare_chat(body)
         except LLMError as exc:
             return _error(exc)
         if not body.stream:
-            return await _complete(request, prepared)
-        host = await start(request, prepared)
+            return await _complete(request, prepared, who)
+        host = await start(request, prepared, who)
         headers = {"X-Stream-Id": prepared.stream_id}
         return host.sse(request, prepared.stream_id, None, headers)
 
-    async def _complete(request: Request, prepared: PreparedStream) -> Response:
+    async def _complete(request: Request, prepared: PreparedStream, who: str | None) -> Response:
         generation = prepared.generation
         collector = ChatCompletionCollector(
             completion_id=prepared.stream_id, model=generation.model, created=generation.created
@@ -156,6 +199,9 @@ def llm_router(
             result = await _until_disconnect(request, run())
         except LLMError as exc:
             return _error(exc)
+        finally:
+            if get_budget is not None and who is not None:
+                await get_budget(request).charge(who, generation.usage.total_tokens)
         if result is None:  # the client is gone: nobody reads this
             return Response(status_code=499)
         return JSONResponse(result)
@@ -166,10 +212,14 @@ def llm_router(
         llm = get_llm(request)
         try:
             body = parse_body(await request.body(), GenerationBody)
+        except LLMError as exc:
+            return _error(exc)
+        who = await check_budget(request)
+        try:
             prepared = llm.prepare_native(body)
         except LLMError as exc:
             return _error(exc)
-        await start(request, prepared)
+        await start(request, prepared, who)
         stream_url = f"/v1/streams/{prepared.stream_id}"
         payload = {
             "stream_id": prepared.stream_id,
@@ -185,10 +235,14 @@ def llm_router(
         llm = get_llm(request)
         try:
             body = parse_body(await request.body(), ResponsesBody)
+        except LLMError as exc:
+            return _error(exc)
+        who = await check_budget(request)
+        try:
             prepared = llm.prepare_responses(body)
         except LLMError as exc:
             return _error(exc)
-        host = await start(request, prepared)
+        host = await start(request, prepared, who)
         headers = {"X-Stream-Id": prepared.stream_id}
         if body.stream:
             return host.sse(request, prepared.stream_id, None, headers)
