@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -477,7 +478,16 @@ def machine() -> dict[str, Any]:
     for dist in ("uvicorn", "uvloop", "httptools", "starlette", "fastapi", "sse-starlette"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
+    sources = {}
+    for name in ("_responses.py", "_sse.py"):  # what was measured, when src/ is being edited
+        path = ROOT / "src" / "mianzhang" / name
+        sources[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, check=False
+    )
     return {
+        "git_head": head.stdout.decode().strip(),
+        "source_sha256": sources,
         "platform": platform.platform(),
         "cpu": model,
         "cpus": os.cpu_count(),
@@ -679,7 +689,13 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ("S3 idle: KiB per connection", ["S3 KiB/conn (1st level)", "S3 KiB/conn (2nd level)"], {}),
         ("S5 time to first event", ["S5 p50", "S5 p99"], {}),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6))
+    counts = results.get("params", {}).get("s3", {}).get("counts", [])
+    levels = zip(("1st", "2nd"), counts, strict=False)
+    legend = {f"S3 KiB/conn ({n} level)": f"@{c:,} connections" for n, c in levels}
+    legend.update({"S2 events/s": "events/s", "S2 first event p99": "first event p99"})
+    legend.update({"S5 p50": "p50", "S5 p99": "p99"})
+    fig, grid = plt.subplots(2, 2, figsize=(12, 9))
+    axes = list(grid.flat)
     colors = ["#4477aa", "#ee6677"]
     for ax, (title, labels, goal) in zip(axes, panels, strict=True):
         peers = [
@@ -689,7 +705,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         for i, label in enumerate(labels):
             xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(peers))]
             ys = [adv.get(label, {}).get(p, float("nan")) for p in peers]
-            bars = ax.bar(xs, ys, width, label=label, color=colors[i % 2])
+            bars = ax.bar(xs, ys, width, label=legend.get(label, label), color=colors[i % 2])
             for bar, y in zip(bars, ys, strict=True):
                 if y == y:  # not NaN
                     ax.annotate(
@@ -705,12 +721,16 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xticks(range(len(peers)))
-        ax.set_xticklabels([LABELS[p].replace(" (", "\n(") for p in peers], fontsize=7, rotation=20)
+        ax.set_xticklabels([LABELS[p].replace(" (", "\n(") for p in peers], fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("mianzhang advantage (x, >1 = mianzhang better)", fontsize=7)
         if len(labels) > 1:
             ax.legend(fontsize=7)
-    fig.suptitle("mianzhang EventSourceResponse vs peers (dashed: target)", fontsize=10)
+    fig.suptitle(
+        "mianzhang EventSourceResponse: how many times better than each peer "
+        "(log scale; >1 = mianzhang better; dashed = target)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -769,6 +789,9 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="*", choices=SCENARIOS)
     parser.add_argument("--peers", nargs="*", choices=PEERS)
     parser.add_argument("--out", help="results JSON path (the PNG goes next to it)")
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw the chart and tables from --out"
+    )
     # client mode (internal)
     parser.add_argument("--client", choices=SCENARIOS, help=argparse.SUPPRESS)
     parser.add_argument("--targets", nargs="*", help=argparse.SUPPRESS)
@@ -786,6 +809,11 @@ def main() -> None:
         ):
             parser.error("keep it bounded")
         run_client(args)
+    elif args.replot:
+        out = Path(args.out) if args.out else RESULTS / "sse_peers.json"
+        results = json.loads(out.read_text())
+        chart(results, out.with_suffix(".png"))
+        print(table(results))
     else:
         orchestrate(args)
 

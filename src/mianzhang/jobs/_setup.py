@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from ..log import EventLog
@@ -27,6 +27,9 @@ from ._runner import JobRunner
 from ._service import JobService, LocalJobPool
 from ._settings import JobsSettings
 from ._store import MemoryJobStore
+
+if TYPE_CHECKING:
+    from ._redis import RedisJobWorker
 
 __all__ = ["JobHost"]
 
@@ -147,7 +150,7 @@ async def _start_redis(
     )
 
 
-async def _serve(worker: Any) -> None:
+async def _serve(worker: RedisJobWorker) -> None:
     """Run the embedded worker until cancelled; a crash is logged and the worker restarted
     (after a second), so the server never silently stops taking jobs."""
     while True:

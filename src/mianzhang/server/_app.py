@@ -21,6 +21,7 @@ from .. import __version__
 from .._errors import FileNotFound, MianzhangError
 from .._responses import SUPERVISOR_STATE_KEY
 from ..files import FilesService
+from ..jobs import JobService
 from ..llm import LLMService
 from ..log.serve import StreamHost
 from ._deps import require, services, token_budget
@@ -50,6 +51,10 @@ def _host(request: Request) -> StreamHost:
 
 def _llm(request: Request) -> LLMService:
     return services(request).llm
+
+
+def _jobs(request: Request) -> JobService:
+    return services(request).jobs
 
 
 def _files(request: Request) -> FilesService:
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         files_router(
             _files,
+            get_jobs=_jobs,
             read_dependencies=[Depends(require("files:read"))],
             write_dependencies=[Depends(require("files:write"))],
         )

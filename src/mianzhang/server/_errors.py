@@ -27,6 +27,7 @@ _STATUS: tuple[tuple[type[e.MianzhangError], int], ...] = (
     (e.Forbidden, 403),
     (e.JobNotFound, 404),
     (e.UnknownJobType, 400),
+    (e.InvalidJobInput, 400),
     (e.JobQueueFull, 503),
     (e.FileNotFound, 404),
     (e.UploadTooLarge, 413),

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.log_backend == "redis" and not self.redis_url:
             raise ValueError("log_backend 'redis' needs MIANZHANG_REDIS_URL")
+        if self.jobs.queue == "redis" and self.log_backend != "redis":
+            raise ValueError("jobs.queue 'redis' needs MIANZHANG_LOG_BACKEND=redis")
         low, high = self.reconnect_retry_ms
         if low < 0 or high < low:
             raise ValueError("reconnect_retry_ms must be (low, high) with 0 <= low <= high")
