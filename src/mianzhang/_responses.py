@@ -481,12 +481,19 @@ class _Stream:
         wake = self._wake
         drained = self._drained
         limit = self.response.max_buffer
+        first = True
         try:
             async for item in iterator:
                 chunk = encode(item)
                 buffer.append(chunk)
                 self._buffered += len(chunk)
                 wake.set()
+                if first:
+                    # one loop turn after the first item: the sender puts the headers and the
+                    # first event on the wire now instead of after a full 64 KiB batch (time
+                    # to first event stays fair when many streams start at once)
+                    first = False
+                    await asyncio.sleep(0)
                 while self._buffered >= limit:
                     drained.clear()
                     await drained.wait()
@@ -530,9 +537,9 @@ class _Stream:
         self.on_drain(self.response.shutdown_grace_period)
 
     # -- sender -----------------------------------------------------------------------------
-    async def _send_body(self, body: bytes) -> bool:
+    async def _send_body(self, body: bytes, more: bool = True) -> bool:
         """Send one chunk; False if the stream must stop (timeout, peer gone)."""
-        message = {"type": "http.response.body", "body": body, "more_body": True}
+        message = {"type": "http.response.body", "body": body, "more_body": more}
         timeout = self.response.send_timeout
         try:
             if timeout is None:
@@ -594,6 +601,8 @@ class _Stream:
         while True:
             wake.clear()
             if self._buffer:
+                if self._producer_done and self._failure is None and self.stop_reason is None:
+                    return  # the last bytes leave with the end of the body (one message less)
                 if not await self._flush():
                     return
                 continue
@@ -624,10 +633,19 @@ class _Stream:
         elif self.stop_reason == "drain":
             hint = self.supervisor.retry_hint() if self.supervisor else 2000
             tail = response.reconnect_chunk(hint) or b""
-        if tail and not await self._send_body(tail):
-            return
+        buffer = self._buffer
+        items = len(buffer)
+        if items:
+            tail = b"".join(buffer) + tail
+            buffer.clear()
         self._ending = True
-        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not await self._send_body(tail, more=False):
+            self._ending = False
+            return
+        if self.supervisor is not None and tail:
+            stats = self.supervisor.stats
+            stats.items_sent += items
+            stats.bytes_sent += len(tail)
         # like Starlette: the background task runs only after a stream that did not fail
         self.finished_cleanly = self._failure is None
 
