@@ -387,8 +387,9 @@ def main() -> None:
     parser.add_argument("--phase-cap", type=float, default=120.0, help="seconds per phase, max")
     parser.add_argument(
         "--litellm",
-        default="/tmp/h8-litellm/bin/litellm",
-        help="path of the litellm CLI (separate venv), or 'none'",
+        default="auto",
+        help="path of the litellm CLI, 'auto' (a venv in bench/.venv-litellm, created with"
+        " pip on first use) or 'none'",
     )
     parser.add_argument(
         "--gateway-app",
@@ -398,6 +399,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "llm_gateway.json")
     args = parser.parse_args()
+    if args.litellm == "auto":
+        args.litellm = ensure_litellm()
     if args.quick:
         args.ttft_requests, args.warmup, args.levels, args.streams_factor = 50, 10, [20], 2
     try:
@@ -411,6 +414,18 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))
+
+
+def ensure_litellm() -> str:
+    """LiteLLM's proxy in its own venv (its pins must not touch ours), made on first use."""
+    venv = ROOT / "bench" / ".venv-litellm"
+    cli = venv / "bin" / "litellm"
+    if not cli.exists():
+        print(f"installing LiteLLM's proxy into {venv} (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "litellm[proxy]"], check=True)
+    return str(cli)
 
 
 if __name__ == "__main__":
