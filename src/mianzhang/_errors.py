@@ -41,6 +41,7 @@
     │   └── Forbidden                     valid, but not for this resource: 403
     ├── RateLimited                       a per-key limit is exhausted: 429 with Retry-After
     ├── RequestTimeout                    the request body stalled past its deadline: 408
+    ├── Draining                          the instance is shutting down: 503, retry elsewhere
     └── ConfigError (ValueError)          settings rejected at start
 
 Errors of dependencies (redis-py, httpx) are translated at the adapter boundary with
@@ -398,6 +399,10 @@ class RateLimited(MianzhangError):
 
 class RequestTimeout(MianzhangError):
     """The client stopped sending its request body for longer than the body deadline."""
+
+
+class Draining(MianzhangError):
+    """This instance is shutting down and starts no new work; another instance will."""
 
 
 class ConfigError(MianzhangError, ValueError):

@@ -24,7 +24,7 @@ from ..files import FilesService
 from ..jobs import JobService
 from ..llm import LLMService
 from ..log.serve import StreamHost
-from ._deps import require, services, token_budget
+from ._deps import not_draining, require, services, token_budget
 from ._errors import error_response
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._services import open_services
@@ -104,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(streams_router(_host), dependencies=[Depends(require("streams"))])
     app.include_router(demo_router())
     app.include_router(
-        llm_router(_llm, _host, get_budget=token_budget), dependencies=[Depends(require("llm"))]
+        llm_router(_llm, _host, get_budget=token_budget),
+        dependencies=[Depends(not_draining), Depends(require("llm"))],
     )
     app.include_router(
         files_router(

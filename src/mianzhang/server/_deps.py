@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 
+from .._errors import Draining
 from ._auth import ANONYMOUS, Principal
 from ._limits import RateLimiter
 from ._services import Services
 
-__all__ = ["LimiterBudget", "caller", "require", "services", "token_budget"]
+__all__ = ["LimiterBudget", "caller", "not_draining", "require", "services", "token_budget"]
 
 
 def services(request: Request) -> Services:
@@ -45,6 +46,13 @@ def caller(request: Request, principal: Principal) -> str:
     if principal.kind == "anonymous":
         return f"ip:{request.client.host if request.client else 'unknown'}"
     return f"{principal.kind}:{principal.name}"
+
+
+async def not_draining(request: Request) -> None:
+    """New work (``POST``) is refused with 503 + ``Retry-After`` once the instance drains, so
+    the client or the load balancer takes it to another instance."""
+    if request.method == "POST" and services(request).supervisor.draining:
+        raise Draining("this instance is shutting down: retry on another one")
 
 
 def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:

@@ -37,6 +37,7 @@ _STATUS: tuple[tuple[type[e.MianzhangError], int], ...] = (
     (e.UploadConflict, 409),
     (e.SSEError, 400),
     (e.RequestTimeout, 408),
+    (e.Draining, 503),
 )
 
 
@@ -79,6 +80,8 @@ async def error_response(request: Request, exc: Exception) -> Response:
     if isinstance(exc, e.MianzhangError):
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, e.Draining):
+            headers = {"Retry-After": "1", "Connection": "close"}
         body = {"error": error_body(exc)}
         if status >= 500:
             logger.error("request failed: %s", exc, exc_info=exc)

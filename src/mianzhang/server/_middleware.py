@@ -187,9 +187,7 @@ class BodyDeadline:
                 async with asyncio.timeout(self.timeout):
                     message = await receive()
             except TimeoutError:
-                raise RequestTimeout(
-                    f"request body silent for {self.timeout:.0f}s"
-                ) from None
+                raise RequestTimeout(f"request body silent for {self.timeout:.0f}s") from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message

@@ -66,9 +66,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     )
     llm = LLMService(settings.llm, metrics_registry=metrics)
     files = FilesService(settings.files, log) if settings.files.enabled else None
-    register_stream_metrics(
-        metrics, supervisor, log, files.stats if files else None, host.stats
-    )
+    register_stream_metrics(metrics, supervisor, log, files.stats if files else None, host.stats)
     auth = Authenticator(settings.auth)
     redis_url = settings.redis_url if settings.log_backend == "redis" else None
     limiter = RateLimiter(settings.limits, redis_url=redis_url, prefix=settings.redis_prefix)
