@@ -60,6 +60,10 @@ __all__ = ["LogEntry", "ProducerRunner", "cancel_marker", "complete_shielded"]
 
 logger = logging.getLogger("mianzhang.producers")
 
+# After each of the first entries the runner yields to the event loop once: time to the first
+# event for readers, at a cost of a few loop turns per stream (not per entry).
+_EAGER_ENTRIES = 3
+
 _MARKER_TTL = 60.0
 
 
@@ -202,6 +206,10 @@ class ProducerRunner:
             async for entry in producer:
                 n += 1
                 await self._append(stream, entry, f"{token}:{n}")
+                if n <= _EAGER_ENTRIES:
+                    # Let the readers run now: a producer whose input arrived in one burst would
+                    # otherwise append the whole burst before anyone sees the first event.
+                    await asyncio.sleep(0)
         except StreamClosedError:
             return  # cancelled elsewhere: the stream already says so
         except asyncio.CancelledError as exc:

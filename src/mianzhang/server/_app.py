@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse
@@ -27,6 +28,7 @@ from ..log.serve import StreamHost
 from ._deps import not_draining, require, services, token_budget
 from ._errors import error_response
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
+from ._otel import otlp_tracer_provider, telemetry_config
 from ._services import open_services
 from ._settings import Settings, load_settings
 from .routes.channels import channels_router
@@ -64,10 +66,17 @@ def _files(request: Request) -> FilesService:
     return files
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> FastAPI:
     """The server app. Without ``settings`` they are read (and validated) from ``MIANZHANG_*``;
-    invalid settings raise :class:`~mianzhang.ConfigError` here, before anything runs."""
+    invalid settings raise :class:`~mianzhang.ConfigError` here, before anything runs.
+
+    ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for request spans (the app does
+    not shut it down); with ``settings.otel_tracing`` and none given, an OTLP one is made and
+    shut down with the app."""
     settings = settings or load_settings()
+    owned_provider = None
+    if tracer_provider is None and settings.otel_tracing:
+        tracer_provider = owned_provider = otlp_tracer_provider()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
@@ -83,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     yield {SUPERVISOR_STATE_KEY: built.supervisor}
                 finally:
                     built.supervisor.drain()
+                    if owned_provider is not None:
+                        owned_provider.shutdown()
 
     app = FastAPI(
         title="mianzhang",
@@ -90,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        telemetry=telemetry_config(tracer_provider),  # type: ignore[arg-type]
     )
     app.state.settings = settings
     # outermost first: request id around everything, then the body deadline, stream slots

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     body_timeout: float = Field(default=30.0, gt=0)  # longest silence inside a request body
     max_connections: int = Field(default=10_000, ge=1)  # beyond: 503 (uvicorn)
     log_format: Literal["text", "json"] = "text"
+    otel_tracing: bool = False  # OpenTelemetry request spans over OTLP (extra "otel")
     # At shutdown, running producers get this long to finish (their readers have moved to
     # other instances and keep receiving through Redis) before they are cancelled.
     producer_drain_timeout: float = Field(default=5.0, ge=0)

@@ -44,6 +44,7 @@ from ...log import EventLog, LogEvent, Reset, StreamState, format_id
 __all__ = ["StreamHost", "TokenBudget", "llm_router"]
 
 T = TypeVar("T")
+B = TypeVar("B", ChatCompletionBody, GenerationBody, ResponsesBody)
 
 
 class StreamHost(Protocol):
@@ -148,6 +149,22 @@ def llm_router(
             return None
         return await get_budget(request).check(request)
 
+    async def admit(
+        request: Request, body_type: type[B], prepare: Callable[[B], PreparedStream]
+    ) -> tuple[B, PreparedStream, str | None] | Response:
+        """Parse the body, check the caller's token budget, prepare the generation; or the
+        refusal to answer (4xx JSON, nothing started)."""
+        try:
+            body = parse_body(await request.body(), body_type)
+        except LLMError as exc:
+            return _error(exc)
+        who = await check_budget(request)
+        try:
+            prepared = prepare(body)
+        except LLMError as exc:
+            return _error(exc)
+        return body, prepared, who
+
     async def start(request: Request, prepared: PreparedStream, who: str | None) -> StreamHost:
         host = get_host(request)
         await get_llm(request).create_stream(host.log, prepared)
@@ -167,16 +184,10 @@ def llm_router(
     @router.post("/chat/completions", name="llm:chat")
     async def chat_completions(request: Request) -> Response:
         """OpenAI Chat Completions (see the module docstring)."""
-        llm = get_llm(request)
-        try:
-            body = parse_body(await request.body(), ChatCompletionBody)
-        except LLMError as exc:
-            return _error(exc)
-        who = await check_budget(request)
-        try:
-            prepared = llm.prepare_chat(body)
-        except LLMError as exc:
-            return _error(exc)
+        admitted = await admit(request, ChatCompletionBody, get_llm(request).prepare_chat)
+        if isinstance(admitted, Response):
+            return admitted
+        body, prepared, who = admitted
         if not body.stream:
             return await _complete(request, prepared, who)
         host = await start(request, prepared, who)
@@ -209,16 +220,10 @@ def llm_router(
     @router.post("/llm/generations", name="llm:generations", status_code=201)
     async def generations(request: Request) -> Response:
         """Create a generation for the native event stream; follow ``stream_url``."""
-        llm = get_llm(request)
-        try:
-            body = parse_body(await request.body(), GenerationBody)
-        except LLMError as exc:
-            return _error(exc)
-        who = await check_budget(request)
-        try:
-            prepared = llm.prepare_native(body)
-        except LLMError as exc:
-            return _error(exc)
+        admitted = await admit(request, GenerationBody, get_llm(request).prepare_native)
+        if isinstance(admitted, Response):
+            return admitted
+        _, prepared, who = admitted
         await start(request, prepared, who)
         stream_url = f"/v1/streams/{prepared.stream_id}"
         payload = {
@@ -232,16 +237,10 @@ def llm_router(
     @router.post("/responses", name="llm:responses")
     async def create_response(request: Request) -> Response:
         """OpenAI Responses API: stream, background, or wait for the result."""
-        llm = get_llm(request)
-        try:
-            body = parse_body(await request.body(), ResponsesBody)
-        except LLMError as exc:
-            return _error(exc)
-        who = await check_budget(request)
-        try:
-            prepared = llm.prepare_responses(body)
-        except LLMError as exc:
-            return _error(exc)
+        admitted = await admit(request, ResponsesBody, get_llm(request).prepare_responses)
+        if isinstance(admitted, Response):
+            return admitted
+        body, prepared, who = admitted
         host = await start(request, prepared, who)
         headers = {"X-Stream-Id": prepared.stream_id}
         if body.stream:
