@@ -13,6 +13,7 @@ from ._runner import JobRunner
 from ._service import JobQueue, JobService, LocalJobPool
 from ._settings import JobsSettings
 from ._setup import JobHost
+from ._stats import JobStatistics
 from ._store import JobStore, MemoryJobStore
 from ._summarize import split_text
 
@@ -42,6 +43,7 @@ __all__ = [
     "JobService",
     "JobSpec",
     "JobState",
+    "JobStatistics",
     "JobStore",
     "JobsSettings",
     "LocalJobPool",

@@ -24,6 +24,7 @@ from ..log import EventLog, StreamState
 from ._context import JobContext
 from ._model import JobRecord, JobState
 from ._registry import JobRegistry
+from ._stats import JobStatistics
 from ._store import JobStore
 
 __all__ = ["JobRunner"]
@@ -42,7 +43,9 @@ class JobRunner:
         worker_name: str = "local",
         cancel_poll: float = 0.5,
         requeue_on_shutdown: bool = False,
+        stats: JobStatistics | None = None,
     ) -> None:
+        self.stats = stats if stats is not None else JobStatistics()
         self.registry = registry
         self.store = store
         self.log = log
@@ -73,6 +76,18 @@ class JobRunner:
         """Run ``job_id`` if it is not terminal; return its final state (``None``: unknown id,
         or left running for another worker). ``worker`` names who runs it (default:
         ``worker_name``)."""
+        stats = self.stats
+        stats.running += 1
+        state: JobState | None = None
+        try:
+            state = await self._run(job_id, worker)
+            return state
+        finally:
+            stats.running -= 1
+            if state is not None and state.terminal:
+                stats.finished[state.value] = stats.finished.get(state.value, 0) + 1
+
+    async def _run(self, job_id: str, worker: str | None) -> JobState | None:
         record = await self.store.get(job_id)
         if record is None:
             return None

@@ -20,6 +20,7 @@ from ..log import EventLog
 from ._model import JobRecord, JobState, new_job_id
 from ._registry import JobRegistry
 from ._runner import JobRunner
+from ._stats import JobStatistics
 from ._store import JobStore
 
 __all__ = ["JobQueue", "JobService", "LocalJobPool"]
@@ -104,7 +105,9 @@ class JobService:
         *,
         keep_events: float = 3600.0,
         resources: Mapping[str, Any] | None = None,
+        stats: JobStatistics | None = None,
     ) -> None:
+        self.stats = stats if stats is not None else JobStatistics()
         self.registry = registry
         self.store = store
         self.log = log
@@ -142,6 +145,7 @@ class JobService:
             with contextlib.suppress(LogError):
                 await self.log.close(record.stream)
             raise
+        self.stats.submitted += 1
         return record
 
     async def recent(self, limit: int = 50) -> list[JobRecord]:

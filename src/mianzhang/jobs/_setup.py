@@ -26,6 +26,7 @@ from ._registry import JobRegistry
 from ._runner import JobRunner
 from ._service import JobService, LocalJobPool
 from ._settings import JobsSettings
+from ._stats import JobStatistics
 from ._store import MemoryJobStore
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class JobHost:
         when the log is not on Redis): ``queue="redis"`` without it is a
         :class:`ConfigError`, since workers elsewhere could not write progress readers see."""
         resources = dict(resources or {})
+        stats = JobStatistics()
         async with contextlib.AsyncExitStack() as stack:
             if settings.queue == "redis":
                 if redis_url is None:
@@ -66,12 +68,17 @@ class JobHost:
                         "(MIANZHANG_LOG_BACKEND=redis and MIANZHANG_REDIS_URL)"
                     )
                 service = await _start_redis(
-                    stack, settings, log, registry, resources, redis_url, prefix
+                    stack, settings, log, registry, resources, redis_url, prefix, stats
                 )
             else:
                 store = MemoryJobStore(keep_finished=settings.keep_finished)
                 runner = JobRunner(
-                    registry, store, log, resources=resources, cancel_poll=settings.cancel_poll
+                    registry,
+                    store,
+                    log,
+                    resources=resources,
+                    cancel_poll=settings.cancel_poll,
+                    stats=stats,
                 )
                 pool = await stack.enter_async_context(
                     LocalJobPool(
@@ -85,6 +92,7 @@ class JobHost:
                     pool,
                     keep_events=settings.keep_finished,
                     resources=resources,
+                    stats=stats,
                 )
             host = cls(service, stack.pop_all())
         return host
@@ -113,6 +121,7 @@ async def _start_redis(
     resources: dict[str, Any],
     redis_url: str,
     prefix: str,
+    stats: JobStatistics,
 ) -> JobService:
     import redis.asyncio as aioredis
 
@@ -130,6 +139,7 @@ async def _start_redis(
             resources=resources,
             cancel_poll=settings.cancel_poll,
             requeue_on_shutdown=True,
+            stats=stats,
         )
         worker = RedisJobWorker(
             client,
@@ -146,7 +156,13 @@ async def _start_redis(
 
         stack.push_async_callback(stop_worker)
     return JobService(
-        registry, store, log, queue, keep_events=settings.keep_finished, resources=resources
+        registry,
+        store,
+        log,
+        queue,
+        keep_events=settings.keep_finished,
+        resources=resources,
+        stats=stats,
     )
 
 

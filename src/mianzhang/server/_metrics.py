@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from .._responses import StreamSupervisor
 from ..files import FilesStats
+from ..jobs import JobStatistics
 from ..log import EventLog, LogStatistics
 from ..log.serve import ServeStatistics
 
@@ -23,7 +24,9 @@ class _StreamCollector(Collector):
         log: EventLog,
         files: FilesStats | None,
         serving: ServeStatistics | None,
+        jobs: JobStatistics | None,
     ) -> None:
+        self.jobs = jobs
         self.supervisor = supervisor
         self.log = log
         self.files = files
@@ -77,6 +80,20 @@ class _StreamCollector(Collector):
                 ("followers", "Open log followers (readers) on this instance"),
             ):
                 yield GaugeMetricFamily(f"mianzhang_log_{name}", help_text, getattr(held, name))
+        if self.jobs is not None:
+            jobs = self.jobs
+            yield CounterMetricFamily(
+                "mianzhang_jobs_submitted", "Jobs accepted by this instance", value=jobs.submitted
+            )
+            yield GaugeMetricFamily(
+                "mianzhang_jobs_running", "Jobs running in this instance", value=jobs.running
+            )
+            finished = CounterMetricFamily(
+                "mianzhang_jobs_finished", "Jobs ended by this instance's runners", labels=["state"]
+            )
+            for state in ("succeeded", "failed", "cancelled"):
+                finished.add_metric([state], jobs.finished.get(state, 0))
+            yield finished
         if self.files is not None:
             f = self.files
             for name, value, help_text in (
@@ -100,5 +117,6 @@ def register_stream_metrics(
     log: EventLog,
     files: FilesStats | None = None,
     serving: ServeStatistics | None = None,
+    jobs: JobStatistics | None = None,
 ) -> None:
-    registry.register(_StreamCollector(supervisor, log, files, serving))
+    registry.register(_StreamCollector(supervisor, log, files, serving, jobs))

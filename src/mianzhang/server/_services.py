@@ -66,7 +66,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     )
     llm = LLMService(settings.llm, metrics_registry=metrics)
     files = FilesService(settings.files, log) if settings.files.enabled else None
-    register_stream_metrics(metrics, supervisor, log, files.stats if files else None, host.stats)
     auth = Authenticator(settings.auth)
     redis_url = settings.redis_url if settings.log_backend == "redis" else None
     limiter = RateLimiter(settings.limits, redis_url=redis_url, prefix=settings.redis_prefix)
@@ -88,6 +87,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         prefix=settings.redis_prefix,
     )
     # -- end jobs --
+    register_stream_metrics(
+        metrics,
+        supervisor,
+        log,
+        files.stats if files else None,
+        host.stats,
+        jobs.service.stats,
+    )
     drain_files: asyncio.Task[None] | None = None
     if files is not None:
 
