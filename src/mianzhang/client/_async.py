@@ -20,12 +20,13 @@ from ._core import (
     Core,
     Options,
     State,
+    StreamView,
 )
 
 __all__ = ["EventStream", "connect"]
 
 
-class EventStream:
+class EventStream(StreamView):
     """A resuming stream of server-sent events over one ``httpx.AsyncClient``.
 
     Made by :func:`connect`; use it as an async context manager and iterate it. Guarantees:
@@ -75,31 +76,6 @@ class EventStream:
         self._response: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._reading = False
-
-    # -- public state ------------------------------------------------------------------------
-    @property
-    def last_event_id(self) -> str:
-        """The id a reconnect resumes after: the last event handed out (``""``: none)."""
-        return self._core.last_event_id
-
-    @property
-    def retry(self) -> int:
-        """The current reconnection time in milliseconds (the server's ``retry:`` wins)."""
-        return self._core.retry
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the stream connected again after its first attempt."""
-        return self._core.reconnects
-
-    @property
-    def response(self) -> httpx.Response | None:
-        """The response being read (its headers), ``None`` between connections."""
-        return self._response
-
-    @property
-    def closed(self) -> bool:
-        return self._state is State.CLOSED
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> EventStream:

@@ -74,6 +74,38 @@ def media_type(content_type: str) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
+class StreamView:
+    """The public state both stream classes share (async and sync differ only in I/O)."""
+
+    _core: Core
+    _response: httpx.Response | None
+    _state: State
+
+    @property
+    def last_event_id(self) -> str:
+        """The id a reconnect resumes after: the last event handed out (``""``: none)."""
+        return self._core.last_event_id
+
+    @property
+    def retry(self) -> int:
+        """The current reconnection time in milliseconds (the server's ``retry:`` wins)."""
+        return self._core.retry
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream connected again after its first attempt."""
+        return self._core.reconnects
+
+    @property
+    def response(self) -> httpx.Response | None:
+        """The response being read (its headers), ``None`` between connections."""
+        return self._response
+
+    @property
+    def closed(self) -> bool:
+        return self._state is State.CLOSED
+
+
 class Core:
     """Decoder, delivery queue, reconnection time and failure count of one stream.
 

@@ -21,12 +21,13 @@ from ._core import (
     Core,
     Options,
     State,
+    StreamView,
 )
 
 __all__ = ["SyncEventStream", "connect_sync"]
 
 
-class SyncEventStream:
+class SyncEventStream(StreamView):
     """A resuming stream of server-sent events over one ``httpx.Client``: the blocking twin
     of :class:`~mianzhang.client.EventStream`, with the same guarantees.
 
@@ -53,31 +54,6 @@ class SyncEventStream:
         self._response: httpx.Response | None = None
         self._chunks: Iterator[bytes] | None = None
         self._reading = False
-
-    # -- public state ------------------------------------------------------------------------
-    @property
-    def last_event_id(self) -> str:
-        """The id a reconnect resumes after: the last event handed out (``""``: none)."""
-        return self._core.last_event_id
-
-    @property
-    def retry(self) -> int:
-        """The current reconnection time in milliseconds (the server's ``retry:`` wins)."""
-        return self._core.retry
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the stream connected again after its first attempt."""
-        return self._core.reconnects
-
-    @property
-    def response(self) -> httpx.Response | None:
-        """The response being read (its headers), ``None`` between connections."""
-        return self._response
-
-    @property
-    def closed(self) -> bool:
-        return self._state is State.CLOSED
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> SyncEventStream:
