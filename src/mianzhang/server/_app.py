@@ -25,7 +25,7 @@ from ..files import FilesService
 from ..jobs import JobService
 from ..llm import LLMService
 from ..log.serve import StreamHost
-from ._deps import not_draining, require, services, token_budget
+from ._deps import require, services, token_budget
 from ._errors import error_response
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._otel import otlp_tracer_provider, telemetry_config
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     app.include_router(demo_router())
     app.include_router(
         llm_router(_llm, _host, get_budget=token_budget),
-        dependencies=[Depends(not_draining), Depends(require("llm"))],
+        dependencies=[Depends(require("llm", new_work=True))],
     )
     app.include_router(
         files_router(

@@ -55,11 +55,15 @@ async def not_draining(request: Request) -> None:
         raise Draining("this instance is shutting down: retry on another one")
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+def require(scope: str, *, new_work: bool = False) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller must hold ``scope`` (or be anonymous where allowed); the
-    principal is kept on ``request.state.principal`` for rate limits and logs."""
+    principal is kept on ``request.state.principal`` for rate limits and logs. With
+    ``new_work``, ``POST`` requests are refused while the instance drains (as
+    :func:`not_draining`), in the same dependency (one resolution per request)."""
 
     async def dependency(request: Request) -> Principal:
+        if new_work:
+            await not_draining(request)
         found = services(request)
         principal = found.auth.require(request, scope)
         request.state.principal = principal

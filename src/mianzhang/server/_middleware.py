@@ -83,22 +83,23 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            duration_ms = round((time.perf_counter() - started) * 1000, 2)
-            access_logger.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                duration_ms,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "bytes": sent,
-                    "duration_ms": duration_ms,
-                    "client": scope["client"][0] if scope.get("client") else None,
-                },
-            )
+            if access_logger.isEnabledFor(logging.INFO):
+                duration_ms = round((time.perf_counter() - started) * 1000, 2)
+                access_logger.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    duration_ms,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "bytes": sent,
+                        "duration_ms": duration_ms,
+                        "client": scope["client"][0] if scope.get("client") else None,
+                    },
+                )
             stream_id_var.reset(stream_token)
             request_id_var.reset(request_token)
 

@@ -172,6 +172,9 @@ def llm_router(
         if get_budget is not None and who is not None:
             producer = _charged(producer, prepared, get_budget(request), who)
         await host.start(prepared.stream_id, producer, background=prepared.background)
+        # one loop turn: the producer sends the upstream request now, while this request's
+        # response is still being set up (time to first token)
+        await asyncio.sleep(0)
         return host
 
     @router.get("/models", name="llm:models")
