@@ -111,3 +111,38 @@ def test_streamed_generations_are_charged_when_they_end() -> None:
         assert lines[-1] == "data: [DONE]"
         refused = client.post("/v1/chat/completions", json=body)
         assert refused.status_code == 429
+
+
+async def test_redis_stream_slots_are_renewed_while_held_and_expire_after_a_crash(
+    redis_url: str,
+) -> None:
+    """The docstring's promise: a live lease outlives its TTL (renewed); a crashed instance's
+    lease frees its slot after ``lease_ttl`` seconds at most."""
+    import asyncio
+    import time
+
+    settings = LimitsSettings(concurrent_streams=1, lease_ttl=1.5)
+    holder = RateLimiter(settings, redis_url=redis_url)
+    other = RateLimiter(settings, redis_url=redis_url)
+    try:
+        lease = await holder.stream("k")
+        assert lease is not None
+        await asyncio.sleep(2.5)  # longer than the TTL: only renewal keeps the slot taken
+        with pytest.raises(RateLimited):
+            await other.stream("k")
+        # "crash": the holder stops renewing without releasing
+        renewer = holder._slots._renewer  # type: ignore[attr-defined]
+        renewer.cancel()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                taken = await other.stream("k")
+                break
+            except RateLimited:
+                assert time.monotonic() < deadline, "the dead lease never expired"
+                await asyncio.sleep(0.1)
+        assert taken is not None
+        await taken.release()
+    finally:
+        await holder.aclose()
+        await other.aclose()

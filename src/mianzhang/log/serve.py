@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._responses import EventSourceResponse, StreamSupervisor
-from .._sse import ServerSentEvent
+from .._sse import ServerSentEvent, encode_data
 from ._producers import LogEntry, ProducerRunner
 from ._protocol import EventLog, LogEvent, Reset, StreamState, format_id, parse_id
 
@@ -79,19 +79,18 @@ async def log_events(
 
 
 def _encode(event: LogEvent) -> bytes:
-    # The hot path: one event, already validated by the log; encode without re-validating.
-    lines = [f"id: {event.id}\n"]
+    # The hot path: one event whose id the log made; encoded once, without re-validating.
     name = event.event
-    if name is not None:
-        if "\n" in name or "\r" in name:  # appended unchecked: never let it inject a field
-            return ServerSentEvent(event.data, event=name, id=event.id).encode()
-        lines.append(f"event: {name}\n")
+    if name is None:
+        head = f"id: {event.id}\n"
+    elif "\n" in name or "\r" in name:  # appended unchecked: never let it inject a field
+        return ServerSentEvent(event.data, event=name, id=event.id).encode()  # raises
+    else:
+        head = f"id: {event.id}\nevent: {name}\n"
     data = event.data
     if "\n" in data or "\r" in data:
-        lines.append(ServerSentEvent(data).encode().decode())
-    else:
-        lines.append(f"data: {data}\n\n")
-    return "".join(lines).encode()
+        return head.encode() + encode_data(data)
+    return f"{head}data: {data}\n\n".encode()
 
 
 def requested_after(request: Request) -> str | None:

@@ -38,8 +38,7 @@ from ..._errors import LLMError, StreamNotFound
 from ...llm import ChatCompletionCollector, ResponseSnapshot, error_payload, error_status
 from ...llm._requests import ChatCompletionBody, GenerationBody, ResponsesBody, parse_body
 from ...llm._service import LLMService, PreparedStream
-from ...llm._streams import LogEntry
-from ...log import EventLog, LogEvent, Reset, StreamState, format_id
+from ...log import EventLog, LogEntry, LogEvent, Reset, StreamState, format_id
 
 __all__ = ["StreamHost", "TokenBudget", "llm_router"]
 
