@@ -25,7 +25,10 @@ How each peer is used (its documented, ordinary way):
   (one constant message dict: the cheapest thing Python can hand to uvicorn).
 
 The Starlette-based peers are mounted on a bare ``Starlette`` router; ``fastapi.sse`` needs
-FastAPI's router (its SSE encoding lives in FastAPI's routing layer).
+FastAPI's router (its SSE encoding lives in FastAPI's routing layer). The ``-asgi`` variants
+(``mianzhang-asgi``, ``sse-starlette-asgi``, ``streaming-asgi``) call the same responses as
+bare ASGI apps, without a router, like ``raw``: they compare the response classes alone (a
+Starlette route keeps about 5 KiB of its own frames alive per open stream).
 """
 
 from __future__ import annotations
@@ -47,11 +50,45 @@ HEADERS = [
 ]
 assert len(EVENT) == 100
 
-PEERS = ("mianzhang", "mianzhang-bytes", "sse-starlette", "fastapi.sse", "streaming", "raw")
+PEERS = (
+    "mianzhang",
+    "mianzhang-bytes",
+    "sse-starlette",
+    "fastapi.sse",
+    "streaming",
+    "raw",
+    "mianzhang-asgi",
+    "sse-starlette-asgi",
+    "streaming-asgi",
+)
 
 
 def _count(query: str | None) -> int:
     return max(0, min(int(query or 1), 10_000_000))
+
+
+def _asgi_app(make_stream: Any, make_idle: Any) -> Any:
+    """The same two endpoints with the response called as a bare ASGI app (no router)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/stream":
+            query = scope["query_string"].decode()
+            response = make_stream(_count(query[2:] if query.startswith("n=") else None))
+        elif scope["path"] == "/idle":
+            response = make_idle()
+        else:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await response(scope, receive, send)
+
+    return app
+
+
+def _mount(asgi: bool, make_stream: Any, make_idle: Any) -> Any:
+    return (_asgi_app if asgi else _starlette_app)(make_stream, make_idle)
 
 
 def _starlette_app(make_stream: Any, make_idle: Any) -> Any:
@@ -68,7 +105,7 @@ def _starlette_app(make_stream: Any, make_idle: Any) -> Any:
     return Starlette(routes=[Route("/stream", stream), Route("/idle", idle)])
 
 
-def mianzhang_app(as_bytes: bool) -> Any:
+def mianzhang_app(as_bytes: bool, asgi: bool = False) -> Any:
     from mianzhang import EventSourceResponse, ServerSentEvent
 
     async def events(n: int) -> AsyncIterator[Any]:
@@ -83,13 +120,14 @@ def mianzhang_app(as_bytes: bool) -> Any:
         yield EVENT if as_bytes else ServerSentEvent(PAYLOAD)
         await asyncio.sleep(IDLE_CAP)
 
-    return _starlette_app(
+    return _mount(
+        asgi,
         lambda n: EventSourceResponse(events(n)),
         lambda: EventSourceResponse(idle(), ping=HEARTBEAT),
     )
 
 
-def sse_starlette_app() -> Any:
+def sse_starlette_app(asgi: bool = False) -> Any:
     from sse_starlette import EventSourceResponse, ServerSentEvent
 
     async def events(n: int) -> AsyncIterator[Any]:
@@ -100,13 +138,14 @@ def sse_starlette_app() -> Any:
         yield ServerSentEvent(PAYLOAD, sep="\n")
         await asyncio.sleep(IDLE_CAP)
 
-    return _starlette_app(
+    return _mount(
+        asgi,
         lambda n: EventSourceResponse(events(n), ping=HEARTBEAT, sep="\n"),
         lambda: EventSourceResponse(idle(), ping=HEARTBEAT, sep="\n"),
     )
 
 
-def streaming_app() -> Any:
+def streaming_app(asgi: bool = False) -> Any:
     from starlette.responses import StreamingResponse
 
     async def events(n: int) -> AsyncIterator[bytes]:
@@ -120,7 +159,8 @@ def streaming_app() -> Any:
             yield PING
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return _starlette_app(
+    return _mount(
+        asgi,
         lambda n: StreamingResponse(events(n), media_type="text/event-stream", headers=headers),
         lambda: StreamingResponse(idle(), media_type="text/event-stream", headers=headers),
     )
@@ -180,14 +220,14 @@ def raw_app() -> Any:
 
 
 def build(peer: str) -> Any:
-    if peer in ("mianzhang", "mianzhang-bytes"):
-        return mianzhang_app(peer == "mianzhang-bytes")
-    if peer == "sse-starlette":
-        return sse_starlette_app()
+    if peer in ("mianzhang", "mianzhang-bytes", "mianzhang-asgi"):
+        return mianzhang_app(peer == "mianzhang-bytes", asgi=peer == "mianzhang-asgi")
+    if peer in ("sse-starlette", "sse-starlette-asgi"):
+        return sse_starlette_app(asgi=peer == "sse-starlette-asgi")
     if peer == "fastapi.sse":
         return fastapi_app()
-    if peer == "streaming":
-        return streaming_app()
+    if peer in ("streaming", "streaming-asgi"):
+        return streaming_app(asgi=peer == "streaming-asgi")
     if peer == "raw":
         return raw_app()
     raise SystemExit(f"unknown MZ_BENCH_PEER {peer!r}; one of {', '.join(PEERS)}")

@@ -12,8 +12,10 @@ Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
   followers of all streams; caught-up followers take new events from a bounded local cache,
   followers that lag read their own range with ``XRANGE`` through a bounded connection pool
   (``max_connections``). Memory per process: at most ``min(cache_size, max_events)`` cached
-  events per watched stream, plus the current read (at most ``read_batch`` events) of each
-  follower that is catching up; there is no per-follower queue.
+  events per watched stream, plus the current read of each follower that is catching up (at
+  most ``read_batch`` events: ``FIRST_READ`` at first, then about ``READ_BYTES`` characters of
+  events the size of the last read's; a thousand lagging readers of 2 KB events hold about
+  32 MB, not 200); there is no per-follower queue.
 * Every event read is checked for seq continuity and epoch: a follower lapped by trimming, or
   one whose stream lost its history (key expired, ``FLUSHALL``, Redis restarted without
   persistence), gets a ``Reset`` and continues with what exists. Never a silent gap.
@@ -66,6 +68,12 @@ from ._redis_presence import Presence
 from ._redis_watch import Backoff, StreamKeys, Watch, Watcher
 
 __all__ = ["RedisEventLog"]
+
+READ_BYTES = 32 * 1024
+"""About how much event data (characters of ``data``) one read of a follower fetches, never
+more than ``read_batch`` events: the count follows the size of the events it just read."""
+FIRST_READ = 16
+"""Events in a follower's first read, before their size is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +378,7 @@ class RedisEventLog:
         want_epoch, want_seq = parsed if parsed is not None else ("", 0)
         with backend_errors():
             snap: _Snapshot | None = await self._snapshot(
-                keys, want_epoch, want_seq, self._read_batch
+                keys, want_epoch, want_seq, min(self._read_batch, FIRST_READ)
             )
         if snap is None:
             raise StreamNotFound(stream)
@@ -385,6 +393,8 @@ class RedisEventLog:
             )
             await self._watcher.include(watch)
             seen_version = watch.version
+            # events per catching-up read: a few until their size is known, then READ_BYTES
+            count = min(self._read_batch, FIRST_READ)
             if reset is not None:
                 yield reset
             while True:
@@ -421,10 +431,16 @@ class RedisEventLog:
                         seen_closed = True
                         if next_seq > snap.last:
                             return
+                    if snap.events:
+                        # the next catching-up read: about READ_BYTES of events this size
+                        size = sum(len(e.data) for e in snap.events) // len(snap.events)
+                        count = max(1, min(self._read_batch, READ_BYTES // max(1, size)))
                     behind = next_seq <= snap.last
                     snap = None
                     if behind:
-                        snap = await self._reread(stream, keys, watch, epoch, next_seq, seen_closed)
+                        snap = await self._reread(
+                            stream, keys, watch, epoch, next_seq, seen_closed, count
+                        )
                         continue
                 # fast path: the shared watcher's cache
                 cached = watch.cached(epoch, next_seq)
@@ -438,7 +454,9 @@ class RedisEventLog:
                     # the watcher saw something this follower has not: read it from Redis
                     hint = (watch.version, watch.last, watch.closed)
                     seen_version = watch.version
-                    snap = await self._reread(stream, keys, watch, epoch, next_seq, seen_closed)
+                    snap = await self._reread(
+                        stream, keys, watch, epoch, next_seq, seen_closed, count
+                    )
                     if (
                         snap.epoch == epoch
                         and snap.state is StreamState.OPEN
@@ -462,6 +480,7 @@ class RedisEventLog:
         epoch: str,
         next_seq: int,
         seen_closed: bool,
+        count: int,
     ) -> _Snapshot:
         """A follower's own read after seq ``next_seq - 1``, retried with backoff while Redis is
         unreachable (``BackendUnavailable`` after ``reconnect_timeout``). If the stream is gone,
@@ -477,7 +496,7 @@ class RedisEventLog:
                 raise watch.error
             before = (watch.version, watch.last)
             try:
-                snap = await self._snapshot(keys, epoch, next_seq - 1, self._read_batch)
+                snap = await self._snapshot(keys, epoch, next_seq - 1, count)
             except REDIS_ERRORS as exc:
                 now = time.monotonic()
                 if down_since is None:
