@@ -606,6 +606,7 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     s2 = metric(results, "s2", "mianzhang", "events_per_s")
     s2_stream = metric(results, "s2", "streaming", "events_per_s")
     p99 = metric(results, "s2", "mianzhang", "first_event_p99_ms")
+
     def s3_of(peer: str) -> list[Any]:
         levels = results.get("s3", {}).get(peer, {}).get("levels", [])
         return [lvl.get("kib_per_connection") for lvl in levels]
@@ -734,7 +735,7 @@ def table(results: dict[str, Any]) -> str:
     lines.append(
         '"mianzhang advantage" = how many times better mianzhang is than that peer '
         "(its events/s over the peer's; the peer's latency or memory over mianzhang's): "
-        ">1 means mianzhang wins. Peers marked \"ASGI app\" and raw ASGI run without a router "
+        '>1 means mianzhang wins. Peers marked "ASGI app" and raw ASGI run without a router '
         "and are compared with mianzhang as an ASGI app; the others with mianzhang on a "
         "Starlette route."
     )
@@ -790,7 +791,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xticks(range(len(peers)))
-        ax.set_xticklabels([LABELS[p].replace(" (", "\n(") for p in peers], fontsize=8)
+        names = [
+            LABELS[p].replace(" (", "\n(").replace(", ", ",\n").replace("Streaming", "Streaming\n")
+            for p in peers
+        ]
+        ax.set_xticklabels(names, fontsize=7 if len(peers) > 5 else 8)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("mianzhang advantage (x, >1 = mianzhang better)", fontsize=7)
         if len(labels) > 1:

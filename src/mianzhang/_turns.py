@@ -9,8 +9,8 @@ connection per iteration. If every bulk stream produced a full batch in every it
 iteration would grow with the number of busy streams (1,000 streams x 64 KiB is hundreds of
 milliseconds), and pending connections, health checks and new streams' first events would wait
 for seconds. With turns an iteration stays about one batch long: the total work is the same,
-only its order changes (``bench/sse_peers.py`` S2: first-event p99 went from 1.05 s to about
-0.6 s with 1,000 streams starting at once).
+only its order changes (``bench/sse_peers.py`` S2, 1,000 streams starting at once: first-event
+p99 went from 1.05 s to 0.55 s).
 
 Guarantees: a waiting producer gets its turn after at most one iteration per producer queued
 ahead of it; a producer cancelled while waiting leaves the queue without using a turn. The queue
