@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import signal
 import threading
 import time
@@ -1469,3 +1470,26 @@ async def test_a_new_stream_does_not_wait_for_a_full_batch_of_every_busy_stream(
     assert all(c.done.is_set() for c in cleanups)
     assert fresh_cleanup.done.is_set()
     assert not any(client.ended for client in [*clients, fresh])  # ended by the disconnects
+
+
+async def test_a_failing_receive_is_logged_once_and_the_stream_still_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disconnect watcher is a task on the server's ``receive()``: if that raises, the
+    stream goes on (only disconnect detection is lost) and the failure is logged once."""
+    client = FakeClient()
+
+    async def broken_receive() -> Message:
+        raise RuntimeError("receive broke")
+
+    async def events() -> AsyncIterator[str]:
+        for i in range(3):
+            yield str(i)
+
+    with caplog.at_level(logging.ERROR, logger="mianzhang.responses"):
+        async with asyncio.timeout(5):
+            await EventSourceResponse(events())(http_scope(), broken_receive, client.send)
+    assert datas(b"".join(m.get("body", b"") for m in client.messages[1:])) == ["0", "1", "2"]
+    failures = [r for r in caplog.records if r.getMessage() == "stream helper failed"]
+    assert len(failures) == 1
+    assert isinstance(failures[0].exc_info and failures[0].exc_info[1], RuntimeError)

@@ -599,12 +599,8 @@ class _Stream:
         watcher.add_done_callback(self._received)
 
     def _received(self, watcher: asyncio.Future[Message]) -> None:
-        if watcher.cancelled():
-            return
-        exc = watcher.exception()
-        if exc is not None:
-            logger.error("stream helper failed", exc_info=exc)
-            return
+        if watcher.cancelled() or watcher.exception() is not None:
+            return  # a failure is logged when the stream ends and awaits its helpers
         message = watcher.result()
         if message["type"] == "http.disconnect":
             if not self._ending:  # servers also say so once the body is complete
