@@ -10,7 +10,7 @@ iteration would grow with the number of busy streams (1,000 streams x 64 KiB is 
 milliseconds), and pending connections, health checks and new streams' first events would wait
 for seconds. With turns an iteration stays about one batch long: the total work is the same,
 only its order changes (``bench/sse_peers.py`` S2, 1,000 streams starting at once: first-event
-p99 went from 1.05 s to 0.55 s).
+p99 went from 1.05 s to 0.55-0.58 s).
 
 Guarantees: a waiting producer gets its turn after at most one iteration per producer queued
 ahead of it; a producer cancelled while waiting leaves the queue without using a turn; other
