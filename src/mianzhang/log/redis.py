@@ -13,9 +13,9 @@ Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
   followers that lag read their own range with ``XRANGE`` through a bounded connection pool
   (``max_connections``). Memory per process: at most ``min(cache_size, max_events)`` cached
   events per watched stream, plus the current read of each follower that is catching up (at
-  most ``read_batch`` events: ``FIRST_READ`` at first, then about ``READ_BYTES`` characters of
-  events the size of the last read's; a thousand lagging readers of 2 KB events hold about
-  32 MB, not 200); there is no per-follower queue.
+  most ``read_batch`` events: ``FIRST_READ`` until an event's size is known, then about
+  ``READ_BYTES`` characters of events the size of the last ones seen; a thousand lagging
+  readers of 2 KB events hold about 32 MB, not 200); there is no per-follower queue.
 * Every event read is checked for seq continuity and epoch: a follower lapped by trimming, or
   one whose stream lost its history (key expired, ``FLUSHALL``, Redis restarted without
   persistence), gets a ``Reset`` and continues with what exists. Never a silent gap.
@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -86,6 +86,12 @@ class _Snapshot:
     first: int | None
     events: list[LogEvent]
     max_events: int | None
+
+
+def _read_count(read_batch: int, events: Sequence[LogEvent]) -> int:
+    """Events per catching-up read: about ``READ_BYTES`` of events the size of ``events``."""
+    size = sum(len(event.data) for event in events) // len(events)
+    return max(1, min(read_batch, READ_BYTES // max(1, size)))
 
 
 def _seq_of(entry_id: str) -> int:
@@ -395,6 +401,7 @@ class RedisEventLog:
             seen_version = watch.version
             # events per catching-up read: a few until their size is known, then READ_BYTES
             count = min(self._read_batch, FIRST_READ)
+            sized = False
             if reset is not None:
                 yield reset
             while True:
@@ -433,8 +440,8 @@ class RedisEventLog:
                             return
                     if snap.events:
                         # the next catching-up read: about READ_BYTES of events this size
-                        size = sum(len(e.data) for e in snap.events) // len(snap.events)
-                        count = max(1, min(self._read_batch, READ_BYTES // max(1, size)))
+                        count = _read_count(self._read_batch, snap.events)
+                        sized = True
                     behind = next_seq <= snap.last
                     snap = None
                     if behind:
@@ -446,6 +453,9 @@ class RedisEventLog:
                 cached = watch.cached(epoch, next_seq)
                 if cached is not None:
                     next_seq += 1
+                    if not sized:  # the first event seen tells the size for catching up
+                        count = _read_count(self._read_batch, (cached,))
+                        sized = True
                     yield cached
                     continue
                 if watch.error is not None:
