@@ -172,13 +172,15 @@ class _Link:
             await proxy._flowing.wait()
             rate = proxy._bandwidth
             piece = view if rate is None else view[: max(1, rate // 20)]
-            writer.write(piece)
-            await writer.drain()
+            # counted before the write: the peer (another thread's loop) may read the bytes
+            # and ask for the counts before this task runs again
             if downstream:
                 self.down_bytes += len(piece)
                 proxy._bytes_down += len(piece)
             else:
                 proxy._bytes_up += len(piece)
+            writer.write(piece)
+            await writer.drain()
             view = view[len(piece) :]
             if rate is not None:
                 await asyncio.sleep(len(piece) / rate)
