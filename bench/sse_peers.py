@@ -48,19 +48,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from bench._sse_peer_apps import PEERS  # noqa: E402  (after the sys.path set-up)
+
 RESULTS = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
-PEERS = (
-    "mianzhang",
-    "mianzhang-bytes",
-    "sse-starlette",
-    "fastapi.sse",
-    "streaming",
-    "raw",
-    "mianzhang-asgi",
-    "sse-starlette-asgi",
-    "streaming-asgi",
-)
 LABELS = {
     "mianzhang": "mianzhang",
     "mianzhang-bytes": "mianzhang (bytes items)",

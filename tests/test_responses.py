@@ -1493,3 +1493,33 @@ async def test_a_failing_receive_is_logged_once_and_the_stream_still_completes(
     failures = [r for r in caplog.records if r.getMessage() == "stream helper failed"]
     assert len(failures) == 1
     assert isinstance(failures[0].exc_info and failures[0].exc_info[1], RuntimeError)
+
+
+def test_default_headers_are_shared_encoded_but_each_response_owns_its_list() -> None:
+    """The class's default headers are encoded once; editing one response's headers (Starlette's
+    ``MutableHeaders`` works on ``raw_headers`` in place) never changes another's."""
+    first, second = EventSourceResponse(iter(())), EventSourceResponse(iter(()))
+    assert first.raw_headers == second.raw_headers
+    assert first.raw_headers is not second.raw_headers
+    first.headers["x-trace"] = "1"
+    first.headers["cache-control"] = "no-store"
+    assert (b"x-trace", b"1") not in second.raw_headers
+    assert dict(second.raw_headers)[b"cache-control"] == b"no-cache"
+    assert dict(EventSourceResponse(iter(())).raw_headers)[b"cache-control"] == b"no-cache"
+
+
+def test_a_subclass_with_its_own_init_headers_gets_it_called() -> None:
+    class Tagged(EventSourceResponse):
+        def init_headers(self, headers: Any = None) -> None:
+            super().init_headers(headers)
+            self.raw_headers.append((b"x-tagged", b"yes"))
+
+    assert (b"x-tagged", b"yes") in Tagged(iter(())).raw_headers
+    assert (b"x-tagged", b"yes") not in EventSourceResponse(iter(())).raw_headers
+
+
+def test_another_media_type_is_encoded_for_that_response_only() -> None:
+    other = EventSourceResponse(iter(()), media_type="text/event-stream; x=1")
+    assert dict(other.raw_headers)[b"content-type"].startswith(b"text/event-stream; x=1")
+    default = dict(EventSourceResponse(iter(())).raw_headers)[b"content-type"]
+    assert default == b"text/event-stream; charset=utf-8"

@@ -29,17 +29,6 @@ def epoch_of(event_id: str) -> str:
 
 
 @pytest.fixture
-async def logs(redis_url: str) -> AsyncIterator[list[RedisEventLog]]:
-    """Instances made by a test (append to it); all closed at teardown."""
-    made: list[RedisEventLog] = []
-    try:
-        yield made
-    finally:
-        for log in made:
-            await log.aclose()
-
-
-@pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[Any]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,17 +34,6 @@ class Read:
     count: int
     events: int
     chars: int
-
-
-@pytest.fixture
-async def logs(redis_url: str) -> AsyncIterator[list[RedisEventLog]]:
-    """Instances made by a test (append to it); all closed at teardown."""
-    made: list[RedisEventLog] = []
-    try:
-        yield made
-    finally:
-        for log in made:
-            await log.aclose()
 
 
 def new(logs: list[RedisEventLog], url: str, **options: Any) -> RedisEventLog:
