@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from mianzhang.log import LogEvent, Reset, parse_id
+from tests._support.wait import eventually
+
+__all__ = ["Item", "drain", "eventually", "seq_of", "seqs", "take"]
 
 Item = LogEvent | Reset
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.01
-) -> None:
-    """Poll ``check`` until it returns true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 async def drain(iterator: AsyncIterator[Item], *, timeout: float = 20.0) -> list[Item]:

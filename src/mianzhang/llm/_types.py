@@ -13,6 +13,7 @@ from typing import Any
 from .._errors import LLMError
 
 __all__ = [
+    "Cancelled",
     "ChatRequest",
     "Chunk",
     "Failed",
@@ -93,7 +94,9 @@ class Chunk:
     ``text`` is new output text (``""`` for a chunk carrying only a role, a finish reason or
     usage). ``raw`` is the upstream ``chat.completion.chunk`` JSON text when the provider is an
     OpenAI-compatible upstream: the chat format passes it through byte for byte. ``tool_calls``
-    are the upstream's tool-call deltas (passed through, aggregated for ``stream: false``).
+    are the upstream's tool-call deltas in OpenAI's shape (``{index, id?, type?, function:
+    {name?, arguments?}}``): the gateway's one tool-call form, translated at each provider and
+    surface. ``reasoning`` is new reasoning ("thinking") text, for models that expose it.
     """
 
     text: str = ""
@@ -102,11 +105,13 @@ class Chunk:
     raw: str | None = None
     role: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    reasoning: str = ""
 
     @property
     def is_token(self) -> bool:
-        """Whether this chunk carries output a client would see (text or tool calls)."""
-        return bool(self.text) or bool(self.tool_calls)
+        """Whether this chunk carries output a client would see (text, reasoning or tool
+        calls)."""
+        return bool(self.text) or bool(self.tool_calls) or bool(self.reasoning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,4 +178,15 @@ class Failed:
     partial: bool
 
 
-GenEvent = Started | Token | Finished | Failed
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The generation was stopped before it ended (``reason``: ``stopped``, ``abandoned``,
+    ``shutdown``, ``client_disconnect``); what was delivered stays delivered."""
+
+    reason: str
+    usage: Usage
+    timings: Timings
+    partial: bool
+
+
+GenEvent = Started | Token | Finished | Failed | Cancelled
