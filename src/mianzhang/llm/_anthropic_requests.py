@@ -204,7 +204,7 @@ class CountTokensBody(BaseModel):
 
     model: StrictStr = Field(min_length=1)
     messages: list[_Message] = Field(min_length=1)
-    system: StrictStr | list[Any] | None = None
+    system: Any = None  # a string or text blocks: checked by _system
     tools: list[Any] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
@@ -311,9 +311,13 @@ def _content(value: Any, role: str, loc: str) -> list[Block]:
     return [_block(b, _ROLE_BLOCKS[role], f"{loc}.{j}") for j, b in enumerate(value)]
 
 
-def _system(value: str | list[Any] | None) -> str | list[TextBlock] | None:
+def _system(value: Any) -> str | list[TextBlock] | None:
     if value is None or isinstance(value, str):
         return value
+    if not isinstance(value, list):
+        raise InvalidLLMRequest(
+            "system: Input should be a valid string or a list of text blocks", param="system"
+        )
     blocks: list[TextBlock] = []
     for j, b in enumerate(value):
         blocks.append(cast(TextBlock, _block(b, {"text": 1}, f"system.{j}")))
