@@ -213,6 +213,21 @@ async def test_a_late_argument_piece_goes_to_its_own_block() -> None:
     assert [b.to_dict()["input"] for b in message.content] == [{"x": 1}, {}]
 
 
+async def test_a_new_id_on_a_reused_index_starts_a_new_tool_block() -> None:
+    events = [
+        *tokens(
+            call(0, id="a", name="f", args='{"n": 1}'),
+            call(0, id="b", name="g", args='{"n": 2}'),
+        ),
+        finished("tool_calls"),
+    ]
+    message = await sdk_final_message(encode_all(events))
+    assert [(b.to_dict()["id"], b.to_dict()["input"]) for b in message.content] == [
+        ("a", {"n": 1}),
+        ("b", {"n": 2}),
+    ]
+
+
 @pytest.mark.parametrize(
     ("finish", "stop_reason"),
     [

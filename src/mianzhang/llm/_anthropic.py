@@ -25,7 +25,7 @@ closed, never pooled, so the upstream sees the disconnect at once.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import httpx
 import orjson
@@ -35,6 +35,7 @@ from .._sse import SSEDecoder
 from ._anthropic_body import messages_body
 from ._anthropic_stream import MessagesStreamParser
 from ._http_upstream import MAX_EVENT, ClientKind, UpstreamHTTP, drain
+from ._provider import Provider
 from ._types import ChatRequest, Chunk
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -116,3 +117,7 @@ class AnthropicProvider:
     async def aclose(self) -> None:
         """Close every pooled connection to the upstream."""
         await self._http.aclose()
+
+
+if TYPE_CHECKING:  # the provider contract, checked by mypy
+    _provider: Provider = AnthropicProvider("http://upstream.test/v1")

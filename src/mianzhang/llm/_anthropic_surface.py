@@ -10,10 +10,11 @@ unnamed events — and its data is the JSON object Anthropic sends:
   order blocks start: ``Chunk.reasoning`` -> a ``thinking`` block (``thinking_delta``),
   ``Chunk.text`` -> a ``text`` block (``text_delta``), each OpenAI tool-call delta -> a
   ``tool_use`` block per tool-call ``index`` (``id`` and ``name`` from its first delta,
-  ``input: {}``; ``function.arguments`` pieces as ``input_json_delta``). A block is stopped
-  (``content_block_stop``) when a block of another kind, or another tool call, starts. A late
-  argument piece of an already stopped tool call is still sent to that call's index (the SDKs
-  accumulate by index).
+  ``input: {}``; ``function.arguments`` pieces as ``input_json_delta``; a delta bringing a
+  new ``id`` for an index already used starts a new block, as some servers reuse index 0).
+  A block is stopped (``content_block_stop``) when a block of another kind, or another tool
+  call, starts. A late argument piece of an already stopped tool call is still sent to that
+  call's block (both SDKs accumulate by index, also after the block's stop).
 * ``Finished`` -> ``content_block_stop`` of the open block, ``message_delta`` (``stop_reason``
   per :data:`STOP_REASONS`, cumulative ``usage`` with ``input_tokens`` and ``output_tokens``),
   ``message_stop``.
@@ -49,14 +50,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from .._errors import GenerationCancelled, LLMError
 from ._anthropic_errors import error_event_payload
 from ._anthropic_tables import stop_reason_for
-from ._surface import SurfaceContext, WireEvent
+from ._surface import Surface, SurfaceContext, SurfaceEncoder, WireEvent
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Token
 
 __all__ = ["AnthropicEncoder", "AnthropicMessageCollector", "AnthropicSurface", "message_id"]
@@ -85,8 +86,8 @@ class AnthropicEncoder:
         self._started = False
         self._ended = False
         self._next_index = 0
-        self._open: str | None = None  # "thinking", "text" or "tool_use:<index>"
-        self._tools: dict[int, int] = {}  # OpenAI tool-call index -> block index
+        self._open: str | None = None  # "thinking", "text" or "tool_use:<block index>"
+        self._tools: dict[int, tuple[int, str]] = {}  # tool-call index -> (block index, id)
 
     # -- payloads -------------------------------------------------------------------------
     def payloads(self, event: GenEvent) -> list[Payload]:
@@ -158,20 +159,23 @@ class AnthropicEncoder:
         index = index if isinstance(index, int) else len(self._tools)
         function = call.get("function")
         function = function if isinstance(function, Mapping) else {}
+        call_id = call.get("id")
+        known = self._tools.get(index)
         out: list[Payload] = []
-        if index not in self._tools:
+        if known is None or (call_id and call_id != known[1]):  # a new call (or index reused)
+            call_id = call_id or f"toolu_{self.message_id}_{index}"
             block: Payload = {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{self.message_id}_{index}",
+                "id": call_id,
                 "name": function.get("name") or "",
                 "input": {},
             }
-            out += self._start_block(f"tool_use:{index}", block)
-            self._tools[index] = self._next_index - 1
+            out += self._start_block(f"tool_use:{self._next_index}", block)
+            known = self._tools[index] = (self._next_index - 1, str(call_id))
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             delta = {"type": "input_json_delta", "partial_json": arguments}
-            out.append({"type": "content_block_delta", "index": self._tools[index], "delta": delta})
+            out.append({"type": "content_block_delta", "index": known[0], "delta": delta})
         return out
 
     def _finish(self, event: Finished) -> list[Payload]:
@@ -275,3 +279,8 @@ def _tool_input(text: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         value = None
     return value if isinstance(value, dict) else {"_invalid_json": text}
+
+
+if TYPE_CHECKING:  # the surface contract, checked by mypy
+    _surface: Surface = AnthropicSurface()
+    _encoder: SurfaceEncoder = AnthropicEncoder(SurfaceContext("s", "m", 0))
