@@ -30,7 +30,7 @@ from mianzhang.llm import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from mianzhang.llm._anthropic_convert import chat_request, estimate_input_tokens
+from mianzhang.llm._anthropic_convert import chat_request, count_tokens, estimate_input_tokens
 from mianzhang.llm._anthropic_errors import error_response
 from mianzhang.llm._anthropic_requests import parse_count_tokens, parse_messages
 from mianzhang.llm._tokens import estimate_prompt_tokens
@@ -481,6 +481,9 @@ def test_count_tokens_needs_no_max_tokens_and_refuses_generation_fields() -> Non
     with pytest.raises(InvalidLLMRequest) as info:
         parse_count_tokens({"model": "m"})
     assert info.value.param == "messages"
+    answer = count_tokens(parsed)
+    assert answer == {"input_tokens": estimate_prompt_tokens(chat_request(parsed).messages)}
+    assert answer["input_tokens"] > 0
 
 
 def test_the_estimate_is_the_gateways_plus_tool_definitions_and_calls() -> None:

@@ -48,7 +48,13 @@ from ._anthropic_tables import OUTPUT_EFFORTS, TOOL_CHOICES, effort_for_budget
 from ._tokens import estimate_prompt_tokens, estimate_tokens
 from ._types import ChatRequest
 
-__all__ = ["chat_request", "estimate_input_tokens", "openai_messages", "openai_params"]
+__all__ = [
+    "chat_request",
+    "count_tokens",
+    "estimate_input_tokens",
+    "openai_messages",
+    "openai_params",
+]
 
 
 def _text_part(text: str) -> dict[str, Any]:
@@ -229,3 +235,8 @@ def estimate_input_tokens(request: ChatRequest) -> int:
         for call in message.get("tool_calls") or ():
             total += estimate_tokens(str(call.get("function", {}).get("arguments", "")))
     return total
+
+
+def count_tokens(request: MessagesRequest) -> dict[str, int]:
+    """The body of ``POST /v1/messages/count_tokens``'s answer: ``{"input_tokens": n}``."""
+    return {"input_tokens": estimate_input_tokens(chat_request(request))}
