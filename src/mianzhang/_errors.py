@@ -23,6 +23,8 @@
     │       ├── UpstreamConnectError      connecting or sending the request failed
     │       ├── UpstreamTimeout           the upstream stalled past the stall timeout
     │       ├── UpstreamStatusError       the upstream answered a non-2xx status
+    │       ├── UpstreamStreamError       the upstream sent an error event inside its stream
+    │       ├── UpstreamUnsupported       the request has no equivalent in the upstream's API
     │       └── UpstreamProtocolError     the upstream stream broke off or was malformed
     ├── JobError                          background jobs (layer 4)
     │   ├── UnknownJobType (ValueError)   no job function registered under that name
@@ -41,6 +43,7 @@
     │   └── Forbidden                     valid, but not for this resource: 403
     ├── RateLimited                       a per-key limit is exhausted: 429 with Retry-After
     ├── RequestTimeout                    the request body stalled past its deadline: 408
+    ├── RequestTooLarge                   the request body exceeds its size limit: 413
     ├── Draining                          the instance is shutting down: 503, retry elsewhere
     └── ConfigError (ValueError)          settings rejected at start
 
@@ -239,6 +242,31 @@ class UpstreamStatusError(UpstreamError):
         self.body = body
 
 
+class UpstreamStreamError(UpstreamError):
+    """The upstream answered 200 and then reported an error inside its stream (an Anthropic
+    ``error`` event). ``error_type`` is the upstream's error type (``overloaded_error``, ...);
+    ``status_code`` the HTTP status that type stands for outside a stream. Retryable when that
+    status is (429, 5xx, 529)."""
+
+    def __init__(self, error_type: str, message: str, *, status_code: int) -> None:
+        super().__init__(
+            message,
+            retryable=status_code in (408, 409, 429) or status_code >= 500,
+            status_code=status_code,
+        )
+        self.error_type = error_type
+
+
+class UpstreamUnsupported(UpstreamError):
+    """The provider cannot express the request in its upstream's API (a content kind or a
+    parameter with no equivalent there). Nothing was sent; never retried on the same
+    upstream (the next model of a fallback chain may serve it). ``status_code`` is 400: the
+    request, not the upstream, is the problem."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False, status_code=400)
+
+
 class UpstreamProtocolError(UpstreamError):
     """The upstream's stream broke off before its end or carried something unparseable."""
 
@@ -399,6 +427,14 @@ class RateLimited(MianzhangError):
 
 class RequestTimeout(MianzhangError):
     """The client stopped sending its request body for longer than the body deadline."""
+
+
+class RequestTooLarge(MianzhangError):
+    """The request body exceeds ``limit`` bytes (answered 413 before any stream starts)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body exceeds the size limit of {limit} bytes")
+        self.limit = limit
 
 
 class Draining(MianzhangError):

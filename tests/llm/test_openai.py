@@ -207,3 +207,32 @@ async def test_body_after_done_is_drained_so_the_connection_can_be_reused() -> N
         await p.aclose()
     assert chunks[-1].finish_reason == "stop"
     assert up.bodies[0].consumed == 3  # read to the end, not abandoned after [DONE]
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_reasoning_deltas_become_chunk_reasoning_and_pass_through_unchanged(
+    field: str,
+) -> None:
+    def delta(**fields: object) -> dict[str, object]:
+        body = chunk_json()
+        body["choices"] = [{"index": 0, "delta": fields, "finish_reason": None}]
+        return body
+
+    payloads = [
+        chunk_json(role=True, content=""),
+        delta(**{field: "Let me"}),
+        delta(**{field: " think."}),
+        delta(content="Hi", **{field: None}),  # vLLM sends a null reasoning with the answer
+        chunk_json(finish="stop"),
+    ]
+    up = Upstream([])
+    up.responses.append(up.stream([*sse(*payloads), b"data: [DONE]\n\n"]))
+    p = provider(up)
+    try:
+        chunks = [c async for c in p.stream("m", REQUEST)]
+    finally:
+        await p.aclose()
+    assert [c.raw for c in chunks] == [orjson.dumps(x).decode() for x in payloads]
+    assert [c.reasoning for c in chunks] == ["", "Let me", " think.", "", ""]
+    assert [c.text for c in chunks] == ["", "", "", "Hi", ""]
+    assert chunks[1].is_token  # reasoning alone is output a client sees
