@@ -1,0 +1,50 @@
+// Runs an SSE body written by our AG-UI encoder through the real `@ag-ui/client`, with no
+// server: an `HttpAgent` is given a `fetch` that answers with the body, so the client's own SSE
+// parsing, event verification (`verifyEvents`) and message building run.
+//
+// Reads one JSON job on stdin: {"sse": "...", "messages": [...initial messages],
+// "tools": [...], "state": {...}, "forwardedProps": {...}, "threadId": "...", "runId": "..."}.
+// Writes {events, messages, error, request}: the events the agent saw, its messages after the
+// run, the run's error (if any) and the request `HttpAgent` sent (URL, headers, JSON body).
+import { HttpAgent } from '@ag-ui/client';
+
+const input = JSON.parse(await new Promise(resolve => {
+  let text = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', d => (text += d));
+  process.stdin.on('end', () => resolve(text));
+}));
+
+let request = null;
+const fetch = async (url, init) => {
+  request = {
+    url,
+    method: init.method,
+    headers: Object.fromEntries(new Headers(init.headers).entries()),
+    body: JSON.parse(init.body),
+  };
+  return new Response(input.sse, { headers: { 'content-type': 'text/event-stream' } });
+};
+
+const agent = new HttpAgent({
+  url: 'http://test/agui',
+  fetch,
+  threadId: input.threadId ?? 'thread-1',
+  initialMessages: input.messages ?? [],
+  initialState: input.state ?? {},
+});
+const events = [];
+let error = null;
+try {
+  await agent.runAgent(
+    {
+      runId: input.runId ?? 'run-1',
+      tools: input.tools ?? [],
+      forwardedProps: input.forwardedProps ?? {},
+    },
+    { onEvent: ({ event }) => { events.push(event); } },
+  );
+} catch (e) {
+  error = String(e.message ?? e);
+}
+process.stdout.write(JSON.stringify({ events, messages: agent.messages, error, request }));
