@@ -5,12 +5,14 @@
 // Reads one JSON job on stdin, writes one JSON result on stdout.
 //   {"mode": "read", "sse": "..."}
 //     -> {chunks, message, errors}: `readUIMessageStream` over the transport's chunks.
-//   {"mode": "chat", "text": "...", "post": "...", "cut": N | null, "resume": "..." | null,
-//    "resumeStatus": 200 | 204}
-//     -> {messages, status, error, requests}: an `AbstractChat` (what `useChat` wraps) sends
-//        `text`; the POST answers `post`, cut after its first `cut` SSE events with a network
-//        error (as a dropped connection); then `chat.resumeStream()` GETs `{api}/{id}/stream`,
-//        answered by `resume`. `requests` are the requests the transport made, with bodies.
+//   {"mode": "chat", "messages": [...], "text": "..." | null, "post": "...", "cut": N | null,
+//    "resume": "..." | null, "resumeStatus": 200 | 204}
+//     -> {afterPost, messages, status, error, errors, requests}: an `AbstractChat` (what
+//        `useChat` wraps) starts with `messages` (as after a page reload) and sends `text`
+//        (if any); the POST answers `post`, cut after its first `cut` SSE events with a network
+//        error (as a dropped connection); then `chat.resumeStream()` GETs `{api}/{id}/stream`
+//        (as `useChat({resume: true})` does on mount), answered by `resume` or a 204.
+//        `requests` are the requests the transport made, with their JSON bodies.
 import { AbstractChat, DefaultChatTransport, readUIMessageStream } from 'ai';
 
 const input = JSON.parse(await new Promise(resolve => {
@@ -80,10 +82,10 @@ async function read({ sse }) {
 }
 
 class State {
-  constructor() {
+  constructor(messages) {
     this.status = 'ready';
     this.error = undefined;
-    this.messages = [];
+    this.messages = messages;
   }
   pushMessage(m) { this.messages = [...this.messages, m]; }
   popMessage() { this.messages = this.messages.slice(0, -1); }
@@ -92,14 +94,14 @@ class State {
 }
 
 class Chat extends AbstractChat {
-  constructor(options) {
-    const state = new State();
+  constructor({ messages, ...options }) {
+    const state = new State(messages ?? []);
     super({ ...options, state });
     this.store = state;
   }
 }
 
-async function chat({ text, post, cut, resume, resumeStatus }) {
+async function chat({ messages, text, post, cut, resume, resumeStatus }) {
   const requests = [];
   const errors = [];
   const fetch = async (url, init) => {
@@ -113,11 +115,12 @@ async function chat({ text, post, cut, resume, resumeStatus }) {
   let counter = 0;
   const c = new Chat({
     id: 'chat-1',
+    messages,
     generateId: () => `client-id-${++counter}`,
     transport: new DefaultChatTransport({ api: 'http://test/api/chat', fetch }),
     onError: error => errors.push(String(error.message ?? error)),
   });
-  await c.sendMessage({ text });
+  if (text != null) await c.sendMessage({ text });
   const afterPost = { status: c.status, messages: structuredClone(c.store.messages) };
   if (resume != null || resumeStatus === 204) await c.resumeStream();
   return {
