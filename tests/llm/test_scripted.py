@@ -175,7 +175,9 @@ async def test_errors_are_raised_at_their_point_as_the_right_class(
     p = ScriptedProvider()
     seen: list[Chunk] = []
     with pytest.raises(cls) as info:
-        async for chunk in p.stream("m", scripted([{"text": "a"}, {"error": error}, {"text": "b"}])):
+        async for chunk in p.stream(
+            "m", scripted([{"text": "a"}, {"error": error}, {"text": "b"}])
+        ):
             seen.append(chunk)
     assert [c.text for c in seen] == ["a"]
     assert info.value.retryable is retryable  # type: ignore[attr-defined]
@@ -238,7 +240,7 @@ def test_invalid_stored_scripts_fail_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"script 'bad': script\[0\]: unknown step"):
         ScriptedProvider(scripts={"bad": [{"dance": 1}]})
     (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(ConfigError, match="broken.json"):
+    with pytest.raises(ConfigError, match=r"broken\.json"):
         ScriptedProvider.from_directory(tmp_path)
 
 

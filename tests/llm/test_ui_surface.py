@@ -241,7 +241,9 @@ async def test_the_ai_package_reads_a_stopped_stream_without_error() -> None:
 
 
 async def test_hostile_markdown_is_delivered_verbatim() -> None:
-    events = await generate(messages=[{"role": "user", "content": '{"script": "hostile-markdown"}'}])
+    events = await generate(
+        messages=[{"role": "user", "content": '{"script": "hostile-markdown"}'}]
+    )
     result = run_node("ai_sdk.mjs", {"mode": "read", "sse": sse(encode(UI, events))})
     sent = "".join(e.chunk.text for e in events if isinstance(e, Token))
     [text] = [p["text"] for p in result["message"]["parts"] if p["type"] == "text"]

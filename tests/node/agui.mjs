@@ -3,7 +3,8 @@
 // parsing, event verification (`verifyEvents`) and message building run.
 //
 // Reads one JSON job on stdin: {"sse": "...", "messages": [...initial messages],
-// "tools": [...], "state": {...}, "forwardedProps": {...}, "threadId": "...", "runId": "..."}.
+// "tools": [...], "context": [...], "state": {...}, "forwardedProps": {...}, "threadId": "...",
+// "runId": "..."}.
 // Writes {events, messages, error, request}: the events the agent saw, its messages after the
 // run, the run's error (if any) and the request `HttpAgent` sent (URL, headers, JSON body).
 import { HttpAgent } from '@ag-ui/client';
@@ -40,6 +41,7 @@ try {
     {
       runId: input.runId ?? 'run-1',
       tools: input.tools ?? [],
+      context: input.context ?? [],
       forwardedProps: input.forwardedProps ?? {},
     },
     { onEvent: ({ event }) => { events.push(event); } },

@@ -13,6 +13,8 @@
 //        error (as a dropped connection); then `chat.resumeStream()` GETs `{api}/{id}/stream`
 //        (as `useChat({resume: true})` does on mount), answered by `resume` or a 204.
 //        `requests` are the requests the transport made, with their JSON bodies.
+//        With "followUp": {"toolOutput": {tool, toolCallId, output}, "text", "post"} the chat
+//        then adds the tool's output (`addToolOutput`) and sends `text`, answered by `post`.
 import { AbstractChat, DefaultChatTransport, readUIMessageStream } from 'ai';
 
 const input = JSON.parse(await new Promise(resolve => {
@@ -101,7 +103,7 @@ class Chat extends AbstractChat {
   }
 }
 
-async function chat({ messages, text, post, cut, resume, resumeStatus }) {
+async function chat({ messages, text, post, cut, resume, resumeStatus, followUp }) {
   const requests = [];
   const errors = [];
   const fetch = async (url, init) => {
@@ -110,6 +112,8 @@ async function chat({ messages, text, post, cut, resume, resumeStatus }) {
       if (resumeStatus === 204) return new Response(null, { status: 204 });
       return new Response(body(resume, null), { headers: HEADERS });
     }
+    const posts = requests.filter(r => r.method === 'POST').length;
+    if (posts > 1) return new Response(body(followUp.post, null), { headers: HEADERS });
     return new Response(body(post, cut ?? null), { headers: HEADERS });
   };
   let counter = 0;
@@ -123,6 +127,10 @@ async function chat({ messages, text, post, cut, resume, resumeStatus }) {
   if (text != null) await c.sendMessage({ text });
   const afterPost = { status: c.status, messages: structuredClone(c.store.messages) };
   if (resume != null || resumeStatus === 204) await c.resumeStream();
+  if (followUp != null) {
+    await c.addToolOutput(followUp.toolOutput);
+    await c.sendMessage({ text: followUp.text });
+  }
   return {
     afterPost,
     messages: c.store.messages,

@@ -39,6 +39,7 @@ from pydantic.alias_generators import to_camel
 
 from .._errors import InvalidLLMRequest
 from ._content_parts import file_part
+from ._validation import first_problem
 
 __all__ = ["AGUIRun", "parse_run_agent_input"]
 
@@ -137,10 +138,8 @@ class AGUIRun:
 
 
 def _invalid(where: str, exc: ValidationError) -> InvalidLLMRequest:
-    first = exc.errors()[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-    place = f"{where}{loc}".lstrip(".") or "body"
-    return InvalidLLMRequest(f"{place}: {first['msg']}", param=place)
+    place, message = first_problem(where, exc)
+    return InvalidLLMRequest(f"{place}: {message}", param=place)
 
 
 def _parse(model: type[Any], raw: Any, where: str) -> Any:
@@ -211,9 +210,9 @@ def _answered(messages: Sequence[dict[str, Any]]) -> set[str]:
     }
 
 
-def _message(raw: Any, where: str, answered: set[str], made: set[str]) -> dict[str, Any] | None:
-    if not isinstance(raw, dict):
-        raise InvalidLLMRequest(f"{where}: a message is an object", param=where)
+def _message(
+    raw: dict[str, Any], where: str, answered: set[str], made: set[str]
+) -> dict[str, Any] | None:
     role = raw.get("role")
     if role not in _ROLES:
         known = ", ".join(_ROLES)

@@ -35,6 +35,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ._types import Usage
+from ._validation import first_problem
 
 __all__ = [
     "ErrorStep",
@@ -161,9 +162,8 @@ _MAX_STEPS: Final = 10_000
 
 
 def _problem(where: str, exc: ValidationError) -> ScriptError:
-    first = exc.errors()[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-    return ScriptError(f"{where}{loc}".lstrip(".") + f": {first['msg']}")
+    place, message = first_problem(where, exc)
+    return ScriptError(f"{place}: {message}")
 
 
 def _pieces(value: Any, where: str) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import InvalidLLMRequest
 from ._content_parts import file_part
+from ._validation import first_problem
 
 __all__ = ["UIChat", "UIChatRequest", "UIMessage", "parse_ui_chat_request", "ui_messages_to_chat"]
 
@@ -127,10 +128,8 @@ class UIChat:
 
 
 def _invalid(where: str, exc: ValidationError) -> InvalidLLMRequest:
-    first = exc.errors()[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-    place = f"{where}{loc}".lstrip(".") or "body"
-    return InvalidLLMRequest(f"{place}: {first['msg']}", param=place)
+    place, message = first_problem(where, exc)
+    return InvalidLLMRequest(f"{place}: {message}", param=place)
 
 
 def parse_ui_chat_request(body: Any) -> UIChat:
@@ -187,7 +186,7 @@ def _user_content(parts: Sequence[Any], where: str) -> str | list[dict[str, Any]
             raise _unknown(kind, at)
     if not content:
         raise InvalidLLMRequest(
-            f"{where}: a user message needs a text or file part", param=f"{where}.parts"
+            f"{where}.parts: a user message needs a text or file part", param=f"{where}.parts"
         )
     if len(content) == 1 and content[0]["type"] == "text":
         return str(content[0]["text"])
