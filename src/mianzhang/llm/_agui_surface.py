@@ -32,7 +32,6 @@ every event type against those models and run the streams through ``@ag-ui/clien
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -41,6 +40,7 @@ import orjson
 from .._errors import LLMError
 from ._openai_errors import error_payload
 from ._surface import SurfaceContext, WireEvent
+from ._tool_deltas import ToolCall, ToolCallDeltas
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
 __all__ = ["AGUI_HEADERS", "AGUIEncoder", "AGUISurface"]
@@ -52,15 +52,6 @@ AGUI_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-@dataclass(slots=True)
-class _ToolCall:
-    id: str
-    name: str = ""
-    buffered: list[str] = field(default_factory=list)
-    started: bool = False
-    ended: bool = False
 
 
 class AGUIEncoder:
@@ -76,7 +67,7 @@ class AGUIEncoder:
         self._ended = False
         self._open: tuple[str, str] | None = None  # ("text" | "reasoning", message id)
         self._reasoning = 0
-        self._tools: dict[int, _ToolCall] = {}
+        self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
         if self._ended:
@@ -142,42 +133,29 @@ class AGUIEncoder:
             {"type": "REASONING_END", "messageId": mid},
         ]
 
-    def _tool_delta(self, call: Mapping[str, Any]) -> list[dict[str, Any]]:
-        index = call.get("index", 0)
-        function = call.get("function") or {}
-        tool = self._tools.get(index)
-        if tool is None:
-            tool = _ToolCall(call.get("id") or f"{self.message_id}-tool-{index}")
-            self._tools[index] = tool
-        arguments = function.get("arguments") or ""
-        if not tool.started:
-            tool.name += function.get("name") or ""
-            tool.buffered.append(arguments)
-            return self._start_tool(tool) if tool.name else []
-        if not arguments:
+    def _tool_delta(self, delta: object) -> list[dict[str, Any]]:
+        added = self._tools.add(delta)
+        if added is None:
             return []
-        return [{"type": "TOOL_CALL_ARGS", "toolCallId": tool.id, "delta": arguments}]
+        call, started, arguments = added
+        out = self._start_tool(call) if started else []
+        if arguments:
+            out.append({"type": "TOOL_CALL_ARGS", "toolCallId": call.id, "delta": arguments})
+        return out
 
-    def _start_tool(self, tool: _ToolCall) -> list[dict[str, Any]]:
-        tool.started = True
+    def _start_tool(self, call: ToolCall) -> list[dict[str, Any]]:
         out = self._close()
-        start = {"type": "TOOL_CALL_START", "toolCallId": tool.id, "toolCallName": tool.name}
+        start = {"type": "TOOL_CALL_START", "toolCallId": call.id, "toolCallName": call.name}
         out.append({**start, "parentMessageId": self.message_id})
-        buffered = "".join(tool.buffered)
-        if buffered:
-            out.append({"type": "TOOL_CALL_ARGS", "toolCallId": tool.id, "delta": buffered})
         return out
 
     def _end_tools(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for index in sorted(self._tools):
-            tool = self._tools[index]
-            if not tool.started:
-                tool.name = tool.name or "unknown"
-                out += self._start_tool(tool)
-            if not tool.ended:
-                tool.ended = True
-                out.append({"type": "TOOL_CALL_END", "toolCallId": tool.id})
+        for call in self._tools.unstarted():
+            out += self._start_tool(call)
+            if call.text:
+                out.append({"type": "TOOL_CALL_ARGS", "toolCallId": call.id, "delta": call.text})
+        out += [{"type": "TOOL_CALL_END", "toolCallId": c.id} for c in self._tools.calls()]
         return out
 
     # -- endings ------------------------------------------------------------------------------
@@ -199,7 +177,7 @@ class AGUIEncoder:
         out = [*self._close(), *self._end_tools()]
         finished = {**self._run(), "usage": self._usage(event.usage)}
         if self._tools:
-            pending = [self._tools[i].id for i in sorted(self._tools)]
+            pending = [call.id for call in self._tools.calls()]
             finished["outcome"] = {"type": "success", "pendingToolCallIds": pending}
         finished["metadata"] = {"mianzhang": {"finishReason": event.finish_reason}}
         out.append(finished)

@@ -31,13 +31,13 @@ same on every replay. OpenAI finish reasons map to the SDK's (``tool_calls`` ->
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
 import orjson
 
 from ._surface import SurfaceContext, WireEvent
+from ._tool_deltas import ToolCall, ToolCallDeltas
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
 __all__ = ["UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
@@ -91,14 +91,6 @@ def _timings(timings: Timings) -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
-class _ToolCall:
-    id: str
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-    started: bool = False
-
-
 class UIMessageStreamEncoder:
     """Encodes one generation as UI message chunks (see the module docstring). Pure: the
     same events always give the same chunks."""
@@ -110,7 +102,7 @@ class UIMessageStreamEncoder:
         self._ended = False
         self._open: tuple[str, str] | None = None  # (kind, id) of the open text/reasoning part
         self._parts = 0
-        self._tools: dict[int, _ToolCall] = {}
+        self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
         if self._ended:
@@ -163,51 +155,43 @@ class UIMessageStreamEncoder:
         self._open = None
         return [{"type": f"{kind}-end", "id": part_id}]
 
-    def _tool_delta(self, call: Mapping[str, Any]) -> list[dict[str, Any]]:
-        index = call.get("index", 0)
-        function = call.get("function") or {}
-        tool = self._tools.get(index)
-        if tool is None:
-            tool = _ToolCall(call.get("id") or f"{self.message_id}-tool-{index}")
-            self._tools[index] = tool
-        arguments = function.get("arguments") or ""
-        if not tool.started:
-            tool.name += function.get("name") or ""
-            tool.arguments.append(arguments)
-            return self._start_tool(tool) if tool.name else []
-        tool.arguments.append(arguments)
-        if not arguments:
+    def _tool_delta(self, delta: object) -> list[dict[str, Any]]:
+        added = self._tools.add(delta)
+        if added is None:
             return []
-        return [{"type": "tool-input-delta", "toolCallId": tool.id, "inputTextDelta": arguments}]
-
-    def _start_tool(self, tool: _ToolCall) -> list[dict[str, Any]]:
-        tool.started = True
-        out = self._close()
-        out.append({"type": "tool-input-start", "toolCallId": tool.id, "toolName": tool.name})
-        buffered = "".join(tool.arguments)
-        if buffered:
+        call, started, arguments = added
+        out = self._start_tool(call) if started else []
+        if arguments:
             out.append(
-                {"type": "tool-input-delta", "toolCallId": tool.id, "inputTextDelta": buffered}
+                {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": arguments}
             )
+        return out
+
+    def _start_tool(self, call: ToolCall) -> list[dict[str, Any]]:
+        out = self._close()
+        out.append({"type": "tool-input-start", "toolCallId": call.id, "toolName": call.name})
         return out
 
     def _tool_inputs(self) -> list[dict[str, Any]]:
         """``tool-input-available`` (or ``-error``) for every tool call, in index order."""
         out: list[dict[str, Any]] = []
-        for index in sorted(self._tools):
-            tool = self._tools[index]
-            if not tool.started:
-                tool.name = tool.name or "unknown"
-                out += self._start_tool(tool)
-            text = "".join(tool.arguments)
-            head = {"toolCallId": tool.id, "toolName": tool.name}
-            try:
+        for call in self._tools.unstarted():
+            out += self._start_tool(call)
+            if call.text:
                 out.append(
-                    {"type": "tool-input-available", **head, "input": orjson.loads(text or "{}")}
+                    {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": call.text}
                 )
+        for call in self._tools.calls():
+            head = {"toolCallId": call.id, "toolName": call.name}
+            try:
+                value = orjson.loads(call.text or "{}")
             except orjson.JSONDecodeError:
-                error = f"the tool call's arguments are not JSON: {text[:200]!r}"
-                out.append({"type": "tool-input-error", **head, "input": text, "errorText": error})
+                error = f"the tool call's arguments are not JSON: {call.text[:200]!r}"
+                out.append(
+                    {"type": "tool-input-error", **head, "input": call.text, "errorText": error}
+                )
+                continue
+            out.append({"type": "tool-input-available", **head, "input": value})
         return out
 
     # -- endings ------------------------------------------------------------------------------
