@@ -38,9 +38,9 @@ from typing import Any, Final
 import orjson
 
 from .._errors import LLMError
+from ._deltas import ToolCall, ToolCallDeltas, single_piece
 from ._openai_errors import error_payload
 from ._surface import SurfaceContext, WireEvent
-from ._tool_deltas import ToolCall, ToolCallDeltas
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
 __all__ = ["AGUI_HEADERS", "AGUIEncoder", "AGUISurface"]
@@ -67,9 +67,14 @@ class AGUIEncoder:
         self._ended = False
         self._open: tuple[str, str] | None = None  # ("text" | "reasoning", message id)
         self._reasoning = 0
+        self._delta_head = ""  # the JSON of a content event of the open message, up to the delta
         self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
+        if type(event) is Token and self._open is not None:
+            piece = single_piece(event.chunk, self._open[0])  # the hot path: open message's delta
+            if piece:
+                return [(None, f"{self._delta_head}{_dumps(piece)}}}")]
         if self._ended:
             return []
         out: list[dict[str, Any]] = []
@@ -118,7 +123,9 @@ class AGUIEncoder:
                 start = {"type": "REASONING_MESSAGE_START", "messageId": rid}
                 out.append({**start, "role": "reasoning"})
         kind_name = "TEXT_MESSAGE" if kind == "text" else "REASONING_MESSAGE"
-        out.append({"type": f"{kind_name}_CONTENT", "messageId": self._open[1], "delta": delta})
+        head = {"type": f"{kind_name}_CONTENT", "messageId": self._open[1]}
+        self._delta_head = _dumps(head)[:-1] + ',"delta":'
+        out.append({**head, "delta": delta})
         return out
 
     def _close(self) -> list[dict[str, Any]]:

@@ -36,8 +36,8 @@ from typing import Any, Final
 
 import orjson
 
+from ._deltas import ToolCall, ToolCallDeltas, single_piece
 from ._surface import SurfaceContext, WireEvent
-from ._tool_deltas import ToolCall, ToolCallDeltas
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
 __all__ = ["UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
@@ -101,10 +101,17 @@ class UIMessageStreamEncoder:
         self._started = False
         self._ended = False
         self._open: tuple[str, str] | None = None  # (kind, id) of the open text/reasoning part
+        self._delta_head = ""  # the JSON of a delta of the open part, up to the delta
         self._parts = 0
         self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
+        if type(event) is Token and self._open is not None:
+            piece = single_piece(
+                event.chunk, self._open[0]
+            )  # the hot path: a delta of the open part
+            if piece:
+                return [(None, f"{self._delta_head}{_dumps(piece)}}}")]
         if self._ended:
             return []
         out: list[dict[str, Any]] = []
@@ -145,6 +152,8 @@ class UIMessageStreamEncoder:
             self._parts += 1
             self._open = (kind, f"{kind}-{self._parts}")
             out.append({"type": f"{kind}-start", "id": self._open[1]})
+            head = _dumps({"type": f"{kind}-delta", "id": self._open[1]})
+            self._delta_head = head[:-1] + ',"delta":'
         out.append({"type": f"{kind}-delta", "id": self._open[1], "delta": delta})
         return out
 

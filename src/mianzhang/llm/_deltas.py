@@ -1,5 +1,9 @@
-"""Tool calls rebuilt from OpenAI tool-call deltas, for surfaces that announce each call with
-its id and name before streaming its arguments (AI SDK UI messages, AG-UI). No I/O.
+"""Chunks as the part-based surfaces (AI SDK UI messages, AG-UI) need them. No I/O.
+
+:func:`single_piece` finds the chunks that only continue the open text or reasoning part (the
+hot path of those encoders). :class:`ToolCallDeltas` rebuilds tool calls from OpenAI
+tool-call deltas, for surfaces that announce each call with its id and name before streaming
+its arguments.
 
 OpenAI streams a call as deltas ``{index, id?, type?, function: {name?, arguments?}}``: the
 first with the id and the name, then argument text. A call is *started* once its name is
@@ -13,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ToolCall", "ToolCallDeltas"]
+from ._types import Chunk
+
+__all__ = ["ToolCall", "ToolCallDeltas", "single_piece"]
 
 
 @dataclass(slots=True)
@@ -28,6 +34,16 @@ class ToolCall:
     @property
     def text(self) -> str:
         return "".join(self.arguments)
+
+
+def single_piece(chunk: Chunk, kind: str) -> str:
+    """The chunk's text (``kind`` ``"text"``) or reasoning (``"reasoning"``) if that is all it
+    carries (finish reason and usage aside), else ``""``."""
+    if chunk.tool_calls:
+        return ""
+    if kind == "text":
+        return "" if chunk.reasoning else chunk.text
+    return "" if chunk.text else chunk.reasoning
 
 
 def _str(value: Any) -> str:

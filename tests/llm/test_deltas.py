@@ -1,8 +1,10 @@
-"""Tool calls rebuilt from OpenAI deltas: started once named, untrusted fields ignored."""
+"""Chunks for the part-based surfaces: single pieces, and tool calls rebuilt from OpenAI deltas
+(started once named, untrusted fields ignored)."""
 
 from __future__ import annotations
 
-from mianzhang.llm._tool_deltas import ToolCallDeltas
+from mianzhang.llm._deltas import ToolCallDeltas, single_piece
+from mianzhang.llm._types import Chunk
 
 
 def test_a_call_starts_when_its_name_is_known_with_the_arguments_so_far() -> None:
@@ -34,3 +36,11 @@ def test_calls_keep_their_index_order() -> None:
     for index in (2, 0, 1):
         deltas.add({"index": index, "id": f"c{index}", "function": {"name": "f"}})
     assert [c.id for c in deltas.calls()] == ["c0", "c1", "c2"]
+
+
+def test_single_piece_only_for_chunks_that_continue_one_kind() -> None:
+    assert single_piece(Chunk(text="a", finish_reason="stop"), "text") == "a"
+    assert single_piece(Chunk(text="a"), "reasoning") == ""
+    assert single_piece(Chunk(reasoning="r"), "reasoning") == "r"
+    assert single_piece(Chunk(text="a", reasoning="r"), "text") == ""
+    assert single_piece(Chunk(text="a", tool_calls=[{"index": 0}]), "text") == ""
