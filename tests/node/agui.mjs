@@ -2,11 +2,13 @@
 // server: an `HttpAgent` is given a `fetch` that answers with the body, so the client's own SSE
 // parsing, event verification (`verifyEvents`) and message building run.
 //
-// Reads one JSON job on stdin: {"sse": "...", "messages": [...initial messages],
+// Reads one JSON job on stdin: {"sse": "..." | ["...", ...], "messages": [...initial messages],
 // "tools": [...], "context": [...], "state": {...}, "forwardedProps": {...}, "threadId": "...",
 // "runId": "..."}.
 // Writes {events, messages, error, request}: the events the agent saw, its messages after the
 // run, the run's error (if any) and the request `HttpAgent` sent (URL, headers, JSON body).
+// With a list of bodies the same agent runs once per body (a dropped run, then its resume);
+// `runs` then holds {events, messages, error} of each.
 import { HttpAgent } from '@ag-ui/client';
 
 const input = JSON.parse(await new Promise(resolve => {
@@ -16,7 +18,9 @@ const input = JSON.parse(await new Promise(resolve => {
   process.stdin.on('end', () => resolve(text));
 }));
 
+const bodies = Array.isArray(input.sse) ? input.sse : [input.sse];
 let request = null;
+let served = 0;
 const fetch = async (url, init) => {
   request = {
     url,
@@ -24,7 +28,7 @@ const fetch = async (url, init) => {
     headers: Object.fromEntries(new Headers(init.headers).entries()),
     body: JSON.parse(init.body),
   };
-  return new Response(input.sse, { headers: { 'content-type': 'text/event-stream' } });
+  return new Response(bodies[served++], { headers: { 'content-type': 'text/event-stream' } });
 };
 
 const agent = new HttpAgent({
@@ -34,19 +38,24 @@ const agent = new HttpAgent({
   initialMessages: input.messages ?? [],
   initialState: input.state ?? {},
 });
-const events = [];
-let error = null;
-try {
-  await agent.runAgent(
-    {
-      runId: input.runId ?? 'run-1',
-      tools: input.tools ?? [],
-      context: input.context ?? [],
-      forwardedProps: input.forwardedProps ?? {},
-    },
-    { onEvent: ({ event }) => { events.push(event); } },
-  );
-} catch (e) {
-  error = String(e.message ?? e);
+const runs = [];
+for (let i = 0; i < bodies.length; i++) {
+  const events = [];
+  let error = null;
+  try {
+    await agent.runAgent(
+      {
+        runId: input.runId ?? 'run-1',
+        tools: input.tools ?? [],
+        context: input.context ?? [],
+        forwardedProps: input.forwardedProps ?? {},
+      },
+      { onEvent: ({ event }) => { events.push(event); } },
+    );
+  } catch (e) {
+    error = String(e.message ?? e);
+  }
+  runs.push({ events, messages: structuredClone(agent.messages), error });
 }
-process.stdout.write(JSON.stringify({ events, messages: agent.messages, error, request }));
+const last = runs[runs.length - 1];
+process.stdout.write(JSON.stringify({ ...last, runs, request }));

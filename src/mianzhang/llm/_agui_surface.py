@@ -24,6 +24,10 @@ by whoever runs it); a failed one is ``RUN_ERROR`` (allowed with parts open: onl
 reasoning are closed, an unfinished tool call is not claimed complete). :meth:`end` writes
 nothing: AG-UI has no ``[DONE]`` and its client ``JSON.parse``-s every ``data:``.
 
+Resume: AG-UI has none; ``HttpAgent`` ignores SSE ids. A reader resuming after an event
+(a ``Last-Event-ID``) replays the events before it into a fresh encoder, sends
+:meth:`AGUIEncoder.reopen`, then the rest: exactly the parts the client lacks.
+
 Events are built as plain dicts with orjson rather than through ``ag-ui-protocol``'s pydantic
 models (validation on every token would multiply the per-token cost); the tests validate
 every event type against those models and run the streams through ``@ag-ui/client``.
@@ -95,6 +99,36 @@ class AGUIEncoder:
 
     def end(self) -> list[WireEvent]:
         return []
+
+    def reopen(self) -> list[WireEvent]:
+        """What a resumed connection sends before the events it missed: ``RUN_STARTED`` and a
+        start event for each message and tool call open at this point (nothing once the run
+        ended). ``HttpAgent`` checks each connection on its own (``RUN_STARTED`` first, no
+        content for a message this connection did not start) and continues a message or
+        tool call it already holds when it sees its start again, so a client that kept what
+        it received gets each part once. A replay from the first event would not do: the
+        client appends the replayed text to the message it already has."""
+        if not self._started or self._ended:
+            return []
+        out: list[dict[str, Any]] = [
+            {"type": "RUN_STARTED", "threadId": self.thread_id, "runId": self.run_id}
+        ]
+        if self._open is not None and self._open[0] == "text":
+            start = {"type": "TEXT_MESSAGE_START", "messageId": self.message_id}
+            out.append({**start, "role": "assistant"})
+        elif self._open is not None:
+            out.append({"type": "REASONING_START", "messageId": self._open[1]})
+            start = {"type": "REASONING_MESSAGE_START", "messageId": self._open[1]}
+            out.append({**start, "role": "reasoning"})
+        for call in self._tools.calls():
+            if call.started:
+                start = {
+                    "type": "TOOL_CALL_START",
+                    "toolCallId": call.id,
+                    "toolCallName": call.name,
+                }
+                out.append({**start, "parentMessageId": self.message_id})
+        return [(None, _dumps(e)) for e in out]
 
     # -- output -------------------------------------------------------------------------------
     def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
