@@ -9,7 +9,7 @@ from ag_ui.core import Event
 from pydantic import TypeAdapter
 
 from mianzhang.llm import UpstreamStatusError
-from mianzhang.llm._agui_surface import AGUISurface
+from mianzhang.llm._agui_surface import AGUISurface, agui_reopen
 from mianzhang.llm._types import Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 from tests._support.node import run_node
 
@@ -216,55 +216,54 @@ async def test_http_agent_accepts_a_stopped_and_a_failed_run() -> None:
 def test_reopen_starts_the_run_and_every_open_part_again() -> None:
     head = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}
     encoder = AGUI.encoder(context(**RUN))
-    assert encoder.reopen() == []  # nothing sent yet: a resume is a full read
+    sent = []
+    assert agui_reopen(sent) == []  # nothing received: a resume is a full read
     for event in [Started("scripted", 1), Token(Chunk(reasoning="hm"))]:
-        encoder.encode(event)
-    reopened = payloads(encoder.reopen())
+        sent += encoder.encode(event)
     rid = "r-1-assistant-reasoning-1"
+    reopened = payloads(agui_reopen(sent))
     assert reopened == [
         {"type": "RUN_STARTED", "threadId": "t-1", "runId": "r-1"},
         {"type": "REASONING_START", "messageId": rid},
         {"type": "REASONING_MESSAGE_START", "messageId": rid, "role": "reasoning"},
     ]
-    encoder.encode(Token(Chunk(tool_calls=[head])))
-    encoder.encode(Token(Chunk(text="and")))
-    assert payloads(encoder.reopen())[1:] == [
-        {"type": "TEXT_MESSAGE_START", "messageId": "r-1-assistant", "role": "assistant"},
+    sent += encoder.encode(Token(Chunk(tool_calls=[head])))
+    # inside the events of one token: the reasoning message ended, its span not yet
+    inside = payloads(agui_reopen(sent[:-2]))
+    assert inside[1:] == [{"type": "REASONING_START", "messageId": rid}]
+    sent += encoder.encode(Token(Chunk(text="and")))
+    assert payloads(agui_reopen(sent))[1:] == [
         {
             "type": "TOOL_CALL_START",
             "toolCallId": "c1",
             "toolCallName": "f",
             "parentMessageId": "r-1-assistant",
         },
+        {"type": "TEXT_MESSAGE_START", "messageId": "r-1-assistant", "role": "assistant"},
     ]
     for event in reopened:
         assert not EVENT.validate_python(event).model_extra
-    encoder.encode(finished())
-    assert encoder.reopen() == []  # the run ended: nothing is missing but its end
+    sent += encoder.encode(finished())
+    assert agui_reopen(sent) == []  # the run ended: nothing is missing
 
 
 async def test_http_agent_resumed_after_any_event_ends_with_each_part_once() -> None:
-    """A first connection drops after ``k`` events; the same ``HttpAgent`` runs again and gets
-    ``reopen()`` plus the events it missed: its messages equal those of a clean read. (A
-    replay from the first event would append the text again to the message it holds.)"""
-    events = await generate(SCRIPT)
-    clean = run_client(events)["messages"]
-    for k in (1, 3, 6, 9, len(events) - 1):
-        encoder = AGUI.encoder(context(thread_id="thread-1", run_id="r-1"))
-        first = [w for event in events[:k] for w in encoder.encode(event)]
-        resume = encoder.reopen() + [w for e in events[k:] for w in encoder.encode(e)]
-        job = {"sse": [sse(first), sse(resume)], "messages": [USER], "runId": "r-1"}
-        result = run_node("agui.mjs", job)
-        assert [run["error"] for run in result["runs"]] == [None, None], k
-        assert result["messages"] == clean, k
-    replayed = run_node(
-        "agui.mjs",
-        {
-            "sse": [sse(encode(AGUI, events[:6], **RUN)), sse(encode(AGUI, events, **RUN))],
-            "messages": [USER],
-            "runId": "r-1",
-        },
-    )
-    # why reopen() exists: a replay from the start appends every part again
+    """A first connection drops after ``p`` events (any ``p``); the same ``HttpAgent`` runs
+    again and gets ``agui_reopen`` of what it received plus the events it missed: its
+    messages equal those of a clean read. (A replay from the first event would append every
+    part again to the messages it holds.)"""
+    wire = encode(AGUI, await generate(SCRIPT), thread_id="thread-1", run_id="r-1")
+    cases = [
+        {"sse": [sse(wire[:p]), sse(agui_reopen(wire[:p]) + wire[p:])], "messages": [USER]}
+        for p in range(1, len(wire))
+    ]
+    replay = {"sse": [sse(wire[:12]), sse(wire)], "messages": [USER]}
+    clean, *resumed, replayed = run_node(
+        "agui.mjs", {"cases": [{"sse": sse(wire), "messages": [USER]}, *cases, replay]}
+    )["results"]
+    assert clean["error"] is None and len(clean["messages"]) == 3
+    for p, result in enumerate(resumed, 1):
+        assert [run["error"] for run in result["runs"]] == [None, None], p
+        assert result["messages"] == clean["messages"], p
     assert replayed["messages"][1]["content"] == "Thinking hard.Thinking hard."
     assert replayed["messages"][2]["content"] == "It is sunny.It is sunny."

@@ -1,4 +1,4 @@
-// Runs an SSE body written by our AG-UI encoder through the real `@ag-ui/client`, with no
+// Runs SSE bodies written by our AG-UI encoder through the real `@ag-ui/client`, with no
 // server: an `HttpAgent` is given a `fetch` that answers with the body, so the client's own SSE
 // parsing, event verification (`verifyEvents`) and message building run.
 //
@@ -9,6 +9,7 @@
 // run, the run's error (if any) and the request `HttpAgent` sent (URL, headers, JSON body).
 // With a list of bodies the same agent runs once per body (a dropped run, then its resume);
 // `runs` then holds {events, messages, error} of each.
+// {"cases": [job, ...]} runs each job with its own agent and writes {"results": [...]}.
 import { HttpAgent } from '@ag-ui/client';
 
 const input = JSON.parse(await new Promise(resolve => {
@@ -18,44 +19,49 @@ const input = JSON.parse(await new Promise(resolve => {
   process.stdin.on('end', () => resolve(text));
 }));
 
-const bodies = Array.isArray(input.sse) ? input.sse : [input.sse];
-let request = null;
-let served = 0;
-const fetch = async (url, init) => {
-  request = {
-    url,
-    method: init.method,
-    headers: Object.fromEntries(new Headers(init.headers).entries()),
-    body: JSON.parse(init.body),
+async function runJob(job) {
+  const bodies = Array.isArray(job.sse) ? job.sse : [job.sse];
+  let request = null;
+  let served = 0;
+  const fetch = async (url, init) => {
+    request = {
+      url,
+      method: init.method,
+      headers: Object.fromEntries(new Headers(init.headers).entries()),
+      body: JSON.parse(init.body),
+    };
+    return new Response(bodies[served++], { headers: { 'content-type': 'text/event-stream' } });
   };
-  return new Response(bodies[served++], { headers: { 'content-type': 'text/event-stream' } });
-};
-
-const agent = new HttpAgent({
-  url: 'http://test/agui',
-  fetch,
-  threadId: input.threadId ?? 'thread-1',
-  initialMessages: input.messages ?? [],
-  initialState: input.state ?? {},
-});
-const runs = [];
-for (let i = 0; i < bodies.length; i++) {
-  const events = [];
-  let error = null;
-  try {
-    await agent.runAgent(
-      {
-        runId: input.runId ?? 'run-1',
-        tools: input.tools ?? [],
-        context: input.context ?? [],
-        forwardedProps: input.forwardedProps ?? {},
-      },
-      { onEvent: ({ event }) => { events.push(event); } },
-    );
-  } catch (e) {
-    error = String(e.message ?? e);
+  const agent = new HttpAgent({
+    url: 'http://test/agui',
+    fetch,
+    threadId: job.threadId ?? 'thread-1',
+    initialMessages: job.messages ?? [],
+    initialState: job.state ?? {},
+  });
+  const runs = [];
+  for (let i = 0; i < bodies.length; i++) {
+    const events = [];
+    let error = null;
+    try {
+      await agent.runAgent(
+        {
+          runId: job.runId ?? 'run-1',
+          tools: job.tools ?? [],
+          context: job.context ?? [],
+          forwardedProps: job.forwardedProps ?? {},
+        },
+        { onEvent: ({ event }) => { events.push(event); } },
+      );
+    } catch (e) {
+      error = String(e.message ?? e);
+    }
+    runs.push({ events, messages: structuredClone(agent.messages), error });
   }
-  runs.push({ events, messages: structuredClone(agent.messages), error });
+  return { ...runs[runs.length - 1], runs, request };
 }
-const last = runs[runs.length - 1];
-process.stdout.write(JSON.stringify({ ...last, runs, request }));
+
+const result = input.cases
+  ? { results: await Promise.all(input.cases.map(runJob)) }
+  : await runJob(input);
+process.stdout.write(JSON.stringify(result));

@@ -24,9 +24,9 @@ by whoever runs it); a failed one is ``RUN_ERROR`` (allowed with parts open: onl
 reasoning are closed, an unfinished tool call is not claimed complete). :meth:`end` writes
 nothing: AG-UI has no ``[DONE]`` and its client ``JSON.parse``-s every ``data:``.
 
-Resume: AG-UI has none; ``HttpAgent`` ignores SSE ids. A reader resuming after an event
-(a ``Last-Event-ID``) replays the events before it into a fresh encoder, sends
-:meth:`AGUIEncoder.reopen`, then the rest: exactly the parts the client lacks.
+Resume: AG-UI has none, and ``HttpAgent`` ignores SSE ids. A reader resuming a client that
+received the first ``p`` events of a run sends :func:`agui_reopen` of those ``p`` events, then
+the events from ``p`` on: the client gets every part exactly once (see :func:`agui_reopen`).
 
 Events are built as plain dicts with orjson rather than through ``ag-ui-protocol``'s pydantic
 models (validation on every token would multiply the per-token cost); the tests validate
@@ -35,7 +35,7 @@ every event type against those models and run the streams through ``@ag-ui/clien
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -47,7 +47,7 @@ from ._openai_errors import error_payload
 from ._surface import SurfaceContext, WireEvent
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
-__all__ = ["AGUI_HEADERS", "AGUIEncoder", "AGUISurface"]
+__all__ = ["AGUI_HEADERS", "AGUIEncoder", "AGUISurface", "agui_reopen"]
 
 AGUI_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -99,36 +99,6 @@ class AGUIEncoder:
 
     def end(self) -> list[WireEvent]:
         return []
-
-    def reopen(self) -> list[WireEvent]:
-        """What a resumed connection sends before the events it missed: ``RUN_STARTED`` and a
-        start event for each message and tool call open at this point (nothing once the run
-        ended). ``HttpAgent`` checks each connection on its own (``RUN_STARTED`` first, no
-        content for a message this connection did not start) and continues a message or
-        tool call it already holds when it sees its start again, so a client that kept what
-        it received gets each part once. A replay from the first event would not do: the
-        client appends the replayed text to the message it already has."""
-        if not self._started or self._ended:
-            return []
-        out: list[dict[str, Any]] = [
-            {"type": "RUN_STARTED", "threadId": self.thread_id, "runId": self.run_id}
-        ]
-        if self._open is not None and self._open[0] == "text":
-            start = {"type": "TEXT_MESSAGE_START", "messageId": self.message_id}
-            out.append({**start, "role": "assistant"})
-        elif self._open is not None:
-            out.append({"type": "REASONING_START", "messageId": self._open[1]})
-            start = {"type": "REASONING_MESSAGE_START", "messageId": self._open[1]}
-            out.append({**start, "role": "reasoning"})
-        for call in self._tools.calls():
-            if call.started:
-                start = {
-                    "type": "TOOL_CALL_START",
-                    "toolCallId": call.id,
-                    "toolCallName": call.name,
-                }
-                out.append({**start, "parentMessageId": self.message_id})
-        return [(None, _dumps(e)) for e in out]
 
     # -- output -------------------------------------------------------------------------------
     def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
@@ -241,6 +211,57 @@ class AGUIEncoder:
         finished["metadata"] = {"mianzhang": {"cancelReason": event.reason}}
         out.append(finished)
         return out
+
+
+_OPENERS: Final = {
+    "TEXT_MESSAGE_START": "messageId",
+    "REASONING_START": "messageId",
+    "REASONING_MESSAGE_START": "messageId",
+    "TOOL_CALL_START": "toolCallId",
+}
+_CLOSERS: Final = {
+    "TEXT_MESSAGE_END": "TEXT_MESSAGE_START",
+    "REASONING_END": "REASONING_START",
+    "REASONING_MESSAGE_END": "REASONING_MESSAGE_START",
+    "TOOL_CALL_END": "TOOL_CALL_START",
+}
+
+
+def _track(
+    opened: dict[tuple[str, str], WireEvent], kind: str, event: dict[str, Any], wire: WireEvent
+) -> None:
+    if kind in _OPENERS:
+        opened[(kind, event[_OPENERS[kind]])] = wire
+        return
+    opener = _CLOSERS.get(kind)
+    if opener is not None:
+        opened.pop((opener, event[_OPENERS[opener]]), None)
+
+
+def agui_reopen(sent: Iterable[WireEvent]) -> list[WireEvent]:
+    """What a resumed connection sends before the events its client missed, given the events
+    it received (``sent``): ``RUN_STARTED`` again, then the start event of every message,
+    reasoning span and tool call still open, in the order they were opened; nothing if the
+    run had not started or had ended.
+
+    ``HttpAgent`` verifies each connection on its own (``RUN_STARTED`` first; no content for
+    a message this connection did not start) and, seeing the start of a message or tool call
+    it already holds, continues it. So the client gets every part once, whatever event the
+    first connection stopped after, even inside the events of one token. A replay from the
+    first event would not do: the client appends the replayed text to what it holds."""
+    run: WireEvent | None = None
+    opened: dict[tuple[str, str], WireEvent] = {}
+    for name, data in sent:
+        event = orjson.loads(data)
+        kind = event.get("type")
+        if kind == "RUN_STARTED":
+            run, opened = (name, data), {}
+            continue
+        if kind in ("RUN_FINISHED", "RUN_ERROR"):
+            run = None
+            continue
+        _track(opened, kind, event, (name, data))
+    return [] if run is None else [run, *opened.values()]
 
 
 class AGUISurface:
