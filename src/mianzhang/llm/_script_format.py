@@ -48,6 +48,7 @@ __all__ = [
     "ToolCallStep",
     "UsageStep",
     "parse_script",
+    "split_words",
 ]
 
 
@@ -177,11 +178,16 @@ def _pieces(value: Any, where: str) -> tuple[str, ...]:
     return out
 
 
+def split_words(text: str) -> tuple[str, ...]:
+    """``text`` as word pieces, each but the first with its leading space."""
+    words = text.split(" ")
+    return tuple(w if i == 0 else " " + w for i, w in enumerate(words))
+
+
 def _words(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, str) or not value:
         raise ScriptError(f"{where}: expected a non-empty string")
-    words = value.split(" ")
-    return tuple(w if i == 0 else " " + w for i, w in enumerate(words))
+    return split_words(value)
 
 
 def _arguments_text(arguments: Any) -> str:

@@ -57,6 +57,7 @@ from ._script_format import (
     ToolCallStep,
     UsageStep,
     parse_script,
+    split_words,
 )
 from ._tokens import estimate_prompt_tokens
 from ._types import ChatRequest, Chunk, Usage
@@ -106,11 +107,6 @@ def _text_of(content: Any) -> tuple[str, int]:
     return "".join(texts), len(content) - len(texts)
 
 
-def _split_words(text: str) -> tuple[str, ...]:
-    words = text.split(" ")
-    return tuple(w if i == 0 else " " + w for i, w in enumerate(words))
-
-
 def echo_script(messages: list[dict[str, Any]]) -> Script:
     """The default answer: which user turn this is and what the last message said."""
     turn = sum(1 for m in messages if m.get("role") == "user")
@@ -122,7 +118,7 @@ def echo_script(messages: list[dict[str, Any]]) -> Script:
         answer = f'turn {turn}: you said "{text}"'
         if others:
             answer += f" and sent {others} attachment{'s' if others > 1 else ''}"
-    return Script((TextStep(_split_words(answer)),))
+    return Script((TextStep(split_words(answer)),))
 
 
 def _script_in(messages: list[dict[str, Any]], named: Mapping[str, Script]) -> Script | None:
