@@ -1,0 +1,247 @@
+"""The AI SDK's UI message stream (v1) as a surface of generations (``useChat``, ``Chat``).
+
+Wire shape, as ``ai`` 7 parses it (``DefaultChatTransport`` runs every ``data:`` event
+through ``uiMessageChunkSchema``, ``processUIMessageStream`` builds the message): one JSON
+chunk per ``data:`` event, ``data: [DONE]`` last, headers ``x-vercel-ai-ui-message-stream: v1``
+and ``x-accel-buffering: no``. A generation reads as::
+
+    start{messageId, messageMetadata{model}}  start-step
+    reasoning-start/-delta/-end{id}            (when the model gives reasoning)
+    text-start/-delta/-end{id}
+    tool-input-start{toolCallId, toolName}     tool-input-delta{toolCallId, inputTextDelta}
+    tool-input-available{toolCallId, toolName, input}   (tool-input-error if not JSON)
+    finish-step  finish{finishReason, messageMetadata{usage, timings, model}}
+
+A failed generation ends ``message-metadata``, ``error{errorText}``, ``finish-step``,
+``finish{finishReason: "error"}`` (``streamText``'s order for an in-stream model error); a
+cancelled one ends ``message-metadata``, ``abort{reason}`` with no ``finish`` (``streamText``
+ends an aborted stream with ``abort`` alone; ``handleUIMessageStreamFinish`` reports it as
+aborted). Open text and reasoning parts are closed first in both cases, so a client's parts
+end ``done`` rather than ``streaming`` forever (``streamText`` leaves them open on abort).
+
+Resume: the message id is ``options["message_id"]`` or the stream id, so a replay from the
+first event repeats the same ``start``. ``Chat.resumeStream`` with ``DefaultChatTransport``
+(``resumeStreamIsReplay`` defaults to true) rebuilds the message from that first ``start``
+and replaces the message with that id: a replay shows no duplicate parts.
+Part ids (``text-1``, ``reasoning-2``) count the parts of the stream, so they too are the
+same on every replay. OpenAI finish reasons map to the SDK's (``tool_calls`` ->
+``tool-calls``, ``content_filter`` -> ``content-filter``; unknown ones -> ``other``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+
+from ._deltas import ToolCall, ToolCallDeltas, single_piece
+from ._surface import SurfaceContext, WireEvent
+from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
+
+__all__ = ["UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
+
+UI_STREAM_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "cache-control": "no-cache",
+        "x-vercel-ai-ui-message-stream": "v1",
+        "x-accel-buffering": "no",
+    }
+)
+
+_FINISH_REASONS: Final = MappingProxyType(
+    {
+        "stop": "stop",
+        "length": "length",
+        "tool_calls": "tool-calls",
+        "function_call": "tool-calls",
+        "content_filter": "content-filter",
+        "error": "error",
+    }
+)
+
+
+def ui_finish_reason(reason: str) -> str:
+    """The AI SDK's ``FinishReason`` for an OpenAI-style finish reason."""
+    return _FINISH_REASONS.get(reason, "other")
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _usage(usage: Usage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "inputTokens": usage.prompt_tokens,
+        "outputTokens": usage.completion_tokens,
+        "totalTokens": usage.total_tokens,
+    }
+    if usage.estimated:
+        out["estimated"] = True
+    return out
+
+
+def _timings(timings: Timings) -> dict[str, Any]:
+    raw = timings.to_json()
+    return {
+        "timeToFirstTokenMs": raw["time_to_first_token_ms"],
+        "durationMs": raw["duration_ms"],
+        "tokensPerSecond": raw["tokens_per_second"],
+    }
+
+
+class UIMessageStreamEncoder:
+    """Encodes one generation as UI message chunks (see the module docstring). Pure: the
+    same events always give the same chunks."""
+
+    def __init__(self, context: SurfaceContext) -> None:
+        self.message_id = str(context.options.get("message_id") or context.stream_id)
+        self._model = context.model
+        self._started = False
+        self._ended = False
+        self._open: tuple[str, str] | None = None  # (kind, id) of the open text/reasoning part
+        self._delta_head = ""  # the JSON of a delta of the open part, up to the delta
+        self._parts = 0
+        self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
+
+    def encode(self, event: GenEvent) -> list[WireEvent]:
+        if type(event) is Token and self._open is not None:
+            piece = single_piece(
+                event.chunk, self._open[0]
+            )  # the hot path: a delta of the open part
+            if piece:
+                return [(None, f"{self._delta_head}{_dumps(piece)}}}")]
+        if self._ended:
+            return []
+        out: list[dict[str, Any]] = []
+        if not self._started:
+            self._started = True
+            start = {"type": "start", "messageId": self.message_id}
+            out += [{**start, "messageMetadata": {"model": self._model}}, {"type": "start-step"}]
+        if isinstance(event, Token):
+            out += self._token(event.chunk)
+        elif isinstance(event, Finished):
+            out += self._finished(event)
+        elif isinstance(event, Failed):
+            out += self._failed(event)
+        elif isinstance(event, Cancelled):
+            out += self._cancelled(event)
+        else:
+            assert isinstance(event, Started)
+        return [(None, _dumps(chunk)) for chunk in out]
+
+    def end(self) -> list[WireEvent]:
+        return [(None, "[DONE]")]
+
+    # -- output -------------------------------------------------------------------------------
+    def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if chunk.reasoning:
+            out += self._delta("reasoning", chunk.reasoning)
+        if chunk.text:
+            out += self._delta("text", chunk.text)
+        for call in chunk.tool_calls or ():
+            out += self._tool_delta(call)
+        return out
+
+    def _delta(self, kind: str, delta: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self._open is None or self._open[0] != kind:
+            out += self._close()
+            self._parts += 1
+            self._open = (kind, f"{kind}-{self._parts}")
+            out.append({"type": f"{kind}-start", "id": self._open[1]})
+            head = _dumps({"type": f"{kind}-delta", "id": self._open[1]})
+            self._delta_head = head[:-1] + ',"delta":'
+        out.append({"type": f"{kind}-delta", "id": self._open[1], "delta": delta})
+        return out
+
+    def _close(self) -> list[dict[str, Any]]:
+        if self._open is None:
+            return []
+        kind, part_id = self._open
+        self._open = None
+        return [{"type": f"{kind}-end", "id": part_id}]
+
+    def _tool_delta(self, delta: object) -> list[dict[str, Any]]:
+        added = self._tools.add(delta)
+        if added is None:
+            return []
+        call, started, arguments = added
+        out = self._start_tool(call) if started else []
+        if arguments:
+            out.append(
+                {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": arguments}
+            )
+        return out
+
+    def _start_tool(self, call: ToolCall) -> list[dict[str, Any]]:
+        out = self._close()
+        out.append({"type": "tool-input-start", "toolCallId": call.id, "toolName": call.name})
+        return out
+
+    def _tool_inputs(self) -> list[dict[str, Any]]:
+        """``tool-input-available`` (or ``-error``) for every tool call, in index order."""
+        out: list[dict[str, Any]] = []
+        for call in self._tools.unstarted():
+            out += self._start_tool(call)
+            if call.text:
+                out.append(
+                    {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": call.text}
+                )
+        for call in self._tools.calls():
+            head = {"toolCallId": call.id, "toolName": call.name}
+            try:
+                value = orjson.loads(call.text or "{}")
+            except orjson.JSONDecodeError:
+                error = f"the tool call's arguments are not JSON: {call.text[:200]!r}"
+                out.append(
+                    {"type": "tool-input-error", **head, "input": call.text, "errorText": error}
+                )
+                continue
+            out.append({"type": "tool-input-available", **head, "input": value})
+        return out
+
+    # -- endings ------------------------------------------------------------------------------
+    def _metadata(self, usage: Usage, timings: Timings) -> dict[str, Any]:
+        return {"model": self._model, "usage": _usage(usage), "timings": _timings(timings)}
+
+    def _finished(self, event: Finished) -> list[dict[str, Any]]:
+        self._ended = True
+        out = [*self._close(), *self._tool_inputs(), {"type": "finish-step"}]
+        metadata = self._metadata(event.usage, event.timings)
+        reason = ui_finish_reason(event.finish_reason)
+        out.append({"type": "finish", "finishReason": reason, "messageMetadata": metadata})
+        return out
+
+    def _failed(self, event: Failed) -> list[dict[str, Any]]:
+        self._ended = True
+        metadata = self._metadata(event.usage, event.timings)
+        return [
+            *self._close(),
+            {"type": "message-metadata", "messageMetadata": metadata},
+            {"type": "error", "errorText": str(event.error)},
+            {"type": "finish-step"},
+            {"type": "finish", "finishReason": "error"},
+        ]
+
+    def _cancelled(self, event: Cancelled) -> list[dict[str, Any]]:
+        self._ended = True
+        metadata = self._metadata(event.usage, event.timings)
+        return [
+            *self._close(),
+            {"type": "message-metadata", "messageMetadata": metadata},
+            {"type": "abort", "reason": event.reason},
+        ]
+
+
+class UISurface:
+    """The ``ui`` surface: AI SDK UI message stream v1 over SSE."""
+
+    name = "ui"
+    media_type = "text/event-stream"
+    headers: Mapping[str, str] = UI_STREAM_HEADERS
+
+    def encoder(self, context: SurfaceContext) -> UIMessageStreamEncoder:
+        return UIMessageStreamEncoder(context)
