@@ -7,8 +7,8 @@ Guarantees:
 * **Bounded.** ``pending`` counts bytes produced and not yet accepted by the server's ``send``
   (buffered or in flight). Once it reaches ``max_buffer`` the iterator is not advanced until
   the sender reports bytes accepted: at most ``max_buffer`` plus one item are ever pending.
-* **Never held back.** The sender is woken on the first byte of every batch; a ready item
-  waits only for the producer's next await, never for more items.
+* **Never held back.** The sender is woken as soon as an item is buffered; a ready item waits
+  only for the producer's next await (the iterator's, or a checkpoint's), never for more items.
 * **Fair.** Each batch of ``max_buffer`` bytes is made in this loop's turn (``_turns``), so
   bulk streams share the loop one batch per iteration.
 * **Closed.** Whatever ends the task (the iterator's end, its failure, a cancellation), ``done``
