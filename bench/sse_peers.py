@@ -516,9 +516,12 @@ def machine() -> dict[str, Any]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     sources = {}
-    for name in ("_responses.py", "_sse.py"):  # what was measured, when src/ is being edited
-        path = ROOT / "src" / "mianzhang" / name
-        sources[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    for name in ("_responses", "_sse"):  # what was measured, when src/ is being edited
+        package = ROOT / "src" / "mianzhang" / name
+        digest = hashlib.sha256()
+        for path in sorted(package.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        sources[name] = digest.hexdigest()[:12]
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, check=False
     )

@@ -1,4 +1,5 @@
-"""Bulk streams take turns (``mianzhang._turns``) behind a real uvicorn (uvloop + httptools).
+"""Bulk streams take turns (``mianzhang._responses._turns``) behind a real uvicorn (uvloop,
+httptools).
 
 uvloop accepts one pending connection per loop iteration. If every busy stream produced a full
 batch (``max_buffer``, 64 KiB) in every iteration, one iteration would cost a batch per busy

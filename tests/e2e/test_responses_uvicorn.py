@@ -3,7 +3,7 @@
 open streams, errors before and after the headers, and the same through FastAPI.
 
 Server-side facts are read from the app (``/_cleanups``, ``/_stats``, a cleanup file) by polling
-with deadlines; every socket has a timeout and every scenario a bound.
+with ``eventually_sync``; every socket has a timeout and every scenario a bound.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pytest
 
 from mianzhang import ServerSentEvent, SSEDecoder
 from tests._support.procs import ServerProcess, uvicorn_process
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -117,29 +118,16 @@ def get_json(server: ServerProcess, path: str, **params: Any) -> Any:
     return response.json()
 
 
-def wait_cleanups(server: ServerProcess, key: str, count: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        info: dict[str, Any] = get_json(server, "/_cleanups", key=key)
-        if info["count"] >= count or time.monotonic() > deadline:
-            return info
-        time.sleep(0.01)
+def cleanups(server: ServerProcess, key: str) -> dict[str, Any]:
+    """How many generators of ``key`` ran their ``finally`` (``count``), when (``at``), and
+    how many events they produced."""
+    result: dict[str, Any] = get_json(server, "/_cleanups", key=key)
+    return result
 
 
 def stats(server: ServerProcess) -> dict[str, int]:
     result: dict[str, int] = get_json(server, "/_stats")
     return result
-
-
-def wait_stats(
-    server: ServerProcess, field: str, at_least: int, timeout: float = 10
-) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        current = stats(server)
-        if current[field] >= at_least or time.monotonic() > deadline:
-            return current
-        time.sleep(0.02)
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -160,13 +148,18 @@ def _disconnect_and_measure(server: ServerProcess, key: str, path: str, *, reset
     try:
         head = read_until(sock, b"data: hello")
         assert head.startswith(b"HTTP/1.1 200 ")
-        assert get_json(server, "/_cleanups", key=key)["count"] == 0  # still streaming
+        assert cleanups(server, key)["count"] == 0  # still streaming
         if reset:  # RST instead of FIN
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     finally:
         closed_at = time.time()
         sock.close()
-    info = wait_cleanups(server, key, 1, timeout=5)
+    eventually_sync(
+        lambda: cleanups(server, key)["count"] >= 1,
+        timeout=5,
+        message="the generator's finally never ran",
+    )
+    info = cleanups(server, key)
     assert info["count"] == 1, f"the generator's finally never ran: {info}"
     return float(info["at"][0]) - closed_at
 
@@ -178,7 +171,8 @@ def test_generator_finally_runs_within_a_second_of_the_socket_closing(
     before = stats(server)["disconnected"]
     delay = _disconnect_and_measure(server, key, f"/stream?key={key}&mode={mode}", reset=False)
     assert delay < 1.0, f"cleanup {delay:.3f}s after the close"
-    assert wait_stats(server, "disconnected", before + 1)["disconnected"] >= before + 1
+    eventually_sync(lambda: stats(server)["disconnected"] >= before + 1)
+    assert stats(server)["disconnected"] >= before + 1
 
 
 def test_generator_finally_runs_after_a_connection_reset(server: ServerProcess, key: str) -> None:
@@ -194,7 +188,8 @@ def test_closing_an_httpx_stream_cleans_up(server: ServerProcess, key: str) -> N
                 if line == "data: hello":
                     break
         closed_at = time.time()
-    info = wait_cleanups(server, key, 1, timeout=5)
+    eventually_sync(lambda: cleanups(server, key)["count"] >= 1, timeout=5)
+    info = cleanups(server, key)
     assert info["count"] == 1
     assert info["at"][0] - closed_at < 1.0
 
@@ -213,20 +208,25 @@ def test_stalled_reader_keeps_memory_bounded_and_is_cut_off_by_send_timeout(
     try:
         started = time.monotonic()
         samples = [rss_before]
-        # Never read. Sample the server's memory while its generator would race ahead.
-        deadline = started + 15
-        info: dict[str, Any] = {"count": 0}
-        while time.monotonic() < deadline:
+
+        def closed_by_the_server() -> bool:
+            # never read; sample the server's memory while its generator would race ahead
             samples.append(process.memory_info().rss)
-            info = get_json(server, "/_cleanups", key=key)
-            if info["count"]:
-                break
-            time.sleep(0.05)
+            return bool(cleanups(server, key)["count"])
+
+        eventually_sync(
+            closed_by_the_server,
+            timeout=15,
+            interval=0.05,
+            message="send_timeout never closed the stalled stream",
+        )
         elapsed = time.monotonic() - started
+        info = cleanups(server, key)
         peak = max(max(samples), status_kib(pid, "VmHWM") * 1024)
         assert info["count"] == 1, f"send_timeout never closed the stalled stream: {info}"
         assert elapsed >= 1.0  # it was the 1 s send timeout, not something earlier
-        after = wait_stats(server, "send_timeouts", before["send_timeouts"] + 1)
+        eventually_sync(lambda: stats(server)["send_timeouts"] >= before["send_timeouts"] + 1)
+        after = stats(server)
         assert after["send_timeouts"] == before["send_timeouts"] + 1
         assert after["disconnected"] == before["disconnected"]
         growth = peak - rss_before
@@ -388,14 +388,14 @@ def test_headers_on_the_wire(server: ServerProcess, key: str) -> None:
     assert headers["x-accel-buffering"] == ["no"]
     assert "connection" not in headers
     assert headers["transfer-encoding"] == ["chunked"]
-    wait_cleanups(server, key, 1, timeout=5)
+    eventually_sync(lambda: cleanups(server, key)["count"] >= 1, timeout=5)
 
 
 def test_head_request_completes_at_once(server: ServerProcess, key: str) -> None:
     response = httpx.head(f"{server.url}/stream", params={"key": key}, timeout=5)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
-    assert get_json(server, "/_cleanups", key=key)["produced"] == 0  # never started
+    assert cleanups(server, key)["produced"] == 0  # never started
 
 
 # -- (5) FastAPI -------------------------------------------------------------------------------
@@ -415,10 +415,12 @@ def test_fastapi_streams_with_the_same_headers_and_events(
     assert headers["x-accel-buffering"] == ["no"]
     assert "connection" not in headers
     assert [e.data for e in sse(body)][:4] == ["hello", "tick 1", "tick 2", "tick 3"]
-    info = wait_cleanups(fastapi_server, key, 1, timeout=5)
+    eventually_sync(lambda: cleanups(fastapi_server, key)["count"] >= 1, timeout=5)
+    info = cleanups(fastapi_server, key)
     assert info["count"] == 1
     assert info["at"][0] - closed_at < 1.0
-    assert wait_stats(fastapi_server, "disconnected", 1)["disconnected"] >= 1
+    eventually_sync(lambda: stats(fastapi_server)["disconnected"] >= 1)
+    assert stats(fastapi_server)["disconnected"] >= 1
 
 
 def test_fastapi_errors_before_and_after_headers(fastapi_server: ServerProcess) -> None:

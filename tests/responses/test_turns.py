@@ -1,4 +1,4 @@
-"""Fair turns for busy producers (``mianzhang._turns``).
+"""Fair turns for busy producers (``mianzhang._responses._turns``).
 
 Loop iterations are counted exactly: the tests that talk about iterations run on a
 ``SelectorEventLoop`` whose selector counts its ``select()`` calls, and asyncio calls ``select()``
@@ -20,7 +20,7 @@ import anyio
 import pytest
 import uvloop
 
-from mianzhang._turns import Turns, loop_turns
+from mianzhang._responses._turns import Turns, loop_turns
 
 TIMEOUT = 5.0
 T = TypeVar("T")

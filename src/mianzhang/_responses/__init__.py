@@ -1,0 +1,60 @@
+"""Layer 2: streaming responses for any ASGI app (Starlette, FastAPI, or bare ASGI).
+
+:class:`EventSourceResponse` (SSE), :class:`NDJSONResponse` (one JSON value per line) and
+:class:`TextStreamResponse` (chunked text) share one engine with these guarantees:
+
+* **Delivery.** Every item the iterator yields is sent, in order. Items the iterator produced
+  while the socket was still busy are coalesced into one ASGI message; an item that is ready is
+  never held back waiting for more (the sender runs whenever the producer awaits anything).
+* **Bounded memory.** At most ``max_buffer`` bytes (plus one item) are produced and not yet
+  accepted by the server's ``send``; a client that stops reading stalls the iterator, it does
+  not grow a queue.
+* **Disconnect.** When the peer goes away (ASGI ``http.disconnect``, or ``OSError`` from
+  ``send``) the iterator is cancelled and closed at once, even while a send is blocked, so its
+  ``finally`` blocks run; ``client_close_handler_callable`` is awaited. Sync iterables run in
+  the thread pool and are closed (``close()``) the same way.
+* **Slow client.** A send blocked longer than ``send_timeout`` seconds ends the stream the same
+  way and is counted in :class:`StreamSupervisor` statistics.
+* **Errors.** An exception before anything was sent propagates (the framework answers a normal
+  HTTP error). After the headers it becomes a final in-band error (an SSE ``error`` event with a
+  JSON ``{"type", "message"}`` body, no traceback) and the stream ends cleanly.
+* **Heartbeat.** A ping (an SSE comment by default) only after ``ping`` idle seconds.
+* **Graceful shutdown.** When the :class:`StreamSupervisor` drains (server shutdown), every live
+  stream flushes what it holds, sends a final ``reconnect`` event with a jittered ``retry:``
+  hint, and ends. No monkey-patching of uvicorn: the supervisor is triggered by its signal hook,
+  by the ``mianzhang serve`` server, or by the application itself. A ``shutdown_event`` given
+  to a response is set when the drain reaches it (sse-starlette's cooperative farewell), and
+  setting it from the application drains that one stream.
+* **HEAD.** A ``HEAD`` request gets the headers and an empty body; the iterator is not started
+  (an endless stream would otherwise never complete a body the client does not read).
+
+The package, one job per module, in the order a response runs:
+
+* ``_formats``: the three response classes, how items become bytes;
+* ``_response``: their shared base: options, headers, the ASGI entry point, ``HEAD``;
+* ``_engine``: one running stream: the sender, the disconnect watcher, the timers (heartbeat,
+  drain, send timeout), the cleanup;
+* ``_producer``: the iterator in a task, encoding into the bounded buffer;
+* ``_content``: async, sequence and sync (thread pool) content as one async iterator;
+* ``_turns``: fair turns between the busy producers of one event loop;
+* ``_flag``: the one-waiter flag the producer and the sender wake each other with;
+* ``_supervisor``: live streams, statistics, drain and the signal hook.
+"""
+
+from ._content import Content as Content
+from ._formats import EventSourceResponse, NDJSONResponse, TextStreamResponse
+from ._response import DEFAULT_MAX_BUFFER as DEFAULT_MAX_BUFFER
+from ._response import DEFAULT_OPEN_TIMEOUT as DEFAULT_OPEN_TIMEOUT
+from ._response import DEFAULT_PING as DEFAULT_PING
+from ._response import DEFAULT_SEND_TIMEOUT as DEFAULT_SEND_TIMEOUT
+from ._response import _StreamingBase as _StreamingBase
+from ._supervisor import SUPERVISOR_STATE_KEY as SUPERVISOR_STATE_KEY
+from ._supervisor import StreamStatistics, StreamSupervisor
+
+__all__ = [
+    "EventSourceResponse",
+    "NDJSONResponse",
+    "StreamStatistics",
+    "StreamSupervisor",
+    "TextStreamResponse",
+]

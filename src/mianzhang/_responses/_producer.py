@@ -1,0 +1,133 @@
+"""The producing half of one stream: the iterator in a task, encoding into a bounded buffer.
+
+Guarantees:
+
+* **Order.** Items are encoded and buffered in the order the iterator yields them; the sender
+  takes the buffer whole, so bytes leave in that order.
+* **Bounded.** ``pending`` counts bytes produced and not yet accepted by the server's ``send``
+  (buffered or in flight). Once it reaches ``max_buffer`` the iterator is not advanced until
+  the sender reports bytes accepted: at most ``max_buffer`` plus one item are ever pending.
+* **Never held back.** The sender is woken as soon as an item is buffered; a ready item waits
+  only for the producer's next await (the iterator's, or a checkpoint's), never for more items.
+* **Fair.** Each batch of ``max_buffer`` bytes is made in this loop's turn (``_turns``), so
+  bulk streams share the loop one batch per iteration.
+* **Closed.** Whatever ends the task (the iterator's end, its failure, a cancellation), ``done``
+  is set, the sender is woken and the iterator's ``aclose()`` is awaited, so its ``finally``
+  blocks run before the task ends. A failure is recorded in ``failure``, never raised; a
+  cancellation propagates. The task is cancelled at most once (a second cancellation would
+  interrupt the iterator's cleanup while it awaits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .._sse import ServerSentEvent
+from ._flag import Flag
+from ._turns import Turns, loop_turns
+
+if TYPE_CHECKING:
+    from ._response import _StreamingBase
+
+__all__ = ["Producer"]
+
+
+class Producer:
+    """Fills ``buffer`` from the response's content; the sender empties it with :meth:`take`
+    and reports what the server accepted with :meth:`accepted`."""
+
+    __slots__ = ("_drained", "_wake", "buffer", "done", "failure", "pending", "task")
+
+    def __init__(self, wake: Flag) -> None:
+        self.buffer: list[bytes] = []
+        self.pending = 0  # bytes produced and not yet accepted by ``send``
+        self.done = False
+        self.failure: BaseException | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._wake = wake  # the sender's: set when there is something to send, or the end
+        self._drained = Flag()  # set when the sender reports bytes accepted
+
+    def start(self, iterator: AsyncIterator[Any], response: _StreamingBase) -> asyncio.Task[None]:
+        """Run the producer task (owned by the stream, which cancels and awaits it)."""
+        task = self.task = asyncio.create_task(self._produce(iterator, response))
+        return task
+
+    def cancel(self) -> None:
+        """Cancel the producer at most once: a second cancellation would interrupt the
+        iterator's ``finally`` blocks while they await their cleanup."""
+        task = self.task
+        if task is not None and not task.done() and not task.cancelling():
+            task.cancel()
+
+    def take(self) -> tuple[bytes, int]:
+        """Everything buffered, as one body (write coalescing), and the number of items in it."""
+        buffer = self.buffer
+        items = len(buffer)
+        body = buffer[0] if items == 1 else b"".join(buffer)
+        buffer.clear()
+        return body, items
+
+    def accepted(self, size: int) -> None:
+        """``size`` bytes taken from the buffer are no longer pending: room for more."""
+        self.pending -= size
+        self._drained.set()
+
+    async def _produce(self, iterator: AsyncIterator[Any], response: _StreamingBase) -> None:
+        try:
+            await self._fill(iterator, response)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = exc
+        finally:
+            self.done = True
+            self._wake.set()
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _fill(self, iterator: AsyncIterator[Any], response: _StreamingBase) -> None:
+        """Encode items into the buffer, pausing at each checkpoint: after the first item, and
+        then whenever a batch of ``max_buffer`` bytes may be complete."""
+        encode = response.encode_item
+        sse = response.sse_items
+        limit = response.max_buffer
+        buffer = self.buffer
+        wake = self._wake
+        turns = loop_turns()
+        produced = 0
+        checkpoint = 0  # the first item is a checkpoint
+        first = True
+        async for item in iterator:
+            # the hot path: an SSE response fed ServerSentEvent objects, inlined
+            chunk = item.encode() if sse and type(item) is ServerSentEvent else encode(item)
+            buffer.append(chunk)
+            size = len(chunk)
+            self.pending += size
+            produced += size
+            if not wake._is_set:
+                wake.set()
+            if produced < checkpoint:
+                continue
+            await self._pause(turns, limit, first)
+            first = False
+            checkpoint = produced + limit - self.pending
+
+    async def _pause(self, turns: Turns, limit: int, first: bool) -> None:
+        """At a checkpoint: let the sender run, wait for room, and take this loop's turn."""
+        if first:
+            # one loop turn after the first item: the sender puts the headers and the first
+            # event on the wire now instead of after a full batch; the rest of the batch waits
+            # for this loop's turn
+            await asyncio.sleep(0)
+            await turns.take()
+        elif self.pending >= limit:
+            drained = self._drained
+            while self.pending >= limit:
+                drained.clear()
+                await drained.wait()
+            await turns.take()  # the next batch: the next turn
+        elif turns.contended:
+            await turns.take()  # a batch's worth made while others wait
