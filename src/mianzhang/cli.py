@@ -39,8 +39,8 @@ def serve(
     import uvicorn
 
     from .server import create_app, load_settings
+    from .server._http_protocol import guarded_protocol
     from .server._logging import log_config
-    from .server._protocol import guarded_protocol
 
     overrides: dict[str, object] = {}
     for name, value in (

@@ -24,6 +24,7 @@ from mianzhang.client import ResetEvent, connect
 from mianzhang.log import RedisEventLog
 from tests._support.nginx import nginx_process
 from tests._support.procs import ServerProcess, serve_process
+from tests._support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -98,16 +99,13 @@ async def test_sigterm_drains_readers_to_the_other_instance_without_loss(
             for i in range(1, total + 1):
                 await log.append(stream, orjson.dumps({"i": i}).decode())
                 if i == 100:
-                    deadline = time.monotonic() + 20
-                    while min(len(r) for r in results) < 100:
-                        assert time.monotonic() < deadline
-                        await asyncio.sleep(0.02)
+                    await eventually(lambda: min(len(r) for r in results) >= 100, timeout=20)
                     on_a = await asyncio.to_thread(_active_streams, a)
                     assert on_a >= 1, "nginx sent no reader to instance A"
                     sent = time.monotonic()
                     a.proc.send_signal(signal.SIGTERM)
                     attached.set()
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # pacing the producer (a rate), not a wait
             await asyncio.wait_for(asyncio.gather(*tasks), 60)
             code = await asyncio.to_thread(a.proc.wait, 10)
             exited_after = time.monotonic() - sent
