@@ -61,7 +61,7 @@ def serve(
         application,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(settings.header_timeout, settings.max_header_bytes),
+        http=guarded_protocol(settings),
         # uvicorn counts the connection it refuses: N + 1 lets N be served
         limit_concurrency=settings.max_connections + 1,
         timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
