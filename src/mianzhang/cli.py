@@ -39,8 +39,8 @@ def serve(
     import uvicorn
 
     from .server import create_app, load_settings
+    from .server._http_protocol import guarded_protocol
     from .server._logging import log_config
-    from .server._protocol import guarded_protocol
 
     overrides: dict[str, object] = {}
     for name, value in (
@@ -61,7 +61,7 @@ def serve(
         application,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(settings.header_timeout, settings.max_header_bytes),
+        http=guarded_protocol(settings),
         # uvicorn counts the connection it refuses: N + 1 lets N be served
         limit_concurrency=settings.max_connections + 1,
         timeout_graceful_shutdown=int(settings.graceful_timeout) or None,

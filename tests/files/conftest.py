@@ -14,12 +14,14 @@ from fastapi import FastAPI
 
 from mianzhang.files import FileMeta, FilesService, FilesSettings, new_file_id
 from mianzhang.log import MemoryEventLog
+from mianzhang.server._deps import get_files
 from mianzhang.server.routes.files import files_router
 
 
 def make_app(service: FilesService) -> FastAPI:
     app = FastAPI()
-    app.include_router(files_router(lambda request: service))
+    app.include_router(files_router)
+    app.dependency_overrides[get_files] = lambda: service
     return app
 
 

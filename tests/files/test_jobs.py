@@ -26,7 +26,8 @@ from mianzhang.jobs import (
     job_stream,
 )
 from mianzhang.log import LogEvent, MemoryEventLog
-from mianzhang.server.routes.files import files_router
+from mianzhang.server._deps import get_files, get_jobs
+from mianzhang.server.routes.files import file_jobs_router, files_router
 
 
 @pytest.fixture
@@ -54,7 +55,10 @@ async def jobs(service: FilesService, log: MemoryEventLog) -> AsyncIterator[JobS
 @pytest.fixture
 async def jobs_client(service: FilesService, jobs: JobService) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    app.include_router(files_router(lambda request: service, get_jobs=lambda request: jobs))
+    app.include_router(files_router)
+    app.include_router(file_jobs_router)
+    app.dependency_overrides[get_files] = lambda: service
+    app.dependency_overrides[get_jobs] = lambda: jobs
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http

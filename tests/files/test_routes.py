@@ -1,4 +1,4 @@
-"""``files_router``: the read and write route groups get their own dependencies (auth)."""
+"""The file routers: the read and write route groups get their own dependencies (auth)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 
 from mianzhang.files import FilesService
-from mianzhang.server.routes.files import files_router
+from mianzhang.server._deps import get_files
+from mianzhang.server.routes.files import files_read_router, files_write_router
 
 from .conftest import StoreFile
 
@@ -26,13 +27,9 @@ def require(scope: str) -> Any:
 @pytest.fixture
 async def guarded(service: FilesService) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    app.include_router(
-        files_router(
-            lambda request: service,
-            read_dependencies=[require("files:read")],
-            write_dependencies=[require("files:write")],
-        )
-    )
+    app.include_router(files_read_router, dependencies=[require("files:read")])
+    app.include_router(files_write_router, dependencies=[require("files:write")])
+    app.dependency_overrides[get_files] = lambda: service
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http

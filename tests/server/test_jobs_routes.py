@@ -4,7 +4,6 @@ the ``jobs`` scope. Real processes (Redis, workers, SIGKILL) are in ``tests/e2e`
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from fastapi.testclient import TestClient
 from mianzhang._sse import ServerSentEvent, SSEDecoder
 from mianzhang.auth import generate_api_key, hash_api_key
 from mianzhang.server import Settings, create_app
+from tests._support.wait import eventually_sync
 
 JOBS = generate_api_key()
 FILES = generate_api_key()
@@ -50,14 +50,14 @@ def read_events(http: TestClient, url: str, headers: dict[str, str] | None = Non
     return events
 
 
-def wait_state(http: TestClient, job_id: str, states: set[str], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = http.get(f"/v1/jobs/{job_id}").json()
-        if body["state"] in states:
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} never reached {states}")
+def reaches(http: TestClient, job_id: str, state: str) -> None:
+    """Wait (bounded) until the job's state is ``state``."""
+    eventually_sync(
+        lambda: http.get(f"/v1/jobs/{job_id}").json()["state"] == state,
+        timeout=20,
+        interval=0.02,
+        message=f"job {job_id} never reached {state}",
+    )
 
 
 def test_submit_answers_202_with_links_and_the_events_end_with_the_result(
@@ -155,16 +155,16 @@ def test_malformed_json_and_unknown_ids(client: TestClient) -> None:
 def test_cancel_running_then_again_and_after_success(tmp_path: Path) -> None:
     with make_client(tmp_path, llm={"models": SLOW}) as http:
         job = http.post("/v1/jobs", json={"type": "summarize", "input": {"text": "x"}}).json()
-        wait_state(http, job["id"], {"running"})
+        reaches(http, job["id"], "running")
         asked = http.post(job["links"]["cancel"])
         assert asked.status_code in (200, 202) and asked.json()["cancel_requested"] is True
-        wait_state(http, job["id"], {"cancelled"})
+        reaches(http, job["id"], "cancelled")
         events = read_events(http, job["links"]["events"])
         assert events[-1].event == "state" and '"cancelled"' in events[-1].data
         assert http.post(job["links"]["cancel"]).status_code == 200  # idempotent
     with make_client(tmp_path) as http:
         job = http.post("/v1/jobs", json={"type": "summarize", "input": {"text": "x"}}).json()
-        wait_state(http, job["id"], {"succeeded"})
+        reaches(http, job["id"], "succeeded")
         late = http.post(job["links"]["cancel"])
         assert late.status_code == 409 and late.json()["error"]["type"] == "conflict"
 
@@ -174,7 +174,7 @@ def test_full_queue_is_503_with_retry_after(tmp_path: Path) -> None:
     with make_client(tmp_path, llm={"models": SLOW}, jobs=jobs) as http:
         body = {"type": "summarize", "input": {"text": "x"}}
         first = http.post("/v1/jobs", json=body).json()
-        wait_state(http, first["id"], {"running"})
+        reaches(http, first["id"], "running")
         assert http.post("/v1/jobs", json=body).status_code == 202  # waits in the queue
         full = http.post("/v1/jobs", json=body)
         assert full.status_code == 503 and full.headers["retry-after"] == "1"

@@ -3,13 +3,12 @@ jobs by state (parsed with prometheus_client's own parser)."""
 
 from __future__ import annotations
 
-import time
-
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from mianzhang import SSEDecoder
 from mianzhang.server import Settings, create_app
+from tests._support.wait import eventually_sync
 
 
 def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -33,10 +32,8 @@ def test_stream_and_job_metrics_move_with_the_traffic() -> None:
         assert SSEDecoder().decode(again.content)[0].event == "reset"
         job = client.post("/v1/jobs", json={"type": "summarize", "input": {"text": "one. two."}})
         assert job.status_code == 202
-        deadline = time.monotonic() + 30
-        while client.get(f"/v1/jobs/{job.json()['id']}").json()["state"] != "succeeded":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        job_url = f"/v1/jobs/{job.json()['id']}"
+        eventually_sync(lambda: client.get(job_url).json()["state"] == "succeeded", timeout=30)
         samples = _samples(client)
     assert samples[("mianzhang_streams_opened_total", ())] >= 3
     assert samples[("mianzhang_stream_events_sent_total", ())] >= 3 + len(first)

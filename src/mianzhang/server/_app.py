@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from .._errors import FileNotFound, MianzhangError
+from .._errors import MianzhangError
 from .._responses import SUPERVISOR_STATE_KEY
-from ..files import FilesService
-from ..jobs import JobService
-from ..llm import LLMService
-from ..log.serve import StreamHost
-from ._deps import require, services, token_budget
+from ._deps import get_host, get_llm, require, token_budget
 from ._errors import error_response
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._otel import otlp_tracer_provider, telemetry_config
@@ -33,7 +29,7 @@ from ._services import open_services
 from ._settings import Settings, load_settings
 from .routes.channels import channels_router
 from .routes.demo import demo_router
-from .routes.files import files_router
+from .routes.files import file_jobs_router, files_read_router, files_write_router
 from .routes.jobs import jobs_router
 from .routes.llm import llm_router
 from .routes.ops import ops_router
@@ -46,37 +42,12 @@ logger = logging.getLogger("mianzhang.server")
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
-
-def _host(request: Request) -> StreamHost:
-    return services(request).host
+Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[dict[str, object]]]
 
 
-def _llm(request: Request) -> LLMService:
-    return services(request).llm
-
-
-def _jobs(request: Request) -> JobService:
-    return services(request).jobs
-
-
-def _files(request: Request) -> FilesService:
-    files = services(request).files
-    if files is None:
-        raise FileNotFound("file storage is disabled on this server")
-    return files
-
-
-def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> FastAPI:
-    """The server app. Without ``settings`` they are read (and validated) from ``MIANZHANG_*``;
-    invalid settings raise :class:`~mianzhang.ConfigError` here, before anything runs.
-
-    ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for request spans (the app does
-    not shut it down); with ``settings.otel_tracing`` and none given, an OTLP one is made and
-    shut down with the app."""
-    settings = settings or load_settings()
-    owned_provider = None
-    if tracer_provider is None and settings.otel_tracing:
-        tracer_provider = owned_provider = otlp_tracer_provider()
+def _lifespan(settings: Settings, owned_provider: Any) -> Lifespan:
+    """Build the services at startup; at shutdown drain the streams, then close them (and the
+    tracer provider the app made, if any)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
@@ -95,15 +66,10 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     if owned_provider is not None:
                         owned_provider.shutdown()
 
-    app = FastAPI(
-        title="mianzhang",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url=None,
-        telemetry=telemetry_config(tracer_provider),  # type: ignore[arg-type]
-    )
-    app.state.settings = settings
+    return lifespan
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # outermost first: request id around everything, then the body deadline, stream slots
     app.add_middleware(StreamSlots)
     app.add_middleware(BodyDeadline, timeout=settings.body_timeout)
@@ -112,30 +78,60 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     # else reaches the outermost handler, which answers JSON and lets the server log it.
     app.add_exception_handler(MianzhangError, error_response)
     app.add_exception_handler(Exception, error_response)
-    app.include_router(ops_router(services))
-    app.include_router(streams_router(_host), dependencies=[Depends(require("streams"))])
-    app.include_router(demo_router())
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every feature's routes, each group behind the scope it needs."""
+
+    def guarded(scope: str, *, new_work: bool = False) -> list[Any]:
+        return [Depends(require(scope, new_work=new_work))]
+
+    app.include_router(ops_router)
+    app.include_router(streams_router, dependencies=guarded("streams"))
+    app.include_router(demo_router)
     app.include_router(
-        llm_router(_llm, _host, get_budget=token_budget),
-        dependencies=[Depends(require("llm", new_work=True))],
+        llm_router(get_llm, get_host, get_budget=token_budget),
+        dependencies=guarded("llm", new_work=True),
     )
-    app.include_router(
-        files_router(
-            _files,
-            get_jobs=_jobs,
-            read_dependencies=[Depends(require("files:read"))],
-            write_dependencies=[Depends(require("files:write"))],
-        )
+    app.include_router(files_read_router, dependencies=guarded("files:read"))
+    app.include_router(files_write_router, dependencies=guarded("files:write"))
+    app.include_router(file_jobs_router, dependencies=guarded("files:write"))
+    # channels authenticate per route (publishers and subscribers differ)
+    app.include_router(channels_router)
+    app.include_router(tails_router, dependencies=guarded("tails"))
+    app.include_router(jobs_router, dependencies=guarded("jobs"))
+
+
+def _mount_web(app: FastAPI) -> None:
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> FastAPI:
+    """The server app. Without ``settings`` they are read (and validated) from ``MIANZHANG_*``;
+    invalid settings raise :class:`~mianzhang.ConfigError` here, before anything runs.
+
+    ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for request spans (the app does
+    not shut it down); with ``settings.otel_tracing`` and none given, an OTLP one is made and
+    shut down with the app."""
+    settings = settings or load_settings()
+    owned_provider = None
+    if tracer_provider is None and settings.otel_tracing:
+        tracer_provider = owned_provider = otlp_tracer_provider()
+    app = FastAPI(
+        title="mianzhang",
+        version=__version__,
+        lifespan=_lifespan(settings, owned_provider),
+        docs_url="/docs",
+        redoc_url=None,
+        telemetry=telemetry_config(tracer_provider),  # type: ignore[arg-type]
     )
-    # channels, tails and jobs authenticate per route (publishers and subscribers differ)
-    app.include_router(channels_router(services))
-    app.include_router(tails_router(services))
-    app.include_router(jobs_router(services))
+    app.state.settings = settings
+    _add_middleware(app, settings)
+    _include_routers(app)
     if settings.web:
-        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
-
-        @app.get("/", include_in_schema=False)
-        async def index() -> FileResponse:
-            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
+        _mount_web(app)
     return app

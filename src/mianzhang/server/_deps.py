@@ -1,23 +1,138 @@
-"""FastAPI dependencies shared by the routers: the app's services and who is calling."""
+"""FastAPI dependencies shared by the routers: each service of the app, and who is calling.
+
+A route receives the one service it uses through an ``Annotated`` alias defined here
+(``Host``, ``Jobs``, ``Files``, ``Channels``, ``Tails``, ``Limiter``, ``Settings``, ``LLM``,
+``Budget``...). Each alias resolves through a ``get_x`` function, which by default reads the
+app's :class:`~mianzhang.server.Services` (``app.state.services``, built by ``create_app``'s
+lifespan). An app that mounts a router by itself provides the service by overriding
+``get_x``::
+
+    app = FastAPI()
+    app.include_router(streams_router)
+    app.dependency_overrides[get_host] = lambda: my_stream_host
+
+Auth is a dependency too (:func:`require`), added where a router is included, except on
+channels, whose routes authenticate per route (publishers and subscribers differ).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
+from fastapi import Depends
+from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 
-from .._errors import Draining
-from ._auth import ANONYMOUS, Principal
+from .._errors import Draining, FileNotFound
+from .._responses import StreamSupervisor
+from ..channels import ChannelHub
+from ..files import FilesService
+from ..jobs import JobService
+from ..llm import LLMService
+from ..log import EventLog
+from ..log.serve import StreamHost
+from ..tails import TailsSettings
+from ._auth import ANONYMOUS, Authenticator, Principal
 from ._limits import RateLimiter
 from ._services import Services
+from ._settings import Settings as ServerSettings
 
-__all__ = ["LimiterBudget", "caller", "not_draining", "require", "services", "token_budget"]
+__all__ = [
+    "LLM",
+    "Auth",
+    "Budget",
+    "Channels",
+    "Files",
+    "Host",
+    "Jobs",
+    "Limiter",
+    "LimiterBudget",
+    "Log",
+    "Metrics",
+    "Settings",
+    "Supervisor",
+    "Tails",
+    "admit",
+    "caller",
+    "get_auth",
+    "get_budget",
+    "get_channels",
+    "get_files",
+    "get_host",
+    "get_jobs",
+    "get_limiter",
+    "get_llm",
+    "get_log",
+    "get_metrics",
+    "get_settings",
+    "get_supervisor",
+    "get_tails",
+    "not_draining",
+    "require",
+    "services",
+    "token_budget",
+]
 
 
 def services(request: Request) -> Services:
     """The app's :class:`Services` (built by its lifespan)."""
     found: Services = request.app.state.services
     return found
+
+
+# -- one accessor per service (override these with app.dependency_overrides) ---------------
+def get_settings(request: Request) -> ServerSettings:
+    return services(request).settings
+
+
+def get_log(request: Request) -> EventLog:
+    return services(request).log
+
+
+def get_supervisor(request: Request) -> StreamSupervisor:
+    return services(request).supervisor
+
+
+def get_host(request: Request) -> StreamHost:
+    return services(request).host
+
+
+def get_metrics(request: Request) -> CollectorRegistry:
+    return services(request).metrics
+
+
+def get_auth(request: Request) -> Authenticator:
+    return services(request).auth
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    return services(request).limiter
+
+
+def get_llm(request: Request) -> LLMService:
+    return services(request).llm
+
+
+def get_jobs(request: Request) -> JobService:
+    return services(request).jobs
+
+
+def get_channels(request: Request) -> ChannelHub:
+    return services(request).channels
+
+
+def get_tails(request: Request) -> TailsSettings:
+    """The tails configuration: the allow-listed files and how they are followed."""
+    return services(request).settings.tails
+
+
+def get_files(request: Request) -> FilesService:
+    """The file service, or :class:`~mianzhang.FileNotFound` (404) when files are disabled."""
+    files = services(request).files
+    if files is None:
+        raise FileNotFound("file storage is disabled on this server")
+    return files
 
 
 class LimiterBudget:
@@ -36,10 +151,34 @@ class LimiterBudget:
         await self.limiter.charge_tokens(who, tokens)
 
 
+Settings = Annotated[ServerSettings, Depends(get_settings)]
+Log = Annotated[EventLog, Depends(get_log)]
+Supervisor = Annotated[StreamSupervisor, Depends(get_supervisor)]
+Host = Annotated[StreamHost, Depends(get_host)]
+Metrics = Annotated[CollectorRegistry, Depends(get_metrics)]
+Auth = Annotated[Authenticator, Depends(get_auth)]
+Limiter = Annotated[RateLimiter, Depends(get_limiter)]
+LLM = Annotated[LLMService, Depends(get_llm)]
+Jobs = Annotated[JobService, Depends(get_jobs)]
+Channels = Annotated[ChannelHub, Depends(get_channels)]
+Tails = Annotated[TailsSettings, Depends(get_tails)]
+Files = Annotated[FilesService, Depends(get_files)]
+
+
+def get_budget(limiter: Limiter) -> LimiterBudget:
+    """The token budget on the app's rate limiter (follows an override of ``get_limiter``)."""
+    return LimiterBudget(limiter)
+
+
+Budget = Annotated[LimiterBudget, Depends(get_budget)]
+
+
 def token_budget(request: Request) -> LimiterBudget:
-    return LimiterBudget(services(request).limiter)
+    """:func:`get_budget` as a plain accessor, for ``llm_router(get_budget=...)``."""
+    return LimiterBudget(get_limiter(request))
 
 
+# -- who is calling --------------------------------------------------------------------------
 def caller(request: Request, principal: Principal) -> str:
     """The name limits are kept under: the key or token subject; the client address for
     anonymous callers."""
@@ -48,26 +187,34 @@ def caller(request: Request, principal: Principal) -> str:
     return f"{principal.kind}:{principal.name}"
 
 
-async def not_draining(request: Request) -> None:
+async def not_draining(request: Request, supervisor: Supervisor) -> None:
     """New work (``POST``) is refused with 503 + ``Retry-After`` once the instance drains, so
     the client or the load balancer takes it to another instance."""
-    if request.method == "POST" and services(request).supervisor.draining:
+    if request.method == "POST" and supervisor.draining:
         raise Draining("this instance is shutting down: retry on another one")
 
 
-def require(scope: str, *, new_work: bool = False) -> Callable[[Request], Awaitable[Principal]]:
+async def admit(request: Request, principal: Principal, limiter: RateLimiter) -> Principal:
+    """Record the caller on ``request.state.principal`` (stream slots, logs) and count the
+    request against its limit."""
+    request.state.principal = principal
+    await limiter.request(caller(request, principal))
+    return principal
+
+
+def require(scope: str, *, new_work: bool = False) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller must hold ``scope`` (or be anonymous where allowed); the
     principal is kept on ``request.state.principal`` for rate limits and logs. With
     ``new_work``, ``POST`` requests are refused while the instance drains (as
     :func:`not_draining`), in the same dependency (one resolution per request)."""
 
-    async def dependency(request: Request) -> Principal:
-        if new_work:
-            await not_draining(request)
-        found = services(request)
-        principal = found.auth.require(request, scope)
-        request.state.principal = principal
-        await found.limiter.request(caller(request, principal))
-        return principal
+    async def allowed(request: Request, auth: Auth, limiter: Limiter) -> Principal:
+        return await admit(request, auth.require(request, scope), limiter)
 
-    return dependency
+    async def allowed_new_work(
+        request: Request, auth: Auth, limiter: Limiter, supervisor: Supervisor
+    ) -> Principal:
+        await not_draining(request, supervisor)
+        return await admit(request, auth.require(request, scope), limiter)
+
+    return allowed_new_work if new_work else allowed

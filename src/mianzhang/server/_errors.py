@@ -82,6 +82,8 @@ async def error_response(request: Request, exc: Exception) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, e.Draining):
             headers = {"Retry-After": "1", "Connection": "close"}
+        elif status == 408:  # RFC 9110 §15.5.9: the rest of the request will not be read
+            headers = {"Connection": "close"}
         body = {"error": error_body(exc)}
         if status >= 500:
             logger.error("request failed: %s", exc, exc_info=exc)

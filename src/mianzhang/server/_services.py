@@ -1,4 +1,19 @@
-"""The long-lived parts of one server instance, built at startup and closed at shutdown."""
+"""The long-lived parts of one server instance, built at startup and closed at shutdown.
+
+:func:`open_services` wires them in one place with an :class:`~contextlib.AsyncExitStack`:
+each service is registered for closing as soon as it is built, so a failure while building
+closes what was built so far, and shutdown closes them in the reverse order:
+
+1. the job host (its workers use the log, the files and the gateway);
+2. the task that drains uploads once the supervisor drains (cancelled and awaited);
+3. a bounded wait (``producer_drain_timeout``) for running producers to finish by themselves
+   (their readers have moved to other instances), then the stream host (cancels the rest);
+4. the files (interrupted uploads publish a last event, so before the log), the LLM gateway,
+   the rate limiter;
+5. the event log, last.
+
+Every step runs even when an earlier one raised.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +41,7 @@ __all__ = ["Services", "open_services"]
 
 @dataclass
 class Services:
-    """What routes reach through ``request.app.state.services``."""
+    """What routes reach through ``request.app.state.services`` (see ``server._deps``)."""
 
     settings: Settings
     log: EventLog
@@ -50,13 +65,13 @@ def _open_log(settings: Settings) -> EventLog:
     return MemoryEventLog()
 
 
-@contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Build every service; on exit, stop producers, drain streams and close the log last."""
-    supervisor = StreamSupervisor(retry_ms=settings.reconnect_retry_ms)
-    log = _open_log(settings)
-    metrics = CollectorRegistry()
-    host = StreamHost(
+def _redis_url(settings: Settings) -> str | None:
+    """The Redis shared by limits and jobs: only when the log is on Redis."""
+    return settings.redis_url if settings.log_backend == "redis" else None
+
+
+def _stream_host(settings: Settings, log: EventLog, supervisor: StreamSupervisor) -> StreamHost:
+    return StreamHost(
         log,
         supervisor=supervisor,
         grace_period=settings.llm.grace_period,
@@ -64,73 +79,91 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         ping=settings.stream_ping,
         send_timeout=settings.send_timeout,
     )
-    llm = LLMService(settings.llm, metrics_registry=metrics)
-    files = FilesService(settings.files, log) if settings.files.enabled else None
-    auth = Authenticator(settings.auth)
-    redis_url = settings.redis_url if settings.log_backend == "redis" else None
-    limiter = RateLimiter(settings.limits, redis_url=redis_url, prefix=settings.redis_prefix)
-    # -- channels (owned by the channels feature) --
-    channels = ChannelHub(
+
+
+async def _let_producers_finish(host: StreamHost, seconds: float) -> None:
+    """Give running producers ``seconds`` to end by themselves."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await host.producers.wait_idle()
+
+
+def _drain_files_on_drain(
+    stack: contextlib.AsyncExitStack, supervisor: StreamSupervisor, files: FilesService
+) -> None:
+    """A task, owned by ``stack``, that drains uploads once the supervisor starts draining;
+    cancelled and awaited when the stack closes."""
+
+    async def drain_files_when_draining() -> None:
+        await supervisor.wait_draining()
+        await files.drain()
+
+    task = asyncio.create_task(drain_files_when_draining(), name="files:drain")
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(stop)
+
+
+def _channel_hub(settings: Settings, log: EventLog) -> ChannelHub:
+    return ChannelHub(
         log,
         max_events=settings.channels.max_events,
         retention=settings.channels.retention,
         idempotency_ttl=settings.channels.idempotency_ttl,
     )
-    # -- end channels --
-    # -- jobs (owned by the jobs feature) --
-    jobs = await JobHost.start(
+
+
+async def _start_jobs(
+    settings: Settings, log: EventLog, llm: LLMService, files: FilesService | None
+) -> JobHost:
+    return await JobHost.start(
         settings.jobs,
         log,
         registry=job_registry(settings.jobs.include),
         resources=job_resources(llm.gateway, files),
-        redis_url=redis_url,
+        redis_url=_redis_url(settings),
         prefix=settings.redis_prefix,
     )
-    # -- end jobs --
-    register_stream_metrics(
-        metrics,
-        supervisor,
-        log,
-        files.stats if files else None,
-        host.stats,
-        jobs.service.stats,
-    )
-    drain_files: asyncio.Task[None] | None = None
-    if files is not None:
 
-        async def drain_files_when_draining() -> None:
-            await supervisor.wait_draining()
-            await files.drain()
 
-        drain_files = asyncio.create_task(drain_files_when_draining(), name="files:drain")
-    try:
-        yield Services(
-            settings,
-            log,
-            supervisor,
-            host,
-            metrics,
-            llm,
-            files,
-            auth,
-            channels,
-            limiter,
-            jobs.service,
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build every service; on exit close them in reverse order (see the module docstring)."""
+    async with contextlib.AsyncExitStack() as stack:
+        supervisor = StreamSupervisor(retry_ms=settings.reconnect_retry_ms)
+        metrics = CollectorRegistry()
+        log = _open_log(settings)
+        stack.push_async_callback(log.aclose)
+        limiter = RateLimiter(
+            settings.limits, redis_url=_redis_url(settings), prefix=settings.redis_prefix
         )
-    finally:
-        try:
-            await jobs.aclose()  # -- jobs: its workers use the log, files and gateway
-            if drain_files is not None:
-                drain_files.cancel()
-                await asyncio.gather(drain_files, return_exceptions=True)
-            # producers get a bounded time to finish by themselves (readers moved elsewhere)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(settings.producer_drain_timeout):
-                    await host.producers.wait_idle()
-            await host.aclose()
-            if files is not None:
-                await files.aclose()  # before the log: interrupted uploads publish a last event
-            await llm.aclose()
-            await limiter.aclose()
-        finally:
-            await log.aclose()
+        stack.push_async_callback(limiter.aclose)
+        llm = LLMService(settings.llm, metrics_registry=metrics)
+        stack.push_async_callback(llm.aclose)
+        files = FilesService(settings.files, log) if settings.files.enabled else None
+        if files is not None:
+            stack.push_async_callback(files.aclose)
+        host = _stream_host(settings, log, supervisor)
+        stack.push_async_callback(host.aclose)
+        stack.push_async_callback(_let_producers_finish, host, settings.producer_drain_timeout)
+        if files is not None:
+            _drain_files_on_drain(stack, supervisor, files)
+        jobs = await stack.enter_async_context(await _start_jobs(settings, log, llm, files))
+        stats = (files.stats if files else None, host.stats, jobs.service.stats)
+        register_stream_metrics(metrics, supervisor, log, *stats)
+        yield Services(
+            settings=settings,
+            log=log,
+            supervisor=supervisor,
+            host=host,
+            metrics=metrics,
+            llm=llm,
+            files=files,
+            auth=Authenticator(settings.auth),
+            channels=_channel_hub(settings, log),
+            limiter=limiter,
+            jobs=jobs.service,
+        )

@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     socket_send_buffer: int = Field(default=0, ge=0)
     # Slow and abusive clients (uvicorn cuts nothing while bytes trickle in).
     header_timeout: float = Field(default=10.0, gt=0)  # first byte -> end of headers
-    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers
+    max_header_count: int = Field(default=100, ge=1)
+    max_request_line: int = Field(default=8 * 1024, ge=256)  # the target: path and query
     body_timeout: float = Field(default=30.0, gt=0)  # longest silence inside a request body
     max_connections: int = Field(default=10_000, ge=1)  # beyond: 503 (uvicorn)
     log_format: Literal["text", "json"] = "text"
@@ -57,7 +59,6 @@ class Settings(BaseSettings):
     # other instances and keep receiving through Redis) before they are cancelled.
     producer_drain_timeout: float = Field(default=5.0, ge=0)
     producer_poll_interval: float = Field(default=0.5, gt=0)
-    demo_max_events: int = Field(default=10_000, ge=1)
     web: bool = True
     llm: LLMSettings = Field(default_factory=LLMSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)

@@ -36,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from mianzhang._sse import ServerSentEvent
 from mianzhang.files import FilesService, FilesSettings
 from mianzhang.log import MemoryEventLog, Reset
+from mianzhang.server._deps import get_files
 from mianzhang.server.routes.files import files_router
 
 
@@ -66,7 +67,8 @@ def create_app() -> FastAPI:
         files: FilesService = request.app.state.files
         return files
 
-    app.include_router(files_router(service))
+    app.include_router(files_router)
+    app.dependency_overrides[get_files] = service
 
     @app.get("/v1/streams/{stream}")
     async def stream(request: Request, stream: str) -> Response:

@@ -29,7 +29,6 @@ two. Every refusal (401/403) and every bad request (400) is JSON, before any str
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -42,8 +41,7 @@ from ..._errors import AuthError, Forbidden
 from ...channels import channel_stream, check_channel_name
 from ...log.serve import requested_after
 from .._auth import Principal
-from .._deps import caller, require
-from .._services import Services
+from .._deps import Auth, Channels, Host, Limiter, Settings, admit, require
 
 __all__ = ["PublishEnvelope", "channels_router"]
 
@@ -140,92 +138,87 @@ async def _parse_publish(request: Request, limit: int) -> tuple[Any, str | None,
     return data, event, key
 
 
-def channels_router(get_services: Callable[[Request], Services]) -> APIRouter:
-    """The channel routes; ``get_services(request)`` returns the app's :class:`Services`."""
-    router = APIRouter(prefix="/v1/channels", tags=["channels"])
+async def _subscriber(request: Request, name: str, auth: Auth, limiter: Limiter) -> Principal:
+    """The caller may read channel ``name`` (else 401/403 before any stream)."""
+    return await admit(request, auth.subscriber(request, name), limiter)
 
-    async def admit(request: Request, principal: Principal) -> Principal:
-        """Record the caller (stream slots, logs) and count the request against its limit."""
-        request.state.principal = principal
-        await get_services(request).limiter.request(caller(request, principal))
-        return principal
 
-    async def subscriber(request: Request, name: str) -> Principal:
-        """The caller may read channel ``name`` (else 401/403 before any stream)."""
-        return await admit(request, get_services(request).auth.subscriber(request, name))
-
-    async def reader_or_publisher(request: Request, name: str) -> Principal:
-        """A subscriber of ``name``, or a publisher (API key with ``channels:publish``)."""
-        auth = get_services(request).auth
+async def _reader_or_publisher(
+    request: Request, name: str, auth: Auth, limiter: Limiter
+) -> Principal:
+    """A subscriber of ``name``, or a publisher (API key with ``channels:publish``)."""
+    try:
+        principal = auth.subscriber(request, name)
+    except Forbidden as refused:
         try:
-            principal = auth.subscriber(request, name)
-        except Forbidden as refused:
-            try:
-                principal = auth.require(request, "channels:publish")
-            except AuthError:
-                raise refused from None
-        return await admit(request, principal)
+            principal = auth.require(request, "channels:publish")
+        except AuthError:
+            raise refused from None
+    return await admit(request, principal, limiter)
 
-    @router.post(
-        "/{name:path}/publish",
-        name="channels:publish",
-        status_code=201,
-        dependencies=[Depends(require("channels:publish"))],
+
+channels_router = APIRouter(prefix="/v1/channels", tags=["channels"])
+
+
+@channels_router.post(
+    "/{name:path}/publish",
+    name="channels:publish",
+    status_code=201,
+    dependencies=[Depends(require("channels:publish"))],
+)
+async def publish(request: Request, name: str, hub: Channels, settings: Settings) -> Response:
+    """Publish one event (see the module docstring for the body)."""
+    try:
+        check_channel_name(name)
+        limit = settings.channels.max_publish_bytes
+        data, event, key = await _parse_publish(request, limit)
+        published = await hub.publish(name, data, event=event, idempotency_key=key)
+    except _BadRequest as exc:
+        return _error(exc.status, exc.message)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    body = {"channel": name, "id": published.id, "duplicate": published.duplicate}
+    return JSONResponse(body, status_code=200 if published.duplicate else 201)
+
+
+@channels_router.get(
+    "/{name:path}/events", name="channels:events", dependencies=[Depends(_subscriber)]
+)
+async def events(request: Request, name: str, hub: Channels, host: Host) -> Response:
+    """Subscribe as SSE: history (``?history=``), then live events; resumable."""
+    after = requested_after(request)
+    try:
+        check_channel_name(name)
+        history = _history(request.query_params.get("history"))
+        if after is None:
+            after = await hub.start_after(name, history)
+        else:
+            await hub.prepare(name)
+    except _BadRequest as exc:
+        return _error(exc.status, exc.message)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return host.sse(request, channel_stream(name), after, {"X-Channel": name})
+
+
+@channels_router.get(
+    "/{name:path}", name="channels:info", dependencies=[Depends(_reader_or_publisher)]
+)
+async def info(name: str, hub: Channels) -> Response:
+    """The channel's retained history and current subscribers (on every instance)."""
+    try:
+        check_channel_name(name)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    found = await hub.info(name)
+    return JSONResponse(
+        {
+            "channel": name,
+            "subscribers": await hub.subscribers(name),
+            "epoch": found.epoch if found else None,
+            "last_id": found.last_id if found else None,
+            "length": found.length if found else 0,
+            "max_events": found.max_events if found else hub.max_events_for(name),
+            "created": found.created if found else None,
+        }
     )
-    async def publish(request: Request, name: str) -> Response:
-        """Publish one event (see the module docstring for the body)."""
-        found = get_services(request)
-        try:
-            check_channel_name(name)
-            data, event, key = await _parse_publish(
-                request, found.settings.channels.max_publish_bytes
-            )
-            published = await found.channels.publish(name, data, event=event, idempotency_key=key)
-        except _BadRequest as exc:
-            return _error(exc.status, exc.message)
-        except ValueError as exc:
-            return _error(400, str(exc))
-        body = {"channel": name, "id": published.id, "duplicate": published.duplicate}
-        return JSONResponse(body, status_code=200 if published.duplicate else 201)
-
-    @router.get("/{name:path}/events", name="channels:events", dependencies=[Depends(subscriber)])
-    async def events(request: Request, name: str) -> Response:
-        """Subscribe as SSE: history (``?history=``), then live events; resumable."""
-        found = get_services(request)
-        hub = found.channels
-        after = requested_after(request)
-        try:
-            check_channel_name(name)
-            history = _history(request.query_params.get("history"))
-            if after is None:
-                after = await hub.start_after(name, history)
-            else:
-                await hub.prepare(name)
-        except _BadRequest as exc:
-            return _error(exc.status, exc.message)
-        except ValueError as exc:
-            return _error(400, str(exc))
-        return found.host.sse(request, channel_stream(name), after, {"X-Channel": name})
-
-    @router.get("/{name:path}", name="channels:info", dependencies=[Depends(reader_or_publisher)])
-    async def info(request: Request, name: str) -> Response:
-        """The channel's retained history and current subscribers (on every instance)."""
-        hub = get_services(request).channels
-        try:
-            check_channel_name(name)
-        except ValueError as exc:
-            return _error(400, str(exc))
-        found = await hub.info(name)
-        return JSONResponse(
-            {
-                "channel": name,
-                "subscribers": await hub.subscribers(name),
-                "epoch": found.epoch if found else None,
-                "last_id": found.last_id if found else None,
-                "length": found.length if found else 0,
-                "max_events": found.max_events if found else hub.max_events_for(name),
-                "created": found.created if found else None,
-            }
-        )
-
-    return router

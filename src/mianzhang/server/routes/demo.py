@@ -25,30 +25,28 @@ def _bad(message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": "invalid_request", "message": message}}, 400)
 
 
-def demo_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/demo", tags=["demo"])
+demo_router = APIRouter(prefix="/v1/demo", tags=["demo"])
 
-    @router.get("/ticks", name="demo:ticks")
-    async def ticks(request: Request, interval: float = 0.5, count: int = 1000) -> Response:
-        """One tick event per ``interval`` seconds; resumable with ``Last-Event-ID``."""
-        if not 0.05 <= interval <= 10:
-            return _bad("interval must be between 0.05 and 10 seconds")
-        if not 1 <= count <= 100_000:
-            return _bad("count must be between 1 and 100000")
-        last = request.headers.get("last-event-id", "0")
-        if not last.isascii() or not last.isdigit():
-            return _bad("Last-Event-ID must be a tick number")
-        start = int(last) + 1
-        if start > count:
-            return Response(status_code=204)  # read to the end: EventSource stops here
 
-        async def events() -> AsyncIterator[ServerSentEvent]:
-            for n in range(start, count + 1):
-                payload = {"n": n, "of": count, "time": time.time()}
-                yield ServerSentEvent(json_dumps(payload), event="tick", id=n)
-                if n < count:
-                    await asyncio.sleep(interval)
+@demo_router.get("/ticks", name="demo:ticks")
+async def ticks(request: Request, interval: float = 0.5, count: int = 1000) -> Response:
+    """One tick event per ``interval`` seconds; resumable with ``Last-Event-ID``."""
+    if not 0.05 <= interval <= 10:
+        return _bad("interval must be between 0.05 and 10 seconds")
+    if not 1 <= count <= 100_000:
+        return _bad("count must be between 1 and 100000")
+    last = request.headers.get("last-event-id", "0")
+    if not last.isascii() or not last.isdigit():
+        return _bad("Last-Event-ID must be a tick number")
+    start = int(last) + 1
+    if start > count:
+        return Response(status_code=204)  # read to the end: EventSource stops here
 
-        return EventSourceResponse(events(), headers={"X-Demo": "ticks"})
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        for n in range(start, count + 1):
+            payload = {"n": n, "of": count, "time": time.time()}
+            yield ServerSentEvent(json_dumps(payload), event="tick", id=n)
+            if n < count:
+                await asyncio.sleep(interval)
 
-    return router
+    return EventSourceResponse(events(), headers={"X-Demo": "ticks"})

@@ -21,25 +21,33 @@ URI: a deliberate departure from RFC 9110 §9.3.4, as with transfer.sh, so that 
 works and no client text becomes a path.) Live upload progress is the event-log stream
 ``upload:{id}``.
 
-Route groups, for auth: *read* (download, list, metadata) and *write* (uploads, tus,
-delete, jobs); each gets the dependencies passed for it.
+Three routers, so that an app guards each group by itself where it includes it (auth):
+``files_read_router`` (download, list, metadata), ``files_write_router`` (uploads, tus,
+delete) and ``file_jobs_router`` (hand a file to a job: it needs the app's job service).
+``files_router`` is the read and write routers together, without jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request, params
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ..._errors import FileNotFound, JobQueueFull, UnknownJobType
 from ...files import FilesService, file_json
-from ...jobs import JobService
+from .._deps import Files, Jobs
 
-__all__ = ["FileJobRequest", "files_router"]
+__all__ = [
+    "FileJobRequest",
+    "file_jobs_router",
+    "files_read_router",
+    "files_router",
+    "files_write_router",
+]
 
 
 class FileJobRequest(BaseModel):
@@ -58,128 +66,130 @@ def _error(status: int, message: str, kind: str, headers: dict[str, str] | None 
     )
 
 
-def files_router(
-    get_service: Callable[[Request], FilesService],
-    *,
-    get_jobs: Callable[[Request], JobService] | None = None,
-    read_dependencies: Sequence[params.Depends] = (),
-    write_dependencies: Sequence[params.Depends] = (),
-) -> APIRouter:
-    """The file routes. ``get_service(request)`` returns the application's
-    :class:`~mianzhang.files.FilesService`; ``get_jobs(request)`` its
-    :class:`~mianzhang.jobs.JobService` (without it there is no ``/jobs`` route).
-    ``read_dependencies`` / ``write_dependencies`` guard the two route groups (auth)."""
-    router = APIRouter(prefix="/v1", tags=["files"])
-    read = list(read_dependencies)
-    write = list(write_dependencies)
+def _file_url(request: Request) -> Callable[[str], str]:
+    return lambda file_id: request.url_for("files:download", file_id=file_id).path
 
-    def file_url(request: Request) -> Callable[[str], str]:
-        return lambda file_id: request.url_for("files:download", file_id=file_id).path
 
-    def upload_url(request: Request) -> Callable[[str], str]:
-        return lambda upload_id: request.url_for("files:tus-upload", upload_id=upload_id).path
+def _upload_url(request: Request) -> Callable[[str], str]:
+    return lambda upload_id: request.url_for("files:tus-upload", upload_id=upload_id).path
 
-    # -- read ---------------------------------------------------------------------------------
-    @router.api_route(
-        "/files/{file_id}", methods=["GET", "HEAD"], name="files:download", dependencies=read
-    )
-    async def download(request: Request, file_id: str) -> Response:
-        """Stream a stored file (RFC 9110 ranges and conditional requests)."""
-        return get_service(request).download(file_id)
 
-    @router.get("/files", name="files:list", dependencies=read)
-    async def recent(request: Request, limit: int = 100) -> Response:
-        """The most recently stored files, newest first."""
-        service = get_service(request)
-        metas = await service.recent(max(1, min(limit, 1000)))
-        to_url = file_url(request)
-        return JSONResponse({"files": [file_json(meta, to_url(meta.id)) for meta in metas]})
+# -- read -------------------------------------------------------------------------------------
+files_read_router = APIRouter(prefix="/v1", tags=["files"])
 
-    @router.get("/files/{file_id}/meta", name="files:meta", dependencies=read)
-    async def meta(request: Request, file_id: str) -> Response:
-        """A stored file's metadata."""
-        try:
-            found = await get_service(request).info(file_id)
-        except FileNotFound as exc:
-            return FilesService.not_found(exc)
-        return JSONResponse(file_json(found, file_url(request)(found.id)))
 
-    # -- write --------------------------------------------------------------------------------
-    @router.post("/files", name="files:upload", status_code=201, dependencies=write)
-    async def upload(request: Request) -> Response:
-        """Upload multipart/form-data files (or a raw body); 201 with their metadata."""
-        return await get_service(request).upload(request, file_url(request))
+@files_read_router.api_route("/files/{file_id}", methods=["GET", "HEAD"], name="files:download")
+async def download(file_id: str, files: Files) -> Response:
+    """Stream a stored file (RFC 9110 ranges and conditional requests)."""
+    return files.download(file_id)
 
-    @router.put("/files", name="files:put", status_code=201, dependencies=write)
-    async def put(request: Request) -> Response:
-        """Upload a raw body (name from ``?name=`` or ``Content-Disposition``); 201."""
-        return await get_service(request).upload_raw(request, file_url(request))
 
-    @router.put("/files/{name}", name="files:put-named", status_code=201, dependencies=write)
-    async def put_named(request: Request, name: str) -> Response:
-        """Upload a raw body named ``name`` (metadata only: ``curl -T file URL/``); 201
-        with ``Location`` of the generated id."""
-        return await get_service(request).upload_raw(request, file_url(request), name=name)
+@files_read_router.get("/files", name="files:list")
+async def recent(request: Request, files: Files, limit: int = 100) -> Response:
+    """The most recently stored files, newest first."""
+    metas = await files.recent(max(1, min(limit, 1000)))
+    to_url = _file_url(request)
+    return JSONResponse({"files": [file_json(meta, to_url(meta.id)) for meta in metas]})
 
-    @router.delete("/files/{file_id}", name="files:delete", status_code=204, dependencies=write)
-    async def delete(request: Request, file_id: str) -> Response:
-        """Remove a stored file (204), or 404."""
-        if not await get_service(request).delete(file_id):
-            return FilesService.not_found(FileNotFound(file_id))
-        return Response(status_code=204)
 
-    if get_jobs is not None:
-        jobs_of = get_jobs
+@files_read_router.get("/files/{file_id}/meta", name="files:meta")
+async def meta(request: Request, file_id: str, files: Files) -> Response:
+    """A stored file's metadata."""
+    try:
+        found = await files.info(file_id)
+    except FileNotFound as exc:
+        return FilesService.not_found(exc)
+    return JSONResponse(file_json(found, _file_url(request)(found.id)))
 
-        @router.post("/files/{file_id}/jobs", name="files:job", status_code=202, dependencies=write)
-        async def hand_to_job(request: Request, file_id: str, body: FileJobRequest) -> Response:
-            """Submit a job of ``type`` whose ``input["file"]`` is this file (its ``id``,
-            ``name``, ``size``, ``sha256``, ``content_type`` and ``url``). The job reads it
-            with ``ctx.resources["files"].read(id)``. 202 with the job record and its
-            progress ``stream``; 404 if there is no such file."""
-            try:
-                found = await get_service(request).info(file_id)
-            except FileNotFound as exc:
-                return FilesService.not_found(exc)
-            job_input = {**body.input, "file": file_json(found, file_url(request)(found.id))}
-            try:
-                record = await jobs_of(request).submit(body.type, job_input)
-            except UnknownJobType as exc:
-                return _error(400, str(exc), "unknown_job_type")
-            except JobQueueFull as exc:
-                return _error(503, str(exc), "queue_full", {"Retry-After": "1"})
-            payload = {**record.to_dict(), "stream": record.stream}
-            return JSONResponse(payload, status_code=202)
 
-    @router.options("/uploads", name="files:tus-options", dependencies=write)
-    async def tus_options(request: Request) -> Response:
-        """tus: server capabilities."""
-        return get_service(request).tus.options()
+# -- write ------------------------------------------------------------------------------------
+files_write_router = APIRouter(prefix="/v1", tags=["files"])
 
-    @router.post("/uploads", name="files:tus-create", status_code=201, dependencies=write)
-    async def tus_create(request: Request) -> Response:
-        """tus creation: ``Upload-Length`` (+ ``Upload-Metadata``) -> 201 ``Location``."""
-        return await get_service(request).tus.create(
-            request, upload_url(request), file_url(request)
-        )
 
-    @router.head("/uploads/{upload_id}", name="files:tus-upload", dependencies=write)
-    async def tus_head(request: Request, upload_id: str) -> Response:
-        """tus: the upload's ``Upload-Offset``."""
-        return await get_service(request).tus.head(request, upload_id)
+@files_write_router.post("/files", name="files:upload", status_code=201)
+async def upload(request: Request, files: Files) -> Response:
+    """Upload multipart/form-data files (or a raw body); 201 with their metadata."""
+    return await files.upload(request, _file_url(request))
 
-    @router.patch(
-        "/uploads/{upload_id}", name="files:tus-patch", status_code=204, dependencies=write
-    )
-    async def tus_patch(request: Request, upload_id: str) -> Response:
-        """tus: append ``application/offset+octet-stream`` bytes at ``Upload-Offset``."""
-        return await get_service(request).tus.patch(request, upload_id, file_url(request))
 
-    @router.delete(
-        "/uploads/{upload_id}", name="files:tus-delete", status_code=204, dependencies=write
-    )
-    async def tus_delete(request: Request, upload_id: str) -> Response:
-        """tus termination: remove the upload."""
-        return await get_service(request).tus.delete(request, upload_id)
+@files_write_router.put("/files", name="files:put", status_code=201)
+async def put(request: Request, files: Files) -> Response:
+    """Upload a raw body (name from ``?name=`` or ``Content-Disposition``); 201."""
+    return await files.upload_raw(request, _file_url(request))
 
-    return router
+
+@files_write_router.put("/files/{name}", name="files:put-named", status_code=201)
+async def put_named(request: Request, name: str, files: Files) -> Response:
+    """Upload a raw body named ``name`` (metadata only: ``curl -T file URL/``); 201
+    with ``Location`` of the generated id."""
+    return await files.upload_raw(request, _file_url(request), name=name)
+
+
+@files_write_router.delete("/files/{file_id}", name="files:delete", status_code=204)
+async def delete(file_id: str, files: Files) -> Response:
+    """Remove a stored file (204), or 404."""
+    if not await files.delete(file_id):
+        return FilesService.not_found(FileNotFound(file_id))
+    return Response(status_code=204)
+
+
+@files_write_router.options("/uploads", name="files:tus-options")
+async def tus_options(files: Files) -> Response:
+    """tus: server capabilities."""
+    return files.tus.options()
+
+
+@files_write_router.post("/uploads", name="files:tus-create", status_code=201)
+async def tus_create(request: Request, files: Files) -> Response:
+    """tus creation: ``Upload-Length`` (+ ``Upload-Metadata``) -> 201 ``Location``."""
+    return await files.tus.create(request, _upload_url(request), _file_url(request))
+
+
+@files_write_router.head("/uploads/{upload_id}", name="files:tus-upload")
+async def tus_head(request: Request, upload_id: str, files: Files) -> Response:
+    """tus: the upload's ``Upload-Offset``."""
+    return await files.tus.head(request, upload_id)
+
+
+@files_write_router.patch("/uploads/{upload_id}", name="files:tus-patch", status_code=204)
+async def tus_patch(request: Request, upload_id: str, files: Files) -> Response:
+    """tus: append ``application/offset+octet-stream`` bytes at ``Upload-Offset``."""
+    return await files.tus.patch(request, upload_id, _file_url(request))
+
+
+@files_write_router.delete("/uploads/{upload_id}", name="files:tus-delete", status_code=204)
+async def tus_delete(request: Request, upload_id: str, files: Files) -> Response:
+    """tus termination: remove the upload."""
+    return await files.tus.delete(request, upload_id)
+
+
+# -- jobs -------------------------------------------------------------------------------------
+file_jobs_router = APIRouter(prefix="/v1", tags=["files"])
+
+
+@file_jobs_router.post("/files/{file_id}/jobs", name="files:job", status_code=202)
+async def hand_to_job(
+    request: Request, file_id: str, body: FileJobRequest, files: Files, jobs: Jobs
+) -> Response:
+    """Submit a job of ``type`` whose ``input["file"]`` is this file (its ``id``,
+    ``name``, ``size``, ``sha256``, ``content_type`` and ``url``). The job reads it
+    with ``ctx.resources["files"].read(id)``. 202 with the job record and its
+    progress ``stream``; 404 if there is no such file."""
+    try:
+        found = await files.info(file_id)
+    except FileNotFound as exc:
+        return FilesService.not_found(exc)
+    job_input = {**body.input, "file": file_json(found, _file_url(request)(found.id))}
+    try:
+        record = await jobs.submit(body.type, job_input)
+    except UnknownJobType as exc:
+        return _error(400, str(exc), "unknown_job_type")
+    except JobQueueFull as exc:
+        return _error(503, str(exc), "queue_full", {"Retry-After": "1"})
+    payload = {**record.to_dict(), "stream": record.stream}
+    return JSONResponse(payload, status_code=202)
+
+
+files_router = APIRouter()
+files_router.include_router(files_read_router)
+files_router.include_router(files_write_router)

@@ -1,4 +1,4 @@
-"""HTTP routes of the jobs feature (``mianzhang.jobs``); every route needs scope ``jobs``.
+"""HTTP routes of the jobs feature (``mianzhang.jobs``).
 
 ==================================  =========================================================
 ``POST /v1/jobs``                    ``{"type", "input"}`` -> 202, the job with ``links``
@@ -18,16 +18,17 @@ Events (data is JSON): ``state`` ``{"state", "attempt"}`` (``running`` again wit
 attempt when a job is re-run after its worker died), ``progress`` ``{"percent", "message"}``,
 ``partial`` ``{"data"}``, then exactly one of ``complete`` ``{"result"}``, ``error``
 ``{"type", "message"}`` or ``state`` ``{"state": "cancelled"}``, and the stream ends.
+
+Auth (scope ``jobs``) is added where the router is included (``create_app``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
@@ -36,8 +37,7 @@ from ..._errors import InvalidJobInput, JobNotFound, JobQueueFull
 from ...jobs import JobRecord, JobService, JobState
 from ...log import StreamState
 from ...log.serve import requested_after
-from .._deps import require
-from .._services import Services
+from .._deps import Host, Jobs
 
 __all__ = ["SubmitJob", "job_json", "jobs_router"]
 
@@ -72,72 +72,77 @@ def job_json(record: JobRecord, request: Request, *, with_input: bool = True) ->
     return data
 
 
-def jobs_router(get_services: Callable[[Request], Services]) -> APIRouter:
-    router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require("jobs"))])
+async def _find(jobs: JobService, job_id: str) -> JobRecord:
+    if not _JOB_ID.match(job_id):
+        raise JobNotFound(job_id)
+    return await jobs.get(job_id)
 
-    def jobs_of(request: Request) -> JobService:
-        return get_services(request).jobs
 
-    async def find(request: Request, job_id: str) -> JobRecord:
-        if not _JOB_ID.match(job_id):
-            raise JobNotFound(job_id)
-        return await jobs_of(request).get(job_id)
+def _already_finished(record: JobRecord) -> JSONResponse | None:
+    """The 409 for a job that already succeeded or failed (cancelling it means nothing)."""
+    if record.state in (JobState.SUCCEEDED, JobState.FAILED):
+        return _error(409, "conflict", f"job {record.id!r} already {record.state.value}")
+    return None
 
-    @router.post("", name="jobs:submit", status_code=202)
-    async def submit(request: Request) -> Response:
-        """Queue a job; 202 with its id, state and links."""
-        raw = await request.body()
-        if len(raw) > _MAX_BODY:
-            return _error(413, "too_large", f"the request body exceeds {_MAX_BODY} bytes")
-        try:
-            body = SubmitJob.model_validate(orjson.loads(raw))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
-            return _error(400, "invalid_request", f"expected {{'type', 'input'}} JSON: {exc}")
-        try:
-            record = await jobs_of(request).submit(body.type, body.input)
-        except InvalidJobInput as exc:
-            return _error(400, "InvalidJobInput", str(exc), problems=exc.problems)
-        except JobQueueFull as exc:
-            return _error(503, "JobQueueFull", str(exc), {"Retry-After": "1"})
-        payload = job_json(record, request, with_input=False)  # the client has it
-        return JSONResponse(
-            payload, status_code=202, headers={"Location": payload["links"]["self"]}
-        )
 
-    @router.get("", name="jobs:list")
-    async def recent(request: Request, limit: int = 50) -> Response:
-        """The most recent jobs still kept, newest first (without their input)."""
-        records = await jobs_of(request).recent(max(1, min(limit, 1000)))
-        return JSONResponse({"jobs": [job_json(r, request, with_input=False) for r in records]})
+jobs_router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-    @router.get("/{job_id}", name="jobs:get")
-    async def get(request: Request, job_id: str) -> Response:
-        """The job's state, progress, and result or error."""
-        return JSONResponse(job_json(await find(request, job_id), request))
 
-    @router.get("/{job_id}/events", name="jobs:events")
-    async def events(request: Request, job_id: str) -> Response:
-        """The job's events as SSE after ``Last-Event-ID``; ends after the final event."""
-        record = await find(request, job_id)
-        services = get_services(request)
-        after = requested_after(request)
-        info = await services.log.info(record.stream)
-        if info is None:
-            return _error(404, "not_found", f"the events of job {job_id!r} are no longer kept")
-        if info.state is not StreamState.OPEN and after is not None and after == info.last_id:
-            return Response(status_code=204)
-        return services.host.sse(request, record.stream, after, {"X-Job-Id": record.id})
+@jobs_router.post("", name="jobs:submit", status_code=202)
+async def submit(request: Request, jobs: Jobs) -> Response:
+    """Queue a job; 202 with its id, state and links."""
+    raw = await request.body()
+    if len(raw) > _MAX_BODY:
+        return _error(413, "too_large", f"the request body exceeds {_MAX_BODY} bytes")
+    try:
+        body = SubmitJob.model_validate(orjson.loads(raw))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        return _error(400, "invalid_request", f"expected {{'type', 'input'}} JSON: {exc}")
+    try:
+        record = await jobs.submit(body.type, body.input)
+    except InvalidJobInput as exc:
+        return _error(400, "InvalidJobInput", str(exc), problems=exc.problems)
+    except JobQueueFull as exc:
+        return _error(503, "JobQueueFull", str(exc), {"Retry-After": "1"})
+    payload = job_json(record, request, with_input=False)  # the client has it
+    return JSONResponse(payload, status_code=202, headers={"Location": payload["links"]["self"]})
 
-    @router.post("/{job_id}/cancel", name="jobs:cancel")
-    async def cancel(request: Request, job_id: str) -> Response:
-        """Ask the job to stop wherever it runs."""
-        record = await find(request, job_id)
-        if record.state in (JobState.SUCCEEDED, JobState.FAILED):
-            return _error(409, "conflict", f"job {job_id!r} already {record.state.value}")
-        record = await jobs_of(request).cancel(job_id)
-        if record.state in (JobState.SUCCEEDED, JobState.FAILED):  # finished meanwhile
-            return _error(409, "conflict", f"job {job_id!r} already {record.state.value}")
-        status = 200 if record.state.terminal else 202
-        return JSONResponse(job_json(record, request, with_input=False), status_code=status)
 
-    return router
+@jobs_router.get("", name="jobs:list")
+async def recent(request: Request, jobs: Jobs, limit: int = 50) -> Response:
+    """The most recent jobs still kept, newest first (without their input)."""
+    records = await jobs.recent(max(1, min(limit, 1000)))
+    return JSONResponse({"jobs": [job_json(r, request, with_input=False) for r in records]})
+
+
+@jobs_router.get("/{job_id}", name="jobs:get")
+async def get(request: Request, job_id: str, jobs: Jobs) -> Response:
+    """The job's state, progress, and result or error."""
+    return JSONResponse(job_json(await _find(jobs, job_id), request))
+
+
+@jobs_router.get("/{job_id}/events", name="jobs:events")
+async def events(request: Request, job_id: str, jobs: Jobs, host: Host) -> Response:
+    """The job's events as SSE after ``Last-Event-ID``; ends after the final event."""
+    record = await _find(jobs, job_id)
+    after = requested_after(request)
+    info = await host.log.info(record.stream)
+    if info is None:
+        return _error(404, "not_found", f"the events of job {job_id!r} are no longer kept")
+    if info.state is not StreamState.OPEN and after is not None and after == info.last_id:
+        return Response(status_code=204)
+    return host.sse(request, record.stream, after, {"X-Job-Id": record.id})
+
+
+@jobs_router.post("/{job_id}/cancel", name="jobs:cancel")
+async def cancel(request: Request, job_id: str, jobs: Jobs) -> Response:
+    """Ask the job to stop wherever it runs."""
+    refused = _already_finished(await _find(jobs, job_id))
+    if refused is not None:
+        return refused
+    record = await jobs.cancel(job_id)
+    refused = _already_finished(record)  # finished meanwhile
+    if refused is not None:
+        return refused
+    status = 200 if record.state.terminal else 202
+    return JSONResponse(job_json(record, request, with_input=False), status_code=status)

@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from ...log.serve import StreamHost
+from .._deps import Host
 
 __all__ = ["streams_router"]
 
@@ -26,45 +24,43 @@ def _not_found(stream: str) -> JSONResponse:
     return JSONResponse(body, status_code=404)
 
 
-def streams_router(get_host: Callable[[Request], StreamHost]) -> APIRouter:
-    router = APIRouter(prefix="/v1/streams", tags=["streams"])
+streams_router = APIRouter(prefix="/v1/streams", tags=["streams"])
 
-    @router.get("/{stream}", name="streams:read")
-    async def read(request: Request, stream: str) -> Response:
-        """Follow a stream as SSE, resuming after the client's last event id."""
-        return await get_host(request).reader(request, stream)
 
-    @router.get("/{stream}/info", name="streams:info")
-    async def info(request: Request, stream: str) -> Response:
-        """The stream's state, epoch, last id, retention and current readers."""
-        host = get_host(request)
-        found = await host.log.info(stream)
-        if found is None:
-            return _not_found(stream)
-        return JSONResponse(
-            {
-                "stream": found.name,
-                "state": found.state.value,
-                "epoch": found.epoch,
-                "created": found.created,
-                "last_id": found.last_id,
-                "length": found.length,
-                "max_events": found.max_events,
-                "ttl_after_close": found.ttl_after_close,
-                "readers": await host.log.readers(stream),
-                "meta": found.meta,
-            }
-        )
+@streams_router.get("/{stream}", name="streams:read")
+async def read(request: Request, stream: str, host: Host) -> Response:
+    """Follow a stream as SSE, resuming after the client's last event id."""
+    return await host.reader(request, stream)
 
-    @router.post("/{stream}/cancel", name="streams:cancel")
-    async def cancel(request: Request, stream: str) -> Response:
-        """Stop the stream's producer: 200 ``{"cancelled": true}``, or 409 if already ended."""
-        host = get_host(request)
-        if await host.log.info(stream) is None:
-            return _not_found(stream)
-        if await host.cancel(stream):
-            return JSONResponse({"stream": stream, "cancelled": True})
-        body = {"error": {"type": "conflict", "message": f"stream {stream!r} has already ended"}}
-        return JSONResponse(body, status_code=409)
 
-    return router
+@streams_router.get("/{stream}/info", name="streams:info")
+async def info(stream: str, host: Host) -> Response:
+    """The stream's state, epoch, last id, retention and current readers."""
+    found = await host.log.info(stream)
+    if found is None:
+        return _not_found(stream)
+    return JSONResponse(
+        {
+            "stream": found.name,
+            "state": found.state.value,
+            "epoch": found.epoch,
+            "created": found.created,
+            "last_id": found.last_id,
+            "length": found.length,
+            "max_events": found.max_events,
+            "ttl_after_close": found.ttl_after_close,
+            "readers": await host.log.readers(stream),
+            "meta": found.meta,
+        }
+    )
+
+
+@streams_router.post("/{stream}/cancel", name="streams:cancel")
+async def cancel(stream: str, host: Host) -> Response:
+    """Stop the stream's producer: 200 ``{"cancelled": true}``, or 409 if already ended."""
+    if await host.log.info(stream) is None:
+        return _not_found(stream)
+    if await host.cancel(stream):
+        return JSONResponse({"stream": stream, "cancelled": True})
+    body = {"error": {"type": "conflict", "message": f"stream {stream!r} has already ended"}}
+    return JSONResponse(body, status_code=409)

@@ -11,65 +11,69 @@
 Only names listed in ``tails.files`` are reachable: the name is a dictionary key, no part of
 the request becomes a path. An unknown name, or a configured file that does not exist, is a
 404 JSON error; a bad ``last_lines`` a 400; both before any stream starts. Auth: an API key
-with scope ``tails`` (log files may say more than streams do).
+with scope ``tails`` (log files may say more than streams do), added where the router is
+included (``create_app``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from ..._responses import EventSourceResponse
 from ...log.serve import requested_after
 from ...tails import FileTail, tail_events
-from .._deps import require
-from .._services import Services
+from .._deps import Host, Tails
 
 __all__ = ["tails_router"]
+
+_MAX_LAST_LINES = 10_000
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
-def tails_router(get_services: Callable[[Request], Services]) -> APIRouter:
-    """The tail routes; ``get_services(request)`` returns the app's :class:`Services`."""
-    router = APIRouter(prefix="/v1/tails", tags=["tails"], dependencies=[Depends(require("tails"))])
+class _BadLastLines(Exception):
+    pass
 
-    @router.get("", name="tails:list")
-    async def names(request: Request) -> Response:
-        """The names of the files that can be tailed."""
-        return JSONResponse({"tails": sorted(get_services(request).settings.tails.files)})
 
-    @router.get("/{name}", name="tails:follow")
-    async def follow(request: Request, name: str) -> Response:
-        """Follow one allow-listed file as SSE (see the module docstring)."""
-        found = get_services(request)
-        settings = found.settings.tails
-        path = settings.files.get(name)
-        if path is None:
-            return _error(404, "not_found", f"no tail named {name!r}")
-        raw = request.query_params.get("last_lines")
-        last_lines = settings.last_lines
-        if raw is not None:
-            if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and int(raw) <= 10_000):
-                return _error(400, "invalid_request", "last_lines must be a number 0..10000")
-            last_lines = int(raw)
-        if not path.is_file():
-            return _error(404, "not_found", f"tail {name!r}: its file does not exist now")
-        tail = FileTail(
-            path, poll_interval=settings.poll_interval, max_line_bytes=settings.max_line_bytes
-        )
-        host = found.host
-        return EventSourceResponse(
-            tail_events(tail, name, requested_after(request), last_lines=last_lines),
-            headers={"X-Tail": name},
-            ping=host.ping,
-            send_timeout=host.send_timeout,
-            supervisor=host.supervisor,
-        )
+def _last_lines(raw: str | None, default: int) -> int:
+    """``?last_lines=`` (0..10000), or the configured default."""
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and int(raw) <= _MAX_LAST_LINES):
+        raise _BadLastLines
+    return int(raw)
 
-    return router
+
+tails_router = APIRouter(prefix="/v1/tails", tags=["tails"])
+
+
+@tails_router.get("", name="tails:list")
+async def names(tails: Tails) -> Response:
+    """The names of the files that can be tailed."""
+    return JSONResponse({"tails": sorted(tails.files)})
+
+
+@tails_router.get("/{name}", name="tails:follow")
+async def follow(request: Request, name: str, tails: Tails, host: Host) -> Response:
+    """Follow one allow-listed file as SSE (see the module docstring)."""
+    path = tails.files.get(name)
+    if path is None:
+        return _error(404, "not_found", f"no tail named {name!r}")
+    try:
+        last_lines = _last_lines(request.query_params.get("last_lines"), tails.last_lines)
+    except _BadLastLines:
+        return _error(400, "invalid_request", "last_lines must be a number 0..10000")
+    if not path.is_file():
+        return _error(404, "not_found", f"tail {name!r}: its file does not exist now")
+    tail = FileTail(path, poll_interval=tails.poll_interval, max_line_bytes=tails.max_line_bytes)
+    return EventSourceResponse(
+        tail_events(tail, name, requested_after(request), last_lines=last_lines),
+        headers={"X-Tail": name},
+        ping=host.ping,
+        send_timeout=host.send_timeout,
+        supervisor=host.supervisor,
+    )

@@ -1,0 +1,242 @@
+"""uvicorn's httptools protocol with the request-head limits uvicorn lacks (slowloris defence).
+
+uvicorn limits nothing in a request's head: a client may send endless headers, or one header
+byte every few seconds and hold a connection forever. :func:`guarded_protocol` returns a
+subclass that refuses, with a JSON body (``{"error": {"message", "type", "param", "code"}}``)
+and ``Connection: close``:
+
+* ``408`` when the head (request line and headers) is not complete ``header_timeout`` seconds
+  after its first byte, or after the connection opened;
+* ``414`` when the request target (path and query) is longer than ``max_request_line``;
+* ``431`` when the head is larger than ``max_header_bytes`` or has more than
+  ``max_header_count`` header fields;
+* ``400`` for bytes that are not HTTP/1.1 (uvicorn answers text), ``503`` over the connection
+  cap (uvicorn's ``limit_concurrency``, answered with text by uvicorn).
+
+The limits hold however the head is cut into reads: the bytes of a head are handed to the
+parser in pieces no longer than what the byte limit still allows, so a head that arrives in
+one read is measured exactly as one that trickles in byte by byte; the request line and the
+header count are checked by the parser's callbacks as each piece is parsed. A head that
+exceeds a limit never reaches the application. (One leniency: a pipelined request's head that
+arrives in the same read as the end of the previous request's body is held to the limits once
+its headers are complete, and buffered up to that read's size before.)
+
+After a size refusal the connection lingers (at most ``LINGER`` seconds, reading and
+discarding), so the client can read the answer instead of a reset for the bytes it was still
+sending. Bodies get their deadline in the ASGI layer (``_middleware.BodyDeadline``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from ._settings import Settings
+
+__all__ = ["LINGER", "guarded_protocol"]
+
+LINGER = 2.0
+"""Seconds a refused connection keeps reading (and discarding) before it closes."""
+
+
+_KINDS = {
+    400: ("InvalidRequest", "invalid_request"),
+    408: ("RequestTimeout", "request_timeout"),
+    414: ("URITooLong", "uri_too_long"),
+    431: ("HeaderFieldsTooLarge", "header_fields_too_large"),
+    503: ("Overloaded", "overloaded"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """An answer given by the protocol itself, before any application code runs."""
+
+    status: int
+    message: str
+    linger: bool = True
+
+    def response(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The whole HTTP/1.1 response: status line, headers, JSON body (the app's error
+        shape: ``{"error": {"message", "type", "param", "code"}}``)."""
+        kind, code = _KINDS[self.status]
+        error = {"message": self.message, "type": kind, "param": None, "code": code}
+        body = orjson.dumps({"error": error})
+        head = [STATUS_LINE[self.status]]
+        head += [name + b": " + value + b"\r\n" for name, value in default_headers]
+        head.append(b"content-type: application/json\r\n")
+        head.append(b"content-length: %d\r\n" % len(body))
+        if self.status == 503:
+            head.append(b"retry-after: 1\r\n")
+        head.append(b"connection: close\r\n\r\n")
+        return b"".join(head) + body
+
+
+class _Guarded(HttpToolsProtocol):
+    header_timeout: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    max_header_count: int = 100
+    max_request_line: int = 8 * 1024
+
+    _header_timer: asyncio.TimerHandle | None = None
+    _linger_timer: asyncio.TimerHandle | None = None
+    _in_head: bool = True  # reading a head (or waiting for one), not a body
+    _head_bytes: int = 0  # raw bytes of the current head handed to the parser
+    _field_count: int = 0
+    _field_bytes: int = 0  # the parsed header fields, as "name: value\r\n"
+    _refusal: _Refusal | None = None
+    _refused: bool = False
+
+    # -- reading ----------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        """Hand ``data`` to uvicorn's parser, a head in pieces the byte limit still allows;
+        refuse as soon as a limit is exceeded."""
+        while data and not self._refused:
+            piece, data = self._next_piece(data)
+            super().data_received(piece)
+            if self._refused or self.transport.get_protocol() is not self:
+                return  # uvicorn refused bytes that are not HTTP, or upgraded to WebSocket
+            if self._refusal is None and self._in_head and self._head_bytes > self.max_header_bytes:
+                self._refusal = self._head_too_large()
+            if self._refusal is not None:
+                self._refuse(self._refusal)
+
+    def _head_too_large(self) -> _Refusal:
+        return _Refusal(431, f"the request head is larger than {self.max_header_bytes} bytes")
+
+    def _next_piece(self, data: bytes) -> tuple[bytes, bytes]:
+        """The next bytes to parse: in a head, at most one byte more than the limit allows
+        (enough to see it exceeded); in a body, everything."""
+        if not self._in_head:
+            return data, b""
+        room = max(self.max_header_bytes - self._head_bytes, 0) + 1
+        piece = data[:room]
+        self._head_bytes += len(piece)
+        return piece, data[room:]
+
+    # -- parser callbacks: no-ops once a refusal is pending ----------------------------------
+    def on_message_begin(self) -> None:
+        if self._refusal is not None:
+            return
+        super().on_message_begin()
+        self._field_count = 0
+        self._field_bytes = 0
+        self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        if self._refusal is not None:
+            return
+        super().on_url(url)
+        if len(self.url) > self.max_request_line:
+            self._refusal = _Refusal(
+                414,
+                f"the request target is longer than {self.max_request_line} bytes",
+            )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refusal is not None:
+            return
+        self._field_count += 1
+        self._field_bytes += len(name) + len(value) + 4
+        if self._field_count > self.max_header_count:
+            self._refusal = _Refusal(431, f"more than {self.max_header_count} header fields")
+        elif self._field_bytes + len(self.url) > self.max_header_bytes:
+            self._refusal = self._head_too_large()
+        else:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._refusal is not None:
+            return
+        if self._over_connection_cap():
+            self._refusal = _Refusal(503, "too many open connections")
+            return
+        self._disarm()
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._refusal is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refusal is not None:
+            return
+        super().on_message_complete()
+        self._in_head = True
+        self._head_bytes = 0
+
+    def _over_connection_cap(self) -> bool:
+        """uvicorn's ``limit_concurrency`` check, answered here so the 503 is JSON too."""
+        cap = self.limit_concurrency
+        return cap is not None and (len(self.connections) >= cap or len(self.tasks) >= cap)
+
+    # -- the header deadline -----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _too_slow(self) -> None:
+        self._header_timer = None
+        if self._in_head and not self._refused:
+            self.logger.info("request head incomplete after %.1fs: 408", self.header_timeout)
+            message = f"the request head was not complete within {self.header_timeout:g}s"
+            self._refuse(_Refusal(408, message, linger=False))
+
+    # -- refusing ----------------------------------------------------------------------------
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, as JSON."""
+        self._refuse(_Refusal(400, msg))
+
+    def _refuse(self, refusal: _Refusal) -> None:
+        """Answer ``refusal`` and close: at once, or after reading what the client still
+        sends for at most :data:`LINGER` seconds (its answer is not lost to a reset)."""
+        self._refused = True
+        self._disarm()
+        if refusal.status != 408:
+            self.logger.info("request refused: %d %s", refusal.status, refusal.message)
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(refusal.response(self.server_state.default_headers))
+        if refusal.linger and transport.can_write_eof():
+            transport.write_eof()
+            self._linger_timer = self.loop.call_later(LINGER, transport.close)
+        else:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        super().connection_lost(exc)
+
+
+def guarded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)`` with the limits of ``settings``
+    (``header_timeout``, ``max_header_bytes``, ``max_header_count``, ``max_request_line``)."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (_Guarded,),
+        {
+            "header_timeout": settings.header_timeout,
+            "max_header_bytes": settings.max_header_bytes,
+            "max_header_count": settings.max_header_count,
+            "max_request_line": settings.max_request_line,
+        },
+    )
