@@ -29,9 +29,10 @@ from ._conditional import (
     parse_http_date,
 )
 from ._digest import expected_sha256, repr_digest
-from ._download import DownloadPlan, FileDownload, Part, plan_download
+from ._download import FileDownload
 from ._ids import FILE_ID_PATTERN, is_file_id, new_file_id
 from ._names import clean_content_type, clean_filename, content_disposition
+from ._plan import DownloadPlan, Part, plan_download
 from ._progress import ProgressPublisher, progress_stream
 from ._ranges import RangeDecision, RangeOutcome, coalesce_ranges, evaluate_range
 from ._service import FilesService, file_json
