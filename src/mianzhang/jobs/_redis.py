@@ -119,8 +119,10 @@ class RedisJobStore:
         return self._decode(raw)
 
     async def recent(self, limit: int = 50) -> list[JobRecord]:
+        if limit <= 0:  # ZREVRANGE 0 0 would still give one
+            return []
         try:
-            ids: list[Any] = await self._client.zrevrange(self._recent, 0, max(0, limit - 1))
+            ids: list[Any] = await self._client.zrevrange(self._recent, 0, limit - 1)
             if not ids:
                 return []
             async with self._client.pipeline(transaction=False) as pipe:
