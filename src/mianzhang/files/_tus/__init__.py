@@ -45,7 +45,8 @@ Guarantees:
 
 Modules: ``_headers`` (the protocol's vocabulary and header parsers), ``_store`` (records and
 part files on disk), ``_claims`` (one request at a time per upload), ``_receive`` (one PATCH
-body appended and verified), ``_handlers`` (:class:`TusUploads`: statuses and headers).
+body appended and verified), ``_finish`` (a complete upload hashed, verified and stored),
+``_handlers`` (:class:`TusUploads`: statuses and headers).
 """
 
 from ._handlers import TusUploads

@@ -34,9 +34,10 @@ from .._names import DEFAULT_CONTENT_TYPE, clean_content_type, clean_filename
 from .._progress import ProgressPublisher
 from .._settings import FilesSettings
 from .._stats import FilesStats
-from .._storage import FileMeta, FileStorage
+from .._storage import FileStorage
 from .._upload import content_length
 from ._claims import Claim, Claims
+from ._finish import finish_upload
 from ._headers import (
     CHECKSUMS,
     OFFSET_OCTET_STREAM,
@@ -349,41 +350,17 @@ class TusUploads:
     async def _complete(
         self, upload: TusUpload, whole: _Hash | None, progress: ProgressPublisher, file_url: FileUrl
     ) -> Response | None:
-        """Hash, verify and store a finished upload; a Response only if that failed (the
-        upload is then removed: 460)."""
-        if whole is not None:
-            digest = whole.hexdigest()
-        else:
-            digest = await anyio.to_thread.run_sync(self.store.hash_part, upload.id)
-        if upload.expected_sha256 is not None and upload.expected_sha256 != digest:
-            await anyio.to_thread.run_sync(self.store.remove, upload.id)
-            mismatch = ChecksumMismatch(upload.expected_sha256, digest)
-            if self.stats is not None:
-                self.stats.uploads_failed += 1
-            await progress.fail(str(mismatch), upload.length)
-            return self._error(mismatch)
-        meta = await self._store_file(upload, digest)
-        if self.stats is not None:
-            self.stats.uploads_completed += 1
-        await progress.complete(size=meta.size, sha256=digest, url=file_url(upload.id))
-        return None
-
-    async def _store_file(self, upload: TusUpload, digest: str) -> FileMeta:
-        """Move the part file into the storage under the upload's id; mark it complete."""
-        meta = FileMeta(
-            id=upload.id,
-            size=upload.length,
-            sha256=digest,
-            name=upload.name,
-            content_type=upload.content_type,
-            created=time.time(),
+        """Store a finished upload (see ``_finish``); the 460 answer if its digest is wrong."""
+        mismatch = await finish_upload(
+            upload,
+            whole,
+            store=self.store,
+            storage=self.storage,
+            stats=self.stats,
+            progress=progress,
+            file_url=file_url,
         )
-        part_path = self.store.part_path(upload.id)
-        await anyio.to_thread.run_sync(lambda: self.storage.commit(part_path, meta))
-        upload.complete = True
-        upload.sha256 = digest
-        await anyio.to_thread.run_sync(self.store.save, upload)
-        return meta
+        return None if mismatch is None else self._error(mismatch)
 
 
 def _patch_headers(request: Request) -> tuple[int, tuple[str, bytes] | None, int | None]:
