@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests._support.procs import ServerProcess, uvicorn_process
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -61,15 +62,6 @@ def stored(server: ServerProcess) -> dict[str, str]:
 def nothing_kept(storage: Path) -> bool:
     kept = [p for p in storage.iterdir() if not p.name.startswith(".")]
     return not kept and not any((storage / ".tmp").iterdir())
-
-
-def poll(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def read_response(sock: socket.socket, first: bytes = b"") -> tuple[bytes, bytes]:
@@ -237,7 +229,7 @@ def test_413_arrives_while_the_client_is_still_sending(
     assert b"connection: close" in head.lower()
     assert json.loads(body)["error"]["type"] == "payload_too_large"
     assert sent < 8 * MiB, sent  # refused near the limit, long before the end
-    assert poll(lambda: nothing_kept(storage))
+    eventually_sync(lambda: nothing_kept(storage), message="files left behind")
 
 
 def test_declared_length_over_the_limit_is_413_before_any_byte(
@@ -274,7 +266,7 @@ def test_trickling_body_is_cut_with_408(server: ServerProcess, storage: Path) ->
     assert head.startswith(b"HTTP/1.1 408 "), head
     assert json.loads(body)["error"]["type"] == "request_timeout"
     assert elapsed < 10
-    assert poll(lambda: nothing_kept(storage))
+    eventually_sync(lambda: nothing_kept(storage), message="files left behind")
 
 
 def test_wrong_checksum_is_400_and_nothing_kept(server: ServerProcess, storage: Path) -> None:
@@ -299,8 +291,11 @@ def test_multipart_cut_mid_file_leaves_nothing(server: ServerProcess, storage: P
             + b'\r\n--xyz\r\nContent-Disposition: form-data; name="b"; filename="b.bin"\r\n\r\n'
             + b"b" * 900_000
         )
-        assert poll(lambda: len(list((storage / ".tmp").iterdir())) == 2)
-    assert poll(lambda: nothing_kept(storage)), list(storage.rglob("*"))
+        eventually_sync(
+            lambda: len(list((storage / ".tmp").iterdir())) == 2,
+            message="the two files never started",
+        )
+    eventually_sync(lambda: nothing_kept(storage), message="files left behind")
 
 
 # -- a real client -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from mianzhang.files import new_file_id
 from tests._support.procs import ServerProcess, uvicorn_process
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -118,15 +118,6 @@ def test_upload_2gib_with_bounded_memory(server: ServerProcess, storage: Path) -
     assert growth < LIMIT_KIB, f"server RSS grew by {growth} KiB"
 
 
-def poll(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_client_vanishing_mid_upload_leaves_nothing(server: ServerProcess, storage: Path) -> None:
     tmp = storage / ".tmp"
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
@@ -136,7 +127,7 @@ def test_client_vanishing_mid_upload_leaves_nothing(server: ServerProcess, stora
         )
         for _ in range(20):
             sock.sendall(b"\0" * MiB)
-        assert poll(lambda: any(tmp.iterdir())), "the upload never started"
+        eventually_sync(lambda: any(tmp.iterdir()), message="the upload never started")
     # the socket is closed: the server must notice and clean up
-    assert poll(lambda: not any(tmp.iterdir())), list(tmp.iterdir())
+    eventually_sync(lambda: not any(tmp.iterdir()), message="a temporary file was left")
     assert [p for p in storage.iterdir() if not p.name.startswith(".")] == []

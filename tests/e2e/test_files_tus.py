@@ -4,23 +4,27 @@
    stored URL asks the server for the offset and finishes.
 2. The server is SIGKILLed in the middle of a PATCH and restarted on the same storage: the
    bytes it had written survive, tuspy resumes from the offset HEAD reports.
+3. An upload terminated under the client's feet: tuspy's next PATCH gets 404 with a JSON error
+   body, as every error of the server.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
 from tests._support.procs import free_port, uvicorn_process
+from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -62,14 +66,8 @@ def test_tuspy_resumes_after_stopping(storage: Path) -> None:
         assert "video.bin" in download.headers["content-disposition"]
 
 
-def wait_for_size(path: Path, at_least: int, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        size = path.stat().st_size if path.exists() else 0
-        if size >= at_least:
-            return size
-        time.sleep(0.02)
-    raise TimeoutError(f"{path} stayed below {at_least} bytes")
+def size_of(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def test_tuspy_resumes_after_server_is_killed_mid_patch(storage: Path) -> None:
@@ -93,7 +91,8 @@ def test_tuspy_resumes_after_server_is_killed_mid_patch(storage: Path) -> None:
                 f"Content-Length: {len(data)}\r\n\r\n".encode()
             )
             sock.sendall(data[: 15 * MiB])
-            wait_for_size(part, 8 * MiB)  # the server has written at least 8 MiB
+            # the server has written at least 8 MiB
+            eventually_sync(lambda: size_of(part) >= 8 * MiB, timeout=20, interval=0.02)
             server.proc.kill()  # SIGKILL in the middle of the PATCH
             server.proc.wait(10)
     kept = part.stat().st_size
@@ -109,3 +108,31 @@ def test_tuspy_resumes_after_server_is_killed_mid_patch(storage: Path) -> None:
             download = http.get("/v1/files/" + url.rsplit("/", 1)[1])
         assert hashlib.sha256(download.content).digest() == hashlib.sha256(data).digest()
         assert not part.exists()
+
+
+def test_tuspy_sees_a_json_404_for_a_terminated_upload(storage: Path) -> None:
+    data = os.urandom(3 * MiB)
+    with uvicorn_process(APP, factory=True, env={"MZ_FILES_DIR": str(storage)}) as server:
+        uploader = TusClient(f"{server.url}/v1/uploads").uploader(
+            file_stream=io.BytesIO(data), chunk_size=MiB
+        )
+        uploader.upload_chunk()
+        assert uploader.offset == MiB and uploader.url is not None
+        with httpx.Client(base_url=server.url) as http:
+            terminated = http.delete(uploader.url, headers={"Tus-Resumable": "1.0.0"})
+            assert terminated.status_code == 204
+            head = http.head(uploader.url, headers={"Tus-Resumable": "1.0.0"})
+        with pytest.raises(TusUploadFailed) as failed:
+            uploader.upload_chunk()  # PATCH of an upload that is gone
+        assert failed.value.status_code == 404
+        error = json.loads(failed.value.response_content)["error"]
+        assert error["type"] == "not_found" and "upload not found" in error["message"]
+        # a fresh uploader asks HEAD first: 404 too (the same headers, no body on HEAD)
+        with pytest.raises(TusCommunicationError) as lost:
+            TusClient(f"{server.url}/v1/uploads").uploader(
+                file_stream=io.BytesIO(data), chunk_size=MiB, url=uploader.url
+            )
+        assert lost.value.status_code == 404
+    assert head.status_code == 404 and head.content == b""
+    assert head.headers["content-type"] == "application/json"
+    assert head.headers["tus-resumable"] == "1.0.0"

@@ -16,7 +16,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from mianzhang._sse import ServerSentEvent
 from mianzhang.client import connect
 from mianzhang.log import parse_id
 from tests._support.procs import ARTIFACTS, ROOT, _env, stop_process, uvicorn_process
+from tests._support.wait import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -93,15 +94,24 @@ def workers() -> Iterator[Workers]:
         running.close()
 
 
-async def wait_job(
-    http: httpx.AsyncClient, job_id: str, pred: Any, timeout: float = 40
+def job_reaches(
+    http: httpx.AsyncClient, job_id: str, pred: Callable[[dict[str, Any]], bool]
+) -> Callable[[], Awaitable[bool]]:
+    """A check for ``eventually``: whether ``GET /v1/jobs/{id}`` satisfies ``pred``."""
+
+    async def check() -> bool:
+        return bool(pred((await http.get(f"/v1/jobs/{job_id}")).json()))
+
+    return check
+
+
+async def job_once(
+    http: httpx.AsyncClient, job_id: str, pred: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
-            if pred(body):
-                return body
-            await asyncio.sleep(0.05)
+    """The job's record once ``pred`` holds for it (polled, bounded to 40 s)."""
+    await eventually(job_reaches(http, job_id, pred), timeout=40, interval=0.05)
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+    return body
 
 
 async def read_until(
@@ -149,7 +159,7 @@ async def test_killed_workers_job_completes_on_another_worker(
             workers.start("worker-b", env)
             # reader 2 resumes after reader 1's last event, to the end
             rest = await read_until(events_url, is_final, last_event_id=seen[-1].id)
-            done = await wait_job(http, job["id"], lambda j: j["state"] != "running")
+            done = await job_once(http, job["id"], lambda j: j["state"] != "running")
             replay = await read_until(events_url, is_final)
     assert done["state"] == "succeeded", workers.output("worker-b")
     assert done["worker"] == "worker-b" and done["attempt"] == 2
@@ -179,12 +189,12 @@ async def test_sigterm_leaves_the_running_job_to_another_worker(
         workers.start("worker-c", env)
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             job = (await http.post("/v1/jobs", json=SUMMARIZE)).json()
-            await wait_job(http, job["id"], lambda j: (j["progress"] or 0) > 0)
+            await job_once(http, job["id"], lambda j: (j["progress"] or 0) > 0)
             assert workers.stop("worker-c", signal.SIGTERM) == 0, workers.output("worker-c")
             left = (await http.get(job["links"]["self"])).json()
             assert left["state"] == "running" and left["attempt"] == 1  # not failed: requeued
             workers.start("worker-d", env)
-            done = await wait_job(http, job["id"], lambda j: j["state"] != "running")
+            done = await job_once(http, job["id"], lambda j: j["state"] != "running")
     assert done["state"] == "succeeded" and done["worker"] == "worker-d"
     assert done["attempt"] == 2
 
@@ -204,7 +214,7 @@ async def test_jobs_queued_without_workers_survive_a_server_restart(
             assert queued == ["queued"] * 3
             workers.start("late-worker", env)
             for job_id in ids:
-                done = await wait_job(
+                done = await job_once(
                     http, job_id, lambda j: j["state"] != "queued" and j["state"] != "running"
                 )
                 assert done["state"] == "succeeded" and done["worker"] == "late-worker"
@@ -219,12 +229,12 @@ async def test_a_server_killed_while_running_a_job_itself_is_relieved_by_the_nex
     with uvicorn_process(APP, factory=True, env=env) as first:
         async with httpx.AsyncClient(base_url=first.url, timeout=10) as http:
             job = (await http.post("/v1/jobs", json=SUMMARIZE)).json()
-            before = await wait_job(http, job["id"], lambda j: (j["progress"] or 0) > 0)
+            before = await job_once(http, job["id"], lambda j: (j["progress"] or 0) > 0)
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(10)
     with uvicorn_process(APP, factory=True, env=env) as second:
         async with httpx.AsyncClient(base_url=second.url, timeout=10) as http:
-            done = await wait_job(http, job["id"], lambda j: j["state"] != "running")
+            done = await job_once(http, job["id"], lambda j: j["state"] != "running")
             events = await read_until(second.url + job["links"]["events"], is_final)
     assert done["state"] == "succeeded" and done["attempt"] == 2
     assert done["worker"] != before["worker"]

@@ -14,6 +14,7 @@ import anyio
 import httpx
 import pytest
 from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from mianzhang.files import (
     FileDownload,
@@ -24,6 +25,7 @@ from mianzhang.files import (
     new_file_id,
     plan_download,
 )
+from tests._support.asgi import http_scope
 
 from .conftest import StoreFile
 
@@ -349,16 +351,17 @@ class Recorder:
 
 def scope(
     method: str = "GET",
-    headers: list[tuple[bytes, bytes]] | None = None,
+    headers: list[tuple[str, str]] | None = None,
     extensions: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "method": method,
-        "headers": headers or [],
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "extensions": extensions or {},
-    }
+    spec_version: str = "2.3",
+) -> Scope:
+    """An HTTP scope offering ``extensions``, of ASGI spec ``spec_version``."""
+    return http_scope(
+        method,
+        headers=headers or [],
+        extensions=extensions or {},
+        asgi={"version": "3.0", "spec_version": spec_version},
+    )
 
 
 def open_fds() -> int:
@@ -412,9 +415,8 @@ async def test_zerocopysend_extension_is_used(service: FilesService, store_file:
         await anyio.sleep_forever()
         raise AssertionError
 
-    headers = [(b"range", b"bytes=0-9,100-199")]
-    s = scope(headers=headers, extensions={"http.response.zerocopysend": {}})
-    s["asgi"]["spec_version"] = "2.4"
+    headers = [("range", "bytes=0-9,100-199")]
+    s = scope(headers=headers, extensions={"http.response.zerocopysend": {}}, spec_version="2.4")
     with anyio.fail_after(10):
         await FileDownload(service.storage, meta.id)(s, receive, send)  # type: ignore[arg-type]
     assert [m["type"] for m in messages].count("http.response.zerocopysend") == 2
@@ -437,8 +439,7 @@ async def test_pathsend_extension_for_full_responses(
         await anyio.sleep_forever()
         raise AssertionError
 
-    s = scope(extensions={"http.response.pathsend": {}})
-    s["asgi"]["spec_version"] = "2.4"
+    s = scope(extensions={"http.response.pathsend": {}}, spec_version="2.4")
     await FileDownload(service.storage, meta.id)(s, receive, send)  # type: ignore[arg-type]
     assert messages[1] == {
         "type": "http.response.pathsend",

@@ -13,9 +13,10 @@ import pytest
 
 from mianzhang._errors import FileNotFound
 from mianzhang.files import FilesService, new_file_id
+from tests._support.asgi import http_scope
 
 from .conftest import StoreFile, make_app
-from .test_tus import OCTETS, TUS, asgi_scope, create
+from .test_tus import OCTETS, TUS, create
 
 
 async def test_stats_count_uploads_and_downloads(
@@ -78,9 +79,9 @@ async def test_drain_stops_running_patches_and_refuses_new_uploads(
 
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
-            group.start_soon(
-                app, asgi_scope("PATCH", url, {**OCTETS, "Upload-Offset": "0"}), receive, send
-            )
+            patch_headers = {**OCTETS, "Upload-Offset": "0"}
+            scope = http_scope("PATCH", url, headers=patch_headers.items())
+            group.start_soon(app, scope, receive, send)
             await taken.wait()
             assert service.stats.active_uploads == 1
             stopped = await service.drain()

@@ -16,6 +16,7 @@ import pytest
 from mianzhang.files import FilesService, parse_upload_metadata, progress_stream
 from mianzhang.files._tus import TusUploads
 from mianzhang.log import MemoryEventLog
+from tests._support.asgi import http_scope
 
 from .conftest import make_app
 
@@ -156,6 +157,7 @@ async def test_patch_errors(client: httpx.AsyncClient) -> None:
     assert too_much.status_code == 413
     unknown = await patch(client, "/v1/uploads/" + "0" * 32, 0, b"abc")
     assert unknown.status_code == 404
+    assert unknown.json()["error"]["type"] == "not_found"
     not_an_id = await patch(client, "/v1/uploads/..", 0, b"abc")
     assert not_an_id.status_code in (404, 405)
     assert (await client.head(url, headers=TUS)).headers["upload-offset"] == "0"
@@ -211,6 +213,31 @@ async def test_empty_upload_completes_at_creation(client: httpx.AsyncClient) -> 
     assert download.content == b""
 
 
+@pytest.mark.parametrize("upload_id", ["0" * 32, "nothing-here", "deleted"])
+@pytest.mark.parametrize("method", ["PATCH", "HEAD", "DELETE"])
+async def test_an_unknown_upload_is_404_with_a_json_error(
+    client: httpx.AsyncClient, method: str, upload_id: str
+) -> None:
+    """Every tus error has a JSON body, an unknown upload included (a HEAD answer carries
+    the same headers; the server drops its body)."""
+    if upload_id == "deleted":
+        url = await create(client, 10)
+        assert (await client.delete(url, headers=TUS)).status_code == 204
+    else:
+        url = f"/v1/uploads/{upload_id}"
+    headers = {**OCTETS, "Upload-Offset": "0"} if method == "PATCH" else TUS
+    response = await client.request(method, url, headers=headers, content=b"abc")
+    assert response.status_code == 404
+    assert response.headers["tus-resumable"] == "1.0.0"
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) > 0
+    if method == "HEAD":
+        assert response.headers["cache-control"] == "no-store"
+    else:
+        error = response.json()["error"]
+        assert error["type"] == "not_found" and "upload not found" in error["message"]
+
+
 async def test_termination(client: httpx.AsyncClient, service: FilesService) -> None:
     url = await create(client, 100)
     await patch(client, url, 0, b"x" * 10)
@@ -219,23 +246,6 @@ async def test_termination(client: httpx.AsyncClient, service: FilesService) -> 
     assert (await client.head(url, headers=TUS)).status_code == 404
     assert (await client.delete(url, headers=TUS)).status_code == 404
     assert list(service.storage.tus_dir.iterdir()) == []
-
-
-def asgi_scope(method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "server": ("t", 80),
-        "client": ("c", 1),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }
 
 
 async def test_interrupted_patch_keeps_received_bytes_and_resumes(
@@ -256,7 +266,7 @@ async def test_interrupted_patch_keeps_received_bytes_and_resumes(
 
     headers = {**OCTETS, "Upload-Offset": "0", "Content-Length": str(len(data))}
     with anyio.fail_after(10):
-        await app(asgi_scope("PATCH", url, headers), receive, send)
+        await app(http_scope("PATCH", url, headers=headers.items()), receive, send)
     head = await client.head(url, headers=TUS)
     assert head.headers["upload-offset"] == "1500000"
     rest = await patch(client, url, 1_500_000, data[1_500_000:])
@@ -289,7 +299,7 @@ async def test_head_supersedes_a_stalled_patch(
     headers = {**OCTETS, "Upload-Offset": "0"}
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
-            group.start_soon(app, asgi_scope("PATCH", url, headers), receive, send)
+            group.start_soon(app, http_scope("PATCH", url, headers=headers.items()), receive, send)
             await first_chunk_taken.wait()
             head = await client.head(url, headers=TUS)
             assert head.headers["upload-offset"] == "123456"
@@ -355,7 +365,8 @@ async def test_stalled_patch_keeps_what_arrived(
         sent.append(message)
 
     with anyio.fail_after(10):
-        await app(asgi_scope("PATCH", url, {**OCTETS, "Upload-Offset": "0"}), receive, send)
+        headers = {**OCTETS, "Upload-Offset": "0"}
+        await app(http_scope("PATCH", url, headers=headers.items()), receive, send)
     assert sent[0]["status"] == 408
     assert (b"upload-offset", b"4321") in sent[0]["headers"]
     assert (await client.head(url, headers=TUS)).headers["upload-offset"] == "4321"

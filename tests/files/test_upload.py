@@ -20,6 +20,7 @@ import pytest
 from mianzhang._errors import UploadStalled
 from mianzhang.files import FilesService, FilesSettings, FilesStats, limited_body, progress_stream
 from mianzhang.log import MemoryEventLog
+from tests._support.asgi import http_scope
 
 from .conftest import make_app
 
@@ -210,21 +211,8 @@ async def call_with_disconnect(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "server": ("test", 80),
-        "client": ("127.0.0.1", 1),
-        "extensions": {},
-    }
+    text_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+    scope = http_scope(method, path, headers=text_headers)
     with anyio.fail_after(10):
         await app(scope, receive, send)
     return sent
@@ -272,20 +260,7 @@ async def test_cancelled_upload_leaves_nothing(service: FilesService) -> None:
     async def send(message: dict[str, Any]) -> None:
         raise AssertionError("no response expected")
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/files",
-        "raw_path": b"/v1/files",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "server": ("t", 80),
-        "client": ("c", 1),
-    }
+    scope = http_scope("POST", "/v1/files")
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
             group.start_soon(app, scope, receive, send)
@@ -456,20 +431,7 @@ async def test_stalled_upload_is_cut_with_408_and_nothing_kept(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/files",
-        "raw_path": b"/v1/files",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "server": ("t", 80),
-        "client": ("c", 1),
-    }
+    scope = http_scope("POST", "/v1/files")
     with anyio.fail_after(10):
         await app(scope, receive, send)
     assert sent[0]["status"] == 408

@@ -35,6 +35,7 @@ from mianzhang.jobs import (
 from mianzhang.jobs._summarize import summarize_plan
 from mianzhang.llm import LLMService, LLMSettings
 from mianzhang.log import LogEvent, MemoryEventLog
+from tests._support.wait import eventually
 
 FAST_DEMO = {"demo": {"provider": "demo", "ttft": 0, "token_delay": 0, "tokens": 12}}
 
@@ -204,9 +205,11 @@ async def test_cancel_stops_the_generation_in_flight(make_service: Make) -> None
     slow = {"demo": {"provider": "demo", "ttft": 0, "token_delay": 0.05, "tokens": 1000}}
     service: JobService = await make_service(models=slow)
     rec = await service.submit("summarize", {"text": "a b c", "max_tokens": 1000})
-    async with asyncio.timeout(10):
-        while (await service.get(rec.id)).state is not JobState.RUNNING:
-            await asyncio.sleep(0.01)
+
+    async def running() -> bool:
+        return (await service.get(rec.id)).state is JobState.RUNNING
+
+    await eventually(running, timeout=10)
     started = time.monotonic()
     await service.cancel(rec.id)
     events = await events_of(service, rec.id)

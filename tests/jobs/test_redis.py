@@ -1,11 +1,12 @@
-"""Jobs on a real redis-server: the store's transitions, the consumer-group worker, and a
-dead worker's job re-run by another (at least once)."""
+"""Jobs on a real redis-server: the consumer-group worker, a dead worker's job re-run by
+another (at least once), and what only the Redis store has (key expiry, the ``recent``
+index). The store's contract, shared with the memory store, is in ``contract/``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from mianzhang.jobs import JobContext, JobRecord, JobRegistry, JobRunner, JobService, JobState
 from mianzhang.jobs._redis import RedisJobQueue, RedisJobStore, RedisJobWorker
 from mianzhang.log import LogEvent, RedisEventLog
+from tests._support.wait import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -40,38 +42,23 @@ async def log(redis_url: str) -> AsyncIterator[RedisEventLog]:
     await lg.aclose()
 
 
-async def test_store_round_trips_json_exactly(client: aioredis.Redis) -> None:
-    store = RedisJobStore(client)
-    payload = {"big": 2**62 + 1, "empty": [], "obj": {}, "text": "é\n", "none": None}
-    await store.create(JobRecord(id="j1", type="t", input=payload))
-    rec = await store.get("j1")
-    assert rec is not None and rec.input == payload and rec.state is JobState.QUEUED
-    assert await store.get("missing") is None
-
-
-async def test_store_first_terminal_state_wins(client: aioredis.Redis) -> None:
+async def test_a_finished_records_key_expires_after_keep_finished(
+    client: aioredis.Redis,
+) -> None:
     store = RedisJobStore(client, keep_finished=60)
     await store.create(JobRecord(id="j2", type="t", input={}))
-    running = await store.transition("j2", JobState.RUNNING, attempt=1)
-    assert running is not None and running.attempt == 1
-    done = await store.transition("j2", JobState.SUCCEEDED, result=[1, 2])
-    assert done is not None and done.result == [1, 2] and done.finished is not None
-    assert await store.transition("j2", JobState.FAILED) is None
-    unchanged = await store.update("j2", result="changed")
-    assert unchanged is not None and unchanged.result == [1, 2]
-    rec = await store.get("j2")
-    assert rec is not None and rec.state is JobState.SUCCEEDED and rec.result == [1, 2]
+    assert await client.ttl("mz:job:{j2}") == -1  # a live record never expires
+    assert await store.transition("j2", JobState.SUCCEEDED, result=[1, 2]) is not None
     ttl = await client.ttl("mz:job:{j2}")
     assert 0 < ttl <= 60
 
 
-async def _run_worker(worker: RedisJobWorker, until: Any) -> None:
+async def _run_worker(worker: RedisJobWorker, until: Callable[[], Awaitable[bool]]) -> None:
+    """Run ``worker`` until ``until()`` holds (bounded), then stop it and await it."""
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
-        async with asyncio.timeout(20):
-            while not await until():
-                await asyncio.sleep(0.02)
+        await eventually(until, timeout=20, interval=0.02)
     finally:
         stop.set()
         async with asyncio.timeout(10):
@@ -160,14 +147,34 @@ async def test_a_late_heartbeat_never_makes_a_worker_run_its_own_job_twice(
 ) -> None:
     reg = JobRegistry()
 
+    class Stalled(RedisJobWorker):
+        """A loop too busy to refresh its entries; counts its finished takes."""
+
+        takes = 0
+
+        async def _heartbeat(self, entry_id: str) -> None:
+            await asyncio.Event().wait()
+
+        async def _take(self) -> tuple[str, str] | None:
+            try:
+                return await super()._take()
+            finally:
+                self.takes += 1
+
+    async def redelivered() -> bool:  # idle past visibility_timeout: XAUTOCLAIM took it back
+        pending = await client.xpending_range(
+            "mz:jobs:queue", RedisJobWorker.group, min="-", max="+", count=10
+        )
+        return any(int(entry["times_delivered"]) >= 2 for entry in pending)
+
     @reg.job("nap")
     async def nap(ctx: JobContext) -> int:
-        await asyncio.sleep(0.6)
+        # Still running when the worker claims its own idle entry back, and for two more
+        # turns of its loop: a worker that ran the entry again would have started it by then.
+        await eventually(redelivered, timeout=10, interval=0.02)
+        seen = worker.takes
+        await eventually(lambda: worker.takes >= seen + 2, timeout=10)
         return ctx.attempt
-
-    class Stalled(RedisJobWorker):
-        async def _heartbeat(self, entry_id: str) -> None:  # a loop too busy to refresh
-            await asyncio.Event().wait()
 
     store = RedisJobStore(client)
     service = JobService(reg, store, log, RedisJobQueue(client))
@@ -209,7 +216,7 @@ async def test_worker_recreates_its_group_after_redis_lost_everything(
     assert got.state is JobState.SUCCEEDED and got.result["sum"] == 2
 
 
-async def test_store_lists_recent_records_and_forgets_expired_ones(
+async def test_the_recent_index_is_bounded_and_forgets_expired_ids(
     client: aioredis.Redis,
 ) -> None:
     store = RedisJobStore(client, max_recent=3)

@@ -197,18 +197,6 @@ async def test_pool_shutdown_cancels_running_job_and_marks_it_interrupted() -> N
     await log.aclose()
 
 
-async def test_terminal_state_is_final() -> None:
-    store = MemoryJobStore()
-    from mianzhang.jobs import JobRecord
-
-    await store.create(JobRecord(id="j1", type="x", input={}))
-    assert await store.transition("j1", JobState.SUCCEEDED, result=1) is not None
-    assert await store.transition("j1", JobState.FAILED) is None
-    assert (await store.update("j1", result=2)) is not None
-    rec = await store.get("j1")
-    assert rec is not None and rec.state is JobState.SUCCEEDED and rec.result == 1
-
-
 def test_registry_refuses_bad_names_and_duplicates() -> None:
     reg = JobRegistry()
     with pytest.raises(ValueError):

@@ -15,6 +15,7 @@ from mianzhang import ConfigError, JobQueueFull
 from mianzhang.jobs import (
     JobContext,
     JobHost,
+    JobRecord,
     JobRegistry,
     JobService,
     JobsSettings,
@@ -22,6 +23,7 @@ from mianzhang.jobs import (
     RedisJobStore,
 )
 from mianzhang.log import LogEvent, MemoryEventLog, RedisEventLog
+from tests._support.wait import eventually
 
 registry = JobRegistry()
 
@@ -35,15 +37,19 @@ async def steps(ctx: JobContext) -> dict[str, Any]:
     return {"n": n, "attempt": ctx.attempt, "seen": ctx.resources.get("token")}
 
 
-async def wait_until(
-    service: JobService, job_id: str, pred: Callable[[Any], bool], timeout: float = 15
-) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            rec = await service.get(job_id)
-            if pred(rec):
-                return rec
-            await asyncio.sleep(0.02)
+def state_reaches(
+    service: JobService, job_id: str, pred: Callable[[JobRecord], bool]
+) -> Callable[[], Awaitable[bool]]:
+    """A check for ``eventually``: whether the job's record satisfies ``pred``."""
+
+    async def check() -> bool:
+        return pred(await service.get(job_id))
+
+    return check
+
+
+def terminal(record: JobRecord) -> bool:
+    return record.state.terminal
 
 
 async def test_local_host_runs_jobs_with_resources_and_fails_interrupted_ones() -> None:
@@ -53,14 +59,16 @@ async def test_local_host_runs_jobs_with_resources_and_fails_interrupted_ones() 
     try:
         service = host.service
         rec = await service.submit("steps", {"n": 2})
-        done = await wait_until(service, rec.id, lambda r: r.state.terminal)
+        await eventually(state_reaches(service, rec.id, terminal), timeout=15)
+        done = await service.get(rec.id)
         assert done.state is JobState.SUCCEEDED and done.result == {
             "n": 2,
             "attempt": 1,
             "seen": "t",
         }
         long = await service.submit("steps", {"n": 1000, "interval": 0.01})
-        await wait_until(service, long.id, lambda r: r.state is JobState.RUNNING)
+        running = state_reaches(service, long.id, lambda r: r.state is JobState.RUNNING)
+        await eventually(running, timeout=15)
         await service.submit("steps", {"n": 1})  # waits: the one slot is busy
         with pytest.raises(JobQueueFull):
             await service.submit("steps", {"n": 1})
@@ -109,7 +117,8 @@ async def test_redis_host_serves_locally_and_lists_recent_jobs(start: Start) -> 
     host = await start()
     ids = [(await host.service.submit("steps", {"n": 2})).id for _ in range(3)]
     for job_id in ids:
-        done = await wait_until(host.service, job_id, lambda r: r.state.terminal)
+        await eventually(state_reaches(host.service, job_id, terminal), timeout=15)
+        done = await host.service.get(job_id)
         assert done.state is JobState.SUCCEEDED and done.worker is not None
     assert [r.id for r in await host.service.recent(10)] == ids[::-1]
     assert [r.id for r in await host.service.recent(2)] == ids[:0:-1]
@@ -139,7 +148,8 @@ async def test_a_job_running_when_its_server_stops_is_finished_by_the_next_one(
 ) -> None:
     first = await start()
     rec = await first.service.submit("steps", {"n": 40, "interval": 0.05})
-    await wait_until(first.service, rec.id, lambda r: (r.progress or 0) > 0)
+    progressed = state_reaches(first.service, rec.id, lambda r: (r.progress or 0) > 0)
+    await eventually(progressed, timeout=15)
     await first.aclose()  # shutdown: the job is left running (pending in Redis), not failed
     client = aioredis.Redis.from_url(redis_url)
     try:
@@ -148,7 +158,8 @@ async def test_a_job_running_when_its_server_stops_is_finished_by_the_next_one(
         await client.aclose()
     assert left is not None and left.state is JobState.RUNNING and left.attempt == 1
     second = await start()
-    done = await wait_until(second.service, rec.id, lambda r: r.state.terminal, timeout=30)
+    await eventually(state_reaches(second.service, rec.id, terminal), timeout=30)
+    done = await second.service.get(rec.id)
     assert done.state is JobState.SUCCEEDED and done.attempt == 2
     assert done.worker != left.worker
     _, events = await redis_log.read(rec.stream, limit=10_000)

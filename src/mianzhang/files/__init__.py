@@ -29,9 +29,11 @@ from ._conditional import (
     parse_http_date,
 )
 from ._digest import expected_sha256, repr_digest
-from ._download import DownloadPlan, FileDownload, Part, plan_download
+from ._download import FileDownload
 from ._ids import FILE_ID_PATTERN, is_file_id, new_file_id
+from ._multipart import receive_multipart
 from ._names import clean_content_type, clean_filename, content_disposition
+from ._plan import DownloadPlan, Part, plan_download
 from ._progress import ProgressPublisher, progress_stream
 from ._ranges import RangeDecision, RangeOutcome, coalesce_ranges, evaluate_range
 from ._service import FilesService, file_json
@@ -40,7 +42,7 @@ from ._sink import ChunkWriter, UploadSink
 from ._stats import FilesStats
 from ._storage import FileMeta, FileStorage, OpenedFile
 from ._tus import TUS_VERSION, TusUpload, TusUploads, parse_upload_metadata
-from ._upload import limited_body, receive_multipart, receive_raw
+from ._upload import limited_body, receive_raw
 
 __all__ = [
     "FILE_ID_PATTERN",

@@ -1,8 +1,7 @@
 """Serving a stored file: conditional requests, byte ranges, streaming without buffering.
 
-:func:`plan_download` is pure: from the method, the request headers and the file's size and
-validators it decides the status, the headers and which byte ranges to send (RFC 9110 §13,
-§14, §15.3.7). :class:`FileDownload` is the ASGI response that carries the plan out.
+:func:`~._plan.plan_download` (pure) decides the status, the headers and the byte ranges to
+send; :class:`FileDownload` is the ASGI response that carries the plan out.
 
 Guarantees:
 
@@ -26,8 +25,6 @@ Guarantees:
 from __future__ import annotations
 
 import os
-import secrets
-from dataclasses import dataclass, field
 
 import anyio
 import anyio.to_thread
@@ -36,171 +33,19 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .._errors import FileNotFound
-from ._conditional import Precondition, Validators, evaluate_preconditions, if_range_allows
-from ._digest import repr_digest
-from ._http import combined_header, error_response, files_error_response
-from ._names import DEFAULT_CONTENT_TYPE, content_disposition
-from ._ranges import DEFAULT_MAX_RANGES, DEFAULT_MAX_SPECS, RangeOutcome, evaluate_range
+from ._http import error_response, files_error_response
+from ._names import DEFAULT_CONTENT_TYPE
+from ._plan import DownloadPlan, plan_download
+from ._ranges import DEFAULT_MAX_RANGES, DEFAULT_MAX_SPECS
 from ._stats import FilesStats
 from ._storage import FileStorage, OpenedFile
 
-__all__ = ["DownloadPlan", "FileDownload", "Part", "plan_download"]
+__all__ = ["FileDownload"]
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 _ZEROCOPY = "http.response.zerocopysend"
 _PATHSEND = "http.response.pathsend"
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One piece of the body: ``prefix`` bytes, then the file's bytes ``start..end``
-    (inclusive; ``end < start`` means no file bytes)."""
-
-    prefix: bytes
-    start: int
-    end: int
-
-    @property
-    def length(self) -> int:
-        return len(self.prefix) + max(0, self.end - self.start + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadPlan:
-    """The answer to send: ``status``, ``headers``, then either the file ``parts`` followed by
-    ``trailer`` (200/206), or ``body`` (304/412/416). ``send_body`` is false for HEAD."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    parts: list[Part] = field(default_factory=list)
-    trailer: bytes = b""
-    body: bytes = b""
-    send_body: bool = True
-
-    @property
-    def content_length(self) -> int:
-        return sum(part.length for part in self.parts) + len(self.trailer) + len(self.body)
-
-
-def _representation_headers(
-    validators: Validators, *, filename: str | None, sha256: str | None
-) -> list[tuple[str, str]]:
-    headers = [
-        ("accept-ranges", "bytes"),
-        ("etag", validators.etag),
-        ("last-modified", validators.last_modified_header),
-        ("content-disposition", content_disposition(filename)),
-        ("x-content-type-options", "nosniff"),
-        ("content-security-policy", "default-src 'none'; sandbox"),
-    ]
-    if sha256 is not None:
-        headers.append(("repr-digest", repr_digest(sha256)))
-    return headers
-
-
-def plan_download(
-    method: str,
-    request_headers: Headers,
-    *,
-    size: int,
-    validators: Validators,
-    content_type: str = DEFAULT_CONTENT_TYPE,
-    filename: str | None = None,
-    sha256: str | None = None,
-    max_ranges: int = DEFAULT_MAX_RANGES,
-    max_range_specs: int = DEFAULT_MAX_SPECS,
-    boundary: str | None = None,
-) -> DownloadPlan:
-    """Decide the response to ``method`` (GET or HEAD) for a file of ``size`` bytes.
-
-    Order: preconditions (304/412) first, then ``If-Range``, then ``Range`` (206/416 or the
-    full 200). Work is O(n log n) in the number of range-specs.
-    """
-    head = method == "HEAD"
-    common = _representation_headers(validators, filename=filename, sha256=sha256)
-    verdict = evaluate_preconditions(
-        method,
-        validators,
-        if_match=combined_header(request_headers, "if-match"),
-        if_none_match=combined_header(request_headers, "if-none-match"),
-        if_modified_since=request_headers.get("if-modified-since"),
-        if_unmodified_since=request_headers.get("if-unmodified-since"),
-    )
-    if verdict is Precondition.NOT_MODIFIED:
-        return DownloadPlan(
-            304,
-            [("etag", validators.etag), ("last-modified", validators.last_modified_header)],
-            send_body=False,
-        )
-    if verdict is Precondition.FAILED:
-        body = b'{"error":{"type":"precondition_failed","message":"a precondition failed"}}'
-        return DownloadPlan(
-            412,
-            [("content-type", "application/json"), ("content-length", str(len(body)))],
-            body=body,
-            send_body=not head,
-        )
-
-    range_header = request_headers.get("range") if method == "GET" else None
-    if range_header is not None and not if_range_allows(
-        request_headers.get("if-range"), validators
-    ):
-        range_header = None
-    decision = evaluate_range(range_header, size, max_ranges=max_ranges, max_specs=max_range_specs)
-
-    if decision.outcome is RangeOutcome.UNSATISFIABLE:
-        body = (
-            b'{"error":{"type":"range_not_satisfiable",'
-            b'"message":"none of the requested ranges is within the file"}}'
-        )
-        return DownloadPlan(
-            416,
-            [
-                ("content-range", f"bytes */{size}"),
-                ("accept-ranges", "bytes"),
-                ("content-type", "application/json"),
-                ("content-length", str(len(body))),
-            ],
-            body=body,
-            send_body=not head,
-        )
-
-    if decision.outcome is RangeOutcome.FULL:
-        plan = DownloadPlan(
-            200, [*common, ("content-type", content_type)], [Part(b"", 0, size - 1)]
-        )
-    elif len(decision.ranges) == 1:
-        start, end = decision.ranges[0]
-        plan = DownloadPlan(
-            206,
-            [
-                *common,
-                ("content-type", content_type),
-                ("content-range", f"bytes {start}-{end}/{size}"),
-            ],
-            [Part(b"", start, end)],
-        )
-    else:
-        mark = boundary or secrets.token_hex(16)
-        parts: list[Part] = []
-        for index, (start, end) in enumerate(decision.ranges):
-            prefix = (b"" if index == 0 else b"\r\n") + (
-                f"--{mark}\r\n"
-                f"content-type: {content_type}\r\n"
-                f"content-range: bytes {start}-{end}/{size}\r\n\r\n"
-            ).encode("ascii")
-            parts.append(Part(prefix, start, end))
-        plan = DownloadPlan(
-            206,
-            [*common, ("content-type", f"multipart/byteranges; boundary={mark}")],
-            parts,
-            trailer=f"\r\n--{mark}--\r\n".encode("ascii"),
-        )
-    plan.headers.append(("content-length", str(plan.content_length)))
-    if head:
-        return DownloadPlan(plan.status, plan.headers, send_body=False)
-    return plan
 
 
 class FileDownload(Response):

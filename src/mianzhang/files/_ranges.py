@@ -120,7 +120,26 @@ def evaluate_range(
         return _FULL_UNIT
     if range_set.count(",") + 1 > max_specs:
         return _FULL_TOO_MANY
+    try:
+        satisfiable, suffix_on_empty = _satisfiable(range_set, size)
+    except _RangeSyntaxError:
+        return _FULL_SYNTAX
+    if not satisfiable:
+        return _FULL_EMPTY if suffix_on_empty else _UNSATISFIABLE
+    merged = coalesce_ranges(satisfiable)
+    if len(merged) > max_ranges:
+        return _FULL_TOO_MANY
+    return RangeDecision(RangeOutcome.PARTIAL, tuple(merged))
 
+
+class _RangeSyntaxError(ValueError):
+    """A ranges-specifier this parser does not understand (the header is then ignored)."""
+
+
+def _satisfiable(range_set: str, size: int) -> tuple[list[tuple[int, int]], bool]:
+    """The satisfiable ranges of a byte-range-set (unsatisfiable specs dropped), and whether
+    a satisfiable suffix range met an empty representation. :class:`_RangeSyntaxError` for a
+    malformed spec or a set without any."""
     satisfiable: list[tuple[int, int]] = []
     any_spec = False
     suffix_on_empty = False
@@ -129,38 +148,38 @@ def evaluate_range(
         if not spec:  # empty list elements are allowed by the #list rule (RFC 9110 §5.6.1)
             continue
         any_spec = True
-        first_text, dash, last_text = spec.partition("-")
-        if not dash:
-            return _FULL_SYNTAX
-        if not first_text:  # suffix-range: "-N", the last N bytes
-            length = _position(last_text)
-            if length is None:
-                return _FULL_SYNTAX
-            if length == 0:
+        first, last = _parse_spec(spec)
+        if first is None:  # suffix-range: "-N", the last N bytes
+            if last == 0:
                 continue  # unsatisfiable
             if size == 0:
                 suffix_on_empty = True
                 continue
-            satisfiable.append((max(0, size - length), size - 1))
-            continue
-        first = _position(first_text)
-        if first is None:
-            return _FULL_SYNTAX
-        if last_text:
-            last = _position(last_text)
-            if last is None or last < first:
-                return _FULL_SYNTAX
-        else:
-            last = _HUGE
-        if first >= size:
-            continue  # unsatisfiable
-        satisfiable.append((first, min(last, size - 1)))
-
+            satisfiable.append((max(0, size - last), size - 1))
+        elif first < size:  # else unsatisfiable
+            satisfiable.append((first, min(last, size - 1)))
     if not any_spec:
-        return _FULL_SYNTAX
-    if not satisfiable:
-        return _FULL_EMPTY if suffix_on_empty else _UNSATISFIABLE
-    merged = coalesce_ranges(satisfiable)
-    if len(merged) > max_ranges:
-        return _FULL_TOO_MANY
-    return RangeDecision(RangeOutcome.PARTIAL, tuple(merged))
+        raise _RangeSyntaxError(range_set)
+    return satisfiable, suffix_on_empty
+
+
+def _parse_spec(spec: str) -> tuple[int | None, int]:
+    """``first-last`` -> (first, last); ``first-`` -> (first, a position past every end);
+    a suffix ``-N`` -> (None, N). :class:`_RangeSyntaxError` if malformed or last < first."""
+    first_text, dash, last_text = spec.partition("-")
+    if not dash:
+        raise _RangeSyntaxError(spec)
+    if not first_text:
+        length = _position(last_text)
+        if length is None:
+            raise _RangeSyntaxError(spec)
+        return None, length
+    first = _position(first_text)
+    if first is None:
+        raise _RangeSyntaxError(spec)
+    if not last_text:
+        return first, _HUGE
+    last = _position(last_text)
+    if last is None or last < first:
+        raise _RangeSyntaxError(spec)
+    return first, last

@@ -21,12 +21,13 @@ from ._digest import repr_digest
 from ._download import FileDownload
 from ._http import error_response, files_error_response
 from ._ids import is_file_id
+from ._multipart import receive_multipart
 from ._progress import progress_stream
 from ._settings import FilesSettings
 from ._stats import FilesStats
 from ._storage import FileMeta, FileStorage
 from ._tus import TusUploads
-from ._upload import limited_body, receive_multipart, receive_raw
+from ._upload import limited_body, receive_raw
 
 __all__ = ["FilesService", "file_json"]
 

@@ -1,6 +1,7 @@
-"""Streaming uploads: a raw request body, or ``multipart/form-data`` parsed as it arrives.
+"""Streaming uploads of a raw request body, and the limits every upload shares (declared
+size, minimum rate). ``multipart/form-data`` bodies are in ``_multipart``.
 
-Guarantees, for both kinds:
+Guarantees, for raw bodies and multipart ones alike:
 
 * The body is consumed chunk by chunk into temporary files (see :class:`UploadSink`); memory
   per upload file is bounded by three write buffers plus one network chunk, whatever the size.
@@ -12,27 +13,16 @@ Guarantees, for both kinds:
   Any failure, including a client that disconnects and a cancelled request, removes every
   temporary file of the request in ``finally``: nothing is kept.
 * The client's file name is metadata only (the sidecar); the stored name is a generated id.
-
-Multipart parsing uses python-multipart's streaming ``MultipartParser`` (no spooling): its
-own limits on part header count and size apply, plus ours on the boundary (RFC 2046: at most
-70 characters from the ``bchars`` set), the number of parts and of files, and the size of
-non-file fields (kept in memory only up to ``max_field_size``, then discarded).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 import anyio
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers
 
 from .._errors import FilesError, InvalidUpload, UploadStalled, UploadTooLarge
@@ -46,17 +36,7 @@ from ._sink import UploadSink
 from ._stats import FilesStats
 from ._storage import FileMeta, FileStorage
 
-__all__ = [
-    "check_declared_size",
-    "content_length",
-    "limited_body",
-    "receive_multipart",
-    "receive_raw",
-]
-
-_logger = logging.getLogger("mianzhang.files")
-# RFC 2046 §5.1.1: boundary := 0*69<bchars> bcharsnospace
-_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+__all__ = ["check_declared_size", "content_length", "limited_body", "receive_raw"]
 
 
 def content_length(headers: Headers) -> int | None:
@@ -94,40 +74,60 @@ async def limited_body(
     the defaults (60 s, 1 KiB/s) a window asks for 60 KiB, far below any disk. Each chunk's
     size is added to ``stats.upload_bytes``. Closing this generator closes ``body``.
     """
-    need = max(1, int(min_rate * window))
-    started = time.monotonic()
-    got = 0
-
-    def close_windows(now: float) -> None:
-        nonlocal started, got
-        while now >= started + window:  # each window that has ended must have had ``need``
-            if got < need:
-                raise UploadStalled(window, need)
-            started += window
-            got = 0
-
+    windows = _RateWindows(window, max(1, int(min_rate * window)))
     try:
         while True:
             now = time.monotonic()
-            close_windows(now)
-            # Wait until the end of this window if it still lacks bytes, else until the end of
-            # the next one. The wait is only cut when the upload fails: cancelling ``anext``
-            # ends the body generator, so it must never be cancelled for a body that goes on.
-            deadline = started + (window if got < need else 2 * window)
-            with anyio.move_on_after(deadline - now) as scope:
-                try:
-                    chunk = await anext(body)
-                except StopAsyncIteration:
-                    return
-            if scope.cancelled_caught:
-                raise UploadStalled(window, need)
-            close_windows(time.monotonic())
-            got += len(chunk)
+            windows.close_ended(now)
+            chunk = await _next_chunk(body, windows, now)
+            if chunk is None:
+                return
+            windows.close_ended(time.monotonic())
+            windows.got += len(chunk)
             if stats is not None:
                 stats.upload_bytes += len(chunk)
             yield chunk
     finally:
         await body.aclose()
+
+
+class _RateWindows:
+    """Consecutive windows of ``window`` seconds from now on, each needing ``need`` bytes;
+    ``got`` counts the bytes of the current one."""
+
+    def __init__(self, window: float, need: int) -> None:
+        self.window = window
+        self.need = need
+        self.started = time.monotonic()
+        self.got = 0
+
+    def close_ended(self, now: float) -> None:
+        """Move past the windows ended by ``now``; :class:`UploadStalled` if one lacked bytes."""
+        while now >= self.started + self.window:
+            if self.got < self.need:
+                raise UploadStalled(self.window, self.need)
+            self.started += self.window
+            self.got = 0
+
+    def deadline(self) -> float:
+        """Until when to wait for the next chunk: the end of this window if it still lacks
+        bytes, else the end of the next one."""
+        return self.started + (self.window if self.got < self.need else 2 * self.window)
+
+
+async def _next_chunk(
+    body: AsyncGenerator[bytes, None], windows: _RateWindows, now: float
+) -> bytes | None:
+    """``body``'s next chunk (``None`` at its end); :class:`UploadStalled` if none arrives
+    before ``windows.deadline()`` (``now`` being the current time). The wait is only cut
+    when the upload fails: cancelling ``anext`` ends the body generator, so it must never be
+    cancelled for a body that goes on."""
+    with anyio.move_on_after(windows.deadline() - now):
+        try:
+            return await anext(body)
+        except StopAsyncIteration:
+            return None
+    raise UploadStalled(windows.window, windows.need)
 
 
 async def _shielded(publisher: ProgressPublisher, error: str, received: int) -> None:
@@ -167,27 +167,58 @@ async def receive_raw(
     Raises :class:`FilesError` subclasses, or whatever ``body`` raises when the client
     disconnects; nothing is kept then. Progress is published to ``upload:{id}``.
     """
-    limit = settings.max_upload_size
-    length = check_declared_size(headers, limit)
-    expected = expected_sha256(
-        repr_digest=headers.get("repr-digest"),
-        content_digest=headers.get("content-digest"),
-        x_checksum_sha256=headers.get("x-checksum-sha256"),
-    )
-    file_name = clean_filename(name or _disposition_filename(headers.get("content-disposition")))
-    content_type = clean_content_type(headers.get("content-type"))
-    file_id = new_file_id()
+    length = check_declared_size(headers, settings.max_upload_size)
+    described = _Described.of(headers, name)
     progress = ProgressPublisher(
         log,
-        file_id,
+        new_file_id(),
         length,
         interval=settings.progress_interval,
         step=settings.progress_step,
     )
+    meta = await _store_body(body, length, described, progress, storage, settings)
+    url = url_for(meta.id) if url_for is not None else f"/v1/files/{meta.id}"
+    await progress.complete(size=meta.size, sha256=meta.sha256, url=url)
+    return meta
+
+
+@dataclass(frozen=True, slots=True)
+class _Described:
+    """What a raw upload's headers say of the file: its name, type and announced sha-256."""
+
+    name: str | None
+    content_type: str
+    expected_sha256: str | None
+
+    @classmethod
+    def of(cls, headers: Headers, name: str | None) -> _Described:
+        return cls(
+            name=clean_filename(name or _disposition_filename(headers.get("content-disposition"))),
+            content_type=clean_content_type(headers.get("content-type")),
+            expected_sha256=expected_sha256(
+                repr_digest=headers.get("repr-digest"),
+                content_digest=headers.get("content-digest"),
+                x_checksum_sha256=headers.get("x-checksum-sha256"),
+            ),
+        )
+
+
+async def _store_body(
+    body: AsyncIterator[bytes],
+    length: int | None,
+    described: _Described,
+    progress: ProgressPublisher,
+    storage: FileStorage,
+    settings: FilesSettings,
+) -> FileMeta:
+    """Write ``body`` into a new file ``progress.upload_id`` and commit it once complete
+    (``length`` bytes if declared, the announced digest if any); on any failure the
+    temporary file is removed and the failure published before the exception goes on."""
     received = 0
     try:
+        limit, flush_size = settings.max_upload_size, settings.write_buffer
         async with UploadSink(
-            storage, file_id, limit=limit, flush_size=settings.write_buffer
+            storage, progress.upload_id, limit=limit, flush_size=flush_size
         ) as sink:
             await progress.start()
             async for chunk in body:
@@ -196,8 +227,10 @@ async def receive_raw(
                 await progress.update(received)
             if length is not None and received != length:
                 raise InvalidUpload(f"body has {received} bytes, Content-Length said {length}")
-            meta = await sink.commit(
-                name=file_name, content_type=content_type, expected_sha256=expected
+            return await sink.commit(
+                name=described.name,
+                content_type=described.content_type,
+                expected_sha256=described.expected_sha256,
             )
     except FilesError as exc:
         await _shielded(progress, str(exc), received)
@@ -205,187 +238,3 @@ async def receive_raw(
     except BaseException:
         await _shielded(progress, "the upload was interrupted", received)
         raise
-    url = url_for(meta.id) if url_for is not None else f"/v1/files/{meta.id}"
-    await progress.complete(size=meta.size, sha256=meta.sha256, url=url)
-    return meta
-
-
-# -- multipart --------------------------------------------------------------------------------
-def multipart_boundary(content_type: str) -> bytes:
-    """The boundary of a ``multipart/form-data`` content type; :class:`InvalidUpload` if it
-    is missing or not an RFC 2046 boundary (checked before any parsing)."""
-    if len(content_type) > 1024:
-        raise InvalidUpload("Content-Type too long")
-    essence, params = parse_options_header(content_type)
-    if essence != b"multipart/form-data":
-        raise InvalidUpload("expected multipart/form-data")
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise InvalidUpload("multipart/form-data without a boundary")
-    text = boundary.decode("latin-1")
-    if _BOUNDARY.fullmatch(text) is None:
-        raise InvalidUpload("invalid multipart boundary (RFC 2046: 1 to 70 bchars)")
-    return boundary
-
-
-@dataclass
-class _Part:
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    field_name: bytes = b""
-    value_name: bytes = b""
-    sink: UploadSink | None = None
-    name: str | None = None
-    content_type: str = ""
-    field_size: int = 0
-    skip: bool = False
-
-
-class _MultipartReceiver:
-    """Drives ``MultipartParser``: its synchronous callbacks queue events, which are then
-    handled asynchronously (file data written through :class:`UploadSink`) before the next
-    network chunk is parsed, so at most one chunk's worth of events is queued."""
-
-    def __init__(
-        self,
-        boundary: bytes,
-        storage: FileStorage,
-        settings: FilesSettings,
-        limit: int,
-        stack: AsyncExitStack,
-    ) -> None:
-        self.stack = stack
-        self.storage = storage
-        self.settings = settings
-        self.limit = limit
-        self.events: list[tuple[str, bytes]] = []
-        self.parts = 0
-        self.files: list[UploadSink] = []
-        self.names: dict[str, tuple[str | None, str]] = {}
-        self.part: _Part | None = None
-        self.ended = False
-        self.stored = 0
-        callbacks: Any = {
-            "on_part_begin": lambda: self.events.append(("begin", b"")),
-            "on_header_field": lambda d, s, e: self.events.append(("hfield", d[s:e])),
-            "on_header_value": lambda d, s, e: self.events.append(("hvalue", d[s:e])),
-            "on_header_end": lambda: self.events.append(("hend", b"")),
-            "on_headers_finished": lambda: self.events.append(("headers", b"")),
-            "on_part_data": lambda d, s, e: self.events.append(("data", d[s:e])),
-            "on_part_end": lambda: self.events.append(("end", b"")),
-            "on_end": lambda: self.events.append(("done", b"")),
-        }
-        try:
-            self.parser = MultipartParser(
-                boundary,
-                callbacks,
-                max_header_count=settings.max_part_headers,
-                max_header_size=settings.max_part_header_size,
-            )
-        except FormParserError as exc:
-            raise InvalidUpload(str(exc)) from exc
-
-    async def feed(self, chunk: bytes) -> None:
-        try:
-            self.parser.write(chunk)
-        except FormParserError as exc:
-            raise InvalidUpload(f"malformed multipart body: {exc}") from exc
-        events, self.events = self.events, []
-        for kind, data in events:
-            await self._handle(kind, data)
-
-    async def _handle(self, kind: str, data: bytes) -> None:
-        if kind == "data":
-            part = self.part
-            if part is None or part.skip:
-                return
-            if part.sink is not None:
-                await part.sink.write(data)
-                return
-            part.field_size += len(data)
-            if part.field_size > self.settings.max_field_size:
-                raise InvalidUpload(f"a form field exceeds {self.settings.max_field_size} bytes")
-        elif kind == "begin":
-            self.parts += 1
-            if self.parts > self.settings.max_parts:
-                raise InvalidUpload(f"more than {self.settings.max_parts} multipart parts")
-            self.part = _Part()
-        elif kind == "hfield" and self.part is not None:
-            self.part.field_name += data
-        elif kind == "hvalue" and self.part is not None:
-            self.part.value_name += data
-        elif kind == "hend" and self.part is not None:
-            self.part.headers.append((self.part.field_name.lower(), self.part.value_name))
-            self.part.field_name = self.part.value_name = b""
-        elif kind == "headers" and self.part is not None:
-            await self._start_part(self.part)
-        elif kind == "end":
-            self.part = None
-        elif kind == "done":
-            self.ended = True
-
-    async def _start_part(self, part: _Part) -> None:
-        headers = dict(part.headers)
-        disposition = headers.get(b"content-disposition")
-        if disposition is None:
-            raise InvalidUpload("a multipart part has no Content-Disposition")
-        kind, params = parse_options_header(disposition)
-        if kind != b"form-data" or b"name" not in params:
-            raise InvalidUpload("a multipart part is not form-data with a name")
-        filename = params.get(b"filename")
-        if filename is None:
-            return  # a plain field: counted, bounded, not kept
-        if not filename:
-            part.skip = True  # an empty file input of a browser form
-            return
-        if len(self.files) >= self.settings.max_files:
-            raise InvalidUpload(f"more than {self.settings.max_files} files")
-        part.name = clean_filename(filename.decode("utf-8", errors="replace"))
-        raw_type = headers.get(b"content-type", b"").decode("latin-1")
-        part.content_type = clean_content_type(raw_type)
-        sink = await self.stack.enter_async_context(
-            UploadSink(
-                self.storage, new_file_id(), limit=self.limit, flush_size=self.settings.write_buffer
-            )
-        )
-        self.files.append(sink)
-        self.names[sink.file_id] = (part.name, part.content_type)
-        part.sink = sink
-
-
-async def receive_multipart(
-    body: AsyncIterator[bytes],
-    headers: Headers,
-    *,
-    storage: FileStorage,
-    settings: FilesSettings,
-) -> list[FileMeta]:
-    """Store every file part of a ``multipart/form-data`` body; return their metadata in
-    order. All or nothing: files are committed only after the closing boundary, and any
-    failure removes what this request stored. (No progress events: the ids are not known to
-    the client before the response; live progress is what tus uploads are for.)"""
-    limit = settings.max_upload_size
-    check_declared_size(headers, limit)
-    boundary = multipart_boundary(headers.get("content-type", ""))
-    received = 0
-    committed: list[FileMeta] = []
-    try:
-        # The stack owns every part's UploadSink: leaving it discards what was not committed.
-        async with AsyncExitStack() as stack:
-            receiver = _MultipartReceiver(boundary, storage, settings, limit, stack)
-            async for chunk in body:
-                received += len(chunk)
-                if received > limit:
-                    raise UploadTooLarge(limit)
-                await receiver.feed(chunk)
-            if not receiver.ended:
-                raise InvalidUpload("the multipart body ended before its closing boundary")
-            if not receiver.files:
-                raise InvalidUpload("no file in the multipart body")
-            for sink in receiver.files:
-                name, content_type = receiver.names[sink.file_id]
-                committed.append(await sink.commit(name=name, content_type=content_type))
-    except BaseException:
-        for meta in committed:  # all or nothing (two unlinks each: synchronous, cancel-proof)
-            storage.delete(meta.id)
-        raise
-    return committed

@@ -119,8 +119,10 @@ class RedisJobStore:
         return self._decode(raw)
 
     async def recent(self, limit: int = 50) -> list[JobRecord]:
+        if limit <= 0:  # ZREVRANGE 0 0 would still give one
+            return []
         try:
-            ids: list[Any] = await self._client.zrevrange(self._recent, 0, max(0, limit - 1))
+            ids: list[Any] = await self._client.zrevrange(self._recent, 0, limit - 1)
             if not ids:
                 return []
             async with self._client.pipeline(transaction=False) as pipe:
@@ -224,6 +226,7 @@ class RedisJobWorker:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.completed = 0
         self._running: set[str] = set()  # entry ids this worker is running now
+        self._grouped = False  # whether the consumer group is known to exist
 
     async def _ensure_group(self) -> None:
         try:
@@ -279,25 +282,17 @@ class RedisJobWorker:
             slots.release()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Take and run jobs until ``stop`` is set (see the class docstring); Redis being
+        unreachable is logged and retried, never fatal."""
         stop = stop or asyncio.Event()
         slots = asyncio.Semaphore(self._concurrency)
-        grouped = False
+        self._grouped = False  # the group is (re)created at start and after Redis lost it
         async with asyncio.TaskGroup() as group:
             tasks: set[asyncio.Task[None]] = set()
             try:
                 while not stop.is_set():
                     await slots.acquire()
-                    try:
-                        if not grouped:  # at start, and after Redis lost the group
-                            await self._ensure_group()
-                            grouped = True
-                        taken = await self._take()
-                    except RedisError as exc:
-                        slots.release()
-                        grouped = grouped and "NOGROUP" not in str(exc)
-                        logger.warning("job queue unreachable (%s); retrying", exc)
-                        await asyncio.sleep(min(1.0, self._block_ms / 1000))
-                        continue
+                    taken = await self._next_entry()
                     if taken is None:
                         slots.release()
                         continue
@@ -307,3 +302,17 @@ class RedisJobWorker:
             finally:
                 for task in tasks:
                     task.cancel()
+
+    async def _next_entry(self) -> tuple[str, str] | None:
+        """The next ``(entry id, job id)`` to run, or ``None``: nothing came within ``block``,
+        or Redis failed (logged, then a pause of at most a second)."""
+        try:
+            if not self._grouped:
+                await self._ensure_group()
+                self._grouped = True
+            return await self._take()
+        except RedisError as exc:
+            self._grouped = self._grouped and "NOGROUP" not in str(exc)
+            logger.warning("job queue unreachable (%s); retrying", exc)
+            await asyncio.sleep(min(1.0, self._block_ms / 1000))
+            return None

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,10 @@ from .._errors import ConfigError
 from ..log import EventLog
 from ._registry import JobRegistry
 from ._runner import JobRunner
-from ._service import JobService, LocalJobPool
+from ._service import JobQueue, JobService, LocalJobPool
 from ._settings import JobsSettings
 from ._stats import JobStatistics
-from ._store import MemoryJobStore
+from ._store import JobStore, MemoryJobStore
 
 if TYPE_CHECKING:
     from ._redis import RedisJobWorker
@@ -57,43 +58,19 @@ class JobHost:
     ) -> JobHost:
         """Build and start. ``redis_url`` is the Redis the shared log lives on (``None``
         when the log is not on Redis): ``queue="redis"`` without it is a
-        :class:`ConfigError`, since workers elsewhere could not write progress readers see."""
-        resources = dict(resources or {})
-        stats = JobStatistics()
+        :class:`ConfigError`, since workers elsewhere could not write progress readers see.
+        If starting fails, whatever was started is stopped again before the error goes on."""
+        parts = _Parts(settings, log, registry, dict(resources or {}), JobStatistics())
         async with contextlib.AsyncExitStack() as stack:
-            if settings.queue == "redis":
-                if redis_url is None:
-                    raise ConfigError(
-                        "jobs.queue 'redis' needs the Redis event log "
-                        "(MIANZHANG_LOG_BACKEND=redis and MIANZHANG_REDIS_URL)"
-                    )
-                service = await _start_redis(
-                    stack, settings, log, registry, resources, redis_url, prefix, stats
+            if settings.queue != "redis":
+                service = await _start_local(stack, parts)
+            elif redis_url is None:
+                raise ConfigError(
+                    "jobs.queue 'redis' needs the Redis event log "
+                    "(MIANZHANG_LOG_BACKEND=redis and MIANZHANG_REDIS_URL)"
                 )
             else:
-                store = MemoryJobStore(keep_finished=settings.keep_finished)
-                runner = JobRunner(
-                    registry,
-                    store,
-                    log,
-                    resources=resources,
-                    cancel_poll=settings.cancel_poll,
-                    stats=stats,
-                )
-                pool = await stack.enter_async_context(
-                    LocalJobPool(
-                        runner, concurrency=settings.concurrency, max_queued=settings.max_queued
-                    )
-                )
-                service = JobService(
-                    registry,
-                    store,
-                    log,
-                    pool,
-                    keep_events=settings.keep_finished,
-                    resources=resources,
-                    stats=stats,
-                )
+                service = await _start_redis(stack, parts, redis_url, prefix)
             host = cls(service, stack.pop_all())
         return host
 
@@ -113,57 +90,86 @@ class JobHost:
         await self.aclose()
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What every job service of an app is built from (one statistics object for all)."""
+
+    settings: JobsSettings
+    log: EventLog
+    registry: JobRegistry
+    resources: dict[str, Any]
+    stats: JobStatistics
+
+    def runner(self, store: JobStore, *, requeue_on_shutdown: bool = False) -> JobRunner:
+        return JobRunner(
+            self.registry,
+            store,
+            self.log,
+            resources=self.resources,
+            cancel_poll=self.settings.cancel_poll,
+            requeue_on_shutdown=requeue_on_shutdown,
+            stats=self.stats,
+        )
+
+    def service(self, store: JobStore, queue: JobQueue) -> JobService:
+        return JobService(
+            self.registry,
+            store,
+            self.log,
+            queue,
+            keep_events=self.settings.keep_finished,
+            resources=self.resources,
+            stats=self.stats,
+        )
+
+
+async def _start_local(stack: contextlib.AsyncExitStack, parts: _Parts) -> JobService:
+    """A memory store and the in-process pool (owned by ``stack``)."""
+    settings = parts.settings
+    store = MemoryJobStore(keep_finished=settings.keep_finished)
+    pool = LocalJobPool(
+        parts.runner(store), concurrency=settings.concurrency, max_queued=settings.max_queued
+    )
+    return parts.service(store, await stack.enter_async_context(pool))
+
+
 async def _start_redis(
-    stack: contextlib.AsyncExitStack,
-    settings: JobsSettings,
-    log: EventLog,
-    registry: JobRegistry,
-    resources: dict[str, Any],
-    redis_url: str,
-    prefix: str,
-    stats: JobStatistics,
+    stack: contextlib.AsyncExitStack, parts: _Parts, redis_url: str, prefix: str
 ) -> JobService:
+    """The Redis store and queue on one client, and the embedded worker when
+    ``serve_locally`` (all owned by ``stack``)."""
     import redis.asyncio as aioredis
 
     from ._redis import RedisJobQueue, RedisJobStore, RedisJobWorker
 
+    settings = parts.settings
     client = aioredis.Redis.from_url(redis_url)
     stack.push_async_callback(client.aclose)
     store = RedisJobStore(client, prefix=prefix, keep_finished=settings.keep_finished)
     queue = RedisJobQueue(client, prefix=prefix, max_queued=settings.max_queued)
     if settings.serve_locally:
-        runner = JobRunner(
-            registry,
-            store,
-            log,
-            resources=resources,
-            cancel_poll=settings.cancel_poll,
-            requeue_on_shutdown=True,
-            stats=stats,
-        )
         worker = RedisJobWorker(
             client,
-            runner,
+            parts.runner(store, requeue_on_shutdown=True),
             prefix=prefix,
             concurrency=settings.concurrency,
             visibility_timeout=settings.visibility_timeout,
         )
-        task = asyncio.create_task(_serve(worker), name="jobs:redis-worker")
+        _own_task(stack, _serve(worker), name="jobs:redis-worker")
+    return parts.service(store, queue)
 
-        async def stop_worker() -> None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
-        stack.push_async_callback(stop_worker)
-    return JobService(
-        registry,
-        store,
-        log,
-        queue,
-        keep_events=settings.keep_finished,
-        resources=resources,
-        stats=stats,
-    )
+def _own_task(
+    stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], *, name: str
+) -> None:
+    """Run ``work`` in a task that ``stack`` cancels and awaits when it closes."""
+    task = asyncio.create_task(work, name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(stop)
 
 
 async def _serve(worker: RedisJobWorker) -> None:

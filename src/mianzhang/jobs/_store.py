@@ -13,11 +13,21 @@ __all__ = ["JobStore", "MemoryJobStore"]
 
 
 class JobStore(Protocol):
+    """Where job records live, shared by the service (submit, cancel) and the runners.
+
+    Guarantees of every implementation (``tests/jobs/contract`` runs them on each): a record
+    reads back as stored (JSON values exactly); the first terminal state wins and a terminal
+    record never changes again; unknown ids are ``None`` (``update`` and ``transition`` never
+    create a record); ``recent`` lists the newest records first (by creation), at most
+    ``limit``; a terminal record is forgotten ``keep_finished`` seconds after it ended."""
+
     async def create(self, record: JobRecord) -> None:
         """Store a new record (its id must be unused)."""
         ...
 
-    async def get(self, job_id: str) -> JobRecord | None: ...
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The record, or ``None`` if unknown or forgotten."""
+        ...
 
     async def update(self, job_id: str, **fields: Any) -> JobRecord | None:
         """Set fields of a non-terminal record; returns the record (unchanged if terminal),
