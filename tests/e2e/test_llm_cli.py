@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mianzhang._cli_chat import run_chat
+from mianzhang.cli._chat import run_chat
 from mianzhang.llm import demo_answer
 from tests._support.procs import (
     ROOT,
