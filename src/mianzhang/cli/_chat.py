@@ -1,11 +1,12 @@
 """``mianzhang chat "prompt"``: stream a generation to the terminal as it is written.
 
-The command creates a generation (``POST /v1/llm/generations``) and follows its native event
-stream (``GET /v1/streams/{id}``) with the resuming client, so a dropped connection continues
-where it stopped. ``--resume ID`` follows an existing generation instead (from its start, or
-after ``--after EVENT_ID``). Ctrl-C detaches without stopping the generation: the server stops
-it only after its grace period without readers (unless it runs in the background), and the
-command prints how to resume it.
+The prompt is the argument, or stdin when it is piped (``echo hi | mianzhang chat``) or the
+argument is ``-``. The command creates a generation (``POST /v1/llm/generations``) and
+follows its native event stream (``GET /v1/streams/{id}``) with the resuming client, so a
+dropped connection continues where it stopped. ``--resume ID`` follows an existing
+generation instead (from its start, or after ``--after EVENT_ID``). Ctrl-C detaches without
+stopping the generation: the server stops it only after its grace period without readers
+(unless it runs in the background), and the command prints how to resume it.
 
 Text goes to stdout; the stream id, the model (a demo model says so) and the timings go to
 stderr. Exit status: 0 complete, 1 failed or refused, 2 bad arguments, 130 interrupted.
@@ -24,12 +25,13 @@ from .._errors import ClientError
 from ..client import ResetEvent, connect_sync
 from ._common import DEFAULT_URL, APIKey, ServerURL, bearer, refusal
 
-__all__ = ["chat", "run_chat"]
+__all__ = ["chat", "prompt_from", "run_chat"]
 
 
 def chat(
     prompt: Annotated[
-        str | None, typer.Argument(metavar="PROMPT", help="The user message.")
+        str | None,
+        typer.Argument(metavar="PROMPT", help="The user message (- or none: read stdin)."),
     ] = None,
     url: ServerURL = DEFAULT_URL,
     api_key: APIKey = None,
@@ -49,9 +51,14 @@ def chat(
         bool, typer.Option(help="Keep generating when nobody reads (detach freely).")
     ] = False,
 ) -> None:
-    """Stream a generation to the terminal; resumes by itself after a dropped connection."""
-    if prompt is None and resume is None:
-        typer.echo("mianzhang chat: give a PROMPT or --resume STREAM_ID", err=True)
+    """Stream a generation to the terminal; resumes by itself after a dropped connection.
+
+    The prompt is PROMPT, or stdin when PROMPT is - or when stdin is piped and there is
+    neither PROMPT nor --resume (echo "hello" | mianzhang chat).
+    """
+    prompt = prompt_from(prompt, resume, sys.stdin)
+    if not prompt and resume is None:
+        typer.echo("mianzhang chat: give a PROMPT (or pipe it) or --resume STREAM_ID", err=True)
         raise typer.Exit(2)
     code = run_chat(
         prompt,
@@ -64,6 +71,17 @@ def chat(
         background=background,
     )
     raise typer.Exit(code)
+
+
+def prompt_from(prompt: str | None, resume: str | None, stdin: TextIO | None) -> str | None:
+    """The prompt: ``prompt``, or all of ``stdin`` when ``prompt`` is ``-``, or when it is
+    missing, nothing is resumed and stdin is not a terminal (it was piped or redirected)."""
+    reads_stdin = prompt == "-" or (
+        prompt is None and resume is None and stdin is not None and not stdin.isatty()
+    )
+    if reads_stdin and stdin is not None:
+        return stdin.read().strip()
+    return prompt
 
 
 def _create(

@@ -14,13 +14,15 @@ import httpx
 import orjson
 import typer
 
-from .._errors import ResponseRejected
+from .._errors import ClientError, ResponseRejected
 
 __all__ = [
     "DEFAULT_URL",
     "APIKey",
     "ServerURL",
     "bearer",
+    "call",
+    "http_client",
     "refusal",
     "rejection",
     "write_line",
@@ -70,6 +72,20 @@ def rejection(exc: ResponseRejected) -> str:
     """:func:`refusal` for an event stream the server refused to open."""
     message = _server_message(exc.body)
     return f"HTTP {exc.status_code}: {message}" if message is not None else str(exc)
+
+
+def http_client(url: str, api_key: str | None, timeout: float = 30.0) -> httpx.Client:
+    """A client for the server at ``url``, with the API key's header on every request."""
+    return httpx.Client(base_url=url.rstrip("/"), headers=bearer(api_key), timeout=timeout)
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """One JSON request; the decoded body, or :class:`ClientError` with the server's
+    message (:func:`refusal`) for a status of 400 or more."""
+    response = client.request(method, path, **kwargs)
+    if response.status_code >= 400:
+        raise ClientError(refusal(response))
+    return response.json()
 
 
 def write_line(out: TextIO, payload: Any) -> None:
