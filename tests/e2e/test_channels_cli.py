@@ -32,8 +32,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def next_json(lines: Lines) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(lines.next())
+def next_json(lines: Lines, timeout: float = 30.0) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(lines.next(timeout))
     return parsed
 
 
@@ -92,7 +92,8 @@ def test_publish_and_subscribe_across_a_server_restart(
         fourth = cli("publish", "news", "bye", "--url", url)
         results = [json.loads(p.stdout) for p in (second, repeat, third, fourth)]
         assert results[1] == {**results[0], "duplicate": True}
-        got = [next_json(lines) for _ in range(3)]
+        # reconnecting backs off while the server is down: up to 30 s between attempts
+        got = [next_json(lines, timeout=60) for _ in range(3)]
         assert got == [
             {"id": results[0]["id"], "event": "message", "data": "plain text"},
             {"id": results[2]["id"], "event": "message", "data": "[1,2]"},

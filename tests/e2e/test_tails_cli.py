@@ -86,7 +86,8 @@ def test_tail_follows_appended_lines_across_a_restart(
         assert lines.next() == "new 2"
     append(log, "while the server was down")
     with uvicorn_process(APP, factory=True, env=server_env, port=port):
-        assert lines.next() == "while the server was down"
+        # reconnecting backs off while the server is down: up to 30 s between attempts
+        assert lines.next(timeout=60) == "while the server was down"
         append(log, "after the restart")
         assert lines.next() == "after the restart"
         proc.send_signal(signal.SIGINT)

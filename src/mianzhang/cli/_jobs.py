@@ -24,7 +24,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from .._errors import ClientError
+from .._errors import ClientError, MianzhangError
 from ._common import (
     DEFAULT_URL,
     APIKey,
@@ -155,7 +155,10 @@ def run_submit(
             record = _submit(client, job_type, job_input, file)
             if watch:
                 return _follow(client, record["id"], None, out, err, as_json)
-    except (ClientError, httpx.HTTPError) as exc:
+    except KeyboardInterrupt:  # before the job was queued, or while uploading its file
+        err.write("\ninterrupted (if the job was queued, `mianzhang jobs list` shows it)\n")
+        return 130
+    except (MianzhangError, httpx.HTTPError) as exc:
         return _failure("submit", exc, err)
     if as_json:
         write_line(out, record)
@@ -182,7 +185,7 @@ def run_watch(
     try:
         with http_client(url, api_key) as client:
             return _follow(client, job_id, after, out, err, as_json)
-    except (ClientError, httpx.HTTPError) as exc:
+    except (MianzhangError, httpx.HTTPError) as exc:
         return _failure("watch", exc, err)
 
 
@@ -261,7 +264,7 @@ def cancel(job_id: JobID, url: ServerURL = DEFAULT_URL, api_key: APIKey = None) 
             response = client.post(f"/v1/jobs/{quote(job_id, safe='')}/cancel")
             if response.status_code >= 400:
                 raise ClientError(refusal(response))
-    except (ClientError, httpx.HTTPError) as exc:
+    except (MianzhangError, httpx.HTTPError) as exc:
         raise typer.Exit(_failure("cancel", exc, sys.stderr)) from None
     state = "cancelled" if response.status_code == 200 else "cancelling: it stops where it runs"
     typer.echo(f"{job_id} {state}")
@@ -277,7 +280,7 @@ def list_jobs(
     try:
         with http_client(url, api_key) as client:
             jobs = call(client, "GET", "/v1/jobs", params={"limit": limit})["jobs"]
-    except (ClientError, httpx.HTTPError) as exc:
+    except (MianzhangError, httpx.HTTPError) as exc:
         raise typer.Exit(_failure("list", exc, sys.stderr)) from None
     if as_json:
         write_line(sys.stdout, jobs)

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 import typer
 
-from .._errors import ClientError, ResponseRejected
+from .._errors import MianzhangError, ResponseRejected
 from ..client import ResetEvent, connect_sync
 from ._common import DEFAULT_URL, APIKey, ServerURL, bearer, rejection
 
@@ -83,6 +83,6 @@ def run_tail(
     except ResponseRejected as exc:
         err.write(f"mianzhang tail: {rejection(exc)}\n")
         return 1
-    except (ClientError, httpx.HTTPError) as exc:
+    except (MianzhangError, httpx.HTTPError) as exc:  # ClientError, EventTooLarge
         err.write(f"mianzhang tail: {exc}\n")
         return 1
