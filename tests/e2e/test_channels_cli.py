@@ -5,15 +5,14 @@ on Redis. The subscriber keeps running while the server is restarted: it reconne
 from __future__ import annotations
 
 import json
-import queue
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests._support.lines import Lines
 from tests._support.procs import ROOT, free_port, uvicorn_process
 from tests.channels._tokens import SECRET, grant, hs256
 
@@ -33,28 +32,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-class Lines:
-    """A process's stdout lines, read by a thread so each read has a deadline."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def next(self, timeout: float = 30.0) -> dict[str, Any]:
-        line = self._queue.get(timeout=timeout)
-        assert line is not None, "the subscriber ended early"
-        parsed: dict[str, Any] = json.loads(line)
-        return parsed
-
-    def join(self) -> None:
-        self._thread.join(10)
+def next_json(lines: Lines, timeout: float = 30.0) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(lines.next(timeout))
+    return parsed
 
 
 @pytest.fixture
@@ -96,12 +76,13 @@ def test_publish_and_subscribe_across_a_server_restart(
             text=True,
         )
         subscriber_factory.append(sub)
-        lines = Lines(sub)
+        assert sub.stdout is not None
+        lines = Lines(sub.stdout)
         first = cli("publish", "news", '{"n": 1}', "--json", "--event", "note", "--url", url)
         assert first.returncode == 0, first.stderr
         published = json.loads(first.stdout)
         assert published["channel"] == "news" and published["duplicate"] is False
-        assert lines.next() == {"id": published["id"], "event": "note", "data": '{"n":1}'}
+        assert next_json(lines) == {"id": published["id"], "event": "note", "data": '{"n":1}'}
 
     # the server is gone (its streams were drained); a new one takes over on the same port
     with uvicorn_process(APP, factory=True, env=env, port=port):
@@ -111,14 +92,15 @@ def test_publish_and_subscribe_across_a_server_restart(
         fourth = cli("publish", "news", "bye", "--url", url)
         results = [json.loads(p.stdout) for p in (second, repeat, third, fourth)]
         assert results[1] == {**results[0], "duplicate": True}
-        got = [lines.next() for _ in range(3)]
+        # reconnecting backs off while the server is down: up to 30 s between attempts
+        got = [next_json(lines, timeout=60) for _ in range(3)]
         assert got == [
             {"id": results[0]["id"], "event": "message", "data": "plain text"},
             {"id": results[2]["id"], "event": "message", "data": "[1,2]"},
             {"id": results[3]["id"], "event": "message", "data": "bye"},
         ]
         assert sub.wait(30) == 0  # --count 4 reached
-        lines.join()
+        assert len(lines.rest()) == 4  # nothing after the 4th event
 
 
 def test_bad_arguments_and_refusals_exit_non_zero() -> None:

@@ -1,6 +1,6 @@
 """The SSE client against a real uvicorn server, with the fault proxy in between.
 
-Every wait is bounded: ``asyncio.timeout`` around each scenario, polling with deadlines for
+Every wait is bounded: ``asyncio.timeout`` around each scenario, ``eventually`` for
 server-side facts (``/_log``), generous lower bounds only where a delay is the point.
 """
 
@@ -20,6 +20,7 @@ from mianzhang import EventTooLarge, ReconnectExhausted, ResponseRejected, Serve
 from mianzhang.client import Backoff, EventStream, ResetEvent, connect, connect_sync
 from tests._support.faultproxy import FaultProxy
 from tests._support.procs import ServerProcess, free_port, uvicorn_process
+from tests._support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -49,18 +50,15 @@ def server_log(server: ServerProcess, key: str) -> list[dict[str, Any]]:
     return result
 
 
-async def wait_log(
-    server: ServerProcess, key: str, count: int, timeout: float = 10
-) -> list[dict[str, Any]]:
-    async with asyncio.timeout(timeout):
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            while True:
-                entries: list[dict[str, Any]] = (
-                    await client.get("/_log", params={"key": key})
-                ).json()
-                if len(entries) >= count:
-                    return entries
-                await asyncio.sleep(0.02)
+async def logged(server: ServerProcess, key: str, count: int) -> list[dict[str, Any]]:
+    """The server's log for ``key`` once it holds ``count`` requests (polled, bounded)."""
+    async with httpx.AsyncClient(base_url=server.url) as client:
+
+        async def enough() -> bool:
+            return len((await client.get("/_log", params={"key": key})).json()) >= count
+
+        await eventually(enough)
+    return server_log(server, key)
 
 
 def numbers(events: list[ServerSentEvent]) -> list[int]:
@@ -195,7 +193,7 @@ async def test_heartbeat_timeout_replaces_a_stalled_connection(
             # the client gave up on the stalled connection (held by the proxy) and opened another
             await proxy.wait_for_async(lambda s: s.connections == 2 and s.active == 2, 10)
             proxy.resume()
-            log = await wait_log(server, key, 2)
+            log = await logged(server, key, 2)
             assert log[1]["last_event_id"] == "3"
             assert stream.reconnects == 1
         finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mianzhang._cli_chat import run_chat
+from mianzhang.cli._chat import run_chat
 from mianzhang.llm import demo_answer
 from tests._support.procs import (
     ROOT,
@@ -141,3 +141,22 @@ def test_the_chat_command_prints_tokens_while_they_stream(default_server: Server
     assert (first + rest).decode() == expected + "\n"
     assert len(first.decode()) < len(expected) // 2
     assert "model demo (demo model: not an LLM)" in err and "time to first token" in err
+
+
+def test_the_chat_command_reads_a_piped_prompt(default_server: ServerProcess) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIANZHANG_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "mianzhang", "chat", "--url", default_server.url]
+    result = subprocess.run(
+        [*cmd, "--max-tokens", "16"],
+        env=env,
+        input="one two three\nfour five\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "".join(demo_answer("one two three four five", 16)) + "\n"
+    assert "You wrote 5 words" in result.stdout  # the model saw the piped prompt
+    nothing = subprocess.run(cmd, env=env, input="  \n", capture_output=True, text=True, timeout=60)
+    assert nothing.returncode == 2 and "give a PROMPT" in nothing.stderr

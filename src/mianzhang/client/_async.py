@@ -61,13 +61,12 @@ class EventStream(StreamView):
     def __init__(
         self,
         options: Options,
-        core: Core,
         *,
         client: httpx.AsyncClient | None,
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
         self._options = options
-        self._core = core
+        self._core = Core.from_options(options)
         self._client = client
         self._owns_client = client is None
         self._sleep = sleep
@@ -268,28 +267,21 @@ def connect(
     max_error_body: int = DEFAULT_MAX_ERROR_BODY,
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> EventStream:
-    """Open a resuming SSE stream: ``async with connect(url) as stream: async for ev in stream``.
+    """Open a resuming SSE stream, like a browser's ``EventSource`` (see :class:`EventStream`).
 
-    Like the browser's ``EventSource``, with the knobs a program needs (see
-    :class:`EventStream` for the guarantees):
-
-    * ``client``: an ``httpx.AsyncClient`` to use (not closed by the stream); by default the
-      stream makes its own (``follow_redirects=True``, like a browser) and closes it.
-    * ``method``, ``params``, ``headers``, ``json``: the request, sent again on every
-      reconnect. ``Accept``, ``Cache-Control`` and ``Last-Event-ID`` are set by the stream.
-    * ``last_event_id``: resume after this id from the first request on.
-    * ``retry``: initial reconnection time in **milliseconds** (the unit of the SSE ``retry:``
-      field; 3000 as in browsers). ``backoff``: how delays grow after consecutive failures.
-    * ``max_reconnects``: failed attempts in a row allowed before :class:`ReconnectExhausted`
-      (``None``: never give up; ``0``: the first failure raises). A connection that delivered
-      an event is not a failure.
-    * ``read_timeout`` (seconds): a connection that sends no byte for this long, not even a
-      heartbeat comment, is treated as a network error and replaced (``None``: wait forever).
-      Set it above the server's heartbeat interval (mianzhang's is 15 s).
-    * ``max_event_size``: characters one event may reach before :class:`EventTooLarge`.
-    * ``max_error_body``: bytes of a rejected response's body kept in :class:`ResponseRejected`.
-    * ``sleep``: the function that waits between attempts (default ``anyio.sleep``); tests
-      inject one to observe or skip the delays.
+    * ``client``: an ``httpx.AsyncClient``, not closed by the stream (default: its own, with
+      ``follow_redirects=True`` like a browser). ``sleep`` waits between attempts (default
+      ``anyio.sleep``; tests inject one to observe or skip the delays).
+    * ``method``, ``params``, ``headers``, ``json``: the request, sent again on each reconnect
+      (``Accept``, ``Cache-Control`` and ``Last-Event-ID`` are the stream's own).
+    * ``last_event_id``: resume after this id from the first request on. ``retry``: the first
+      reconnection time in **milliseconds** (SSE's unit, 3000 as in browsers), grown by
+      ``backoff`` after failed attempts; ``max_reconnects``: failed attempts (no event) in a
+      row before :class:`ReconnectExhausted` (``None``: never give up; ``0``: the first raises).
+    * ``read_timeout`` (s): no byte for this long, not even a heartbeat, and the connection is
+      replaced (``None``: wait forever; keep it above the server's heartbeat, 15 s here).
+    * ``max_event_size``: characters an event may reach before :class:`EventTooLarge`;
+      ``max_error_body``: bytes of a refused response's body kept in :class:`ResponseRejected`.
     """
     options = Options(
         url=url,
@@ -297,15 +289,13 @@ def connect(
         params=params,
         headers=headers,
         json=json,
-        read_timeout=read_timeout,
-        connect_timeout=connect_timeout,
-        max_error_body=max_error_body,
-    )
-    core = Core(
         last_event_id=last_event_id,
         retry=retry,
         backoff=backoff,
         max_reconnects=max_reconnects,
+        read_timeout=read_timeout,
+        connect_timeout=connect_timeout,
         max_event_size=max_event_size,
+        max_error_body=max_error_body,
     )
-    return EventStream(options, core, client=client, sleep=sleep or anyio.sleep)
+    return EventStream(options, client=client, sleep=sleep or anyio.sleep)

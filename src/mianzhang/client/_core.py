@@ -46,15 +46,22 @@ class State(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Everything about the request and its limits (validated once, shared by both streams)."""
+    """Every argument of ``connect``/``connect_sync`` but the client and the sleep function:
+    the request, its limits and the resumption knobs (validated once, shared by both streams;
+    the knobs of :class:`Core` are checked when it is made from them)."""
 
     url: httpx.URL | str
     method: str
     params: Any
     headers: Mapping[str, str] | None
     json: Any
+    last_event_id: str | None
+    retry: int
+    backoff: Backoff | None
+    max_reconnects: int | None
     read_timeout: float | None
     connect_timeout: float
+    max_event_size: int | None
     max_error_body: int
 
     def __post_init__(self) -> None:
@@ -143,6 +150,17 @@ class Core:
         self._reconnect_requested = False
         self._pending: deque[ServerSentEvent] = deque()
         self._handed_out_id = last_event_id
+
+    @classmethod
+    def from_options(cls, options: Options) -> Core:
+        """The state machine for a stream opened with ``options``."""
+        return cls(
+            last_event_id=options.last_event_id,
+            retry=options.retry,
+            backoff=options.backoff,
+            max_reconnects=options.max_reconnects,
+            max_event_size=options.max_event_size,
+        )
 
     # -- what callers see ------------------------------------------------------------------
     @property

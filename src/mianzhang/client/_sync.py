@@ -39,13 +39,12 @@ class SyncEventStream(StreamView):
     def __init__(
         self,
         options: Options,
-        core: Core,
         *,
         client: httpx.Client | None,
         sleep: Callable[[float], None],
     ) -> None:
         self._options = options
-        self._core = core
+        self._core = Core.from_options(options)
         self._client = client
         self._owns_client = client is None
         self._sleep = sleep
@@ -259,15 +258,13 @@ def connect_sync(
         params=params,
         headers=headers,
         json=json,
-        read_timeout=read_timeout,
-        connect_timeout=connect_timeout,
-        max_error_body=max_error_body,
-    )
-    core = Core(
         last_event_id=last_event_id,
         retry=retry,
         backoff=backoff,
         max_reconnects=max_reconnects,
+        read_timeout=read_timeout,
+        connect_timeout=connect_timeout,
         max_event_size=max_event_size,
+        max_error_body=max_error_body,
     )
-    return SyncEventStream(options, core, client=client, sleep=sleep or time.sleep)
+    return SyncEventStream(options, client=client, sleep=sleep or time.sleep)

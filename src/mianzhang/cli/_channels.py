@@ -16,22 +16,75 @@ resume. Exit status: 0 done (``--count`` events printed, or the server ended the
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
 from urllib.parse import quote
 
 import httpx
 import orjson
+import typer
 
-from ._errors import ClientError, ResponseRejected
-from .channels import publish_sync
-from .client import ResetEvent, connect_sync
+from .._errors import ClientError, ResponseRejected
+from ..channels import publish_sync
+from ..client import ResetEvent, connect_sync
+from ._common import DEFAULT_URL, APIKey, ServerURL, rejection, write_line
 
-__all__ = ["run_publish", "run_subscribe"]
+__all__ = ["publish", "run_publish", "run_subscribe", "subscribe"]
 
 
-def _line(out: TextIO, payload: dict[str, Any]) -> None:
-    out.write(orjson.dumps(payload).decode() + "\n")
-    out.flush()
+def publish(
+    channel: Annotated[str, typer.Argument(metavar="CHANNEL", help="Channel name.")],
+    data: Annotated[
+        str, typer.Argument(metavar="DATA", help="Event data (text, or JSON with --json).")
+    ],
+    url: ServerURL = DEFAULT_URL,
+    api_key: APIKey = None,
+    event: Annotated[
+        str | None, typer.Option(metavar="TYPE", help="Event type (default: message).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(metavar="KEY", help="Store a retry of this publish once (default: random)."),
+    ] = None,
+    json_data: Annotated[bool, typer.Option("--json", help="DATA is JSON.")] = False,
+) -> None:
+    """Publish one event to a channel; prints its id as one JSON line."""
+    raise typer.Exit(
+        run_publish(
+            channel,
+            data,
+            url=url,
+            api_key=api_key,
+            event=event,
+            idempotency_key=idempotency_key,
+            json_data=json_data,
+        )
+    )
+
+
+def subscribe(
+    channel: Annotated[str, typer.Argument(metavar="CHANNEL", help="Channel name.")],
+    url: ServerURL = DEFAULT_URL,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="MIANZHANG_TOKEN", metavar="JWT", help="Subscriber token (JWT)."),
+    ] = None,
+    last_event_id: Annotated[
+        str | None, typer.Option(metavar="ID", help="Resume after this event id.")
+    ] = None,
+    history: Annotated[bool, typer.Option(help="Replay the retained history first.")] = True,
+    count: Annotated[int | None, typer.Option(metavar="N", help="Exit after N events.")] = None,
+) -> None:
+    """Print a channel's events as they arrive (one JSON line each); resumes on reconnect."""
+    raise typer.Exit(
+        run_subscribe(
+            channel,
+            url=url,
+            token=token,
+            last_event_id=last_event_id,
+            history=history,
+            count=count,
+        )
+    )
 
 
 def run_publish(
@@ -61,16 +114,8 @@ def run_publish(
     except ClientError as exc:  # PublishRejected, or the network failed past the retries
         err.write(f"mianzhang publish: {exc}\n")
         return 1
-    _line(out, {"channel": channel, "id": published.id, "duplicate": published.duplicate})
+    write_line(out, {"channel": channel, "id": published.id, "duplicate": published.duplicate})
     return 0
-
-
-def _refusal(exc: ResponseRejected) -> str:
-    try:
-        body = orjson.loads(exc.body)
-        return f"HTTP {exc.status_code}: {body['error']['message']}"
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return str(exc)
 
 
 def run_subscribe(
@@ -105,7 +150,9 @@ def run_subscribe(
             for event in stream:
                 if isinstance(event, ResetEvent):
                     err.write(f"[history lost ({event.reason}): continuing from there]\n")
-                _line(out, {"id": event.id, "event": event.event or "message", "data": event.data})
+                write_line(
+                    out, {"id": event.id, "event": event.event or "message", "data": event.data}
+                )
                 printed += 1
                 if count is not None and printed >= count:
                     return 0
@@ -115,7 +162,7 @@ def run_subscribe(
             err.write(f"resume with: --last-event-id {stream.last_event_id}\n")
         return 130
     except ResponseRejected as exc:
-        err.write(f"mianzhang subscribe: {_refusal(exc)}\n")
+        err.write(f"mianzhang subscribe: {rejection(exc)}\n")
         return 1
     except (ClientError, httpx.HTTPError) as exc:
         err.write(f"mianzhang subscribe: {exc}\n")

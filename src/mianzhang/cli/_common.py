@@ -1,0 +1,94 @@
+"""What every command that talks to a server shares: the ``--url`` and ``--api-key`` options,
+the ``Authorization`` header they make, and one way to print a refusal.
+
+``--url`` (``MIANZHANG_URL``, default ``http://127.0.0.1:8000``) and ``--api-key``
+(``MIANZHANG_API_KEY``, sent as ``Authorization: Bearer KEY``) mean the same in every command;
+``subscribe`` takes a subscriber JWT instead (``--token``, ``MIANZHANG_TOKEN``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, TextIO
+
+import httpx
+import orjson
+import typer
+
+from .._errors import ClientError, ResponseRejected
+
+__all__ = [
+    "DEFAULT_URL",
+    "APIKey",
+    "ServerURL",
+    "bearer",
+    "call",
+    "http_client",
+    "refusal",
+    "rejection",
+    "write_line",
+]
+
+DEFAULT_URL: Final = "http://127.0.0.1:8000"
+
+ServerURL = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="MIANZHANG_URL", metavar="URL", help="The mianzhang server to talk to."
+    ),
+]
+APIKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="MIANZHANG_API_KEY",
+        metavar="KEY",
+        help="API key, sent as 'Authorization: Bearer KEY'.",
+    ),
+]
+
+
+def bearer(credential: str | None) -> dict[str, str]:
+    """The ``Authorization`` header for an API key or token (none without one)."""
+    return {"authorization": f"Bearer {credential}"} if credential else {}
+
+
+def _server_message(body: bytes) -> str | None:
+    try:
+        message = orjson.loads(body)["error"]["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return str(message)
+
+
+def refusal(response: httpx.Response) -> str:
+    """``HTTP 404: <the server's error message>`` for a refused request (the start of the
+    body if it is not mianzhang's ``{"error": {"message"}}`` JSON). Reads the response."""
+    body = response.read()
+    message = _server_message(body) or body.decode(errors="replace").strip()[:500]
+    return f"HTTP {response.status_code}: {message}"
+
+
+def rejection(exc: ResponseRejected) -> str:
+    """:func:`refusal` for an event stream the server refused to open."""
+    message = _server_message(exc.body)
+    return f"HTTP {exc.status_code}: {message}" if message is not None else str(exc)
+
+
+def http_client(url: str, api_key: str | None, timeout: float = 30.0) -> httpx.Client:
+    """A client for the server at ``url``, with the API key's header on every request."""
+    return httpx.Client(base_url=url.rstrip("/"), headers=bearer(api_key), timeout=timeout)
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """One JSON request; the decoded body, or :class:`ClientError` with the server's
+    message (:func:`refusal`) for a status of 400 or more."""
+    response = client.request(method, path, **kwargs)
+    if response.status_code >= 400:
+        raise ClientError(refusal(response))
+    return response.json()
+
+
+def write_line(out: TextIO, payload: Any) -> None:
+    """One JSON line, flushed at once (a pipe reader sees it as it is printed)."""
+    out.write(orjson.dumps(payload).decode() + "\n")
+    out.flush()

@@ -1,0 +1,60 @@
+"""Help screens that name values by their meaning, never by their Python type.
+
+Typer prints a type tag beside each parameter (``<str>``, ``<int>``, ``<bool>``; ``TEXT``,
+``INTEGER`` in older releases). Every option here has a ``metavar`` that says what the value
+is (``URL``, ``N``, ``JOB_ID``); these command classes drop the tags that a ``metavar``
+cannot replace: on positional arguments (whose metavar is already their name), on flags
+(which take no value) and on ``--help``. Parsing is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+__all__ = ["Command", "Group"]
+
+
+class _Argument(TyperArgument):
+    """A positional argument shown by its metavar alone."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def _untag(params: Iterable[Any]) -> None:
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument  # same fields; only how help shows it differs
+        elif getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # a flag takes no value: nothing to name
+
+
+class Command(TyperCommand):
+    """A command whose help has no type tags (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _untag(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _untag([option])
+        return option
+
+
+class Group(TyperGroup):
+    """A command group whose help has no type tags (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _untag(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _untag([option])
+        return option
