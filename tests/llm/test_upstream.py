@@ -1,4 +1,4 @@
-"""The fast upstream client (``mianzhang.llm._upstream``): keep-alive pool, body framings,
+"""The fast upstream client (``mianzhang.llm._upstream`` and its ``_upstream_*`` modules): keep-alive pool, body framings,
 never reusing a half-read connection, error mapping, TLS, the pool bound; and the provider's
 choice between it and httpx.
 
