@@ -186,23 +186,18 @@ async def test_scripted_models_play_the_stored_script_their_upstream_name_select
         await registry.aclose()
 
 
-def test_a_scripted_upstream_name_that_is_no_script_names_the_setting() -> None:
-    models = {"s": {"provider": "scripted", "upstream_model": "nope"}}
-    with pytest.raises(ConfigError) as info:
-        ModelRegistry.from_settings(settings(models), environ={})
-    message = str(info.value)
-    assert message.startswith("MIANZHANG_LLM__MODELS__S__UPSTREAM_MODEL: no stored script 'nope'")
-    assert "tool-call" in message  # the known ones are listed
-
-
-def test_an_invalid_stored_script_names_the_directory_setting(tmp_path: Path) -> None:
-    (tmp_path / "broken.json").write_text(json.dumps([{"tool_call": {}}]))
+def test_a_stored_script_broken_after_validation_names_the_directory_setting(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "fine.json").write_text(json.dumps([{"words": "ok"}]))
     models = {"s": {"provider": "scripted", "scripts_dir": str(tmp_path)}}
+    validated = settings(models)
+    (tmp_path / "fine.json").write_text(json.dumps([{"tool_call": {}}]))
     with pytest.raises(ConfigError) as info:
-        ModelRegistry.from_settings(settings(models), environ={})
+        ModelRegistry.from_settings(validated, environ={})
     message = str(info.value)
     assert message.startswith("MIANZHANG_LLM__MODELS__S__SCRIPTS_DIR: ")
-    assert "'broken'" in message and "script[0].tool_call.name" in message
+    assert "'fine'" in message and "script[0].tool_call.name" in message
 
 
 async def test_registry_lookup_and_closing_each_provider_once() -> None:

@@ -132,6 +132,23 @@ def test_each_problem_is_reported_at_its_place(
     assert message in found[place]
 
 
+def test_stored_scripts_are_read_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "weather.json").write_text(json.dumps([{"words": "Sunny."}]))
+    fine = {"provider": "scripted", "scripts_dir": str(tmp_path), "upstream_model": "weather"}
+    builtin = {"provider": "scripted", "upstream_model": "tool-call"}
+    LLMSettings.model_validate({"models": {"demo": {"provider": "demo"}, "a": fine, "b": builtin}})
+    found = problems({"models": {"s": {**fine, "upstream_model": "nope"}}})
+    message = found[("models", "s", "upstream_model")]
+    assert message.startswith("no stored script 'nope' (known: ")
+    assert "weather" in message and "tool-call" in message  # the known ones are listed
+    (tmp_path / "broken.json").write_text(json.dumps([{"tool_call": {}}]))
+    found = problems({"models": {"s": fine}})
+    message = found[("models", "s", "scripts_dir")]
+    assert "'broken'" in message and "script[0].tool_call.name: Field required" in message
+    (tmp_path / "broken.json").write_text("{not json")
+    assert "broken.json" in problems({"models": {"s": fine}})[("models", "s", "scripts_dir")]
+
+
 def test_every_problem_is_reported_at_once() -> None:
     found = problems(
         {

@@ -138,19 +138,14 @@ def _demo(builder: ProviderBuilder, name: str, spec: ModelSettings) -> Built:
 
 
 def _scripted(builder: ProviderBuilder, name: str, spec: ModelSettings) -> Built:
+    # LLMSettings has read and checked the scripts and the name; read again, they may have
+    # changed since: a broken file is still named by its setting
     if spec.scripts_dir is None:
-        provider = ScriptedProvider()
-    else:
-        try:
-            provider = ScriptedProvider.from_directory(spec.scripts_dir)
-        except ConfigError as exc:
-            raise ConfigError(f"{setting_name('models', name, 'scripts_dir')}: {exc}") from None
-    script = spec.upstream_model
-    if script is not None and script not in provider.scripts:
-        known = ", ".join(sorted(provider.scripts))
-        place = setting_name("models", name, "upstream_model")
-        raise ConfigError(f"{place}: no stored script {script!r} (known: {known})")
-    return provider, SCRIPTED_DESCRIPTION
+        return ScriptedProvider(), SCRIPTED_DESCRIPTION
+    try:
+        return ScriptedProvider.from_directory(spec.scripts_dir), SCRIPTED_DESCRIPTION
+    except ConfigError as exc:
+        raise ConfigError(f"{setting_name('models', name, 'scripts_dir')}: {exc}") from None
 
 
 def _local(builder: ProviderBuilder, name: str, spec: ModelSettings) -> Built:

@@ -1,6 +1,7 @@
 """Settings of the LLM gateway: models by name, upstreams, retries and timeouts.
 
-Validated at start: every problem is reported at once, each at its place
+Validated at start (stored scripts are read and parsed too; API keys are looked up when the
+registry is built): every problem is reported at once, each at its place
 (``MIANZHANG_LLM__MODELS__GPT__UPSTREAM: ...`` once :func:`mianzhang.server.load_settings` has
 prefixed it), as a pydantic ``ValidationError``. Models and upstreams come from the settings
 themselves (environment, e.g.
@@ -54,6 +55,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from .._errors import ConfigError
+from ._scripted import ScriptedProvider
 
 __all__ = [
     "ANTHROPIC_BASE_URL",
@@ -153,6 +157,23 @@ def _located(prefix: Loc, exc: ValidationError, suffix: str) -> Iterator[Problem
         yield (*prefix, *error["loc"]), error["msg"] + suffix
 
 
+def _script_problems(model: ModelSettings) -> Iterator[Problem]:
+    """A scripted model's stored scripts (read and parsed) and the one it plays."""
+    directory = model.scripts_dir
+    if directory is not None and not directory.is_dir():
+        yield ("scripts_dir",), f"{str(directory)!r} is not a directory"
+        return
+    try:
+        provider = ScriptedProvider.from_directory(directory) if directory else ScriptedProvider()
+    except ConfigError as exc:
+        yield ("scripts_dir",), str(exc)
+        return
+    script = model.upstream_model
+    if script is not None and script not in provider.scripts:
+        known = ", ".join(sorted(provider.scripts))
+        yield ("upstream_model",), f"no stored script {script!r} (known: {known})"
+
+
 class LLMSettings(BaseModel):
     """The ``llm`` section of the server settings."""
 
@@ -235,10 +256,10 @@ class LLMSettings(BaseModel):
             yield from self._upstream_problems(model)
         if model.provider == "local" and not model.path:
             yield ("path",), "required for the local provider (a transformers model directory)"
-        if model.scripts_dir is not None and model.provider != "scripted":
+        if model.provider == "scripted":
+            yield from _script_problems(model)
+        elif model.scripts_dir is not None:
             yield ("scripts_dir",), "only the scripted provider reads scripts"
-        elif model.scripts_dir is not None and not model.scripts_dir.is_dir():
-            yield ("scripts_dir",), f"{str(model.scripts_dir)!r} is not a directory"
         for fallback in model.fallbacks:
             if fallback == name:
                 yield ("fallbacks",), "a model cannot fall back to itself"
