@@ -204,7 +204,7 @@ class LLMSettings(BaseModel):
             raise _validation_error(problems)
         return self
 
-    def origin(self, section: str, name: str) -> str:
+    def _origin(self, section: str, name: str) -> str:
         """`` (set in FILE)`` when the config file set that entry, else ``""``."""
         if (section, name) in self._from_file:
             return f" (set in {self.config_file})"
@@ -249,7 +249,7 @@ class LLMSettings(BaseModel):
             yield ("default_model",), f"{self.default_model!r} is not a model (known: {known})"
         for name, model in self.models.items():
             for loc, message in self._model_problems(name, model):
-                yield ("models", name, *loc), message + self.origin("models", name)
+                yield ("models", name, *loc), message + self._origin("models", name)
 
     def _model_problems(self, name: str, model: ModelSettings) -> Iterator[Problem]:
         if model.provider in UPSTREAM_KINDS:
