@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -109,9 +111,9 @@ def default_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 def test_serve_defaults_to_the_demo_model_and_says_it_is_one(default_server: ServerProcess) -> None:
     models = httpx.get(f"{default_server.url}/v1/models").json()["data"]
-    assert [m["id"] for m in models] == ["demo"]
-    assert models[0]["owned_by"] == "mianzhang-demo"
-    assert "not an LLM" in models[0]["description"]
+    assert [m["id"] for m in models] == ["demo", "scripted"]
+    assert [m["owned_by"] for m in models] == ["mianzhang-demo", "mianzhang-scripted"]
+    assert all("not an LLM" in m["description"] for m in models)
     completion = httpx.post(
         f"{default_server.url}/v1/chat/completions",
         json={"messages": [{"role": "user", "content": "hi"}]},  # no model: the default
@@ -119,6 +121,20 @@ def test_serve_defaults_to_the_demo_model_and_says_it_is_one(default_server: Ser
     ).json()
     assert completion["model"] == "demo"
     assert completion["choices"][0]["message"]["content"] == "".join(demo_answer("hi", 120))
+
+
+def test_serve_offers_the_scripted_model_out_of_the_box(default_server: ServerProcess) -> None:
+    def complete(content: str) -> dict[str, Any]:
+        body = {"model": "scripted", "messages": [{"role": "user", "content": content}]}
+        response = httpx.post(f"{default_server.url}/v1/chat/completions", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["choices"][0])
+
+    assert complete("hi")["message"]["content"] == 'turn 1: you said "hi"'
+    script = {"script": [{"words": "Let me check."}, {"finish": "length"}]}
+    choice = complete(json.dumps(script))
+    assert choice["message"]["content"] == "Let me check."
+    assert choice["finish_reason"] == "length"
 
 
 def test_the_chat_command_prints_tokens_while_they_stream(default_server: ServerProcess) -> None:

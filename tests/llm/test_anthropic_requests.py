@@ -486,7 +486,7 @@ def test_count_tokens_needs_no_max_tokens_and_refuses_generation_fields() -> Non
     assert answer["input_tokens"] > 0
 
 
-def test_the_estimate_is_the_gateways_plus_tool_definitions_and_calls() -> None:
+def test_the_estimate_is_the_gateways_with_tool_definitions() -> None:
     plain = chat_request(
         parse_count_tokens(
             {"model": "m", "messages": [{"role": "user", "content": "How are you today?"}]}
@@ -512,10 +512,14 @@ def test_the_estimate_is_the_gateways_plus_tool_definitions_and_calls() -> None:
             }
         )
     )
+    # one estimate for both: the gateway's counts tool-call arguments and, given them, tools
+    tools = with_tools.params["tools"]
+    assert estimate_input_tokens(with_tools) == estimate_prompt_tokens(with_tools.messages, tools)
     base = estimate_prompt_tokens(with_tools.messages)
-    assert estimate_input_tokens(with_tools) > base
     no_tools = ChatRequest(with_tools.messages, params={})
-    assert estimate_input_tokens(with_tools) > estimate_input_tokens(no_tools) > base
+    assert estimate_input_tokens(with_tools) > estimate_input_tokens(no_tools) == base
+    without_calls = [{k: v for k, v in m.items() if k != "tool_calls"} for m in no_tools.messages]
+    assert base > estimate_prompt_tokens(without_calls)  # FULL has tool calls: counted
 
 
 # -- the error renderer -----------------------------------------------------------------------

@@ -1,21 +1,19 @@
-"""Model settings (env / config file), validation at start, and the registry built from them."""
+"""Model settings (environment, config file): defaults, and validation at start, each problem
+reported at its place (named as its ``MIANZHANG_LLM__...`` variable by ``load_settings``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from mianzhang.llm import (
-    DemoProvider,
-    LLMSettings,
-    ModelEntry,
-    ModelNotFound,
-    ModelRegistry,
-    OpenAIProvider,
-)
+from mianzhang import ConfigError
+from mianzhang.llm import LLMSettings
+from mianzhang.llm._settings import setting_name
+from mianzhang.server import load_settings
 
 TOML = """
 default_model = "gpt"
@@ -29,36 +27,40 @@ provider = "openai"
 upstream = "main"
 upstream_model = "gpt-4o-mini"
 fallbacks = ["demo"]
-
-[models.gpt2]
-provider = "openai"
-upstream = "main"
 """
 
 
-def test_defaults_serve_the_demo_model() -> None:
+def problems(spec: dict[str, Any]) -> dict[tuple[str | int, ...], str]:
+    """The problems of ``spec`` (with a ``demo`` model added) by place."""
+    models = {"demo": {"provider": "demo"}, **spec.pop("models", {})}
+    with pytest.raises(ValidationError) as info:
+        LLMSettings.model_validate({"models": models, **spec})
+    return {tuple(e["loc"]): e["msg"] for e in info.value.errors()}
+
+
+def test_defaults_offer_the_demo_and_the_scripted_model() -> None:
     settings = LLMSettings()
     assert settings.default_model == "demo"
-    assert settings.models["demo"].provider == "demo"
+    assert {name: m.provider for name, m in settings.models.items()} == {
+        "demo": "demo",
+        "scripted": "scripted",
+    }
     assert settings.max_retries == 2
 
 
-async def test_config_file_adds_models_and_shares_one_pool_per_upstream(tmp_path: Path) -> None:
+def test_upstream_defaults() -> None:
+    up = LLMSettings(upstreams={"a": {}}).upstreams["a"]  # type: ignore[dict-item]
+    assert up.base_url is None and up.anthropic_version == "2023-06-01"
+    assert up.default_max_tokens == 4096 and up.include_usage
+
+
+def test_config_file_adds_models_on_top(tmp_path: Path) -> None:
     path = tmp_path / "models.toml"
     path.write_text(TOML)
     settings = LLMSettings(config_file=path)
-    assert settings.default_model == "gpt" and set(settings.models) == {"demo", "gpt", "gpt2"}
-    registry = ModelRegistry.from_settings(settings, environ={"TEST_UPSTREAM_KEY": "sk-1"})
-    try:
-        gpt, gpt2 = registry.get("gpt"), registry.get("gpt2")
-        assert isinstance(gpt.provider, OpenAIProvider) and gpt.provider is gpt2.provider
-        assert gpt.upstream_model == "gpt-4o-mini" and gpt2.upstream_model == "gpt2"
-        assert [e.name for e in registry.chain("gpt")] == ["gpt", "demo"]
-        assert registry.default_model == "gpt"
-        demo = registry.get("demo").to_openai()
-        assert demo["owned_by"] == "mianzhang-demo" and "demo" in str(demo["description"])
-    finally:
-        await registry.aclose()
+    assert settings.default_model == "gpt"
+    assert set(settings.models) == {"demo", "scripted", "gpt"}
+    assert settings.models["gpt"].upstream_model == "gpt-4o-mini"
 
 
 def test_json_config_file(tmp_path: Path) -> None:
@@ -67,63 +69,137 @@ def test_json_config_file(tmp_path: Path) -> None:
     assert LLMSettings(config_file=path).models["fast"].ttft == 0
 
 
-def test_missing_api_key_env_is_a_config_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("spec", "place", "message"),
+    [
+        ({"default_model": "nope"}, ("default_model",), "'nope' is not a model"),
+        ({"models": {"x": {"provider": "openai"}}}, ("models", "x", "upstream"), "required"),
+        (
+            {"models": {"x": {"provider": "anthropic"}}},
+            ("models", "x", "upstream"),
+            "required for the anthropic provider: the name of one of MIANZHANG_LLM__UPSTREAMS",
+        ),
+        (
+            {"models": {"x": {"provider": "openai", "upstream": "missing"}}},
+            ("models", "x", "upstream"),
+            "'missing' must name one of MIANZHANG_LLM__UPSTREAMS (configured: none)",
+        ),
+        (
+            {"models": {"x": {"provider": "openai", "upstream": "u"}}, "upstreams": {"u": {}}},
+            ("models", "x", "upstream"),
+            "needs MIANZHANG_LLM__UPSTREAMS__U__BASE_URL",
+        ),
+        ({"models": {"x": {"provider": "local"}}}, ("models", "x", "path"), "required"),
+        (
+            {"models": {"x": {"provider": "demo", "scripts_dir": "."}}},
+            ("models", "x", "scripts_dir"),
+            "only the scripted provider",
+        ),
+        (
+            {"models": {"x": {"provider": "scripted", "scripts_dir": "/no/such/dir"}}},
+            ("models", "x", "scripts_dir"),
+            "'/no/such/dir' is not a directory",
+        ),
+        (
+            {"models": {"x": {"provider": "demo", "fallbacks": ["y"]}}},
+            ("models", "x", "fallbacks"),
+            "'y' is not a configured model",
+        ),
+        (
+            {"models": {"x": {"provider": "demo", "fallbacks": ["x"]}}},
+            ("models", "x", "fallbacks"),
+            "itself",
+        ),
+        ({"models": {"x": {"provider": "nope"}}}, ("models", "x", "provider"), "Input should be"),
+        ({"models": {"x": {"provider": "demo", "unknown": 1}}}, ("models", "x", "unknown"), ""),
+        (
+            {"upstreams": {"u": {"default_max_tokens": 0}}},
+            ("upstreams", "u", "default_max_tokens"),
+            "greater than or equal to 1",
+        ),
+        (
+            {"retry_initial_delay": 9, "retry_max_delay": 1},
+            ("retry_initial_delay",),
+            "must be <= MIANZHANG_LLM__RETRY_MAX_DELAY",
+        ),
+    ],
+)
+def test_each_problem_is_reported_at_its_place(
+    spec: dict[str, Any], place: tuple[str, ...], message: str
+) -> None:
+    found = problems(spec)
+    assert place in found, found
+    assert message in found[place]
+
+
+def test_stored_scripts_are_read_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "weather.json").write_text(json.dumps([{"words": "Sunny."}]))
+    fine = {"provider": "scripted", "scripts_dir": str(tmp_path), "upstream_model": "weather"}
+    builtin = {"provider": "scripted", "upstream_model": "tool-call"}
+    LLMSettings.model_validate({"models": {"demo": {"provider": "demo"}, "a": fine, "b": builtin}})
+    found = problems({"models": {"s": {**fine, "upstream_model": "nope"}}})
+    message = found[("models", "s", "upstream_model")]
+    assert message.startswith("no stored script 'nope' (known: ")
+    assert "weather" in message and "tool-call" in message  # the known ones are listed
+    (tmp_path / "broken.json").write_text(json.dumps([{"tool_call": {}}]))
+    found = problems({"models": {"s": fine}})
+    message = found[("models", "s", "scripts_dir")]
+    assert "'broken'" in message and "script[0].tool_call.name: Field required" in message
+    (tmp_path / "broken.json").write_text("{not json")
+    assert "broken.json" in problems({"models": {"s": fine}})[("models", "s", "scripts_dir")]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(
+        {
+            "default_model": "nope",
+            "models": {"a": {"provider": "local"}, "b": {"provider": "anthropic"}},
+        }
+    )
+    assert set(found) == {("default_model",), ("models", "a", "path"), ("models", "b", "upstream")}
+
+
+def test_load_settings_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    models = {"demo": {"provider": "demo"}, "claude": {"provider": "anthropic", "upstream": "a"}}
+    monkeypatch.setenv("MIANZHANG_LLM__MODELS", json.dumps(models))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "MIANZHANG_LLM__MODELS__CLAUDE__UPSTREAM: 'a' must name one of" in str(info.value)
+
+
+def test_setting_name() -> None:
+    assert setting_name("models", "gpt-4o", "scripts_dir") == (
+        "MIANZHANG_LLM__MODELS__GPT-4O__SCRIPTS_DIR"
+    )
+
+
+def test_problems_of_file_entries_say_the_file(tmp_path: Path) -> None:
     path = tmp_path / "models.toml"
-    path.write_text(TOML)
-    with pytest.raises(ValueError, match="TEST_UPSTREAM_KEY"):
-        ModelRegistry.from_settings(LLMSettings(config_file=path), environ={})
+    path.write_text('[models.y]\nprovider = "demo"\nttft = -1\n')
+    found = problems({"config_file": str(path)})
+    assert found == {
+        ("models", "y", "ttft"): f"Input should be greater than or equal to 0 (set in {path})"
+    }
+    path.write_text('[models.x]\nprovider = "local"\n')
+    found = problems({"config_file": str(path)})
+    assert found[("models", "x", "path")].endswith(f"(set in {path})")
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"),
+    ("text", "message"),
     [
-        ({"default_model": "nope"}, "default_model 'nope'"),
-        ({"models": {"x": {"provider": "openai"}}}, "x.upstream must name"),
-        ({"models": {"x": {"provider": "openai", "upstream": "missing"}}}, "x.upstream must"),
-        ({"models": {"x": {"provider": "local"}}}, "x.path is required"),
-        ({"models": {"x": {"provider": "demo", "fallbacks": ["y"]}}}, "'y' is not a configured"),
-        ({"models": {"x": {"provider": "demo", "fallbacks": ["x"]}}}, "itself"),
-        ({"models": {"x": {"provider": "nope"}}}, "provider"),
-        ({"models": {"x": {"provider": "demo", "unknown": 1}}}, "unknown"),
-        ({"retry_initial_delay": 9, "retry_max_delay": 1}, "retry_initial_delay"),
+        ("surprise = 1\n", "unknown keys ['surprise']"),
+        ("models = 3\n", "models must be a table/object of entries"),
+        ("not toml [", "Expected"),
     ],
 )
-def test_invalid_settings_are_rejected_at_start(spec: dict[str, object], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
-        models = {"demo": {"provider": "demo"}, **spec.pop("models", {})}  # type: ignore[dict-item]
-        LLMSettings.model_validate({"models": models, **spec})
+def test_a_bad_config_file_is_rejected(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    found = problems({"config_file": str(path)})
+    assert message in found[("config_file",)]
 
 
-def test_unreadable_or_unknown_config_file_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="config_file"):
-        LLMSettings(config_file=tmp_path / "missing.toml")
-    bad = tmp_path / "bad.toml"
-    bad.write_text("surprise = 1\n")
-    with pytest.raises(ValidationError, match="unknown keys"):
-        LLMSettings(config_file=bad)
-
-
-async def test_registry_lookup_and_closing_each_provider_once() -> None:
-    class Counting(DemoProvider):
-        closes = 0
-
-        async def aclose(self) -> None:
-            Counting.closes += 1
-
-    shared = Counting()
-    registry = ModelRegistry(
-        [ModelEntry("a", shared, "a", ("b",)), ModelEntry("b", shared, "b")], default_model="a"
-    )
-    with pytest.raises(ModelNotFound):
-        registry.get("zzz")
-    assert [e.name for e in registry.models()] == ["a", "b"]
-    await registry.aclose()
-    assert Counting.closes == 1
-
-
-def test_registry_rejects_unknown_default_or_fallback() -> None:
-    demo = DemoProvider()
-    with pytest.raises(ValueError):
-        ModelRegistry([ModelEntry("a", demo, "a")], default_model="b")
-    with pytest.raises(ValueError):
-        ModelRegistry([ModelEntry("a", demo, "a", ("b",))], default_model="a")
+def test_a_missing_config_file_is_rejected(tmp_path: Path) -> None:
+    found = problems({"config_file": str(tmp_path / "missing.toml")})
+    assert "missing.toml" in found[("config_file",)]

@@ -1,6 +1,6 @@
-"""The fast upstream client (``mianzhang.llm._upstream``): keep-alive pool, body framings,
-never reusing a half-read connection, error mapping, TLS, the pool bound; and the provider's
-choice between it and httpx.
+"""The fast upstream client (``mianzhang.llm._upstream`` and its ``_upstream_*`` modules):
+keep-alive pool, body framings, never reusing a half-read connection, error mapping, TLS, the
+pool bound; and the provider's choice between it and httpx.
 
 Real servers only: the fake OpenAI upstream as a uvicorn process, and small raw asyncio
 servers in the test where a precise wire behaviour (framing, closing, stalling) is needed.

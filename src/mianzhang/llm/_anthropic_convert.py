@@ -45,7 +45,7 @@ from ._anthropic_requests import (
     ToolUseBlock,
 )
 from ._anthropic_tables import OUTPUT_EFFORTS, TOOL_CHOICES, effort_for_budget
-from ._tokens import estimate_prompt_tokens, estimate_tokens
+from ._tokens import estimate_request_tokens
 from ._types import ChatRequest
 
 __all__ = [
@@ -224,17 +224,10 @@ def chat_request(request: MessagesRequest) -> ChatRequest:
 
 
 def estimate_input_tokens(request: ChatRequest) -> int:
-    """Input tokens of ``request`` by the gateway's estimate (:func:`estimate_prompt_tokens`:
-    message text), plus its tool definitions and tool-call arguments (JSON text). Equal to the
-    gateway's estimate for a request without tools."""
-    total = estimate_prompt_tokens(request.messages)
-    tools = request.params.get("tools")
-    if tools:
-        total += estimate_tokens(orjson.dumps(tools).decode())
-    for message in request.messages:
-        for call in message.get("tool_calls") or ():
-            total += estimate_tokens(str(call.get("function", {}).get("arguments", "")))
-    return total
+    """Input tokens of ``request`` by the gateway's estimate (:func:`estimate_request_tokens`:
+    message text, tool-call arguments and tool definitions as JSON text). Equal to
+    :func:`estimate_prompt_tokens` of its messages for a request without tools."""
+    return estimate_request_tokens(request)
 
 
 def count_tokens(request: MessagesRequest) -> dict[str, int]:

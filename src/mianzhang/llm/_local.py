@@ -60,6 +60,85 @@ def _prompt_ids(loaded: _Loaded, request: ChatRequest) -> Any:
     return tokenizer(text, return_tensors="pt").input_ids
 
 
+async def _settle(worker: asyncio.Future[int]) -> None:
+    """Wait for the worker thread to end (shielded: it cannot be interrupted, only told to
+    stop); an outcome nobody awaited is retrieved, never reported as unretrieved."""
+    if not worker.done():
+        await asyncio.shield(worker)
+    elif not worker.cancelled():
+        worker.exception()
+
+
+class _Run:
+    """One generation: ``work`` runs ``model.generate`` on a worker thread, its streamer puts
+    each finished text piece on :attr:`queue` from that thread (``call_soon_threadsafe``),
+    then ``_END``; a stopping criterion ends it once :attr:`stop` is set."""
+
+    def __init__(self, loaded: _Loaded, request: ChatRequest, limit: int) -> None:
+        self.loaded = loaded
+        self.limit = limit
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.stop = threading.Event()
+        self.input_ids = _prompt_ids(loaded, request)
+        self.prompt_len = int(self.input_ids.shape[-1])
+        self.sampling = request.params.get("temperature", 1.0) not in (0, 0.0)
+
+    def _put(self, item: object) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def _streamer(self) -> Any:
+        run = self
+        base: Any = _module("transformers").TextStreamer
+
+        class _Streamer(base):  # type: ignore[misc]
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    run._put(text)
+
+        return _Streamer(self.loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+    def _stopping(self) -> Any:
+        torch = _module("torch")
+        transformers = _module("transformers")
+        stop = self.stop
+        base: Any = transformers.StoppingCriteria
+
+        class _Stop(base):  # type: ignore[misc]
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
+
+        return transformers.StoppingCriteriaList([_Stop()])
+
+    def work(self) -> int:
+        """Generate (on a worker thread); the number of new tokens. Always ends the queue."""
+        torch = _module("torch")
+        eos = self.loaded.tokenizer.eos_token_id
+        try:
+            with torch.no_grad():
+                output = self.loaded.model.generate(
+                    self.input_ids,
+                    attention_mask=torch.ones_like(self.input_ids),
+                    max_new_tokens=self.limit,
+                    do_sample=self.sampling,
+                    streamer=self._streamer(),
+                    stopping_criteria=self._stopping(),
+                    pad_token_id=eos if eos is not None else 0,
+                )
+            return int(output.shape[-1]) - self.prompt_len
+        finally:
+            self._put(_END)
+
+    async def texts(self) -> AsyncIterator[str]:
+        """The text pieces, in order, until the worker ends."""
+        while True:
+            item = await self.queue.get()
+            if item is _END:
+                return
+            assert isinstance(item, str)
+            yield item
+
+
 class LocalProvider:
     """Generates with a local transformers model (see the module docstring)."""
 
@@ -91,70 +170,27 @@ class LocalProvider:
             async for chunk in self._generate(loaded, request):
                 yield chunk
 
+    def _limit(self, request: ChatRequest) -> int:
+        """New tokens allowed: ``max_new_tokens``, lowered by the request's ``max_tokens``."""
+        if request.max_tokens is None:
+            return self.max_new_tokens
+        return min(self.max_new_tokens, max(request.max_tokens, 1))
+
     async def _generate(self, loaded: _Loaded, request: ChatRequest) -> AsyncIterator[Chunk]:
-        torch = _module("torch")
-        transformers = _module("transformers")
-        streamer_base: Any = transformers.TextStreamer
-        criteria_base: Any = transformers.StoppingCriteria
-
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        stop = threading.Event()
-        limit = self.max_new_tokens
-        if request.max_tokens is not None:
-            limit = min(limit, max(request.max_tokens, 1))
-        input_ids = _prompt_ids(loaded, request)
-        prompt_len = int(input_ids.shape[-1])
-
-        class _Streamer(streamer_base):  # type: ignore[misc]
-            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-                if text:
-                    loop.call_soon_threadsafe(queue.put_nowait, text)
-
-        class _Stop(criteria_base):  # type: ignore[misc]
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
-
-        streamer = _Streamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        eos = loaded.tokenizer.eos_token_id
-        sampling = request.params.get("temperature", 1.0) not in (0, 0.0)
-
-        def work() -> int:
-            try:
-                with torch.no_grad():
-                    output = loaded.model.generate(
-                        input_ids,
-                        attention_mask=torch.ones_like(input_ids),
-                        max_new_tokens=limit,
-                        do_sample=sampling,
-                        streamer=streamer,
-                        stopping_criteria=transformers.StoppingCriteriaList([_Stop()]),
-                        pad_token_id=eos if eos is not None else 0,
-                    )
-                return int(output.shape[-1]) - prompt_len
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
-
-        worker = loop.run_in_executor(None, work)
+        run = _Run(loaded, request, self._limit(request))
+        worker = asyncio.get_running_loop().run_in_executor(None, run.work)
         try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                assert isinstance(item, str)
-                yield Chunk(text=item)
+            async for text in run.texts():
+                yield Chunk(text=text)
             try:
                 generated = await worker
             except Exception as exc:  # the model failed: translate at this boundary
                 raise UpstreamError(f"local model failed: {exc}", retryable=False) from exc
-            finish = "length" if generated >= limit else "stop"
-            yield Chunk(finish_reason=finish, usage=Usage(prompt_len, generated))
+            finish = "length" if generated >= run.limit else "stop"
+            yield Chunk(finish_reason=finish, usage=Usage(run.prompt_len, generated))
         finally:
-            stop.set()
-            if not worker.done():
-                await asyncio.shield(worker)
-            elif not worker.cancelled():
-                worker.exception()  # retrieved: never "exception was never retrieved"
+            run.stop.set()
+            await _settle(worker)
 
     async def aclose(self) -> None:
         """Drop the loaded weights (the next generation loads them again)."""

@@ -13,6 +13,8 @@ never the process-global default registry, so two apps in one process do not col
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["LLMMetrics"]
@@ -28,6 +30,83 @@ _DURATION_BUCKETS = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 )
 _TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, ... 4**13 = 67108864
+# fmt: on
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """One instrument: its name (without unit), help text, labels, unit and buckets."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+    unit: str = ""
+    buckets: tuple[float, ...] = ()
+
+
+def _histogram(spec: _Spec, registry: CollectorRegistry) -> Histogram:
+    return Histogram(
+        spec.name,
+        spec.documentation,
+        spec.labels,
+        unit=spec.unit,
+        buckets=spec.buckets,
+        registry=registry,
+    )
+
+
+def _counter(spec: _Spec, registry: CollectorRegistry) -> Counter:
+    return Counter(spec.name, spec.documentation, spec.labels, unit=spec.unit, registry=registry)
+
+
+def _gauge(spec: _Spec, registry: CollectorRegistry) -> Gauge:
+    return Gauge(spec.name, spec.documentation, spec.labels, unit=spec.unit, registry=registry)
+
+
+# fmt: off
+# OpenTelemetry GenAI histograms (name, help, labels, unit, buckets)
+_TIME_TO_FIRST_TOKEN = _Spec(
+    "gen_ai_server_time_to_first_token",
+    "Time to generate the first token (gateway: request accepted -> first token sent on).",
+    _LABELS, "seconds", _TTFT_BUCKETS,
+)
+_TIME_PER_OUTPUT_TOKEN = _Spec(
+    "gen_ai_server_time_per_output_token",
+    "Time per output token after the first one (mean inter-token latency of a generation).",
+    _LABELS, "seconds", _TPOT_BUCKETS,
+)
+_TOKEN_USAGE = _Spec(
+    "gen_ai_client_token_usage",
+    "Number of input and output tokens used per generation (also when cut short).",
+    (*_LABELS, "gen_ai_token_type"), "", _TOKEN_BUCKETS,
+)
+_OPERATION_DURATION = _Spec(
+    "gen_ai_client_operation_duration",
+    "Duration of a whole generation, including retries and fallbacks.",
+    (*_LABELS, "error_type"), "seconds", _DURATION_BUCKETS,
+)
+# the gateway's own gauge and counters (name, help, labels)
+_ACTIVE = _Spec(
+    "mianzhang_llm_active_generations", "Generations currently running.",
+    ("gen_ai_request_model",),
+)
+_CANCELLATIONS = _Spec(
+    "mianzhang_llm_cancellations",
+    "Generations cancelled before their end (by a stop, abandonment or shutdown).",
+    ("gen_ai_request_model", "reason"),
+)
+_UPSTREAM_ERRORS = _Spec(
+    "mianzhang_llm_upstream_errors", "Failed upstream attempts (each retry counts).",
+    ("gen_ai_provider_name", "gen_ai_request_model", "error_type"),
+)
+_RETRIES = _Spec(
+    "mianzhang_llm_retries", "Upstream requests sent again before the first token.",
+    ("gen_ai_provider_name", "gen_ai_request_model"),
+)
+_FALLBACKS = _Spec(
+    "mianzhang_llm_fallbacks", "Generations moved on to a fallback model.",
+    ("gen_ai_request_model", "fallback"),
+)
 # fmt: on
 
 
@@ -48,64 +127,12 @@ class LLMMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.time_to_first_token = Histogram(
-            "gen_ai_server_time_to_first_token",
-            "Time to generate the first token (gateway: request accepted -> first token sent on).",
-            _LABELS,
-            unit="seconds",
-            buckets=_TTFT_BUCKETS,
-            registry=registry,
-        )
-        self.time_per_output_token = Histogram(
-            "gen_ai_server_time_per_output_token",
-            "Time per output token after the first one (mean inter-token latency of a generation).",
-            _LABELS,
-            unit="seconds",
-            buckets=_TPOT_BUCKETS,
-            registry=registry,
-        )
-        self.token_usage = Histogram(
-            "gen_ai_client_token_usage",
-            "Number of input and output tokens used per generation (also when cut short).",
-            (*_LABELS, "gen_ai_token_type"),
-            buckets=_TOKEN_BUCKETS,
-            registry=registry,
-        )
-        self.operation_duration = Histogram(
-            "gen_ai_client_operation_duration",
-            "Duration of a whole generation, including retries and fallbacks.",
-            (*_LABELS, "error_type"),
-            unit="seconds",
-            buckets=_DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.active = Gauge(
-            "mianzhang_llm_active_generations",
-            "Generations currently running.",
-            ("gen_ai_request_model",),
-            registry=registry,
-        )
-        self.cancellations = Counter(
-            "mianzhang_llm_cancellations",
-            "Generations cancelled before their end (by a stop, abandonment or shutdown).",
-            ("gen_ai_request_model", "reason"),
-            registry=registry,
-        )
-        self.upstream_errors = Counter(
-            "mianzhang_llm_upstream_errors",
-            "Failed upstream attempts (each retry counts).",
-            ("gen_ai_provider_name", "gen_ai_request_model", "error_type"),
-            registry=registry,
-        )
-        self.retries = Counter(
-            "mianzhang_llm_retries",
-            "Upstream requests sent again before the first token.",
-            ("gen_ai_provider_name", "gen_ai_request_model"),
-            registry=registry,
-        )
-        self.fallbacks = Counter(
-            "mianzhang_llm_fallbacks",
-            "Generations moved on to a fallback model.",
-            ("gen_ai_request_model", "fallback"),
-            registry=registry,
-        )
+        self.time_to_first_token = _histogram(_TIME_TO_FIRST_TOKEN, registry)
+        self.time_per_output_token = _histogram(_TIME_PER_OUTPUT_TOKEN, registry)
+        self.token_usage = _histogram(_TOKEN_USAGE, registry)
+        self.operation_duration = _histogram(_OPERATION_DURATION, registry)
+        self.active = _gauge(_ACTIVE, registry)
+        self.cancellations = _counter(_CANCELLATIONS, registry)
+        self.upstream_errors = _counter(_UPSTREAM_ERRORS, registry)
+        self.retries = _counter(_RETRIES, registry)
+        self.fallbacks = _counter(_FALLBACKS, registry)

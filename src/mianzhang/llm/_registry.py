@@ -1,23 +1,20 @@
 """Models by name: which provider serves each, under which upstream name, with which fallbacks.
 
-The registry owns its providers: one :class:`OpenAIProvider` (one connection pool) per
-configured upstream, shared by every model that names it; one demo or local provider per
-model. :meth:`ModelRegistry.aclose` closes each exactly once.
+The registry owns its providers: built from settings (:meth:`ModelRegistry.from_settings`),
+one ``openai`` or ``anthropic`` provider (one connection pool) per upstream and API, shared by
+every model that names it; one demo, scripted or local provider per model.
+:meth:`ModelRegistry.aclose` closes each exactly once.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import httpx
-
 from .._errors import ConfigError, ModelNotFound
-from ._demo import DEMO_DESCRIPTION, DemoProvider
-from ._openai import OpenAIProvider
+from ._model_builders import ProviderBuilder, TransportFactory
 from ._provider import Provider
-from ._settings import LLMSettings, ModelSettings
+from ._settings import LLMSettings
 
 __all__ = ["ModelEntry", "ModelRegistry"]
 
@@ -45,20 +42,6 @@ class ModelEntry:
             "owned_by": f"mianzhang-{self.kind}",
             "description": self.description,
         }
-
-
-def _local_provider(name: str, spec: ModelSettings) -> Provider:
-    try:
-        from ._local import LocalProvider
-    except ImportError as exc:
-        raise ConfigError(
-            f"llm.models.{name}: the local provider needs the 'local' extra "
-            "(pip install 'mianzhang[local]')"
-        ) from exc
-    assert spec.path is not None  # checked by LLMSettings
-    return LocalProvider(
-        spec.path, max_new_tokens=spec.max_new_tokens, max_concurrency=spec.max_concurrency
-    )
 
 
 class ModelRegistry:
@@ -91,56 +74,27 @@ class ModelRegistry:
         settings: LLMSettings,
         *,
         environ: Mapping[str, str] | None = None,
-        transport_factory: Callable[[str], httpx.AsyncBaseTransport | None] | None = None,
+        transport_factory: TransportFactory | None = None,
     ) -> ModelRegistry:
-        """Build the providers the settings describe. ``transport_factory(upstream_name)``
-        may replace the network for an upstream (tests)."""
-        env = os.environ if environ is None else environ
-        upstreams: dict[str, OpenAIProvider] = {}
-        for name, up in settings.upstreams.items():
-            key = up.api_key.get_secret_value() if up.api_key is not None else None
-            if key is None and up.api_key_env:
-                key = env.get(up.api_key_env)
-                if key is None:
-                    raise ConfigError(
-                        f"llm.upstreams.{name}.api_key_env: ${up.api_key_env} is not set"
-                    )
-            upstreams[name] = OpenAIProvider(
-                up.base_url,
-                api_key=key,
-                headers=up.headers,
-                include_usage=up.include_usage,
-                connect_timeout=up.connect_timeout,
-                max_connections=up.max_connections,
-                transport=transport_factory(name) if transport_factory else None,
-            )
-        entries: list[ModelEntry] = []
+        """The models the settings describe, each with its provider
+        (:mod:`._model_builders`: upstream providers shared per upstream and API).
+        ``environ`` replaces ``os.environ`` for API keys; ``transport_factory(upstream_name)``
+        may replace the network for an upstream (tests). A :class:`ConfigError` names the
+        setting at fault."""
+        builder = ProviderBuilder(settings, environ=environ, transport_factory=transport_factory)
+        entries = []
         for name, spec in settings.models.items():
-            provider: Provider
-            if spec.provider == "demo":
-                provider = DemoProvider(
-                    ttft=spec.ttft, token_delay=spec.token_delay, tokens=spec.tokens
-                )
-                description = spec.description or DEMO_DESCRIPTION
-            elif spec.provider == "openai":
-                assert spec.upstream is not None  # checked by LLMSettings
-                provider = upstreams[spec.upstream]
-                description = (
-                    spec.description or f"{spec.upstream_model or name} via {spec.upstream}"
-                )
-            else:
-                provider = _local_provider(name, spec)
-                description = spec.description or f"local transformers model from {spec.path}"
+            provider, description = builder.build(name, spec)
             entries.append(
                 ModelEntry(
                     name=name,
                     provider=provider,
                     upstream_model=spec.upstream_model or name,
                     fallbacks=tuple(spec.fallbacks),
-                    description=description,
+                    description=spec.description or description,
                 )
             )
-        return cls(entries, default_model=settings.default_model, providers=upstreams.values())
+        return cls(entries, default_model=settings.default_model)
 
     def get(self, name: str) -> ModelEntry:
         """The model named ``name``; :class:`ModelNotFound` if none."""
