@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Page
 
@@ -23,18 +24,30 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 @contextlib.contextmanager
 def sized_page(viewport: str, *, dark: bool = False) -> Iterator[Page]:
     """A fresh Chromium page at ``VIEWPORTS[viewport]``; ``page.console_errors`` lists the
-    console errors and uncaught exceptions (the favicon request aside)."""
+    console errors and uncaught exceptions, ``page.failed`` the ``(status, path)`` of every
+    response with a status >= 400."""
     width, height = VIEWPORTS[viewport]
     with chromium_page() as page:
+        failed: list[tuple[int, str]] = []
+        page.on(
+            "response",
+            lambda r: failed.append((r.status, urlsplit(r.url).path)) if r.status >= 400 else None,
+        )
+        page.failed = failed  # type: ignore[attr-defined]
         page.set_viewport_size({"width": width, "height": height})
         if dark:
             page.emulate_media(color_scheme="dark")
         yield page
 
 
-def page_errors(page: Page) -> list[str]:
+def page_errors(page: Page, *, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Console errors and uncaught exceptions, and the failed responses except those of the
+    ``allowed`` paths (a page probing an optional feature, e.g. ``/v1/files``)."""
     errors: list[str] = page.console_errors  # type: ignore[attr-defined]
-    return [e for e in errors if "favicon" not in e]
+    failed: list[tuple[int, str]] = page.failed  # type: ignore[attr-defined]
+    found = [e for e in errors if not e.startswith("Failed to load resource")]
+    found += [f"HTTP {status} {path}" for status, path in failed if path not in allowed]
+    return found
 
 
 def open_page(page: Page, url: str, page_id: str) -> None:

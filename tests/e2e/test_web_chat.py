@@ -184,7 +184,7 @@ def test_a_reload_mid_answer_resumes_it_with_no_text_twice(
     answer = answers(page).nth(0)
     expect(answer).to_have_attribute("data-status", "streaming", timeout=10_000)
     page.wait_for_function(
-        """() => document.querySelector('[data-testid=chat-msg][data-role=assistant]')
+        """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
              .innerText.length > 120""",
         timeout=15_000,
     )
@@ -211,7 +211,9 @@ def test_a_reload_mid_answer_resumes_it_with_no_text_twice(
     after = conversation(page)["messages"][1]
     assert after["content"] == expected  # nothing lost, nothing twice
     assert " ".join(expected.split()) == shown(answer)
-    assert resumed_with and resumed_with[0] == before["lastEventId"]  # after the last event
+    # the first request after the reload resumed after an event in the middle of the answer
+    assert resumed_with and resumed_with[0]
+    assert 1 < int(resumed_with[0].rsplit("-", 1)[1]) < SLOW_TOKENS
     assert after["stats"]["outputTokens"] == SLOW_TOKENS
     expect(answer.get_by_test_id("chat-ttft")).to_contain_text("ms to first token")
     screenshot(page, "chat-resumed", _name(page))
@@ -226,7 +228,7 @@ def test_stop_marks_the_answer_stopped(page: Page, server: ServerProcess) -> Non
     answer = answers(page).nth(0)
     expect(answer).to_have_attribute("data-status", "streaming", timeout=10_000)
     page.wait_for_function(
-        """() => document.querySelector('[data-testid=chat-msg][data-role=assistant]')
+        """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
              .innerText.length > 80""",
         timeout=15_000,
     )
@@ -285,16 +287,21 @@ def test_an_unreachable_upstream_shows_its_message_and_retry(
     )
 
 
+# What may never appear in rendered model output: active or loading elements, event handler,
+# style or src attributes, links other than http(s) and mailto.
 INERT = """(root) => {
+    const banned = ['script', 'img', 'iframe', 'object', 'embed', 'style', 'svg', 'math',
+        'form', 'input', 'button', 'link', 'meta', 'base', 'video', 'audio'];
     const bad = [];
     for (const node of root.querySelectorAll('*')) {
         const tag = node.tagName.toLowerCase();
-        if (['script', 'img', 'iframe', 'object', 'embed', 'style', 'svg', 'math', 'form',
-             'input', 'button', 'link', 'meta', 'base', 'video', 'audio'].includes(tag)) bad.push(tag);
+        if (banned.includes(tag)) bad.push(tag);
         for (const attr of node.attributes) {
-            if (attr.name.startsWith('on') || attr.name === 'style' || attr.name === 'src') bad.push(attr.name);
+            const name = attr.name;
+            if (name.startsWith('on') || name === 'style' || name === 'src') bad.push(name);
         }
-        if (tag === 'a' && !/^(https?:|mailto:)/.test(node.getAttribute('href') || '')) bad.push('href');
+        const href = node.getAttribute('href') || '';
+        if (tag === 'a' && !/^(https?:|mailto:)/.test(href)) bad.push('href');
     }
     return bad;
 }"""

@@ -35,6 +35,7 @@ const ctx = {
 };
 let cleanup = null;
 let mounted = "";
+let first = true;
 
 for (const page of PAGES) {
   const link = document.createElement("a");
@@ -75,8 +76,10 @@ function show() {
   mounted = key;
   ctx.setTitle(page.title);
   cleanup = page.mount(root, ctx);
-  // move focus into the new page (for keyboard and screen reader users) unless it took it
-  if (pageChanged && found && !root.contains(document.activeElement)) root.focus({ preventScroll: true });
+  // after a navigation, move focus into the new page (for keyboard and screen reader users)
+  // unless the page took it; on the first load the focus stays at the top (skip link first)
+  if (pageChanged && !first && !root.contains(document.activeElement)) root.focus({ preventScroll: true });
+  first = false;
 }
 
 window.addEventListener("hashchange", show);

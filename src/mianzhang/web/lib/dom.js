@@ -13,7 +13,7 @@ export function el(tag, attrs = {}, ...children) {
       continue;
     }
     if (key === "class") node.className = value;
-    else if (key === "style" || key === "for" || key === "role" || key === "list") {
+    else if (["style", "for", "role", "list", "tabindex"].includes(key)) {
       node.setAttribute(key, value);
     } else if (key.startsWith("data-") || key.startsWith("aria-")) node.setAttribute(key, String(value));
     else node[key] = value;

@@ -35,7 +35,7 @@ function stats(msg) {
   if (s.tokensPerSecond != null) parts.push(el("span", { "data-testid": "chat-rate" }, `${s.tokensPerSecond.toFixed(1)} tok/s`));
   if (s.outputTokens) parts.push(el("span", { "data-testid": "chat-tokens" }, `${s.outputTokens} tokens`));
   if (msg.streamId) {
-    parts.push(el("a", { href: `${inspectHref(msg.streamId)}?format=native`, "data-testid": "chat-inspect", "aria-label": `Inspect the stream of this answer (${msg.streamId})` },
+    parts.push(el("a", { href: `${inspectHref(msg.streamId)}?format=native`, "data-testid": "chat-inspect", "aria-label": `Inspect stream ${msg.streamId}` },
       "Inspect stream"));
   }
   return el("div", { class: "msg-stats" }, ...parts.flatMap((p, i) => (i ? [" · ", p] : [p])));

@@ -73,6 +73,7 @@ export function mount(root, { api = "" } = {}) {
     reversed: true,
     "data-testid": "notif-events",
     "aria-label": "Events received",
+    tabindex: 0,
   });
 
   const data = el("textarea", {

@@ -32,7 +32,7 @@ export function mount(root, { api = "", replaceRoute }) {
   const wrap = el("input", { type: "checkbox", checked: true, "data-testid": "tails-wrap" });
   const inspect = el("a", { class: "button", "data-testid": "tails-inspect", hidden: true }, "Inspect");
   const status = el("p", { class: "status", role: "status", "data-testid": "tails-status" });
-  const lines = el("ol", { class: "log-lines wrap", "data-testid": "tails-lines", "aria-label": "Lines" });
+  const lines = el("ol", { class: "log-lines wrap", "data-testid": "tails-lines", "aria-label": "Lines", tabindex: 0 });
   const empty = el("div", { class: "empty", "data-testid": "tails-empty", hidden: true },
     el("p", {}, "No files are configured for tailing on this server."),
     el("p", { class: "muted" }, "Start the server with MIANZHANG_TAILS__FILES='{\"app\": \"/var/log/app.log\"}' to allow a file by name; see docs/tails.md."));
