@@ -118,7 +118,7 @@ def _run_live(page: Page, server: ServerProcess, model: str, viewport: str) -> N
     ids = event_ids(page)
     seqs = [int(i.rsplit("-", 1)[1]) for i in ids]
     assert seqs == list(range(1, len(seqs) + 1))
-    types = page.locator("[data-testid=inspect-rows] tr[data-kind=event] td:nth-child(3)")
+    types = page.locator("[data-testid=inspect-rows] tr[data-kind=event] td.c-type")
     kinds = types.all_inner_texts()
     assert kinds[0] == "start" and kinds[-1] == "complete" and kinds.count("content") == TOKENS
 
@@ -177,7 +177,7 @@ def test_channels_jobs_and_tails_pages_link_to_the_inspector(
         job_id = page.get_by_test_id("jobs-id").inner_text()
         page.get_by_test_id("jobs-inspect").click()
         expect(page.get_by_test_id("inspect-stream")).to_have_text(f"job:{job_id}")
-        last = page.locator("tr[data-kind=event] td:nth-child(3)").last
+        last = page.locator("tr[data-kind=event] td.c-type").last
         expect(last).to_have_text("complete", timeout=10_000)
 
         # tails: the inspector reads the same lines the tails page shows
@@ -185,7 +185,7 @@ def test_channels_jobs_and_tails_pages_link_to_the_inspector(
         expect(page.get_by_test_id("tails-line")).to_have_count(3, timeout=10_000)
         page.get_by_test_id("tails-inspect").click()
         expect(page.get_by_test_id("inspect-stream")).to_have_text("tail app")
-        rows = page.locator("tr[data-kind=event] td:nth-child(6)")
+        rows = page.locator("tr[data-kind=event] td.c-data")
         expect(rows).to_have_text([f"boot line {i}" for i in range(3)], timeout=10_000)
         with log_file.open("a") as f:
             f.write("a new line\n")

@@ -16,7 +16,7 @@ export function percentile(values, p) {
   return sorted[rank];
 }
 
-// values: numbers (ms); returns an <svg> sized by CSS (viewBox keeps the proportions).
+// values: numbers (ms); returns a <div> holding the scale and an <svg> stretched to its box.
 export function barChart(values, { label = "", width = 600, height = 120, max = 160, unit = "ms" } = {}) {
   const shown = values.slice(-max);
   const top = Math.max(1, ...shown);
@@ -31,8 +31,14 @@ export function barChart(values, { label = "", width = 600, height = 120, max = 
     const h = Math.max(1, (value / top) * plotH);
     chart.append(svg("rect", { x: left + i * bar, y: plotH - h + 12, width: Math.max(1, bar - 1), height: h, class: "bar" }));
   });
-  const axis = svg("text", { x: width - 4, y: 10, "text-anchor": "end", class: "axis" });
+  chart.append(svg("line", { x1: 0, x2: width, y1: height - 1, y2: height - 1, class: "base" }));
+  // the scale as HTML text: the SVG stretches to its box, text inside it would too
+  const box = document.createElement("div");
+  box.className = "chart-wrap";
+  const axis = document.createElement("span");
+  axis.className = "axis";
+  axis.setAttribute("aria-hidden", "true");
   axis.textContent = `max ${Math.round(top)} ${unit}`;
-  chart.append(axis, svg("line", { x1: 0, x2: width, y1: height - 1, y2: height - 1, class: "base" }));
-  return chart;
+  box.append(axis, chart);
+  return box;
 }

@@ -1,9 +1,9 @@
-// The chat page's conversations: the ONE module that knows where conversations live and how an
-// answer is produced. Today it is client-side (LocalChatStore): conversations are kept in
-// localStorage, each turn is `POST /v1/llm/generations` with the whole history as `messages`,
-// and the answer is read from `GET /v1/streams/{id}?format=native` (native events: start,
-// content, progress, then one complete or error). A server-side store replaces this module by
-// another class with the same methods; the page does not change.
+// The chat page's conversations: the ONE module that knows where conversations live. Today it
+// is client-side (LocalChatStore): conversations are kept in localStorage, and each answer is a
+// generation of the gateway's native protocol (lib/native-answer.js: `POST
+// /v1/llm/generations` with the whole history as `messages`, read from `GET
+// /v1/streams/{id}?format=native`). A server-side store replaces this module by another class
+// with the same methods (app.js constructs it); the page does not change.
 //
 // Interface (every method returns a Promise unless said otherwise; ids are strings):
 //
@@ -36,7 +36,7 @@
 // a reload resumes after exactly that event: no text is lost or shown twice (events at or
 // before that id are also ignored if a server sends them again).
 
-import { follow, HttpError, idSeq } from "./sse.js";
+import { followAnswer, startAnswer, stopAnswer } from "./native-answer.js";
 
 const INDEX_KEY = "mianzhang.chats.v1";
 const CONV_PREFIX = "mianzhang.chat.v1.";
@@ -213,10 +213,9 @@ export class LocalChatStore {
       this.end(conv, msg, "stopped");
       return;
     }
-    const response = await fetch(`${this.api}/v1/streams/${encodeURIComponent(msg.streamId)}/cancel`, { method: "POST" });
-    // 200: the follower receives the `error` event with code "cancelled" and ends "stopped";
-    // 404: the stream is gone, nothing will arrive any more
-    if (response.status === 404) this.end(conv, msg, "stopped");
+    // taken: the follower receives the end with code "cancelled" and ends "stopped";
+    // not taken: the stream is gone, nothing will arrive any more
+    if (!(await stopAnswer(this.api, msg.streamId))) this.end(conv, msg, "stopped");
   }
 
   async resume(id) {
@@ -267,7 +266,6 @@ export class LocalChatStore {
   }
 
   async answer(conv) {
-    const history = historyOf(conv.messages);
     const msg = {
       id: newId("m_"),
       role: "assistant",
@@ -280,36 +278,25 @@ export class LocalChatStore {
       stats: {},
       created: Date.now() / 1000,
     };
+    const messages = historyOf(conv.messages);
     conv.messages.push(msg);
     this.changed(conv, { now: true, list: true });
-    let response;
-    let body = null;
+    let started;
     this.creating.add(msg.id);
     try {
-      response = await fetch(`${this.api}/v1/llm/generations`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: conv.model || undefined, messages: history }),
-      });
-      body = await response.json().catch(() => null);
+      started = await startAnswer(this.api, { model: conv.model, messages });
     } catch (error) {
-      this.end(conv, msg, "failed", { message: `cannot reach the server: ${error.message}`, type: "network" });
+      this.end(conv, msg, "failed", error);
       return;
     } finally {
       this.creating.delete(msg.id);
     }
-    if (!response.ok || !body || !body.stream_id) {
-      const error = (body && body.error) || { message: `HTTP ${response.status}` };
-      this.end(conv, msg, "failed", { message: error.message, type: error.type, code: error.code });
-      return;
-    }
     if (this.cache.get(conv.id) !== conv) {
-      // deleted meanwhile: nobody will read this answer
-      fetch(`${this.api}/v1/streams/${encodeURIComponent(body.stream_id)}/cancel`, { method: "POST" }).catch(() => {});
+      stopAnswer(this.api, started.streamId).catch(() => {}); // deleted meanwhile: nobody reads it
       return;
     }
-    msg.streamId = body.stream_id;
-    msg.model = body.model || msg.model;
+    msg.streamId = started.streamId;
+    msg.model = started.model || msg.model;
     msg.status = "streaming";
     this.changed(conv, { now: true });
     this.follow(conv, msg);
@@ -329,81 +316,13 @@ export class LocalChatStore {
   }
 
   follow(conv, msg) {
-    const url = `${this.api}/v1/streams/${encodeURIComponent(msg.streamId)}?format=native`;
-    const handle = follow(url, {
-      lastEventId: msg.lastEventId || null,
-      maxAttempts: 8,
-      onEvent: (event) => this.onEvent(conv, msg, event),
-      onDrop: () => {
-        msg.reconnecting = true;
-        this.changed(conv);
-      },
-      onOpen: () => {
-        if (msg.reconnecting) {
-          msg.reconnecting = false;
-          this.changed(conv);
-        }
+    const handle = followAnswer(this.api, msg, {
+      onChange: () => this.changed(conv),
+      onEnd: (status, error) => {
+        if (this.followers.get(conv.id) === handle) this.followers.delete(conv.id);
+        this.end(conv, msg, status, error);
       },
     });
     this.followers.set(conv.id, handle);
-    handle.done.then(
-      () => {
-        if (this.followers.get(conv.id) !== handle) return;
-        // 204: the stream had ended and every event was received before
-        if (RUNNING.has(msg.status)) this.end(conv, msg, "done");
-      },
-      (error) => {
-        if (this.followers.get(conv.id) !== handle) return;
-        this.followers.delete(conv.id);
-        if (error instanceof HttpError) {
-          const message = error.status === 404 ? `this answer's stream is gone (${error.message})` : error.message;
-          this.end(conv, msg, "failed", { message, type: "stream", code: String(error.status) });
-        } else {
-          this.end(conv, msg, "interrupted", { message: `lost the connection to the server (${error.message})`, type: "network" });
-        }
-      },
-    );
-  }
-
-  onEvent(conv, msg, event) {
-    const seq = idSeq(event.id);
-    if (seq !== null && msg.lastSeq != null && seq <= msg.lastSeq) return; // seen already
-    let data = {};
-    try {
-      data = JSON.parse(event.data);
-    } catch {
-      // not JSON: only the id counts
-    }
-    msg.lastEventId = event.id || msg.lastEventId;
-    if (seq !== null) msg.lastSeq = seq;
-    const stats = msg.stats;
-    if (event.type === "start") {
-      msg.model = data.model || msg.model;
-      msg.demo = !!data.demo;
-    } else if (event.type === "content") {
-      msg.content += data.text || "";
-      stats.outputTokens = (stats.outputTokens || 0) + 1;
-    } else if (event.type === "progress") {
-      stats.ttftMs = data.time_to_first_token_ms;
-      stats.tokensPerSecond = data.tokens_per_second;
-    } else if (event.type === "reset") {
-      msg.warning = "part of this answer was no longer kept by the server";
-    } else if (event.type === "complete" || event.type === "error") {
-      const timings = data.timings || {};
-      stats.ttftMs = timings.time_to_first_token_ms;
-      stats.tokensPerSecond = timings.tokens_per_second;
-      stats.durationMs = timings.duration_ms;
-      stats.finishReason = data.finish_reason;
-      if (data.usage) stats.outputTokens = data.usage.completion_tokens ?? stats.outputTokens;
-      if (event.type === "complete") {
-        this.end(conv, msg, "done");
-      } else {
-        const error = data.error || { message: "the generation failed" };
-        if (error.code === "cancelled") this.end(conv, msg, "stopped");
-        else this.end(conv, msg, "failed", { message: error.message, type: error.type, code: error.code });
-      }
-      return;
-    }
-    this.changed(conv);
   }
 }

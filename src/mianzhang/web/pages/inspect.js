@@ -73,7 +73,7 @@ export function mount(root, { api = "", chats }) {
     ttft: stat("Time to first token (server)", "inspect-ttft"),
     seen: stat("First token reached this page", "inspect-first-seen"),
     itl: stat("Inter-token latency (median / p95)", "inspect-itl"),
-    readers: stat("Readers (this page included)", "inspect-readers", t.kind === "tail" ? "not tracked for tails" : "–"),
+    readers: stat("Readers now (this page included)", "inspect-readers", t.kind === "tail" ? "not tracked for tails" : "–"),
     resets: stat("Resets", "inspect-resets", "0"),
     conns: stat("Connections", "inspect-connections", "0"),
     last: stat("Last id", "inspect-last-id"),
@@ -84,17 +84,18 @@ export function mount(root, { api = "", chats }) {
   const pause = el("button", { type: "button", "data-testid": "inspect-pause" }, "Pause");
   const form = el("form", { class: "inline-form" }, field("Replay after event id", after, { hint: "an id, or N for <epoch>-N" }), replay, fromStart, pause);
   const chartBox = el("div", { class: "chart-box", "data-testid": "inspect-chart" }, el("p", { class: "muted" }, "No tokens yet."));
+  const chartNote = el("p", { class: "muted small" }, "Gaps between tokens (content events) as they reached this page: live tokens show the model's pace; tokens replayed from the log arrive in a burst.");
   const rows = el("tbody", { "data-testid": "inspect-rows" });
   const note = el("p", { class: "muted", "data-testid": "inspect-note" });
   const table = el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Events of the stream" },
     el("table", { class: "events" },
-      el("thead", {}, el("tr", {}, ...["#", "id", "type", "size", "+ms", "data"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ...["#", "type", "+ms", "size", "id", "data"].map((h) => el("th", { scope: "col" }, h)))),
       rows));
   root.replaceChildren(el("section", { class: "page inspect" },
     el("h1", {}, "Stream inspector"),
     el("p", { class: "stream-name" }, el("code", { "data-testid": "inspect-stream" }, t.label), t.format ? el("span", { class: "muted" }, ` · format ${t.format}`) : null),
     el("dl", { class: "stats" }, ...Object.values(s).map((x) => x.node)),
-    el("h2", {}, "Inter-token latency"), chartBox,
+    el("h2", {}, "Inter-token latency"), chartBox, chartNote,
     form,
     el("h2", {}, "Timeline"), note, table));
 
@@ -111,8 +112,13 @@ export function mount(root, { api = "", chats }) {
   let timer = 0;
   let chartFrame = 0;
 
-  function row(kind, cells, cls = "") {
-    rows.append(el("tr", { class: cls, "data-kind": kind, "data-id": cells[1] || "" }, ...cells.map((c) => el("td", {}, c))));
+  // One timeline row; columns: #, type, +ms, size, id, data (the narrow screen sees the first).
+  function row(kind, { seq = "", id = "", type = "", size = "", data = "" }, cls = "") {
+    const ms = (performance.now() - t0).toFixed(1);
+    const cells = [["seq", seq], ["type", type], ["ms", ms], ["size", size], ["id", id], ["data", data]];
+    const tr = el("tr", { class: cls, "data-kind": kind, "data-id": id, "data-type": type },
+      ...cells.map(([name, value]) => el("td", { class: `c-${name}`, title: name === "data" ? String(value.textContent ?? value) : undefined }, value)));
+    rows.append(tr);
     while (rows.childElementCount > MAX_ROWS) rows.firstElementChild.remove();
     note.textContent = n > MAX_ROWS ? `Showing the last ${MAX_ROWS} rows.` : "";
   }
@@ -164,8 +170,9 @@ export function mount(root, { api = "", chats }) {
       resets += 1;
       s.resets.dd.textContent = String(resets);
     }
-    const preview = event.data.length > 160 ? `${event.data.slice(0, 160)}…` : event.data;
-    row("event", [String(n), event.id || "", event.type, `${event.size} B`, (now - t0).toFixed(1), el("code", {}, preview)], event.type === "reset" ? "row-reset" : "");
+    const preview = event.data.length > 2000 ? `${event.data.slice(0, 2000)}…` : event.data;
+    row("event", { seq: String(n), id: event.id || "", type: event.type, size: `${event.size} B`, data: el("code", {}, preview) },
+      event.type === "reset" ? "row-reset" : "");
   }
 
   function start(lastEventId) {
@@ -179,13 +186,14 @@ export function mount(root, { api = "", chats }) {
     handle = follow(`${api}${t.url}`, {
       lastEventId,
       onEvent,
-      onComment: (c) => row("comment", ["", "", `: ${c.text || "ping"}`, `${c.size} B`, (performance.now() - t0).toFixed(1), ""], "row-meta"),
+      onComment: (c) => row("comment", { type: `: ${c.text || "ping"}`, size: `${c.size} B` }, "row-meta"),
       onOpen: ({ status, lastEventId: from }) => {
         connections += 1;
         s.conns.dd.textContent = String(connections);
-        row("open", ["", from || "", `connected (HTTP ${status})`, "", (performance.now() - t0).toFixed(1), status === 204 ? "the stream has ended and was read to its end" : label], "row-meta");
+        const data = status === 204 ? "the stream has ended and was read to its end" : label;
+        row("open", { id: from || "", type: `connected (HTTP ${status})`, data }, "row-meta");
       },
-      onDrop: ({ error, delay }) => row("drop", ["", "", "connection lost", "", (performance.now() - t0).toFixed(1), `${error.message}; again in ${delay} ms`], "row-meta"),
+      onDrop: ({ error, delay }) => row("drop", { type: "connection lost", data: `${error.message}; again in ${delay} ms` }, "row-meta"),
     });
     const mine = handle;
     handle.done.then(
@@ -195,7 +203,7 @@ export function mount(root, { api = "", chats }) {
       (error) => {
         if (mine !== handle) return;
         s.state.dd.textContent = `error: ${error.message}`;
-        row("error", ["", "", "refused", "", (performance.now() - t0).toFixed(1), error.message], "row-reset");
+        row("error", { type: "refused", data: error.message }, "row-reset");
       },
     );
   }
@@ -230,7 +238,7 @@ export function mount(root, { api = "", chats }) {
       handle = null;
       after.value = id || "";
       pause.textContent = "Continue";
-      row("pause", ["", id || "", "paused", "", (performance.now() - t0).toFixed(1), "Continue resumes after this id"], "row-meta");
+      row("pause", { id: id || "", type: "paused", data: "Continue resumes after this id" }, "row-meta");
     } else {
       start(after.value.trim() || null);
     }

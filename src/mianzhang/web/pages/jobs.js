@@ -133,6 +133,7 @@ export function mount(root, { api = "" } = {}) {
     state.dataset.state = finalState;
     job.done = true;
     cancel.disabled = true;
+    cancel.hidden = true; // nothing left to cancel
     if (source) source.close();
     source = null;
     refreshRecent();
@@ -158,6 +159,7 @@ export function mount(root, { api = "" } = {}) {
     inspect.href = inspectHref(stream || `job:${id}`);
     resetView(0);
     cancel.disabled = false;
+    cancel.hidden = false;
     source = new EventSource(`${api}${links.events}`);
     source.addEventListener("state", (e) => {
       const data = JSON.parse(e.data);
