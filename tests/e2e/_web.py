@@ -84,7 +84,18 @@ def horizontal_overflow(page: Page) -> int:
 
 
 def screenshot(page: Page, name: str, viewport: str) -> Path:
+    """The whole page as ``test-artifacts/screenshots/{name}-{viewport}.png``. A full-page
+    capture would draw the chat's sticky composer in the middle of the page (where the viewport
+    ended): it is put back in the flow for the capture only."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}-{viewport}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.evaluate(
+        """() => { const s = document.createElement('style'); s.id = '__capture';
+                   s.textContent = '.composer { position: static !important; }';
+                   document.head.append(s); }"""
+    )
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.evaluate("() => document.getElementById('__capture')?.remove()")
     return path

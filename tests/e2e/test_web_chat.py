@@ -20,7 +20,7 @@ from mianzhang.llm import demo_answer
 from tests._support.procs import ServerProcess, serve_process, uvicorn_process
 
 from ._llm import read_stream
-from ._web import VIEWPORTS, page_errors, screenshot, sized_page
+from ._web import VIEWPORTS, horizontal_overflow, page_errors, screenshot, sized_page
 from .apps.hostile_upstream import HOSTILE_TEXT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -332,6 +332,7 @@ def test_a_hostile_answer_from_a_model_renders_inert(page: Page, server: ServerP
     page.wait_for_timeout(300)  # let any (wrongly) created element load or fire: none may
     assert page.evaluate("window.__pwned") == []
     assert page.locator("#page img, #page iframe, #page script").count() == 0
+    assert horizontal_overflow(page) == 0  # long lines and code stay inside their boxes
     screenshot(page, "chat-hostile", _name(page))
 
 

@@ -1,7 +1,8 @@
 """The stream inspector in Chromium against a real ``mianzhang serve``: opened from a chat answer
 it shows the generation's events as they arrive (ids in order, none twice), a time to first
 token equal to the one the server's metrics recorded, an inter-token latency chart, readers, and
-replays after any id; the channels, jobs and tails pages link to it."""
+replays after any id; the channels, jobs and tails pages link to it (a tail's reset is counted
+and shown)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from tests._support.procs import ServerProcess, serve_process
 
-from ._web import VIEWPORTS, open_page, page_errors, screenshot, sized_page
+from ._web import VIEWPORTS, horizontal_overflow, open_page, page_errors, screenshot, sized_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -131,6 +132,7 @@ def _run_live(page: Page, server: ServerProcess, model: str, viewport: str) -> N
     chart = page.get_by_test_id("inspect-chart")
     assert chart.locator("svg rect.bar").count() >= 40
     expect(page.get_by_test_id("inspect-itl")).to_contain_text(" ms")
+    assert horizontal_overflow(page) == 0  # the timeline scrolls inside its own box
     screenshot(page, "inspect-live", viewport)
 
     # replay after id N: the next event shown is N + 1, and the rest follows in order
@@ -191,4 +193,9 @@ def test_channels_jobs_and_tails_pages_link_to_the_inspector(
             f.write("a new line\n")
         expect(rows).to_have_count(4, timeout=10_000)
         expect(page.get_by_test_id("inspect-readers")).to_have_text("not tracked for tails")
+        # a truncated file: the reset is counted and shown, then the new content follows
+        log_file.write_text("after truncation\n")
+        expect(page.get_by_test_id("inspect-resets")).to_have_text("1", timeout=10_000)
+        expect(page.locator("tr.row-reset[data-type=reset]")).to_have_count(1)
+        expect(rows.last).to_have_text("after truncation", timeout=10_000)
         assert page_errors(page, allowed=("/v1/files",)) == []  # the jobs page probes files

@@ -91,14 +91,20 @@ def fill_inspect(page: Page) -> None:
     expect(page.get_by_test_id("inspect-state")).to_have_text("finished", timeout=15_000)
 
 
-PAGES: list[tuple[str, str, Callable[[Page], None]]] = [
-    ("demo", "#/demo", fill_demo),
-    ("chat", "#/chat/new", fill_chat),
-    ("notifications", "#/notifications", fill_notifications),
-    ("jobs", "#/jobs", fill_jobs),
-    ("files", "#/files", fill_files),
-    ("tails", "#/tails", fill_tails),
-    ("inspect", "", fill_inspect),  # the stream of the chat answer, set below
+def nothing(page: Page) -> None:
+    del page
+
+
+# (screenshot name, page id, route, how to put content on it)
+PAGES: list[tuple[str, str, str, Callable[[Page], None]]] = [
+    ("demo", "demo", "#/demo", fill_demo),
+    ("chat", "chat", "#/chat/new", fill_chat),
+    ("notifications", "notifications", "#/notifications", fill_notifications),
+    ("jobs", "jobs", "#/jobs", fill_jobs),
+    ("files", "files", "#/files", fill_files),
+    ("tails", "tails", "#/tails", fill_tails),
+    ("inspect-home", "inspect", "#/inspect", nothing),
+    ("inspect", "inspect", "", fill_inspect),  # the stream of the chat answer, set below
 ]
 
 
@@ -120,7 +126,7 @@ def test_every_page_fits_is_accessible_and_is_photographed(
     suffix = "" if scheme == "light" else "-dark"
     with sized_page(viewport, dark=scheme == "dark") as page:
         background = None
-        for name, route, fill in PAGES:
+        for name, page_id, route, fill in PAGES:
             if name == "inspect":
                 stream = page.evaluate(
                     """() => Object.keys(localStorage)
@@ -129,7 +135,7 @@ def test_every_page_fits_is_accessible_and_is_photographed(
                          .flat().find((m) => m.streamId).streamId"""
                 )
                 route = f"#/inspect/{stream}?format=native"
-            open_page(page, f"{server.url}/{route}", name)
+            open_page(page, f"{server.url}/{route}", page_id)
             fill(page)
             check_layout(page, name)
             shot = screenshot(page, f"page-{name}{suffix}", viewport)

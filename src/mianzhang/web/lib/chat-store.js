@@ -103,7 +103,14 @@ export class LocalChatStore {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
     const conv = this.cache.get(id);
-    if (conv) this.storage.setItem(CONV_PREFIX + id, JSON.stringify(conv));
+    if (!conv) return;
+    try {
+      this.storage.setItem(CONV_PREFIX + id, JSON.stringify(conv));
+      conv.unsaved = false;
+    } catch (error) {
+      // the browser's quota (a few MB): the conversation lives on in this tab only
+      conv.unsaved = `not kept by the browser: ${error.message}`;
+    }
   }
 
   flush() {

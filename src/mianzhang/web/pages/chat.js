@@ -139,6 +139,7 @@ export function mount(root, { api = "", chats: store, setTitle, replaceRoute }) 
         nodes.delete(id);
       }
     }
+    notice.textContent = conv && conv.unsaved ? `This conversation is ${conv.unsaved}.` : notice.textContent;
     if (!messages.length) log.replaceChildren(empty);
     else empty.remove();
     const busy = running();
