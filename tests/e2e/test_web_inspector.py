@@ -17,11 +17,12 @@ from playwright.sync_api import Page, expect
 
 from tests._support.procs import ServerProcess, serve_process
 
+from ._llm import read_stream
 from ._web import VIEWPORTS, horizontal_overflow, open_page, page_errors, screenshot, sized_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-TOKENS = 80
+TOKENS = 120  # 50 ms apart: six seconds of live tokens
 MODELS = {
     "demo": {"provider": "demo", "ttft": 0.05, "token_delay": 0.01, "tokens": 10},
     # one model per viewport: each one's metrics then hold exactly that test's generation
@@ -108,8 +109,12 @@ def _run_live(page: Page, server: ServerProcess, model: str, viewport: str) -> N
             arg=max(counts, default=0),
             timeout=15_000,
         )
-        counts.append(int(page.locator("#page").get_attribute("data-events") or 0))
-        assert page.get_by_test_id("inspect-state").inner_text() not in ("finished", "ended")
+        count, state = page.evaluate(
+            """() => [Number(document.getElementById('page').dataset.events),
+                      document.querySelector('[data-testid=inspect-state]').textContent]"""
+        )
+        assert state not in ("finished", "ended")  # seen while the generation runs
+        counts.append(count)
     assert counts == sorted(counts) and counts[-1] < TOKENS
     readers = page.get_by_test_id("inspect-readers")
     expect(readers).to_have_text(re.compile(r"^[1-9]\d*$"), timeout=5_000)
@@ -129,6 +134,11 @@ def _run_live(page: Page, server: ServerProcess, model: str, viewport: str) -> N
     assert ttft == metrics_ttft_ms(server, model)
     assert shown.inner_text() == f"{shown.get_attribute('data-ms')} ms"
     assert ttft >= 300  # the model's configured 0.3 s
+    # the mean time per token is the server's (its tokens_per_second), not this page's view
+    native = read_stream(f"{server.url}/v1/streams/{stream}?format=native")
+    timings = json.loads(native[-1].data)["timings"]
+    per_token = f"{1000 / timings['tokens_per_second']:.1f} ms"
+    expect(page.get_by_test_id("inspect-tpot")).to_have_text(per_token)
     chart = page.get_by_test_id("inspect-chart")
     assert chart.locator("svg rect.bar").count() >= 40
     expect(page.get_by_test_id("inspect-itl")).to_contain_text(" ms")

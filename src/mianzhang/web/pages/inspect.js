@@ -8,8 +8,9 @@
 //   its lines), time since the connection was opened and the start of its data.
 // - Time to first token: the server's own figure (the native `progress`/`complete`/`error`
 //   events' `time_to_first_token_ms`, which is what its metrics record), next to when the first
-//   token reached this page. Inter-token latency: the gaps between `content` events as they
-//   arrived here (a chart; a replay of a finished stream arrives in one burst).
+//   token reached this page. Time per token: the server's mean (1 / its tokens_per_second).
+//   Inter-token latency: the gaps between `content` events as they arrived here (a chart; a
+//   replay of a finished stream arrives in one burst, and says so).
 // - Readers: GET /v1/streams/{id}/info every second (this page is one of them); state, last
 //   id, length and retention from the same answer. Tails have no info endpoint.
 // - "Replay after id": reads again after any id (an event id, or a number N for "<epoch>-N");
@@ -72,7 +73,8 @@ export function mount(root, { api = "", chats }) {
     bytes: stat("Bytes", "inspect-bytes", "0 B"),
     ttft: stat("Time to first token (server)", "inspect-ttft"),
     seen: stat("First token reached this page", "inspect-first-seen"),
-    itl: stat("Inter-token latency (median / p95)", "inspect-itl"),
+    itl: stat("Inter-token gap here (median / p95)", "inspect-itl"),
+    tpot: stat("Time per token (server mean)", "inspect-tpot"),
     readers: stat("Readers now (this page included)", "inspect-readers", t.kind === "tail" ? "not tracked for tails" : "–"),
     resets: stat("Resets", "inspect-resets", "0"),
     conns: stat("Connections", "inspect-connections", "0"),
@@ -128,11 +130,14 @@ export function mount(root, { api = "", chats }) {
     if (!gaps.length) return;
     const median = percentile(gaps, 50);
     const p95 = percentile(gaps, 95);
-    s.itl.dd.textContent = `${median.toFixed(1)} / ${p95.toFixed(1)} ms`;
+    const burst = gaps.length >= 10 && p95 < 2;
+    s.itl.dd.textContent = `${median.toFixed(1)} / ${p95.toFixed(1)} ms${burst ? " (replayed in a burst)" : ""}`;
     chartBox.replaceChildren(barChart(gaps, { label: `Gaps between tokens as they arrived: median ${median.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, ${gaps.length} gaps` }));
   }
 
   function timings(data) {
+    const source = data && (data.timings || data);
+    if (source && source.tokens_per_second) s.tpot.dd.textContent = `${(1000 / source.tokens_per_second).toFixed(1)} ms`;
     const ttft = data && (data.timings ? data.timings.time_to_first_token_ms : data.time_to_first_token_ms);
     if (ttft !== undefined && ttft !== null) {
       s.ttft.dd.textContent = `${ttft} ms`;

@@ -20,16 +20,10 @@ import { el, field, fmtBytes, inspectHref } from "../lib/dom.js";
 
 const STORE_KEY = "mianzhang.jobs.v1";
 const SAMPLE = [
-  "Streaming and background jobs answer different needs. When a user watches the answer",
-  "appear, as with a chat model, every token is worth showing at once: stream it.",
-  "",
-  "When the user only needs the end result, such as a report, an export or a checksum, the",
-  "work should not depend on an open connection. It becomes a job with an id, a state and",
-  "a result that can be fetched later.",
-  "",
-  "mianzhang puts both on the same event log: a job's progress is a stream too, so a page",
-  "can still show a live progress bar and partial results while the job runs elsewhere.",
-].join("\n");
+  "Streaming and background jobs answer different needs. When a user watches the answer appear, as with a chat model, every token is worth showing at once: stream it.",
+  "When the user only needs the end result, such as a report, an export or a checksum, the work should not depend on an open connection. It becomes a job with an id, a state and a result that can be fetched later.",
+  "mianzhang puts both on the same event log: a job's progress is a stream too, so a page can still show a live progress bar and partial results while the job runs elsewhere.",
+].join("\n\n");
 
 const FIELD_LABELS = {
   name: "File name", file: "File id", size: "Size", algorithm: "Algorithm", digest: "Digest",
@@ -74,7 +68,7 @@ export function mount(root, { api = "" } = {}) {
   const chunk = el("input", { type: "number", min: 200, max: 200000, value: 300, "data-testid": "jobs-chunk" });
   const submit = el("button", { type: "submit", class: "primary", "data-testid": "jobs-submit" }, "Summarize");
   const summarizeForm = el("form", { class: "card" }, el("h2", {}, "Summarize a text"),
-    field("Text", text), el("div", { class: "inline-form" }, field("Chunk size (characters)", chunk, { cls: "narrow" }), submit));
+    field("Text", text), el("div", { class: "inline-form" }, field("Chunk size (chars)", chunk, { cls: "narrow" }), submit));
   const fileSelect = el("select", { "data-testid": "jobs-file" });
   const checksumButton = el("button", { type: "submit", class: "primary", "data-testid": "jobs-checksum" }, "Checksum");
   const fileForm = el("form", { class: "card", hidden: true }, el("h2", {}, "Checksum an uploaded file"),
