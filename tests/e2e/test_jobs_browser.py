@@ -69,6 +69,11 @@ def test_progress_bar_reaches_100_with_partial_results(server: ServerProcess) ->
     with chromium_page() as page:
         page.goto(server.url + "/#/jobs")
         page.wait_for_selector("body[data-ready='1'][data-page='jobs']")
+        # before any job: no job panel, no empty "Partial results" or blank "Result"
+        for testid in ("jobs-panel", "jobs-partials-box", "jobs-result-box"):
+            assert page.get_by_test_id(testid).is_hidden()
+        assert page.get_by_text("Partial results").is_hidden()
+        assert page.get_by_role("heading", name="Result").is_hidden()
         # every value the bar takes, sampled on each change and every 5 ms
         page.evaluate(
             """() => {
@@ -90,6 +95,11 @@ def test_progress_bar_reaches_100_with_partial_results(server: ServerProcess) ->
         partials = page.locator("[data-testid=jobs-partial]").all_inner_texts()
         result = page.inner_text("[data-testid=jobs-result]")
         job_id = page.inner_text("[data-testid=jobs-id]")
+        # the summary is shown as text (not JSON), the other values as labelled fields
+        assert page.get_by_test_id("jobs-result-box").is_visible()
+        fields = page.locator("[data-testid=jobs-result-fields] dt").all_inner_texts()
+        assert {"Chunks", "Model calls", "Model", "Tokens"} <= set(fields)
+        assert "{" not in page.get_by_test_id("jobs-result-box").inner_text()
         assert page.inner_text("[data-testid=jobs-percent]") == "100%"
         errors = list(page.console_errors)  # type: ignore[attr-defined]
     assert values[-1] == 100

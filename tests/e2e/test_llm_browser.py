@@ -1,16 +1,18 @@
 """The chat page in Debian's Chromium (Playwright): tokens appear as they stream, a reload
 mid-answer resumes the same generation where it was (no gap, no duplicate), and the stop
-button ends the generation on the server. Screenshots go to ``test-artifacts/``."""
+button ends the generation on the server (the chat page of ``src/mianzhang/web``).
+Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page, expect
 
 from mianzhang.llm import demo_answer
 from tests._support.browser import chromium_page
@@ -53,23 +55,30 @@ def page() -> Iterator[Page]:
         yield page
 
 
-def text(page: Page, testid: str) -> str:
-    return page.locator(f"[data-testid={testid}]").inner_text()
+def answer_msg(page: Page) -> Locator:
+    return page.locator("[data-testid=chat-msg][data-role=assistant]").last
 
 
 def answer(page: Page) -> str:
-    # the typewriter caret is a child of the answer element: leave it out
-    return str(
-        page.evaluate(
-            """() => [...document.querySelector('[data-testid=chat-answer]').childNodes]
-                 .filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.data).join('')"""
-        )
-    )
+    """The answer's text as the page shows it (the streaming caret is CSS, not text)."""
+    return str(answer_msg(page).get_by_test_id("chat-msg-body").inner_text())
+
+
+def stored_answer(page: Page) -> dict[str, Any]:
+    """The answer as the page's chat store keeps it (localStorage)."""
+    conv_id = page.evaluate("decodeURIComponent(location.hash.split('/')[2] || '')")
+    raw = page.evaluate("(id) => localStorage.getItem('mianzhang.chat.v1.' + id)", conv_id)
+    message: dict[str, Any] = json.loads(raw)["messages"][-1]
+    return message
+
+
+def status(page: Page) -> str:
+    return str(answer_msg(page).get_attribute("data-status"))
 
 
 def open_chat(page: Page, server: ServerProcess) -> None:
-    page.goto(f"{server.url}/#/chat")
-    page.wait_for_selector("body[data-ready='1'][data-page='chat']")
+    page.goto(f"{server.url}/#/chat/new")
+    page.wait_for_selector("body[data-ready='1'][data-page='chat'] #page[data-ready='1']")
     page.wait_for_selector("[data-testid=chat-model] option[value=demo]", state="attached")
 
 
@@ -78,9 +87,11 @@ def send(page: Page, prompt: str) -> None:
     page.click("[data-testid=chat-send]")
 
 
-def wait_tokens(page: Page, n: int) -> None:
+def wait_chars(page: Page, n: int) -> None:
     page.wait_for_function(
-        f"() => Number(document.querySelector('[data-testid=chat-tokens]').textContent) >= {n}",
+        """n => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
+             .textContent.length >= n""",
+        arg=n,
         timeout=30_000,
     )
 
@@ -98,49 +109,46 @@ def test_tokens_stream_in_and_a_reload_mid_answer_resumes_it(
     prompt = "show me streaming"
     expected = "".join(demo_answer(prompt, TOKENS))
     open_chat(page, server)
-    assert "demo model" in text(page, "chat-badge")
+    assert "Demo model" in page.get_by_test_id("chat-badge").inner_text()
     send(page, prompt)
     # tokens appear one after another while the answer is still streaming
     lengths: list[int] = []
     deadline = time.monotonic() + 30
     while len(set(lengths)) < 5 and time.monotonic() < deadline:
         page.wait_for_function(
-            "n => document.querySelector('[data-testid=chat-answer]').textContent.length > n",
+            """n => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
+                 .textContent.length > n""",
             arg=max(lengths, default=0),
             timeout=30_000,
         )
         lengths.append(len(answer(page)))
-        assert text(page, "chat-status") == "streaming"
+        assert status(page) == "streaming"
     assert len(set(lengths)) >= 5 and lengths == sorted(lengths)
     assert expected.startswith(answer(page))
-    ttft = text(page, "chat-ttft")
-    assert ttft.endswith(" ms") and float(ttft.split()[0]) > 0
-    stream_id = text(page, "chat-stream-id")
-    assert stream_id.startswith("gen-") and f"stream={stream_id}" in page.url
-    wait_tokens(page, 30)
+    stream_id = answer_msg(page).get_attribute("data-stream") or ""
+    assert stream_id.startswith("gen-")
+    conv_url = page.url
+    assert "#/chat/c_" in conv_url  # the conversation is in the URL
+    wait_chars(page, 200)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "llm-chat-streaming.png"))
 
     page.reload()  # mid-answer
-    page.wait_for_selector("body[data-ready='1'][data-page='chat']")
+    page.wait_for_selector("body[data-ready='1'][data-page='chat'] #page[data-ready='1']")
     before = answer(page)
     assert len(before) > 0 and expected.startswith(before)  # what was shown is shown again
-    assert text(page, "chat-stream-id") == stream_id  # the same generation, not a new one
-    assert text(page, "chat-status") == "streaming"
-    assert int(text(page, "chat-tokens")) < TOKENS  # reloaded before the end
+    assert answer_msg(page).get_attribute("data-stream") == stream_id  # the same generation
+    assert status(page) == "streaming"
+    assert len(stored_answer(page)["content"]) < len(expected)  # reloaded before the end
 
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=chat-status]').textContent === 'done'",
-        timeout=30_000,
-    )
-    page.wait_for_function(
-        "n => document.querySelector('[data-testid=chat-answer]').textContent.length === n",
-        arg=len(expected),
-        timeout=10_000,
-    )
+    expect(answer_msg(page)).to_have_attribute("data-status", "done", timeout=30_000)
     assert answer(page) == expected  # resumed exactly: nothing lost, nothing twice
-    assert text(page, "chat-tokens") == str(TOKENS)
-    assert text(page, "chat-rate").endswith("tok/s")
+    assert stored_answer(page)["content"] == expected
+    stats = answer_msg(page)
+    expect(stats.get_by_test_id("chat-tokens")).to_have_text(f"{TOKENS} tokens")
+    expect(stats.get_by_test_id("chat-rate")).to_contain_text("tok/s")
+    ttft = stats.get_by_test_id("chat-ttft").inner_text()
+    assert ttft.endswith(" ms to first token") and float(ttft.split()[0]) > 0
     page.screenshot(path=str(ARTIFACTS / "llm-chat-resumed-done.png"))
     assert page_errors(page) == []
 
@@ -148,17 +156,14 @@ def test_tokens_stream_in_and_a_reload_mid_answer_resumes_it(
 def test_stop_ends_the_generation_on_the_server(page: Page, server: ServerProcess) -> None:
     open_chat(page, server)
     send(page, "stop me")
-    wait_tokens(page, 10)
-    stream_id = text(page, "chat-stream-id")
+    wait_chars(page, 100)  # about 17 words
+    stream_id = answer_msg(page).get_attribute("data-stream")
     page.click("[data-testid=chat-stop]")
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=chat-status]').textContent === 'stopped'",
-        timeout=10_000,
-    )
-    tokens = int(text(page, "chat-tokens"))
+    expect(answer_msg(page)).to_have_attribute("data-status", "stopped", timeout=10_000)
+    tokens = len(stored_answer(page)["content"].split())
     assert 10 <= tokens < TOKENS
-    assert page.locator("[data-testid=chat-stop]").is_disabled()
-    assert page.locator("[data-testid=chat-send]").is_enabled()
+    expect(page.get_by_test_id("chat-stop")).to_be_hidden()
+    expect(page.get_by_test_id("chat-send")).to_be_enabled()
     info = httpx.get(f"{server.url}/v1/streams/{stream_id}/info").json()
     assert info["state"] == "cancelled"
     page.screenshot(path=str(ARTIFACTS / "llm-chat-stopped.png"))

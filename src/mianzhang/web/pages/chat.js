@@ -1,298 +1,246 @@
-// Chat page: streams a generation from the gateway's native event stream.
+// Chat page (#/chat, #/chat/<conversation id>): conversations with history, through the chat
+// store (lib/chat-store.js: where conversations live and how answers stream is its business).
 //
-// - POST /v1/llm/generations creates a generation (JSON: stream_id, stream_url); the page then
-//   follows GET /v1/streams/{id} with EventSource (native events: start, content, progress,
-//   error, complete). EventSource reconnects by itself with Last-Event-ID.
-// - Typewriter output: received text is revealed a few characters per animation frame.
-// - Stop: POST /v1/streams/{id}/cancel (a user's stop cancels; closing the tab does not,
-//   the server only cancels after the grace period with no reader).
-// - Reload mid-answer: the stream id, the last event id and the text so far are kept in
-//   sessionStorage and the URL (#/chat?stream=ID, a route the shell's router keeps on this
-//   page); on load the page resumes after the last event id.
-// - Shows time to first token and tokens/s; the demo model is labelled as a demo.
+// - Left: the conversation list (new, open, rename, delete); on narrow screens it folds into a
+//   "Conversations" disclosure above the chat.
+// - Messages: the user's text as text; answers as safe Markdown (pages/chat-message.js), with
+//   a "Stopped" marker, the error's message and a Retry button, Regenerate on the last answer,
+//   the server's timings and a link to the stream inspector.
+// - Composer: Enter sends, Shift+Enter breaks the line; the box clears on send; Stop while an
+//   answer runs. The model picker lists GET /v1/models; the choice is kept per conversation.
+// - A reload mid-answer shows the text received so far and continues after the last event the
+//   store kept (no text twice).
 
-const STORE_KEY = "mianzhang.chat.v1";
+import { el, errorText, labelled } from "../lib/dom.js";
+import { renderMessage, signature } from "./chat-message.js";
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
+const MODEL_KEY = "mianzhang.chat.model";
 
-function load() {
-  try {
-    return JSON.parse(sessionStorage.getItem(STORE_KEY) || "null");
-  } catch {
-    return null;
-  }
-}
-
-function save(state) {
-  sessionStorage.setItem(STORE_KEY, JSON.stringify(state));
-  const hash = state && state.streamId ? `#/chat?stream=${encodeURIComponent(state.streamId)}` : "#/chat";
-  if (location.hash !== hash) history.replaceState(null, "", location.pathname + location.search + hash);
-}
-
-function fmtMs(ms) {
-  return ms == null ? "–" : `${Math.round(ms)} ms`;
-}
-
-function fmtRate(rate) {
-  return rate == null ? "–" : `${rate.toFixed(1)} tok/s`;
-}
-
-export function mount(root, { api = "" } = {}) {
-  const modelSelect = el("select", { class: "mz-chat-model", "data-testid": "chat-model" });
-  const badge = el("span", { class: "mz-chat-badge", "data-testid": "chat-badge" });
-  const prompt = el("textarea", {
-    class: "mz-chat-prompt",
-    rows: 3,
-    placeholder: "Ask something…",
-    "data-testid": "chat-prompt",
-  });
-  const send = el("button", { type: "submit", class: "mz-btn primary", "data-testid": "chat-send" }, "Send");
-  const stop = el(
-    "button",
-    { type: "button", class: "mz-btn mz-btn-stop", disabled: true, "data-testid": "chat-stop" },
-    "Stop",
-  );
-  const question = el("div", { class: "mz-chat-question", "data-testid": "chat-question" });
-  const answer = el("div", { class: "mz-chat-answer", "data-testid": "chat-answer" });
-  const caret = el("span", { class: "mz-chat-caret" }, "▍");
-  const status = el("span", { class: "mz-chat-status", "data-testid": "chat-status" }, "idle");
-  const ttft = el("span", { "data-testid": "chat-ttft" }, "–");
-  const rate = el("span", { "data-testid": "chat-rate" }, "–");
-  const tokens = el("span", { "data-testid": "chat-tokens" }, "0");
-  const streamLabel = el("code", { "data-testid": "chat-stream-id" }, "");
-  const form = el("form", { class: "mz-chat-form" }, prompt, el("div", { class: "mz-chat-buttons" }, send, stop));
-
-  root.replaceChildren(
-    el(
-      "section",
-      { class: "mz-chat" },
-      el("header", { class: "mz-chat-head" }, el("label", {}, "Model ", modelSelect), badge),
-      el("div", { class: "mz-chat-log" }, question, answer),
-      form,
-      el(
-        "footer",
-        { class: "mz-chat-stats" },
-        "status: ", status,
-        " · time to first token: ", ttft,
-        " · ", rate,
-        " · tokens: ", tokens,
-        " · stream: ", streamLabel,
-      ),
-    ),
-  );
-
-  let state = load();
-  let source = null;
-  let shown = 0; // characters of state.text revealed so far (typewriter)
-  let frame = 0;
-  let models = [];
-  let unloading = false;
-  const onPageHide = () => {
-    unloading = true;
+function conversationList(store, current) {
+  const list = el("ul", { class: "conv-list", "data-testid": "chat-convs" });
+  const row = (c) => {
+    const currentId = current();
+    const link = el("a", {
+      href: `#/chat/${encodeURIComponent(c.id)}`,
+      class: "conv-link",
+      "data-testid": "chat-conv",
+      "data-id": c.id,
+      "aria-current": c.id === currentId ? "page" : undefined,
+    }, c.title || "New chat", c.running ? el("span", { class: "dot", title: "an answer is running", "aria-label": "(answering)" }) : null);
+    const rename = el("button", { type: "button", class: "small ghost", "data-testid": "chat-rename", "aria-label": `Rename “${c.title}”` }, "Rename");
+    const remove = el("button", { type: "button", class: "small ghost", "data-testid": "chat-delete", "aria-label": `Delete “${c.title}”` }, "Delete");
+    const item = el("li", { class: c.id === currentId ? "current" : "" }, link, el("span", { class: "conv-actions" }, rename, remove));
+    rename.addEventListener("click", () => {
+      const input = el("input", { value: c.title, "data-testid": "chat-rename-input", maxLength: 120 });
+      const save = el("button", { type: "submit", class: "small primary" }, "Save");
+      const form = el("form", { class: "conv-rename" }, labelled("New title", input, { class: "sr-only" }), input, save);
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        await store.rename(c.id, input.value);
+      });
+      input.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") item.replaceWith(row(c));
+      });
+      item.replaceChildren(form);
+      input.select();
+    });
+    remove.addEventListener("click", async () => {
+      await store.remove(c.id);
+      if (c.id === currentId) location.hash = "#/chat/new";
+    });
+    return item;
   };
-  window.addEventListener("pagehide", onPageHide);
+  const render = (items) => {
+    list.replaceChildren(...items.map(row));
+    if (!items.length) list.append(el("li", { class: "muted" }, "No conversations yet."));
+  };
+  return { list, render };
+}
+
+export function mount(root, { api = "", chats: store, setTitle, replaceRoute }) {
+  let convId = decodeURIComponent((location.hash.split("?")[0].split("/")[2] || ""));
+  let conv = null;
+  let models = [];
+
+  const newChat = el("a", { href: "#/chat/new", class: "button primary", "data-testid": "chat-new" }, "New chat");
+  const convs = conversationList(store, () => convId);
+  const side = el("details", { class: "chat-side", open: !matchMedia("(max-width: 760px)").matches },
+    el("summary", {}, "Conversations"), el("div", { class: "side-body" }, newChat, convs.list));
+
+  const title = el("h1", { class: "chat-title", "data-testid": "chat-title" }, "New chat");
+  const modelSelect = el("select", { "data-testid": "chat-model" });
+  const badge = el("p", { class: "badge", "data-testid": "chat-badge" });
+  const log = el("div", { class: "chat-log", role: "log", "aria-live": "polite", "aria-relevant": "additions text", "data-testid": "chat-log" });
+  const empty = el("p", { class: "muted chat-empty" }, "Ask something to start. The whole conversation is sent to the model at every turn.");
+  const prompt = el("textarea", { rows: 2, placeholder: "Message…", "data-testid": "chat-prompt", "aria-describedby": "chat-hint", autocomplete: "off" });
+  const send = el("button", { type: "submit", class: "primary", "data-testid": "chat-send" }, "Send");
+  const stop = el("button", { type: "button", class: "danger", "data-testid": "chat-stop", hidden: true }, "Stop");
+  const notice = el("p", { class: "form-error", role: "alert", "data-testid": "chat-notice" });
+  const form = el("form", { class: "composer" },
+    labelled("Message", prompt, { class: "sr-only" }), prompt,
+    el("div", { class: "composer-row" },
+      el("small", { id: "chat-hint", class: "muted" }, "Enter sends · Shift+Enter new line"),
+      el("span", { class: "row" }, stop, send)),
+    notice);
+
+  root.replaceChildren(el("section", { class: "chat" }, side,
+    el("div", { class: "chat-main" },
+      el("div", { class: "chat-head" }, title,
+        el("div", { class: "model-pick" }, labelled("Model", modelSelect), modelSelect)),
+      badge, log, form)));
+
+  const nodes = new Map(); // message id -> {node, sig}
+  let frame = 0;
+
+  function running() {
+    const last = conv && conv.messages[conv.messages.length - 1];
+    return !!last && ["pending", "streaming"].includes(last.status);
+  }
+
+  const actions = {
+    regenerate: () => act(() => store.regenerate(conv.id, { model: modelSelect.value })),
+    resume: () => act(() => store.resume(conv.id)),
+  };
+
+  async function act(work) {
+    notice.textContent = "";
+    try {
+      await work();
+    } catch (error) {
+      notice.textContent = error.message;
+    }
+  }
 
   function render() {
-    const text = state ? state.text : "";
-    answer.textContent = text.slice(0, shown);
-    if (state && state.status === "streaming") answer.append(caret);
-    question.textContent = state ? state.prompt : "";
-    status.textContent = state ? state.status : "idle";
-    ttft.textContent = fmtMs(state && state.ttftMs);
-    rate.textContent = fmtRate(state && state.rate);
-    tokens.textContent = String(state ? state.tokens : 0);
-    streamLabel.textContent = state ? state.streamId : "";
-    const busy = !!state && (state.status === "streaming" || state.status === "starting");
-    stop.disabled = !busy;
-    send.disabled = busy;
-  }
-
-  function typewriter() {
     frame = 0;
-    if (!state) return;
-    const pending = state.text.length - shown;
-    if (pending > 0) {
-      shown += Math.max(1, Math.ceil(pending / 6));
-      frame = requestAnimationFrame(typewriter);
-    }
-    render();
-  }
-
-  function reveal() {
-    if (!frame) frame = requestAnimationFrame(typewriter);
-  }
-
-  function showBadge(model) {
-    const info = models.find((m) => m.id === model);
-    const demo = info ? info.owned_by === "mianzhang-demo" : model === "demo";
-    badge.textContent = demo ? "demo model — not an LLM: it streams a fixed text" : info ? info.description || "" : "";
-    badge.classList.toggle("mz-chat-badge-demo", demo);
-  }
-
-  function finish(newStatus) {
-    if (source) {
-      source.close();
-      source = null;
-    }
-    state.status = newStatus;
-    save(state);
-    shown = Math.min(shown, state.text.length);
-    reveal();
-    render();
-  }
-
-  function follow() {
-    if (source) source.close();
-    const after = state.lastEventId ? `?last_event_id=${encodeURIComponent(state.lastEventId)}` : "";
-    source = new EventSource(`${api}/v1/streams/${encodeURIComponent(state.streamId)}${after}`);
-    source.addEventListener("start", (e) => {
-      const data = JSON.parse(e.data);
-      state.lastEventId = e.lastEventId;
-      state.model = data.model;
-      state.demo = data.demo;
-      if (state.status === "starting") state.status = "streaming";
-      showBadge(data.model);
-      save(state);
-      render();
-    });
-    source.addEventListener("content", (e) => {
-      const data = JSON.parse(e.data);
-      state.lastEventId = e.lastEventId;
-      state.text += data.text;
-      state.tokens += 1;
-      state.status = "streaming";
-      if (state.ttftMs == null && state.sentAt) state.ttftMs = performance.now() - state.sentAt;
-      if (state.firstAt == null) state.firstAt = Date.now();
-      const seconds = (Date.now() - state.firstAt) / 1000;
-      if (state.tokens > 1 && seconds > 0) state.rate = (state.tokens - 1) / seconds;
-      save(state);
-      reveal();
-    });
-    source.addEventListener("progress", (e) => {
-      const data = JSON.parse(e.data);
-      state.lastEventId = e.lastEventId;
-      if (data.tokens_per_second != null) state.rate = data.tokens_per_second;
-      if (state.ttftMs == null && data.time_to_first_token_ms != null) state.ttftMs = data.time_to_first_token_ms;
-      save(state);
-      render();
-    });
-    source.addEventListener("complete", (e) => {
-      const data = JSON.parse(e.data);
-      state.lastEventId = e.lastEventId;
-      const t = data.timings || {};
-      if (t.tokens_per_second != null) state.rate = t.tokens_per_second;
-      if (state.ttftMs == null) state.ttftMs = t.time_to_first_token_ms;
-      state.serverTtftMs = t.time_to_first_token_ms;
-      finish("done");
-    });
-    source.addEventListener("error", (e) => {
-      // a named "error" event from the server carries data; a connection error does not
-      if (e.data) {
-        const data = JSON.parse(e.data);
-        state.lastEventId = e.lastEventId;
-        state.error = data.error ? data.error.message : "error";
-        finish(data.error && data.error.code === "cancelled" ? "stopped" : "failed");
-        return;
+    const atBottom = innerHeight + scrollY >= document.documentElement.scrollHeight - 80;
+    const messages = conv ? conv.messages : [];
+    title.textContent = conv ? conv.title : "New chat";
+    setTitle(conv ? conv.title : "Chat");
+    const keep = new Set();
+    let previous = null;
+    messages.forEach((msg, i) => {
+      keep.add(msg.id);
+      const sig = signature(msg, i === messages.length - 1);
+      let entry = nodes.get(msg.id);
+      if (!entry || entry.sig !== sig) {
+        const node = renderMessage(msg, { isLast: i === messages.length - 1, actions });
+        if (entry) entry.node.replaceWith(node);
+        entry = { node, sig };
+        nodes.set(msg.id, entry);
       }
-      // leaving or reloading the page closes the connection too: that is not an end (the
-      // page resumes after the reload), so nothing is recorded then
-      if (unloading) return;
-      if (source && source.readyState === EventSource.CLOSED) finish("disconnected");
-      // otherwise EventSource reconnects by itself with Last-Event-ID
+      const expected = previous ? previous.nextSibling : log.firstChild;
+      if (expected !== entry.node) log.insertBefore(entry.node, expected);
+      previous = entry.node;
     });
+    for (const [id, entry] of nodes) {
+      if (!keep.has(id)) {
+        entry.node.remove();
+        nodes.delete(id);
+      }
+    }
+    notice.textContent = conv && conv.unsaved ? `This conversation is ${conv.unsaved}.` : notice.textContent;
+    if (!messages.length) log.replaceChildren(empty);
+    else empty.remove();
+    const busy = running();
+    stop.hidden = !busy;
+    send.disabled = busy;
+    root.dataset.status = busy ? "running" : "idle";
+    if (atBottom && busy) scrollTo({ top: document.documentElement.scrollHeight });
+  }
+
+  function schedule(next) {
+    conv = next;
+    if (!frame) frame = requestAnimationFrame(render);
+  }
+
+  function showBadge() {
+    const info = models.find((m) => m.id === modelSelect.value);
+    const demo = info && info.owned_by === "mianzhang-demo";
+    badge.textContent = demo ? "Demo model: not a language model, it streams a fixed text." : (info && info.description) || "";
+    badge.classList.toggle("badge-demo", !!demo);
+    badge.hidden = !badge.textContent;
   }
 
   async function loadModels() {
     try {
       const response = await fetch(`${api}/v1/models`);
-      const body = await response.json();
-      models = body.data || [];
-    } catch {
-      models = [];
+      if (!response.ok) throw new Error(await errorText(response));
+      models = (await response.json()).data || [];
+    } catch (error) {
+      notice.textContent = `Cannot list the models: ${error.message}`;
     }
-    modelSelect.replaceChildren(
-      ...models.map((m) =>
-        el("option", { value: m.id, selected: state ? state.model === m.id : false }, m.owned_by === "mianzhang-demo" ? `${m.id} (demo)` : m.id),
-      ),
-    );
-    showBadge(modelSelect.value);
+    const wanted = (conv && conv.model) || localStorage.getItem(MODEL_KEY) || "";
+    modelSelect.replaceChildren(...models.map((m) =>
+      el("option", { value: m.id, selected: m.id === wanted }, m.owned_by === "mianzhang-demo" ? `${m.id} (demo)` : m.id)));
+    modelSelect.dataset.ready = "1";
+    showBadge();
   }
 
-  modelSelect.addEventListener("change", () => showBadge(modelSelect.value));
-
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  async function submit() {
     const text = prompt.value.trim();
-    if (!text) return;
-    if (source) source.close();
-    state = {
-      streamId: "",
-      lastEventId: "",
-      prompt: text,
-      text: "",
-      model: modelSelect.value,
-      status: "starting",
-      tokens: 0,
-      ttftMs: null,
-      rate: null,
-      sentAt: performance.now(),
-      firstAt: null,
-    };
-    shown = 0;
-    render();
-    const response = await fetch(`${api}/v1/llm/generations`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: state.model, messages: [{ role: "user", content: text }] }),
-    });
-    const body = await response.json();
-    if (!response.ok) {
-      state.error = body.error ? body.error.message : `HTTP ${response.status}`;
-      state.status = "failed";
-      answer.textContent = state.error;
-      render();
-      return;
+    if (!text || running()) return;
+    notice.textContent = "";
+    if (!conv) {
+      conv = await store.create({ model: modelSelect.value });
+      convId = conv.id;
+      replaceRoute(`#/chat/${encodeURIComponent(conv.id)}`);
+      watch();
+      convs.render(await store.list());
     }
-    state.streamId = body.stream_id;
-    save(state);
-    render();
-    follow();
-  });
-
-  stop.addEventListener("click", async () => {
-    if (!state || !state.streamId) return;
-    stop.disabled = true;
-    await fetch(`${api}/v1/streams/${encodeURIComponent(state.streamId)}/cancel`, { method: "POST" });
-  });
-
-  // Resume after a reload: the URL names the stream, sessionStorage has where we were.
-  const match = /[?&]stream=([^&]+)/.exec(location.hash);
-  if (state && match && decodeURIComponent(match[1]) !== state.streamId) state = null;
-  if (state && state.streamId) {
-    shown = state.text.length;
-    state.sentAt = null; // time to first token was measured before the reload
-    render();
-    // "disconnected": the connection failed for good before; the server may still have it
-    if (["streaming", "starting", "disconnected"].includes(state.status)) {
-      if (state.status === "disconnected") state.status = "streaming";
-      follow();
-    }
+    prompt.value = "";
+    await act(() => store.send(conv.id, text, { model: modelSelect.value }));
   }
-  loadModels();
-  render();
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  stop.addEventListener("click", () => act(() => store.stop(conv.id)));
+  modelSelect.addEventListener("change", () => {
+    localStorage.setItem(MODEL_KEY, modelSelect.value);
+    showBadge();
+  });
+
+  let unwatch = () => {};
+  function watch() {
+    unwatch();
+    unwatch = store.watch(convId, schedule);
+  }
+  const unwatchList = store.watchList((items) => convs.render(items));
+
+  (async () => {
+    if (convId === "new") convId = "";
+    if (!convId && location.hash.split("?")[0] !== "#/chat/new") {
+      const recent = await store.list();
+      if (recent.length) convId = recent[0].id;
+    }
+    if (convId) {
+      const found = await store.get(convId);
+      if (found) {
+        replaceRoute(`#/chat/${encodeURIComponent(convId)}`);
+        watch();
+      } else {
+        convId = "";
+        replaceRoute("#/chat/new");
+      }
+    }
+    convs.render(await store.list());
+    render();
+    await loadModels();
+    prompt.focus({ preventScroll: true });
+    root.dataset.ready = "1";
+  })();
 
   return () => {
-    window.removeEventListener("pagehide", onPageHide);
-    if (source) source.close();
+    unwatch();
+    unwatchList();
     if (frame) cancelAnimationFrame(frame);
   };
 }

@@ -14,31 +14,11 @@
 // `mount(root, { api = "" })` renders into `root` and returns a cleanup function that closes
 // the page's EventSources. Loaded as an ES module: `import page from "/web/pages/files.js"`.
 
+import { el, field, fmtBytes } from "../lib/dom.js";
+
 const CHUNK = 8 * 1024 * 1024;
 const RETRIES = 5;
 const TUS = { "Tus-Resumable": "1.0.0" };
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-function fmtBytes(n) {
-  if (n == null) return "–";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i += 1;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 function b64(text) {
   return btoa(String.fromCharCode(...new TextEncoder().encode(text)));
@@ -74,20 +54,21 @@ async function serverOffset(url) {
 
 export function mount(root, { api = "" } = {}) {
   const input = el("input", { type: "file", multiple: true, "data-testid": "files-input" });
-  const start = el("button", { type: "submit", class: "mz-btn", "data-testid": "files-upload" }, "Upload");
-  const uploads = el("ul", { class: "mz-files-uploads", "data-testid": "files-uploads" });
-  const list = el("ul", { class: "mz-files-list", "data-testid": "files-list" });
-  const form = el("form", { class: "mz-files-form" }, input, start);
+  const start = el("button", { type: "submit", class: "primary", "data-testid": "files-upload" }, "Upload");
+  const uploads = el("ul", { class: "plain-list uploads", "data-testid": "files-uploads", "aria-label": "Uploads" });
+  const list = el("ul", { class: "plain-list", "data-testid": "files-list", "aria-label": "Stored files" });
+  const form = el("form", { class: "inline-form card" }, field("Files to upload", input), start);
   const sources = new Set();
 
   root.replaceChildren(
     el(
       "section",
-      { class: "mz-files" },
-      el("h2", {}, "Upload"),
+      { class: "page files" },
+      el("h1", {}, "Files"),
+      el("p", { class: "muted" }, "Resumable uploads (tus) in chunks, with the server's own progress over SSE; downloads with ranges."),
       form,
       uploads,
-      el("h2", {}, "Files"),
+      el("h2", {}, "Stored files"),
       list,
     ),
   );
@@ -98,15 +79,20 @@ export function mount(root, { api = "" } = {}) {
       { "data-testid": "files-item", "data-id": file.id },
       el("a", { href: `${api}${file.url}`, download: file.name || file.id, "data-testid": "files-link" },
         file.name || file.id),
-      ` ${fmtBytes(file.size)} · sha-256 ${file.sha256.slice(0, 12)}…`,
+      el("span", { class: "muted" }, ` ${fmtBytes(file.size)} · sha-256 ${file.sha256.slice(0, 12)}…`),
     );
   }
 
   async function refresh() {
     const response = await fetch(`${api}/v1/files?limit=50`);
-    if (!response.ok) return;
+    if (!response.ok) {
+      const why = response.status === 404 ? "File storage is disabled on this server." : `Cannot list the files (HTTP ${response.status}).`;
+      list.replaceChildren(el("li", { class: "muted" }, why));
+      return;
+    }
     const body = await response.json();
     list.replaceChildren(...body.files.map(fileLink));
+    if (!body.files.length) list.append(el("li", { class: "muted" }, "No files yet: upload one above."));
   }
 
   // Server-side progress (bytes stored) from the event log, when the server offers it.
@@ -135,9 +121,9 @@ export function mount(root, { api = "" } = {}) {
   }
 
   async function upload(file) {
-    const bar = el("progress", { max: file.size || 1, value: 0, "data-testid": "files-progress" });
+    const bar = el("progress", { max: file.size || 1, value: 0, "data-testid": "files-progress", "aria-label": `Upload of ${file.name}` });
     const percent = el("span", { "data-testid": "files-percent" }, "0%");
-    const status = el("span", { class: "mz-files-status", "data-testid": "files-status" }, "starting");
+    const status = el("span", { class: "muted", "data-testid": "files-status" }, "starting");
     const row = el("li", { "data-testid": "files-upload-row" }, el("strong", {}, file.name), " ", bar, " ", percent, " ", status);
     uploads.prepend(row);
 

@@ -2,116 +2,103 @@
 //
 // - Submit: POST /v1/jobs {type, input} -> 202 with the job and its links. "summarize" sends
 //   the text (cut into chunks of "chunk size" characters server-side); "checksum" sends a
-//   stored file's id (the list comes from GET /v1/files when the server stores files).
+//   stored file's id (the form shows only when the server stores files and has some).
 // - Progress: EventSource on GET /v1/jobs/{id}/events (the job's event log, from the start):
 //   `state`, `progress` {percent, message}, `partial` {data}, then one of `complete`
 //   {result}, `error` {type, message} or `state` {state: "cancelled"}. EventSource
-//   reconnects by itself with Last-Event-ID after a dropped connection; when the job is run
-//   again after its worker died (`state` running with a higher attempt), the bar and the
-//   partial results start over for the new attempt.
-// - The bar is a <progress max=100>; its value and the percent label only move forward
-//   within an attempt. Cancel: POST /v1/jobs/{id}/cancel.
-// - The job followed is kept in sessionStorage, so a reload continues to show it; recent
-//   jobs (GET /v1/jobs) can be opened from the list.
-//
-// Module shape (as pages/chat.js): `export default { id, title, mount }`; mount returns a
-// cleanup function that closes the EventSource and stops the refresh timer.
+//   reconnects by itself with Last-Event-ID; when the job is run again after its worker died
+//   (`state` running with a higher attempt), the bar and partial results start over.
+// - Nothing is shown before there is something to show: the job panel appears with a job,
+//   "Partial results" with the first partial result, "Result" with the result. Results are
+//   rendered: text as text (a summary), other values as labelled fields (a checksum's digest,
+//   size, lines), never raw JSON.
+// - The bar only moves forward within an attempt. Cancel: POST /v1/jobs/{id}/cancel. The job
+//   followed is kept in sessionStorage (a reload shows it again); recent jobs (GET /v1/jobs)
+//   can be opened; "Inspect stream" opens the inspector on the job's event log (job:<id>).
+
+import { el, field, fmtBytes, inspectHref } from "../lib/dom.js";
 
 const STORE_KEY = "mianzhang.jobs.v1";
 const SAMPLE = [
-  "Streaming and background jobs answer different needs. When a user watches the answer",
-  "appear, as with a chat model, every token is worth showing at once: stream it.",
-  "",
-  "When the user only needs the end result, such as a report, an export or a checksum, the",
-  "work should not depend on an open connection. It becomes a job with an id, a state and",
-  "a result that can be fetched later.",
-  "",
-  "mianzhang puts both on the same event log: a job's progress is a stream too, so a page",
-  "can still show a live progress bar and partial results while the job runs elsewhere.",
-].join("\n");
+  "Streaming and background jobs answer different needs. When a user watches the answer appear, as with a chat model, every token is worth showing at once: stream it.",
+  "When the user only needs the end result, such as a report, an export or a checksum, the work should not depend on an open connection. It becomes a job with an id, a state and a result that can be fetched later.",
+  "mianzhang puts both on the same event log: a job's progress is a stream too, so a page can still show a live progress bar and partial results while the job runs elsewhere.",
+].join("\n\n");
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key === "style") node.setAttribute("style", value);
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-function fmtPercent(value) {
-  return `${Math.floor(value)}%`;
-}
+const FIELD_LABELS = {
+  name: "File name", file: "File id", size: "Size", algorithm: "Algorithm", digest: "Digest",
+  lines: "Lines", matches_upload: "Matches the upload's digest", chunks: "Chunks",
+  llm_calls: "Model calls", model: "Model", usage: "Tokens",
+};
 
 function describePartial(data) {
   if (data && typeof data === "object" && "summary" in data) {
-    const where =
-      data.stage === "chunk" ? `chunk ${data.index}/${data.chunks}` : `combined (round ${data.round}, ${data.index})`;
+    const where = data.stage === "chunk" ? `chunk ${data.index}/${data.chunks}` : `combined (round ${data.round}, ${data.index})`;
     return `${where}: ${data.summary}`;
   }
-  return JSON.stringify(data);
+  return typeof data === "string" ? data : Object.entries(data || {}).map(([k, v]) => `${k}: ${v}`).join(" · ");
 }
 
-function describeResult(result) {
-  if (result && typeof result === "object" && typeof result.summary === "string") return result.summary;
-  return JSON.stringify(result, null, 2);
+function fieldValue(key, value) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (key === "size" && typeof value === "number") return `${fmtBytes(value)} (${value.toLocaleString()} bytes)`;
+  if (key === "digest") return el("code", { class: "digest" }, String(value));
+  if (typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
+  }
+  return String(value);
+}
+
+// {text, fields}: the long text of a result (a summary) and its other values as fields.
+export function renderResult(result) {
+  if (typeof result === "string") return { text: result, fields: [] };
+  const fields = [];
+  let text = "";
+  for (const [key, value] of Object.entries(result || {})) {
+    if (key === "summary" && typeof value === "string") text = value;
+    else fields.push([FIELD_LABELS[key] || key.replace(/_/g, " "), fieldValue(key, value), key]);
+  }
+  return { text, fields };
 }
 
 export function mount(root, { api = "" } = {}) {
-  const text = el("textarea", { rows: 8, "data-testid": "jobs-text", style: "width:100%;font:inherit" });
+  const text = el("textarea", { rows: 7, "data-testid": "jobs-text" });
   text.value = SAMPLE;
-  const chunk = el("input", { type: "number", min: 200, max: 200000, value: 300, "data-testid": "jobs-chunk", style: "width:7rem" });
+  const chunk = el("input", { type: "number", min: 200, max: 200000, value: 300, "data-testid": "jobs-chunk" });
   const submit = el("button", { type: "submit", class: "primary", "data-testid": "jobs-submit" }, "Summarize");
-  const summarizeForm = el(
-    "form",
-    {},
-    el("h2", {}, "Summarize a text"),
-    text,
-    el("div", { style: "display:flex;gap:.75rem;align-items:center;margin-top:.5rem" },
-      el("label", {}, "chunk size (characters) ", chunk), submit),
-  );
+  const summarizeForm = el("form", { class: "card" }, el("h2", {}, "Summarize a text"),
+    field("Text", text), el("div", { class: "inline-form" }, field("Chunk size (chars)", chunk, { cls: "narrow" }), submit));
   const fileSelect = el("select", { "data-testid": "jobs-file" });
-  const checksumButton = el("button", { type: "submit", "data-testid": "jobs-checksum" }, "Checksum");
-  const fileForm = el(
-    "form",
-    { hidden: true },
-    el("h2", {}, "Checksum an uploaded file"),
-    el("div", { style: "display:flex;gap:.75rem;align-items:center" }, fileSelect, checksumButton),
-  );
+  const checksumButton = el("button", { type: "submit", class: "primary", "data-testid": "jobs-checksum" }, "Checksum");
+  const fileForm = el("form", { class: "card", hidden: true }, el("h2", {}, "Checksum an uploaded file"),
+    el("div", { class: "inline-form" }, field("Stored file", fileSelect), checksumButton));
 
-  const jobLabel = el("code", { "data-testid": "jobs-id" }, "");
-  const state = el("span", { class: "status", "data-testid": "jobs-state" }, "idle");
-  const bar = el("progress", { max: 100, value: 0, "data-testid": "jobs-progress", style: "width:100%;height:1.2rem" });
-  const percent = el("span", { "data-testid": "jobs-percent" }, "0%");
-  const message = el("span", { class: "muted", "data-testid": "jobs-message" }, "");
-  const cancel = el("button", { type: "button", disabled: true, "data-testid": "jobs-cancel" }, "Cancel");
-  const partials = el("ol", { "data-testid": "jobs-partials", class: "ticks", style: "padding-left:2.2rem" });
-  const result = el("pre", { "data-testid": "jobs-result", style: "white-space:pre-wrap" }, "");
-  const error = el("div", { "data-testid": "jobs-error", style: "color:#b00020" }, "");
-  const recent = el("ul", { "data-testid": "jobs-recent" });
+  const jobLabel = el("code", { "data-testid": "jobs-id" });
+  const state = el("span", { class: "pill", "data-testid": "jobs-state" }, "queued");
+  const bar = el("progress", { max: 100, value: 0, "data-testid": "jobs-progress", "aria-label": "Job progress" });
+  const percent = el("span", { class: "percent", "data-testid": "jobs-percent" }, "0%");
+  const message = el("span", { class: "muted", "data-testid": "jobs-message" });
+  const cancel = el("button", { type: "button", class: "danger", disabled: true, "data-testid": "jobs-cancel" }, "Cancel");
+  const inspect = el("a", { "data-testid": "jobs-inspect" }, "Inspect stream");
+  const partials = el("ol", { "data-testid": "jobs-partials", class: "partials" });
+  const partialBox = el("div", { hidden: true, "data-testid": "jobs-partials-box" }, el("h3", {}, "Partial results"), partials);
+  const result = el("div", { class: "result-text", "data-testid": "jobs-result" });
+  const resultFields = el("dl", { class: "fields", "data-testid": "jobs-result-fields" });
+  const resultBox = el("div", { hidden: true, "data-testid": "jobs-result-box" }, el("h3", {}, "Result"), result, resultFields);
+  const error = el("div", { class: "msg-error", role: "alert", "data-testid": "jobs-error", hidden: true });
+  const panel = el("section", { class: "card job", hidden: true, "data-testid": "jobs-panel", "aria-label": "The job" },
+    el("h2", {}, "Job ", jobLabel, " ", state),
+    el("div", { class: "progress-row" }, bar, percent),
+    el("p", { class: "row" }, message),
+    el("div", { class: "row" }, cancel, inspect),
+    partialBox, error, resultBox);
+  const recent = el("ul", { class: "plain-list", "data-testid": "jobs-recent" });
+  const recentBox = el("section", { hidden: true }, el("h2", {}, "Recent jobs"), recent);
 
-  root.replaceChildren(
-    el(
-      "section",
-      { class: "mz-jobs" },
-      summarizeForm,
-      fileForm,
-      el("h2", {}, "Job ", jobLabel),
-      el("div", {}, "state: ", state, " · ", percent, " · ", message),
-      bar,
-      el("div", { style: "margin:.5rem 0" }, cancel),
-      el("h3", {}, "Partial results"),
-      partials,
-      el("h3", {}, "Result"),
-      error,
-      result,
-      el("h2", {}, "Recent jobs"),
-      recent,
-    ),
-  );
+  root.replaceChildren(el("section", { class: "page jobs" }, el("h1", {}, "Jobs"),
+    el("p", { class: "muted" }, "Background work with live progress: the job runs on the server whether or not this page stays open."),
+    el("div", { class: "cards" }, summarizeForm, fileForm), panel, recentBox));
 
   let source = null;
   let job = null; // {id, links, attempt, percent, done}
@@ -121,7 +108,7 @@ export function mount(root, { api = "" } = {}) {
     if (value == null || value < job.percent) return; // forward only within an attempt
     job.percent = value;
     bar.value = value;
-    percent.textContent = fmtPercent(value);
+    percent.textContent = `${Math.floor(value)}%`;
   }
 
   function resetView(attempt) {
@@ -130,30 +117,43 @@ export function mount(root, { api = "" } = {}) {
     bar.value = 0;
     percent.textContent = "0%";
     partials.replaceChildren();
-    result.textContent = "";
-    error.textContent = "";
+    partialBox.hidden = true;
+    resultBox.hidden = true;
+    error.hidden = true;
   }
 
   function finish(finalState) {
     state.textContent = finalState;
+    state.dataset.state = finalState;
     job.done = true;
     cancel.disabled = true;
-    if (source) {
-      source.close();
-      source = null;
-    }
+    cancel.hidden = true; // nothing left to cancel
+    if (source) source.close();
+    source = null;
     refreshRecent();
   }
 
-  function follow(id, links) {
+  function showResult(value) {
+    const { text, fields } = renderResult(value);
+    result.textContent = text;
+    result.hidden = !text;
+    resultFields.replaceChildren(...fields.flatMap(([label, shown, key]) => [el("dt", {}, label), el("dd", { "data-field": key }, shown)]));
+    resultFields.hidden = !fields.length;
+    resultBox.hidden = false;
+  }
+
+  function follow(id, links, stream) {
     if (source) source.close();
     job = { id, links, attempt: 0, percent: 0, done: false };
-    sessionStorage.setItem(STORE_KEY, JSON.stringify({ id, links }));
+    sessionStorage.setItem(STORE_KEY, JSON.stringify({ id, links, stream }));
+    panel.hidden = false;
     jobLabel.textContent = id;
     state.textContent = "queued";
     message.textContent = "";
+    inspect.href = inspectHref(stream || `job:${id}`);
     resetView(0);
     cancel.disabled = false;
+    cancel.hidden = false;
     source = new EventSource(`${api}${links.events}`);
     source.addEventListener("state", (e) => {
       const data = JSON.parse(e.data);
@@ -172,20 +172,19 @@ export function mount(root, { api = "" } = {}) {
       if (data.message) message.textContent = data.message;
     });
     source.addEventListener("partial", (e) => {
-      const data = JSON.parse(e.data);
-      partials.append(el("li", { "data-testid": "jobs-partial" }, describePartial(data.data)));
+      partials.append(el("li", { "data-testid": "jobs-partial" }, describePartial(JSON.parse(e.data).data)));
+      partialBox.hidden = false;
     });
     source.addEventListener("complete", (e) => {
-      const data = JSON.parse(e.data);
-      result.textContent = describeResult(data.result);
+      showResult(JSON.parse(e.data).result);
       setPercent(100);
       finish("succeeded");
     });
     source.addEventListener("error", (e) => {
       if (e.data) {
-        // the job's own `error` event: {type, message}
-        const data = JSON.parse(e.data);
+        const data = JSON.parse(e.data); // the job's own `error` event: {type, message}
         error.textContent = `${data.type}: ${data.message}`;
+        error.hidden = false;
         finish("failed");
         return;
       }
@@ -195,7 +194,7 @@ export function mount(root, { api = "" } = {}) {
   }
 
   async function submitJob(type, input) {
-    error.textContent = "";
+    error.hidden = true;
     const response = await fetch(`${api}/v1/jobs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -203,21 +202,24 @@ export function mount(root, { api = "" } = {}) {
     });
     const body = await response.json();
     if (response.status !== 202) {
+      panel.hidden = false;
       error.textContent = body.error ? `${body.error.type}: ${body.error.message}` : `HTTP ${response.status}`;
+      error.hidden = false;
       return;
     }
-    follow(body.id, body.links);
+    follow(body.id, body.links, body.stream);
     refreshRecent();
   }
 
   function recentItem(item) {
-    const pct = item.progress == null ? "" : ` ${fmtPercent(item.progress)}`;
-    const link = el("a", { href: "#/jobs", "data-testid": "jobs-recent-item" }, `${item.id}`);
+    const pct = item.progress == null ? "" : ` ${Math.floor(item.progress)}%`;
+    const link = el("a", { href: "#/jobs", "data-testid": "jobs-recent-item" }, item.id);
     link.addEventListener("click", (event) => {
       event.preventDefault();
-      follow(item.id, item.links);
+      follow(item.id, item.links, item.stream);
+      panel.scrollIntoView({ block: "nearest" });
     });
-    return el("li", {}, link, ` ${item.type} · ${item.state}${pct}`);
+    return el("li", {}, link, el("span", { class: "muted" }, ` ${item.type} · ${item.state}${pct}`));
   }
 
   async function refreshRecent() {
@@ -226,6 +228,7 @@ export function mount(root, { api = "" } = {}) {
       if (!response.ok) return;
       const body = await response.json();
       recent.replaceChildren(...body.jobs.map(recentItem));
+      recentBox.hidden = body.jobs.length === 0;
     } catch {
       // the list is a convenience: leave it as it was
     }
@@ -246,25 +249,21 @@ export function mount(root, { api = "" } = {}) {
 
   summarizeForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    const chunkChars = Number(chunk.value) || 300;
-    submitJob("summarize", { text: text.value, chunk_chars: chunkChars });
+    submitJob("summarize", { text: text.value, chunk_chars: Number(chunk.value) || 300 });
   });
-
   fileForm.addEventListener("submit", (event) => {
     event.preventDefault();
     if (fileSelect.value) submitJob("checksum", { file: fileSelect.value });
   });
-
   cancel.addEventListener("click", async () => {
     if (!job) return;
     cancel.disabled = true;
-    const response = await fetch(`${api}${job.links.cancel}`, { method: "POST" });
-    if (response.status === 409) cancel.disabled = true;
+    await fetch(`${api}${job.links.cancel}`, { method: "POST" });
   });
 
   try {
     const saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "null");
-    if (saved && saved.id && saved.links) follow(saved.id, saved.links);
+    if (saved && saved.id && saved.links) follow(saved.id, saved.links, saved.stream);
   } catch {
     sessionStorage.removeItem(STORE_KEY);
   }

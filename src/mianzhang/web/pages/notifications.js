@@ -11,24 +11,15 @@
 // - Publish: POST /v1/channels/{name}/publish with the JSON envelope {data, event?,
 //   idempotency_key?}; the API key field (if any) goes in the Authorization header.
 // - Subscriber count: GET /v1/channels/{name} when the subscription opens, after each publish
-//   and every 5 s while subscribed.
+//   and every 5 s while subscribed. "Inspect stream" opens the inspector on channel:<name>.
 //
 // Module shape (as pages/chat.js): `export default { id, title, mount }`; mount returns a
 // cleanup function that closes the EventSource and stops the timer.
 
+import { el, field, hashParams, inspectHref } from "../lib/dom.js";
+
 const MAX_SHOWN = 200;
 const COOKIE = "mianzhang_token";
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 function channelPath(name) {
   return name.split("/").map(encodeURIComponent).join("/");
@@ -54,11 +45,6 @@ async function errorText(response) {
   return `HTTP ${response.status}`;
 }
 
-function hashParams() {
-  const query = location.hash.split("?")[1] || "";
-  return new URLSearchParams(query);
-}
-
 export function mount(root, { api = "" } = {}) {
   const params = hashParams();
   const channel = el("input", {
@@ -71,7 +57,7 @@ export function mount(root, { api = "" } = {}) {
   const types = el("input", { placeholder: "alert, note", size: 18, "data-testid": "notif-types" });
   const token = el("input", {
     type: "password",
-    placeholder: "subscriber JWT (optional)",
+    placeholder: "JWT (optional)",
     size: 24,
     "data-testid": "notif-token",
   });
@@ -83,58 +69,69 @@ export function mount(root, { api = "" } = {}) {
   const status = el("span", { class: "status", "data-testid": "notif-status" }, "idle");
   const subscribers = el("span", { "data-testid": "notif-subscribers" }, "–");
   const events = el("ol", {
-    class: "ticks",
+    class: "ticks events-list",
     reversed: true,
     "data-testid": "notif-events",
-    style: "list-style: none; min-height: 6rem;",
+    "aria-label": "Events received",
+    tabindex: 0,
   });
 
   const data = el("textarea", {
     rows: 3,
-    cols: 48,
     placeholder: "text, or JSON with the box ticked",
     "data-testid": "notif-data",
   });
-  const eventType = el("input", { placeholder: "event type (optional)", size: 18, "data-testid": "notif-event-type" });
+  const eventType = el("input", { placeholder: "optional", size: 14, "data-testid": "notif-event-type" });
   const asJson = el("input", { type: "checkbox", "data-testid": "notif-json" });
-  const apiKey = el("input", { type: "password", placeholder: "API key (optional)", size: 20, "data-testid": "notif-api-key" });
-  const idem = el("input", { placeholder: "idempotency key (optional)", size: 20, "data-testid": "notif-idem" });
+  const apiKey = el("input", { type: "password", placeholder: "optional", size: 14, "data-testid": "notif-api-key" });
+  const idem = el("input", { placeholder: "optional", size: 14, "data-testid": "notif-idem" });
   const publish = el("button", { type: "submit", "data-testid": "notif-publish" }, "Publish");
   const result = el("span", { class: "status", "data-testid": "notif-result" }, "");
 
+  const inspect = el("a", { class: "button", "data-testid": "notif-inspect" }, "Inspect stream");
   const subForm = el(
     "form",
-    { "data-testid": "notif-subscribe-form" },
-    el("label", {}, "Channel ", channel),
-    " ",
-    el("label", {}, history, " history"),
-    " ",
-    el("label", {}, "event types ", types),
-    " ",
-    token,
-    " ",
+    { "data-testid": "notif-subscribe-form", class: "inline-form" },
+    field("Channel", channel),
+    field("Event types", types),
+    field("Subscriber token", token),
+    el("label", { class: "check" }, history, " From the history"),
     subscribe,
   );
   const pubForm = el(
     "form",
-    { "data-testid": "notif-publish-form" },
-    el("div", {}, data),
-    el("div", {}, eventType, " ", el("label", {}, asJson, " JSON"), " ", idem, " ", apiKey, " ", publish),
-    el("div", {}, result),
+    { "data-testid": "notif-publish-form", class: "card" },
+    el("h2", {}, "Publish"),
+    field("Data", data),
+    el(
+      "div",
+      { class: "inline-form" },
+      field("Event type", eventType),
+      field("Idempotency key", idem),
+      field("API key", apiKey),
+      el("label", { class: "check" }, asJson, " Data is JSON"),
+      publish,
+    ),
+    el("p", { role: "status" }, result),
   );
 
   root.replaceChildren(
     el(
       "section",
-      {},
-      el("h2", {}, "Notifications"),
+      { class: "page" },
+      el("h1", {}, "Notifications"),
+      el("p", { class: "muted" }, "Channels: subscribe with the browser's EventSource, publish over HTTP. A reconnect resumes after the last event id."),
       subForm,
-      el("p", {}, "status: ", status, " · subscribers: ", subscribers),
+      el("p", { class: "row" }, el("span", {}, "Status: ", status), el("span", {}, "Subscribers: ", subscribers), inspect),
       events,
-      el("h3", {}, "Publish"),
       pubForm,
     ),
   );
+  const updateInspect = () => {
+    inspect.href = inspectHref(`channel:${channel.value.trim()}`);
+  };
+  channel.addEventListener("input", updateInspect);
+  updateInspect();
 
   let source = null;
   let current = ""; // the channel subscribed to
@@ -150,7 +147,7 @@ export function mount(root, { api = "" } = {}) {
       el("strong", {}, type),
       id ? el("span", { class: "muted" }, ` #${id}`) : "",
       extra ? el("em", {}, ` ${extra}`) : "",
-      el("pre", { style: "margin: .1rem 0 .5rem; white-space: pre-wrap;" }, text),
+      el("pre", { class: "event-data" }, text),
     );
     events.prepend(item);
     while (events.children.length > MAX_SHOWN) events.lastChild.remove();
