@@ -2,7 +2,9 @@
 
 ==================================  =========================================================
 ``GET /v1/streams/{id}``             SSE after ``Last-Event-ID`` / ``?last_event_id=``; 404
-                                     JSON if unknown; 204 once a finished stream is read out
+                                     JSON if unknown; 204 once a finished stream is read out;
+                                     an LLM generation in the surface that started it, or
+                                     ``?format=chat|responses|native`` (400 JSON if unknown)
 ``GET /v1/streams/{id}/info``        the stream's metadata and reader count (JSON)
 ``POST /v1/streams/{id}/cancel``     stop its producer on whichever instance runs it
 ==================================  =========================================================
@@ -12,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from ...llm._serve import serve_stream
 from ...log.serve import StreamHost
 
 __all__ = ["streams_router"]
@@ -30,9 +33,12 @@ def streams_router(get_host: Callable[[Request], StreamHost]) -> APIRouter:
     router = APIRouter(prefix="/v1/streams", tags=["streams"])
 
     @router.get("/{stream}", name="streams:read")
-    async def read(request: Request, stream: str) -> Response:
-        """Follow a stream as SSE, resuming after the client's last event id."""
-        return await get_host(request).reader(request, stream)
+    async def read(
+        request: Request, stream: str, surface: str | None = Query(None, alias="format")
+    ) -> Response:
+        """Follow a stream as SSE, resuming after the client's last event id (a generation in
+        its own surface, or in ``format``)."""
+        return await serve_stream(get_host(request), request, stream, surface)
 
     @router.get("/{stream}/info", name="streams:info")
     async def info(request: Request, stream: str) -> Response:
