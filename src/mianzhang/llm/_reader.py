@@ -132,6 +132,9 @@ class _Encoding:
             wire, self._pending = self._pending + wire, []
         return wire
 
+    def forget_partial(self) -> None:
+        self._partial_seq = 0
+
     def parse(self, event: LogEvent) -> GenEvent | StartRecord | None:
         parsed = parse_event(event.event, event.data)
         if isinstance(parsed, StartRecord) and self.encoder is None:
@@ -220,6 +223,7 @@ class _Reader:
         followed event, the start of the encoder."""
         if isinstance(item, Reset):
             self.reset = True
+            self.encoding.forget_partial()  # the resume point is gone: deliver everything
             return [counted_reset(dataclasses.replace(item, requested=self.requested), self.stats)]
         if not self.reset and item.seq > 1:
             await self._replay_before(item.seq)
