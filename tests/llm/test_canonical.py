@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -116,7 +117,10 @@ def same_error(a: LLMError, b: LLMError) -> None:
 
 def roundtrip(event: Any) -> Any:
     entry = event_entry(event)
-    assert "\n" not in entry.data  # compact JSON: one line
+    record, newline, raw = entry.data.partition("\n")
+    assert isinstance(orjson.loads(record), dict)  # one line of compact JSON
+    if newline:  # then an upstream chunk's text, verbatim
+        assert isinstance(event, Token) and raw == event.chunk.raw
     return parse_event(entry.event, entry.data)
 
 
@@ -158,9 +162,11 @@ def test_the_start_round_trips_with_surface_and_options(
     assert record_from_meta(start_meta(record)) == record
 
 
-def test_an_upstream_chunk_is_kept_byte_for_byte() -> None:
-    raw = '{"id":"x","choices":[{"index":0,"delta":{"content":"é\\n\\"q\\""}}]}'
+def test_an_upstream_chunk_is_kept_byte_for_byte_after_the_record() -> None:
+    raw = '{"id":"x",\n"choices":[{"index":0,"delta":{"content":"é\\n\\"q\\""}}]}'
     token = Token(Chunk(text='é\n"q"', raw=raw), 0.25)
+    entry = event_entry(token)
+    assert entry.data == '{"t":0.25,"text":"é\\n\\"q\\""}\n' + raw  # not escaped again
     back = roundtrip(token)
     assert isinstance(back, Token) and back.chunk.raw == raw
 

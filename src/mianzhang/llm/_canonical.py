@@ -22,8 +22,11 @@ asked for::
 
     {"t": float,                # seconds since the start (gateway clock), optional
      "text": str, "reasoning": str, "tool_calls": [...], "finish_reason": str,
-     "role": str, "usage": USAGE,
-     "raw": str}                # an OpenAI upstream's chunk JSON text, byte for byte
+     "role": str, "usage": USAGE}
+
+  followed, for a chunk of an OpenAI upstream, by a line break and that chunk's JSON text
+  byte for byte (the chat surface passes it through; kept outside the JSON so it is neither
+  escaped when written nor unescaped when read; the record itself never holds a line break).
 
 ``gen.finish`` — :class:`~mianzhang.llm.Finished`::
 
@@ -79,6 +82,7 @@ __all__ = [
     "record_from_meta",
     "start_entry",
     "start_meta",
+    "token_entry",
 ]
 
 START = "gen.start"
@@ -216,7 +220,8 @@ def start_entry(started: Started, surface: str, options: Mapping[str, Any]) -> L
     return LogEntry(_dumps(body), START)
 
 
-def _token_entry(token: Token) -> LogEntry:
+def token_entry(token: Token) -> LogEntry:
+    """The ``gen.token`` entry of ``token`` (the writer's hot path)."""
     chunk = token.chunk
     body: dict[str, Any] = {}
     if token.elapsed is not None:
@@ -233,9 +238,9 @@ def _token_entry(token: Token) -> LogEntry:
         body["role"] = chunk.role
     if chunk.usage is not None:
         body["usage"] = _usage_json(chunk.usage)
-    if chunk.raw is not None:
-        body["raw"] = chunk.raw
-    return LogEntry(_dumps(body), TOKEN)
+    data = orjson.dumps(body).decode()
+    raw = chunk.raw
+    return LogEntry(data if raw is None else f"{data}\n{raw}", TOKEN)
 
 
 def _finish_entry(event: Finished) -> LogEntry:
@@ -268,7 +273,7 @@ def event_entry(event: GenEvent) -> LogEntry:
     """The log entry of one gateway event (``Started`` without a surface: see
     :func:`start_entry` for the generation's real first entry)."""
     if type(event) is Token:  # the hot path
-        return _token_entry(event)
+        return token_entry(event)
     if isinstance(event, Started):
         return start_entry(event, "", {})
     if isinstance(event, Finished):
@@ -291,8 +296,13 @@ def _parse_start(body: dict[str, Any]) -> StartRecord:
     )
 
 
-def _parse_token(body: dict[str, Any]) -> Token:
+def _parse_token(data: str) -> Token:
+    """The hot path of every reader: one token's record (and raw chunk)."""
+    record, newline, raw = data.partition("\n")
+    body = orjson.loads(record)
     elapsed = body.pop("t", None)
+    if newline:
+        body["raw"] = raw
     usage = body.get("usage")
     if usage is not None:
         body["usage"] = _usage(usage)
@@ -300,7 +310,7 @@ def _parse_token(body: dict[str, Any]) -> Token:
         chunk = Chunk(**body)
     except TypeError:  # keys of a newer writer: keep what this version knows
         chunk = Chunk(**{k: v for k, v in body.items() if k in _CHUNK_FIELDS})
-    return Token(chunk, None if elapsed is None else float(elapsed))
+    return Token(chunk, elapsed)
 
 
 def _parse_finish(body: dict[str, Any]) -> Finished:
@@ -340,7 +350,6 @@ def _parse_runner_error(body: dict[str, Any]) -> Failed:
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any]], GenEvent | StartRecord]] = {
-    TOKEN: _parse_token,
     START: _parse_start,
     FINISH: _parse_finish,
     ERROR: _parse_error,
@@ -353,12 +362,11 @@ def parse_event(name: str | None, data: str) -> GenEvent | StartRecord | None:
     """The gateway event (or the start record) stored as log event ``name``/``data``;
     ``None`` for an event that is not part of a generation. Raises ``ValueError`` for a
     generation event whose data is malformed."""
-    parser = _PARSERS.get(name) if name is not None else None
-    if parser is None:
-        return None
     try:
-        body = orjson.loads(data)
-        return parser(body)
+        if name == TOKEN:
+            return _parse_token(data)
+        parser = _PARSERS.get(name) if name is not None else None
+        return None if parser is None else parser(orjson.loads(data))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"malformed {name} event: {data[:100]!r}") from exc
 

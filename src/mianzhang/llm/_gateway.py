@@ -40,10 +40,12 @@ from .._errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from ._gateway_metrics import GenerationMetrics, error_type
 from ._metrics import LLMMetrics
 from ._registry import ModelEntry, ModelRegistry
 from ._retry import RetryPolicy
 from ._settings import LLMSettings
+from ._stall import StallTimeout
 from ._tokens import estimate_prompt_tokens
 from ._types import (
     ChatRequest,
@@ -62,16 +64,6 @@ __all__ = ["Gateway", "Generation", "GenerationState"]
 GenerationState = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 _FINAL_STATUSES = frozenset({400, 413, 422})
-
-
-def _error_type(exc: BaseException) -> str:
-    if isinstance(exc, UpstreamStatusError):
-        return str(exc.status_code)
-    if isinstance(exc, UpstreamTimeout):
-        return "timeout"
-    if isinstance(exc, UpstreamProtocolError):
-        return "protocol"
-    return type(exc).__name__
 
 
 class Gateway:
@@ -161,6 +153,7 @@ class Generation:
         self._end: float | None = None
         self._prompt_estimate: int | None = None
         self._last_error: LLMError | None = None
+        self._metrics = GenerationMetrics(gateway.metrics, model)
 
     @property
     def usage(self) -> Usage:
@@ -186,7 +179,7 @@ class Generation:
         if self.state != "pending":
             raise RuntimeError("Generation.events() can be iterated only once")
         self.state = "running"
-        self._count_active(1)
+        self._metrics.started()
         try:
             yield self.started()
             attempt = await self._open()
@@ -219,7 +212,7 @@ class Generation:
         order (with its retries); ``None`` once every model failed or one failed for good."""
         for index, entry in enumerate(self._chain):
             if index:
-                self._count_fallback(entry)
+                self._metrics.fallback(entry)
             self.entry = entry
             attempt = await self._try_model(entry)
             if attempt is not None:
@@ -240,13 +233,13 @@ class Generation:
                 held, first = await self._first_token(chunks)
             except UpstreamError as exc:
                 await _aclose(chunks)
-                self._record_error(entry, exc)
+                self._metrics.upstream_error(entry, exc)
                 self._last_error = exc
                 if not exc.retryable or retries >= retry.max_retries:
                     return None
                 await self._gateway.sleep(retry.delay(retries, exc.retry_after))
                 retries += 1
-                self._count_retry(entry)
+                self._metrics.retry(entry)
                 continue
             except BaseException:
                 await _aclose(chunks)
@@ -282,7 +275,7 @@ class Generation:
     # -- step 2: stream the attempt's tokens, then how it ended -------------------------------
     async def _stream(self, attempt: _Attempt) -> AsyncGenerator[GenEvent, None]:
         self._first = first_at = self._clock()
-        self._observe_ttft(attempt.entry)
+        self._metrics.first_token(attempt.entry, first_at - self._start)
         elapsed = first_at - self._start
         for chunk in attempt.held:
             yield Token(chunk, elapsed)
@@ -293,25 +286,28 @@ class Generation:
         stall = self._gateway.stall_timeout
         failure: LLMError | None = None
         chunks = attempt.chunks
-        while True:
-            try:
-                async with asyncio.timeout(stall):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                failure = UpstreamTimeout(f"the upstream stalled for more than {stall:g} s")
-                break
-            except UpstreamError as exc:
-                failure = exc
-                break
-            if chunk.usage is not None:
-                self.reported_usage = chunk.usage
-            if chunk.text:
-                self.output_tokens += 1
-            if chunk.finish_reason is not None:
-                finish = chunk.finish_reason
-            yield Token(chunk, self._clock() - self._start)
+        clock, start = self._clock, self._start
+        try:
+            async with StallTimeout(stall) as guard:
+                while True:
+                    guard.waiting()
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except UpstreamError as exc:
+                        failure = exc
+                        break
+                    guard.arrived()
+                    if chunk.usage is not None:
+                        self.reported_usage = chunk.usage
+                    if chunk.text:
+                        self.output_tokens += 1
+                    if chunk.finish_reason is not None:
+                        finish = chunk.finish_reason
+                    yield Token(chunk, clock() - start)
+        except TimeoutError:
+            failure = UpstreamTimeout(f"the upstream stalled for more than {stall:g} s")
         yield self._ended(attempt.entry, finish, failure)
 
     def _ended(self, entry: ModelEntry, finish: str | None, failure: LLMError | None) -> GenEvent:
@@ -330,65 +326,21 @@ class Generation:
                 completed_at=int(time.time()),
             )
         failure = failure or UpstreamProtocolError("the upstream ended without a finish reason")
-        self._record_error(entry, failure)
+        self._metrics.upstream_error(entry, failure)
         self.state = "failed"
         self.error = failure
         return Failed(failure, self.usage, self.timings(), partial=True)
 
-    # -- metrics ------------------------------------------------------------------------------
-    def _labels(self, entry: ModelEntry) -> tuple[str, str, str]:
-        return ("chat", entry.kind, self.model)
-
-    def _count_active(self, delta: int) -> None:
-        metrics = self._gateway.metrics
-        if metrics is not None:
-            metrics.active.labels(self.model).inc(delta)
-
-    def _count_fallback(self, entry: ModelEntry) -> None:
-        metrics = self._gateway.metrics
-        if metrics is not None:
-            metrics.fallbacks.labels(self.model, entry.name).inc()
-
-    def _count_retry(self, entry: ModelEntry) -> None:
-        metrics = self._gateway.metrics
-        if metrics is not None:
-            metrics.retries.labels(entry.kind, self.model).inc()
-
-    def _observe_ttft(self, entry: ModelEntry) -> None:
-        metrics = self._gateway.metrics
-        if metrics is not None and self._first is not None:
-            ttft = self._first - self._start
-            metrics.time_to_first_token.labels(*self._labels(entry)).observe(ttft)
-
-    def _record_error(self, entry: ModelEntry, exc: BaseException) -> None:
-        metrics = self._gateway.metrics
-        if metrics is not None:
-            metrics.upstream_errors.labels(entry.kind, self.model, _error_type(exc)).inc()
-
     def _finish_metrics(self) -> None:
         if self._end is None:
             self._end = self._clock()
-        metrics = self._gateway.metrics
-        if metrics is None:
-            return
-        labels = self._labels(self.entry)
-        usage = self.usage
-        timings = self.timings()
-        metrics.active.labels(self.model).dec()
-        metrics.token_usage.labels(*labels, "input").observe(usage.prompt_tokens)
-        metrics.token_usage.labels(*labels, "output").observe(usage.completion_tokens)
-        metrics.operation_duration.labels(*labels, self._error_label()).observe(timings.duration)
-        if self.state == "cancelled":
-            metrics.cancellations.labels(self.model, self.cancel_reason).inc()
-        if timings.time_to_first_token is not None and self.output_tokens >= 2:
-            span = timings.duration - timings.time_to_first_token
-            metrics.time_per_output_token.labels(*labels).observe(span / (self.output_tokens - 1))
+        self._metrics.ended(self, self._error_label())
 
     def _error_label(self) -> str:
         if self.state == "cancelled":
             return "cancelled"
         if self.state == "failed":
-            return _error_type(self.error) if self.error is not None else "failed"
+            return error_type(self.error) if self.error is not None else "failed"
         return ""
 
 

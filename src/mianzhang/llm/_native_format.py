@@ -74,7 +74,7 @@ class NativeEncoder:
             out.append(("reasoning", _dumps({"text": chunk.reasoning})))
         if chunk.text:
             self._tokens += 1
-            out.append(("content", _dumps({"text": chunk.text})))
+            out.append(("content", f'{{"text":{_dumps(chunk.text)}}}'))
             if self._tokens % self._progress_every == 0:
                 out.append(("progress", self._progress(token.elapsed)))
         if chunk.tool_calls:

@@ -37,7 +37,7 @@ the stream's metadata; the start's wire events then belong to the first event re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 
 from .._sse import ServerSentEvent
@@ -84,7 +84,8 @@ class _Encoding:
     """One reader's encoder: log events in, SSE bytes out (ids, resume point, skipping)."""
 
     __slots__ = (
-        "_home",
+        "_encode",
+        "_fast",
         "_partial_from",
         "_partial_seq",
         "_pending",
@@ -103,6 +104,8 @@ class _Encoding:
         self._partial_from = point.partial_from
         self._skip = skip
         self._pending: list[WireEvent] = []  # a start from metadata, sent with the next group
+        self._fast = False  # an encoder, not ended, nothing pending: tokens go straight in
+        self._encode: Callable[[GenEvent], list[WireEvent]] | None = None
         self.encoder: SurfaceEncoder | None = None
         self.ended = False
         self.tokens = 0
@@ -113,15 +116,20 @@ class _Encoding:
         options = record.options if record.surface == self._surface.name else {}
         context = SurfaceContext(self._stream_id, started.model, started.created, options)
         self.encoder = encoder = self._surface.encoder(context)
+        self._encode = encoder.encode
         if from_meta:
             self._pending = encoder.encode(started)
+        self._fast = not self._pending
 
     def _wire(self, event: GenEvent | StartRecord | None) -> list[WireEvent]:
+        """The wire events of any event (the general path of :meth:`feed`)."""
+        if isinstance(event, StartRecord):
+            if self.encoder is None:
+                self.begin(event)
+            event = event.started
         encoder = self.encoder
         if event is None or encoder is None or self.ended:
             return []
-        if isinstance(event, StartRecord):
-            event = event.started
         wire = encoder.encode(event)
         if isinstance(event, Token):
             self.tokens += 1
@@ -130,36 +138,46 @@ class _Encoding:
             wire = wire + encoder.end()
         if self._pending:
             wire, self._pending = self._pending + wire, []
+        self._fast = not self.ended
         return wire
 
     def forget_partial(self) -> None:
         self._partial_seq = 0
 
-    def parse(self, event: LogEvent) -> GenEvent | StartRecord | None:
-        parsed = parse_event(event.event, event.data)
-        if isinstance(parsed, StartRecord) and self.encoder is None:
-            self.begin(parsed)
-        return parsed
-
     def replay(self, event: LogEvent) -> None:
         """Feed ``event`` before the resume point: the encoder's state only."""
-        self._wire(self.parse(event))
+        self._wire(parse_event(event.event, event.data))
 
     def feed(self, event: LogEvent) -> list[bytes]:
         """The SSE events of ``event`` (see the module docstring for ids)."""
-        wire = self._wire(self.parse(event))
-        drop = 0
-        if event.seq == self._partial_seq:
-            drop, self._partial_seq = self._partial_from, 0
-        if self._skip:
-            skipped = min(self._skip, len(wire))
-            self._skip -= skipped
-            drop = max(drop, skipped)
-        last = len(wire) - 1
-        if last == 0 and drop == 0:  # the hot path: one wire event
+        parsed = parse_event(event.event, event.data)
+        if self._fast and type(parsed) is Token:  # the hot path
+            self.tokens += 1
+            wire = self._encode(parsed)  # type: ignore[misc]
+        else:
+            wire = self._wire(parsed)
+        if self._partial_seq or self._skip:
+            return self._frame(event, wire, self._drop(event.seq, len(wire)))
+        if len(wire) == 1:
             name, data = wire[0]
             return [sse_bytes(event.id, name, data)]
+        return self._frame(event, wire, 0)
+
+    def _drop(self, seq: int, count: int) -> int:
+        """How many of the ``count`` wire events of log event ``seq`` were delivered before."""
+        drop = 0
+        if seq == self._partial_seq:
+            drop, self._partial_seq = self._partial_from, 0
+        if self._skip:
+            skipped = min(self._skip, count)
+            self._skip -= skipped
+            drop = max(drop, skipped)
+        return drop
+
+    @staticmethod
+    def _frame(event: LogEvent, wire: list[WireEvent], drop: int) -> list[bytes]:
         ident = event.id
+        last = len(wire) - 1
         return [
             sse_bytes(ident if k == last else f"{ident}.{k}", name, data)
             for k, (name, data) in enumerate(wire)

@@ -114,8 +114,11 @@ class ResponsesEncoder:
         return [] if current is None else current.closed(status, self._event)
 
     def _text(self, kind: str, piece: str) -> list[WireEvent]:
-        out: list[WireEvent] = []
         current = self._current
+        if type(current) is MessageItem and kind == "message":  # the hot path
+            self.sequence += 1
+            return [current.text_delta(piece, self.sequence - 1)]
+        out: list[WireEvent] = []
         if current is None or current.kind != kind:
             index = len(self._items)
             item = MessageItem if kind == "message" else ReasoningItem

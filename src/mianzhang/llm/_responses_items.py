@@ -12,7 +12,16 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
+
 from ._surface import WireEvent
+
+_DELTA_TAIL = ',"logprobs":[],"type":"response.output_text.delta","sequence_number":'
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
 
 __all__ = ["Emit", "FunctionCallItem", "MessageItem", "OutputItem", "ReasoningItem", "item_id"]
 
@@ -51,6 +60,16 @@ class MessageItem:
         self.index = index
         self.status = "in_progress"
         self._text: list[str] = []
+        # the JSON of a delta event before its text (as orjson writes the whole object)
+        self._delta_head = (
+            f'{{"item_id":"{self.id}","output_index":{index},"content_index":0,"delta":'
+        )
+
+    def text_delta(self, piece: str, sequence: int) -> WireEvent:
+        """The ``response.output_text.delta`` event of ``piece`` (the hot path: no dict)."""
+        self._text.append(piece)
+        data = f"{self._delta_head}{_dumps(piece)}{_DELTA_TAIL}{sequence}}}"
+        return "response.output_text.delta", data
 
     def _where(self) -> dict[str, Any]:
         return {"item_id": self.id, "output_index": self.index, "content_index": 0}

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 from typing import Any
 
 from ..log import LogEntry
-from ._canonical import event_entry, start_entry
+from ._canonical import event_entry, start_entry, token_entry
 from ._gateway import Generation
-from ._types import Cancelled, Started
+from ._types import Cancelled, Started, Token
 
 __all__ = ["cancelled_entries", "generation_entries"]
 
@@ -44,16 +43,20 @@ async def generation_entries(
     ``cancel_reason`` before it is closed; the ``gen.cancelled`` entry is the runner's to write
     (:func:`cancelled_entries`).
     """
-    async with aclosing(generation.events()) as events:
-        try:
-            async for event in events:
-                if isinstance(event, Started):
-                    yield start_entry(event, surface, options)
-                else:
-                    yield event_entry(event)
-        except asyncio.CancelledError as exc:
-            generation.note_cancel(exc)  # before the generation is closed: the metrics label
-            raise
+    events = generation.events()
+    try:
+        async for event in events:
+            if type(event) is Token:  # the hot path
+                yield token_entry(event)
+            elif isinstance(event, Started):
+                yield start_entry(event, surface, options)
+            else:
+                yield event_entry(event)
+    except asyncio.CancelledError as exc:
+        generation.note_cancel(exc)  # before the generation is closed: the metrics label
+        raise
+    finally:
+        await events.aclose()
 
 
 def cancelled_entries(generation: Generation, reason: str) -> list[LogEntry]:
