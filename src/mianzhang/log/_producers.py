@@ -75,9 +75,11 @@ __all__ = ["LogEntry", "ProducerRunner", "cancel_marker", "complete_shielded"]
 
 logger = logging.getLogger("mianzhang.producers")
 
-# After each of the first entries the runner yields to the event loop once: time to the first
-# event for readers, at a cost of a few loop turns per stream (not per entry).
-_EAGER_ENTRIES = 3
+# After each of the first entries but the very first the runner yields to the event loop once:
+# time to the first events for readers, at a cost of a few loop turns per stream (not per
+# entry). The first entry is often a header (an LLM stream's gen.start) after which the
+# producer has real work to start at once (the upstream request): no turn is given up there.
+_EAGER_ENTRIES = range(2, 5)
 
 _MARKER_TTL = 60.0
 
@@ -220,7 +222,7 @@ class ProducerRunner:
             async for entry in producer:
                 n += 1
                 await self._append(stream, entry, f"{token}:{n}")
-                if n <= _EAGER_ENTRIES:
+                if n in _EAGER_ENTRIES:
                     # Let the readers run now: a producer whose input arrived in one burst would
                     # otherwise append the whole burst before anyone sees the first event.
                     await asyncio.sleep(0)
