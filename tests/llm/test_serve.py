@@ -40,6 +40,11 @@ async def log() -> AsyncIterator[MemoryEventLog]:
         await memory.close(S)
         await memory.append("plain", "hello")
         await memory.close("plain")
+        legacy = {"kind": "llm.chat", "model": "m", "created": "1", "background": "0"}
+        await memory.create("chatcmpl-old", meta=legacy)  # written before canonical logs
+        await memory.append("chatcmpl-old", '{"id":"chatcmpl-old","choices":[]}')
+        await memory.append("chatcmpl-old", "[DONE]")
+        await memory.close("chatcmpl-old")
         yield memory
 
 
@@ -108,3 +113,11 @@ async def test_bad_formats_are_400_json_and_unknown_streams_404(http: httpx.Asyn
 async def test_other_streams_are_served_by_the_generic_reader(http: httpx.AsyncClient) -> None:
     response = await http.get("/s/plain")
     assert [e.data for e in SSEDecoder().decode(response.content)] == ["hello"]
+
+
+async def test_a_generation_written_before_canonical_logs_is_served_as_stored(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get("/s/chatcmpl-old")
+    data = [e.data for e in SSEDecoder().decode(response.content)]
+    assert data == ['{"id":"chatcmpl-old","choices":[]}', "[DONE]"]

@@ -80,6 +80,10 @@ def resume_point(last_event_id: str | None) -> ResumePoint:
     return ResumePoint(f"{epoch}-{number - 1}", number, int(index) + 1)
 
 
+def _no_encoder(event: GenEvent) -> list[WireEvent]:
+    raise RuntimeError("the reader has no encoder yet")
+
+
 class _Encoding:
     """One reader's encoder: log events in, SSE bytes out (ids, resume point, skipping)."""
 
@@ -105,7 +109,7 @@ class _Encoding:
         self._skip = skip
         self._pending: list[WireEvent] = []  # a start from metadata, sent with the next group
         self._fast = False  # an encoder, not ended, nothing pending: tokens go straight in
-        self._encode: Callable[[GenEvent], list[WireEvent]] | None = None
+        self._encode: Callable[[GenEvent], list[WireEvent]] = _no_encoder
         self.encoder: SurfaceEncoder | None = None
         self.ended = False
         self.tokens = 0
@@ -153,7 +157,7 @@ class _Encoding:
         parsed = parse_event(event.event, event.data)
         if self._fast and type(parsed) is Token:  # the hot path
             self.tokens += 1
-            wire = self._encode(parsed)  # type: ignore[misc]
+            wire = self._encode(parsed)
         else:
             wire = self._wire(parsed)
         if self._partial_seq or self._skip:

@@ -6,6 +6,10 @@ from the stream's metadata) or in the one asked for with ``?format=``; any other
 served by the generic log reader. Answers before the stream: 404 JSON for an unknown stream,
 400 JSON for an unknown format (or a format asked of a stream that is not a generation), 204
 for a finished stream the client has read to its end (so ``EventSource`` stops reconnecting).
+
+A generation stream written by a version before canonical logs (its metadata has no
+``options``: it holds its wire events) is served as it is stored, by the generic reader, so a
+client resuming during a rolling upgrade still gets its stream.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ async def serve_stream(
     """``GET /v1/streams/{id}`` (see the module docstring)."""
     info = await host.log.info(stream)
     record = record_from_meta(info.meta) if info is not None else None
-    if info is None or (record is None and format is None):
+    legacy = info is not None and record is not None and "options" not in info.meta
+    if info is None or legacy or (record is None and format is None):
         return await host.reader(request, stream)
     if record is None:
         return _bad_format(f"stream {stream!r} is not a generation: it has no formats")

@@ -33,6 +33,7 @@ from ._protocol import EventLog, Reset, StreamState, format_id, parse_id
 __all__ = [
     "ServeStatistics",
     "StreamHost",
+    "counted_reset",
     "log_events",
     "requested_after",
     "reset_event",

@@ -5,7 +5,8 @@
 ``POST /v1/chat/completions``               OpenAI Chat Completions, ``stream`` true or false
 ``POST /v1/responses``                      OpenAI Responses API (``stream``, ``background``)
 ``GET /v1/responses/{id}``                  the response object, or its events with
-                                            ``?stream=true&starting_after=N``
+                                            ``?stream=true&starting_after=N`` (or after
+                                            ``Last-Event-ID``)
 ``POST /v1/responses/{id}/cancel``          stop a response; answers the response object
 ``POST /v1/llm/generations``                a generation for the native UI stream (JSON:
                                             ``stream_id``, ``stream_url``)
@@ -46,7 +47,7 @@ from ...llm._responses_stored import final_response, stored_response
 from ...llm._serve import surface_response
 from ...llm._service import LLMService, PreparedStream
 from ...log import EventLog, StreamState
-from ...log.serve import StreamHost
+from ...log.serve import StreamHost, requested_after
 
 __all__ = ["TokenBudget", "llm_router"]
 
@@ -254,9 +255,11 @@ class _Routes:
             return _not_found("response", response_id)
         if not stream:
             return JSONResponse(await stored_response(host.log, response_id))
-        # sequence_number N is the N-th event of the surface: skip N + 1 of them (by replay)
+        # a reconnecting EventSource's Last-Event-ID wins; else sequence_number N is the N-th
+        # event of the surface: skip N + 1 of them (by replay)
+        after = requested_after(request)
         skip = starting_after + 1 if starting_after is not None and starting_after >= 0 else 0
-        return surface_response(host, response_id, RESPONSES, None, skip=skip)
+        return surface_response(host, response_id, RESPONSES, after, skip=0 if after else skip)
 
     async def cancel_response(self, request: Request, response_id: str) -> Response:
         """Stop a response (any instance); answers the response object as it ended."""
