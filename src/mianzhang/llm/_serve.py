@@ -50,7 +50,7 @@ async def serve_stream(
     record = record_from_meta(info.meta) if info is not None else None
     legacy = info is not None and record is not None and "options" not in info.meta
     if info is None or legacy or (record is None and format is None):
-        return await host.reader(request, stream)
+        return await host.reader(request, stream, info=info)
     if record is None:
         return _bad_format(f"stream {stream!r} is not a generation: it has no formats")
     surface = surface_named(format or record.surface)

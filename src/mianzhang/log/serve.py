@@ -28,7 +28,7 @@ from .._responses import EventSourceResponse, StreamSupervisor
 from .._sse import ServerSentEvent, encode_data
 from ._producer_end import Closing, OnEnd
 from ._producers import LogEntry, ProducerRunner
-from ._protocol import EventLog, Reset, StreamState, format_id, parse_id
+from ._protocol import EventLog, Reset, StreamInfo, StreamState, format_id, parse_id
 
 __all__ = [
     "ServeStatistics",
@@ -165,11 +165,15 @@ class StreamHost:
             supervisor=self.supervisor,
         )
 
-    async def reader(self, request: Request, stream: str) -> Response:
+    async def reader(
+        self, request: Request, stream: str, *, info: StreamInfo | None = None
+    ) -> Response:
         """The generic reader route: 404 JSON for an unknown stream, 204 for a finished stream
-        the client has read to the end (so ``EventSource`` stops reconnecting), else SSE."""
+        the client has read to the end (so ``EventSource`` stops reconnecting), else SSE.
+        ``info``: the stream's info if the caller just read it (else it is read here)."""
         after = requested_after(request)
-        info = await self.log.info(stream)
+        if info is None:
+            info = await self.log.info(stream)
         if info is None:
             body = {"error": {"type": "not_found", "message": f"no stream {stream!r}"}}
             return JSONResponse(body, status_code=404)
