@@ -118,6 +118,10 @@ def test_each_end_has_one_terminal_shape_after_the_same_body(surface: Surface) -
         assert out[-1], f"{surface.name}: {name} has no closing events"
     assert all(body == bodies[0] for body in bodies)
     assert tails["finished"] != tails["failed"] != tails["cancelled"] != tails["finished"]
+    seen = {event for group in bodies[0] for event in group}
+    for name, tail in tails.items():  # the terminal shape only at the end, exactly once
+        assert not seen & set(tail), f"{surface.name}: {name}'s closing events came earlier"
+        assert len(set(tail)) == len(tail)
     without_output = encode_all(surface, [STARTED, TERMINALS["cancelled"]])
     assert without_output[-1], "a generation stopped before any output still ends"
 
