@@ -40,9 +40,9 @@ asked for::
 ``USAGE`` is ``{"prompt_tokens", "completion_tokens", "estimated"?}``; ``TIMINGS`` is
 ``{"time_to_first_token": float|null, "duration": float, "output_tokens": int}``; ``ERROR`` is
 ``{"kind", "message", ...}`` with the fields that rebuild the same :class:`LLMError` subclass
-(``status``, ``retryable``, ``retry_after``, ``param``, ``model``, ``reason``), so every surface
-describes it exactly as it would the live error. An upstream error's response body is not
-stored.
+(``status``, ``retryable``, ``retry_after``, ``param``, ``model``, ``reason``;
+``_canonical_errors.py``), so every surface describes it exactly as it would the live error. An
+upstream error's response body is not stored.
 
 The producer runner's own ``error`` event (``{"type", "message"}``, a producer that crashed) is
 read as a ``Failed`` generation, so every surface still ends with its failure shape.
@@ -56,18 +56,9 @@ from typing import Any
 
 import orjson
 
-from .._errors import (
-    GenerationCancelled,
-    InvalidLLMRequest,
-    LLMError,
-    ModelNotFound,
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamProtocolError,
-    UpstreamStatusError,
-    UpstreamTimeout,
-)
+from .._errors import LLMError
 from ..log import LogEntry
+from ._canonical_errors import error_from_json, error_json
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
 __all__ = [
@@ -146,66 +137,6 @@ def _timings(value: Any) -> Timings:
     )
 
 
-# Upstream errors, most specific first: the kind names the class that is rebuilt.
-_UPSTREAM_KINDS: tuple[tuple[type[UpstreamError], str], ...] = (
-    (UpstreamStatusError, "upstream_status"),
-    (UpstreamTimeout, "upstream_timeout"),
-    (UpstreamProtocolError, "upstream_protocol"),
-    (UpstreamConnectError, "upstream_connect"),
-    (UpstreamError, "upstream"),
-)
-
-
-def _error_json(exc: LLMError) -> dict[str, Any]:
-    if isinstance(exc, GenerationCancelled):
-        return {"kind": "cancelled", "message": str(exc), "reason": exc.reason}
-    if isinstance(exc, ModelNotFound):
-        return {"kind": "model_not_found", "message": str(exc), "model": exc.model}
-    if isinstance(exc, InvalidLLMRequest):
-        return {"kind": "invalid_request", "message": str(exc), "param": exc.param}
-    if not isinstance(exc, UpstreamError):
-        return {"kind": "llm", "message": str(exc)}
-    kind = next(name for cls, name in _UPSTREAM_KINDS if isinstance(exc, cls))
-    out: dict[str, Any] = {"kind": kind, "message": str(exc), "retryable": exc.retryable}
-    if exc.status_code is not None:
-        out["status"] = exc.status_code
-    if exc.retry_after is not None:
-        out["retry_after"] = exc.retry_after
-    return out
-
-
-def _upstream_error(kind: str, value: Mapping[str, Any]) -> LLMError:
-    message = str(value.get("message", ""))
-    retryable = bool(value.get("retryable", False))
-    retry_after = value.get("retry_after")
-    status: int | None = value.get("status")
-    if kind == "upstream_status":
-        code = int(status or 502)
-        return UpstreamStatusError(code, message, retryable=retryable, retry_after=retry_after)
-    simple: dict[str, Callable[[str], LLMError]] = {
-        "upstream_timeout": UpstreamTimeout,
-        "upstream_protocol": UpstreamProtocolError,
-        "upstream_connect": UpstreamConnectError,
-    }
-    if kind in simple:
-        return simple[kind](message)
-    return UpstreamError(message, retryable=retryable, status_code=status, retry_after=retry_after)
-
-
-def _error(value: Mapping[str, Any]) -> LLMError:
-    kind = value.get("kind")
-    message = str(value.get("message", ""))
-    if kind == "cancelled":
-        return GenerationCancelled(str(value.get("reason", "cancelled")))
-    if kind == "model_not_found":
-        return ModelNotFound(str(value.get("model", "")))
-    if kind == "invalid_request":
-        return InvalidLLMRequest(message, param=value.get("param"))
-    if isinstance(kind, str) and kind.startswith("upstream"):
-        return _upstream_error(kind, value)
-    return LLMError(message)
-
-
 # -- writing -----------------------------------------------------------------------------------
 def start_entry(started: Started, surface: str, options: Mapping[str, Any]) -> LogEntry:
     """The ``gen.start`` entry."""
@@ -263,7 +194,7 @@ def _ended_entry(event: Failed | Cancelled) -> LogEntry:
         "partial": event.partial,
     }
     if isinstance(event, Failed):
-        body["error"] = _error_json(event.error)
+        body["error"] = error_json(event.error)
         return LogEntry(_dumps(body), ERROR)
     body["reason"] = event.reason
     return LogEntry(_dumps(body), CANCELLED)
@@ -328,7 +259,7 @@ def _parse_finish(body: dict[str, Any]) -> Finished:
 
 def _parse_error(body: dict[str, Any]) -> Failed:
     return Failed(
-        _error(body["error"]),
+        error_from_json(body["error"]),
         _usage(body["usage"]),
         _timings(body["timings"]),
         partial=bool(body.get("partial", False)),
