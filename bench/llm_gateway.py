@@ -16,16 +16,22 @@ Measured:
    target is measured the other gateway is paused (SIGSTOP/SIGCONT), so neither's idle work
    (LiteLLM runs background loops) takes the measured one's CPU on a small machine.
 2. Throughput at 100 and 500 concurrent streams: each worker holds one keep-alive connection
-   and streams requests back to back; tokens/s and streams/s over the whole run.
+   and streams requests back to back; tokens/s and streams/s over the whole run (with
+   ``--rounds N``, N runs per target interleaved in rotating order, the median reported).
 
 Bounded: a fixed number of requests per phase and a wall-clock cap per phase (``--phase-cap``);
 every process is started here and stopped in ``finally``. Results: ``bench/results/``.
+
+With ``--baseline-src DIR`` a second mianzhang gateway runs from another source tree (for
+example a checkout of an earlier commit) as the target ``baseline``, measured in the same
+rotation: before/after comparisons on a shared machine see the same drift.
 
 Usage::
 
     python bench/llm_gateway.py                       # full run (a few minutes)
     python bench/llm_gateway.py --quick               # smoke run
     python bench/llm_gateway.py --litellm none        # without LiteLLM
+    python bench/llm_gateway.py --litellm none --baseline-src /tmp/old   # before vs after
 """
 
 from __future__ import annotations
@@ -218,6 +224,12 @@ async def throughput_phase(
     }
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median streams/s (all its figures), and how many rounds there were."""
+    ordered = sorted(runs, key=lambda r: r["streams_per_s"])
+    return {**ordered[len(ordered) // 2], "rounds": len(runs)}
+
+
 def litellm_config(path: Path, upstream_port: int) -> None:
     path.write_text(
         "model_list:\n"
@@ -283,6 +295,21 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         targets.append(
             Target("mianzhang", gw_port, "/v1/chat/completions", "fake", {}, gateway.pid)
         )
+        if args.baseline_src is not None:
+            base_port = free_port()
+            src = args.baseline_src
+            baseline = stack.enter_context(
+                process(
+                    uvicorn_cmd(args.gateway_app, base_port, factory=True),
+                    {**gateway_env(up_port), "PYTHONPATH": f"{src / 'src'}{os.pathsep}{src}"},
+                    base_port,
+                    tmp / "baseline.log",
+                    cwd=src,
+                )
+            )
+            targets.append(
+                Target("baseline", base_port, "/v1/chat/completions", "fake", {}, baseline.pid)
+            )
         if args.litellm != "none":
             cfg = tmp / "litellm.yaml"
             litellm_config(cfg, up_port)
@@ -340,16 +367,20 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         print(json.dumps(ttft, indent=2), flush=True)
         throughput: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
         for level in args.levels:
-            for t in targets:
-                only(t, targets)
-                try:
-                    res = await throughput_phase(
-                        t, level, level * args.streams_factor, args.phase_cap
-                    )
-                finally:
-                    wake_all(targets)
-                throughput[t.name].append(res)
-                print(t.name, json.dumps(res), flush=True)
+            rounds: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
+            for r in range(args.rounds):  # targets in rotating order, round after round
+                for t in targets[r % len(targets) :] + targets[: r % len(targets)]:
+                    only(t, targets)
+                    try:
+                        res = await throughput_phase(
+                            t, level, level * args.streams_factor, args.phase_cap
+                        )
+                    finally:
+                        wake_all(targets)
+                    rounds[t.name].append(res)
+                    print(t.name, json.dumps(res), flush=True)
+            for name, runs in rounds.items():
+                throughput[name].append(median_run(runs))
         results["throughput"] = throughput
     return results
 
@@ -420,6 +451,12 @@ def main() -> None:
         "--streams-factor", type=int, default=6, help="streams per level = factor x concurrency"
     )
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="throughput runs per target and level, interleaved; the median is reported",
+    )
     parser.add_argument("--phase-cap", type=float, default=120.0, help="seconds per phase, max")
     parser.add_argument(
         "--litellm",
@@ -432,9 +469,16 @@ def main() -> None:
         default="mianzhang.server:create_app",
         help="app factory of the mianzhang server",
     )
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        help="source tree of a second mianzhang gateway measured as 'baseline'",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "llm_gateway.json")
     args = parser.parse_args()
+    if args.baseline_src is not None:
+        args.baseline_src = Path(args.baseline_src).resolve()
     if args.litellm == "auto":
         args.litellm = ensure_litellm()
     if args.quick:

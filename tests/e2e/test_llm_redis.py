@@ -1,12 +1,14 @@
 """Chat completion streams across two gateway instances sharing a real redis-server: a reader
 on instance B keeps A's generation alive and resumes it with ``Last-Event-ID``; a stop sent
 to B ends the generation running on A; nobody reading anywhere cancels it after the grace
-period. The upstream is the fake OpenAI-compatible process, which observes its requests."""
+period; one generation is read in three surfaces at once, on both instances. The upstream is
+the fake OpenAI-compatible process, which observes its requests."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -132,3 +134,45 @@ def test_nobody_reading_on_any_instance_cancels_after_the_grace_period(
     replay = read_stream(f"{b.url}/v1/streams/{stream_id}")
     assert replay[-1].data == "[DONE]"
     assert "abandoned" in orjson.loads(replay[-2].data)["error"]["message"]
+
+
+def surface_text(events: list[Any]) -> str:
+    """The answer text of a stream in any of the three surfaces."""
+    out = []
+    for e in events:
+        if e.data == "[DONE]":
+            continue
+        body = orjson.loads(e.data)
+        if e.event == "message":
+            out += [c["delta"].get("content") or "" for c in body.get("choices") or []]
+        elif e.event == "content":
+            out.append(body["text"])
+        elif e.event == "response.output_text.delta":
+            out.append(body["delta"])
+    return "".join(out)
+
+
+def test_one_generation_is_watched_in_three_shapes_at_once_on_two_instances(
+    instances: tuple[ServerProcess, ServerProcess], upstream: UpstreamControl
+) -> None:
+    a, b = instances
+    upstream.plan({"tokens": 20, "token_delay": 0.03})
+    body = {"model": "fake", "messages": MESSAGES}
+    created = httpx.post(f"{a.url}/v1/llm/generations", json=body, timeout=30)
+    assert created.status_code == 201
+    stream_id = created.json()["stream_id"]
+    urls = [
+        f"{a.url}/v1/streams/{stream_id}",  # its home surface: native
+        f"{b.url}/v1/streams/{stream_id}?format=chat",
+        f"{b.url}/v1/streams/{stream_id}?format=responses",
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        native, chat, responses = pool.map(read_stream, urls)
+    assert native[-1].event == "complete"
+    assert chat[-1].data == "[DONE]"
+    assert responses[-1].event == "response.completed"
+    assert surface_text(native) == surface_text(chat) == surface_text(responses) == tokens(20)
+    # resume in the middle of a group (response.output_item.added ... first delta) on A
+    middle = next(i for i, e in enumerate(responses) if "." in e.id)
+    rest = read_stream(urls[2].replace(b.url, a.url), last_event_id=responses[middle].id)
+    assert [e.data for e in rest] == [e.data for e in responses[middle + 1 :]]

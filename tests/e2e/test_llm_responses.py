@@ -1,18 +1,19 @@
 """The Responses API end to end with the official SDK: a background stream created on one
-instance, dropped, and resumed with ``starting_after`` on another (both share a real
-redis-server); retrieval and cancellation from either instance."""
+instance, dropped, and resumed with ``starting_after`` (or ``Last-Event-ID``) on another (both
+share a real redis-server); retrieval and cancellation from either instance."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from openai import AsyncOpenAI
 
 from tests._support.procs import ServerProcess, uvicorn_process
 
-from ._llm import API_KEY, APP, gateway_env
+from ._llm import API_KEY, APP, gateway_env, read_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -67,6 +68,14 @@ async def test_background_response_dropped_on_a_resumed_on_b(
     assert final_a.output_text == text
     assert rest[-1].response.usage is not None
     assert rest[-1].response.usage.output_tokens == 40
+    # a reconnecting EventSource: Last-Event-ID (here inside a group of events) on the other
+    # instance resumes exactly after it
+    url = f"/v1/responses/{response_id}?stream=true"
+    whole = read_stream(f"{a.url}{url}")
+    assert [orjson.loads(e.data)["sequence_number"] for e in whole] == numbers
+    middle = next(i for i, e in enumerate(whole) if "." in e.id)
+    tail = read_stream(f"{b.url}{url}", last_event_id=whole[middle].id)
+    assert [e.data for e in tail] == [e.data for e in whole[middle + 1 :]]
 
 
 async def test_cancel_on_the_other_instance_stops_the_response(

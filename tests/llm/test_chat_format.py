@@ -9,6 +9,7 @@ import pytest
 
 from mianzhang.llm import (
     DONE,
+    Cancelled,
     ChatChunkEncoder,
     ChatCompletionCollector,
     Chunk,
@@ -33,10 +34,18 @@ def finished(usage: Usage = USAGE) -> Finished:
 
 
 def run(events: list[GenEvent], include_usage: bool = False) -> list[str]:
+    """The payloads of ``events``; the surface's closing ``[DONE]`` after a terminal event."""
     enc = ChatChunkEncoder(
         completion_id="chatcmpl-1", model="demo", created=7, include_usage=include_usage
     )
-    return [p for e in events for p in enc.encode(e)]
+    out: list[str] = []
+    for event in events:
+        wire = enc.encode(event)
+        if isinstance(event, Finished | Failed | Cancelled):
+            wire += enc.end()
+        assert all(name is None for name, _ in wire)
+        out += [data for _, data in wire]
+    return out
 
 
 def loads(payloads: list[str]) -> list[Any]:
@@ -132,6 +141,20 @@ def test_failure_is_an_openai_error_payload_then_done() -> None:
             "code": "upstream_503",
         }
     }
+
+
+def test_a_cancellation_is_an_error_payload_with_code_cancelled_then_done() -> None:
+    out = run([Token(Chunk(text="a")), Cancelled("stopped", Usage(1, 1), T, partial=True)])
+    assert out[-1] == DONE
+    error = orjson.loads(out[-2])["error"]
+    assert error["code"] == "cancelled" and "stopped" in error["message"]
+
+
+def test_reasoning_of_other_providers_goes_in_reasoning_content() -> None:
+    out = run([Token(Chunk(reasoning="hmm")), Token(Chunk(text="yes")), finished()])
+    deltas = [c["choices"][0]["delta"] for c in loads(out)]
+    assert deltas[0] == {"role": "assistant", "content": "", "reasoning_content": "hmm"}
+    assert deltas[1] == {"content": "yes"}
 
 
 def test_collector_builds_a_chat_completion_and_merges_tool_calls() -> None:

@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from mianzhang.llm import (
+    Cancelled,
     Chunk,
     Failed,
     Finished,
-    GenerationCancelled,
     InvalidLLMRequest,
     ResponsesEncoder,
     ResponseSnapshot,
@@ -98,11 +98,51 @@ def test_failure_before_output_is_only_response_failed() -> None:
 def test_cancellation_ends_with_status_cancelled() -> None:
     enc = encoder()
     enc.encode(Started("demo", 5))
-    out = enc.failed(GenerationCancelled("stop"), Usage(1, 0), status="cancelled")
+    out = enc.encode(Cancelled("stop", Usage(1, 0), T, partial=False))
     last = orjson.loads(out[-1][1])
     assert last["type"] == "response.failed"
     assert last["response"]["status"] == "cancelled"
     assert last["response"]["error"]["code"] == "cancelled"
+    assert enc.end() == []
+
+
+def test_reasoning_and_tool_calls_are_output_items_of_their_own() -> None:
+    enc = encoder()
+    first = {"index": 0, "id": "call_a", "type": "function", "function": {"name": "f"}}
+    args = {"index": 0, "function": {"arguments": '{"x":'}}
+    second = {"index": 1, "id": "call_b", "function": {"name": "g", "arguments": "{}"}}
+    out = enc.encode(Started("demo", 5))
+    out += enc.encode(Token(Chunk(reasoning="hm")))
+    out += enc.encode(Token(Chunk(text="ok")))
+    out += enc.encode(Token(Chunk(tool_calls=[first])))
+    out += enc.encode(Token(Chunk(tool_calls=[args])))
+    out += enc.encode(Token(Chunk(tool_calls=[{"index": 0, "function": {"arguments": "1}"}}])))
+    out += enc.encode(Token(Chunk(tool_calls=[second])))
+    out += enc.encode(
+        Finished(
+            "tool_calls", Usage(1, 1), T, provider="demo", upstream_model="m", usage_reported=True
+        )
+    )
+    events = decode(out)
+    kinds = ["reasoning", "message", "function_call", "function_call"]
+    added = [e["item"] for e in events if e["type"] == "response.output_item.added"]
+    assert [item["type"] for item in added] == kinds
+    indexes = [e["output_index"] for e in events if e["type"] == "response.output_item.added"]
+    assert indexes == [0, 1, 2, 3]
+    deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
+    assert deltas == ['{"x":', "1}", "{}"]
+    done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert [d["arguments"] for d in done] == ['{"x":1}', "{}"]
+    final = events[-1]["response"]["output"]
+    assert [item["type"] for item in final] == kinds
+    assert final[0]["content"] == [{"type": "reasoning_text", "text": "hm"}]
+    assert (final[2]["call_id"], final[2]["name"], final[2]["arguments"]) == (
+        "call_a",
+        "f",
+        '{"x":1}',
+    )
+    assert all(item["status"] == "completed" for item in final)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
 
 
 def test_snapshot_rebuilds_the_response_in_progress_and_final() -> None:

@@ -1,18 +1,28 @@
-"""LLMService: preparing generations per API, and producers that always end their stream."""
+"""LLMService: preparing generations per API (home surface, options, metadata) and running
+them on a StreamHost: canonical events in the log, the runner writes the cancelled tail and
+awaits ``on_end`` once."""
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import aclosing
 
-import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from mianzhang.llm import LLMSettings, ModelEntry, ModelNotFound, ModelRegistry
+from mianzhang.llm import (
+    Cancelled,
+    Finished,
+    LLMSettings,
+    ModelEntry,
+    ModelNotFound,
+    ModelRegistry,
+)
+from mianzhang.llm._canonical import StartRecord, parse_event, record_from_meta
 from mianzhang.llm._requests import ChatCompletionBody, GenerationBody, ResponsesBody
 from mianzhang.llm._service import LLMService
-from mianzhang.log import MemoryEventLog
+from mianzhang.log import MemoryEventLog, StreamState
+from mianzhang.log.serve import StreamHost
+from tests._support.wait import eventually
 
 from ._fakes import ScriptedProvider, text_chunks
 
@@ -22,25 +32,37 @@ def service(provider: ScriptedProvider) -> LLMService:
     return LLMService(LLMSettings(), metrics_registry=CollectorRegistry(), registry=registry)
 
 
-async def run_into_log(svc: LLMService, log: MemoryEventLog, prepared: object) -> None:
-    async with aclosing(LLMService.producer(log, prepared)) as entries:  # type: ignore[arg-type]
-        async for entry in entries:
-            await log.append(prepared.stream_id, entry.data, event=entry.event)  # type: ignore[attr-defined]
-
-
-async def test_chat_stream_in_the_log_ends_with_done() -> None:
+async def test_a_chat_generation_is_logged_in_canonical_form_with_its_home_surface() -> None:
     svc = service(ScriptedProvider([text_chunks("x", "y")]))
-    body = ChatCompletionBody(messages=[{"role": "user", "content": "hi"}], stream=True)
+    body = ChatCompletionBody(
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     prepared = svc.prepare_chat(body)
-    assert prepared.stream_id.startswith("chatcmpl-") and prepared.kind == "chat"
+    assert prepared.stream_id.startswith("chatcmpl-") and prepared.surface == "chat"
+    ended = asyncio.Event()
+
+    async def on_end() -> None:
+        ended.set()
+
     async with MemoryEventLog() as log:
-        await svc.create_stream(log, prepared)
-        info = await log.info(prepared.stream_id)
-        assert info is not None and info.meta["kind"] == "llm.chat" and info.meta["model"] == "m"
-        await run_into_log(svc, log, prepared)
-        _, events = await log.read(prepared.stream_id)
-    assert events[-1].data == "[DONE]"
-    assert orjson.loads(events[0].data)["id"] == prepared.stream_id
+        host = StreamHost(log)
+        try:
+            await svc.start(host, prepared, on_end=on_end)
+            async with asyncio.timeout(10):
+                await ended.wait()
+            info = await log.info(prepared.stream_id)
+            _, events = await log.read(prepared.stream_id)
+        finally:
+            await host.aclose()
+    assert info is not None and info.state is StreamState.CLOSED
+    assert info.meta["kind"] == "llm.chat" and info.meta["model"] == "m"
+    record = record_from_meta(info.meta)
+    assert record is not None and record.options == {"include_usage": True}
+    parsed = [parse_event(e.event, e.data) for e in events]
+    assert isinstance(parsed[0], StartRecord) and parsed[0] == record
+    assert isinstance(parsed[-1], Finished)
 
 
 async def test_unknown_model_is_refused_when_preparing() -> None:
@@ -49,30 +71,40 @@ async def test_unknown_model_is_refused_when_preparing() -> None:
         svc.prepare_native(GenerationBody(model="zz", messages=[{"role": "user", "content": "x"}]))
 
 
-async def test_cancelled_producer_appends_the_cancelled_tail() -> None:
+async def test_a_stopped_generation_ends_with_one_cancelled_event_written_by_the_runner() -> None:
     never = asyncio.Event()
     provider = ScriptedProvider([[*text_chunks("a")[:1], never]])
     svc = service(provider)
     prepared = svc.prepare_responses(ResponsesBody(input="hi", background=True))
     assert prepared.stream_id.startswith("resp_") and prepared.background
+    assert prepared.options["background"] is True
+    ends: list[int] = []
+
+    async def on_end() -> None:
+        ends.append(1)
+
     async with MemoryEventLog() as log:
-        await svc.create_stream(log, prepared)
-        task = asyncio.create_task(run_into_log(svc, log, prepared))
+        host = StreamHost(log, poll_interval=0.01)
         try:
-            async with asyncio.timeout(10):
-                while not provider.calls or (await log.info(prepared.stream_id)).length < 5:  # type: ignore[union-attr]
-                    await asyncio.sleep(0.005)
+            await svc.start(host, prepared, on_end=on_end)
+
+            async def two_events() -> bool:
+                info = await log.info(prepared.stream_id)
+                return info is not None and info.length >= 2
+
+            await eventually(two_events)
+            assert await host.cancel(prepared.stream_id) is True
+            _, events = await log.read(prepared.stream_id)
+            info = await log.info(prepared.stream_id)
         finally:
-            task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        _, events = await log.read(prepared.stream_id)
-    assert provider.closed == [0]
-    last = orjson.loads(events[-1].data)
-    assert events[-1].event == "response.failed" and last["response"]["status"] == "cancelled"
-    seqs = [orjson.loads(e.data)["sequence_number"] for e in events]
-    assert seqs == [e.seq - 1 for e in events]  # sequence_number == log seq - 1
-    assert prepared.generation.state == "cancelled"
+            await host.aclose()
+    assert provider.closed == [0] and prepared.generation.state == "cancelled"
+    assert prepared.generation.cancel_reason == "stopped"
+    assert [e.event for e in events] == ["gen.start", "gen.token", "gen.cancelled"]
+    cancelled = parse_event(events[-1].event, events[-1].data)
+    assert isinstance(cancelled, Cancelled) and cancelled.reason == "stopped"
+    assert info is not None and info.state is StreamState.CANCELLED
+    assert ends == [1]
 
 
 async def test_aclose_releases_providers() -> None:

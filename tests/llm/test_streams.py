@@ -1,76 +1,94 @@
-"""A generation as log entries in each wire format, and the closing entries of a stop."""
+"""A generation as canonical log entries: start (with the home surface), tokens, the end; the
+cancelled tail; closing the entries closes the generation and notes the cancel reason."""
 
 from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
 
-import orjson
+import pytest
 
 from mianzhang.llm import (
-    ChatChunkEncoder,
+    Cancelled,
     ChatRequest,
+    Finished,
     Gateway,
+    GenEvent,
     ModelEntry,
     ModelRegistry,
-    NativeEncoder,
-    ResponsesEncoder,
+    Started,
+    Token,
 )
-from mianzhang.llm._streams import ChatFormat, NativeFormat, ResponsesFormat, log_entries
+from mianzhang.llm._canonical import StartRecord, parse_event
+from mianzhang.llm._streams import cancelled_entries, generation_entries
 
 from ._fakes import ScriptedProvider, text_chunks
 
 REQUEST = ChatRequest(messages=[{"role": "user", "content": "hi"}])
 
 
+class Clock:
+    """A gateway clock that advances one second per reading."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
 def gateway(provider: ScriptedProvider) -> Gateway:
-    return Gateway(ModelRegistry([ModelEntry("m", provider, "m")], default_model="m"))
+    registry = ModelRegistry(
+        [ModelEntry("m", provider, "m", description="a demo")], default_model="m"
+    )
+    return Gateway(registry, clock=Clock())
 
 
-async def test_chat_entries_end_with_done() -> None:
+async def test_the_entries_are_the_gateway_events_in_order() -> None:
+    live: list[GenEvent] = [
+        e
+        async for e in gateway(ScriptedProvider([text_chunks("a", "b")]))
+        .start("m", REQUEST)
+        .events()
+    ]
     gen = gateway(ScriptedProvider([text_chunks("a", "b")])).start("m", REQUEST)
-    fmt = ChatFormat(ChatChunkEncoder(completion_id="c", model="m", created=1))
-    entries = [e async for e in log_entries(gen, fmt)]
-    assert entries[-1].data == "[DONE]" and all(e.event is None for e in entries)
-    text = "".join(
-        orjson.loads(e.data)["choices"][0]["delta"].get("content", "") for e in entries[:-1]
-    )
-    assert text == "ab"
+    entries = [e async for e in generation_entries(gen, "chat", {"include_usage": True})]
+    assert [e.event for e in entries] == [
+        "gen.start",
+        "gen.token",
+        "gen.token",
+        "gen.token",
+        "gen.finish",
+    ]
+    parsed = [parse_event(e.event, e.data) for e in entries]
+    start = parsed[0]
+    assert isinstance(start, StartRecord)
+    assert start.surface == "chat" and start.options == {"include_usage": True}
+    assert start.started == Started("m", gen.created, "demo", "a demo")
+    tokens = [p for p in parsed if isinstance(p, Token)]
+    assert [t.chunk.text for t in tokens] == ["a", "b", ""]
+    assert [t.elapsed for t in tokens] == [t.elapsed for t in live if isinstance(t, Token)]
+    assert tokens[0].elapsed is not None and tokens[0].elapsed > 0
+    finish = parsed[-1]
+    assert isinstance(finish, Finished) and finish.completed_at is not None
+    assert isinstance(live[-1], Finished) and finish.usage == live[-1].usage
+    assert finish.timings == live[-1].timings
 
 
-async def test_responses_entries_are_named_by_type() -> None:
-    gen = gateway(ScriptedProvider([text_chunks("a")])).start("m", REQUEST)
-    fmt = ResponsesFormat(
-        ResponsesEncoder(response_id="resp_1", model="m", created=1, background=False)
-    )
-    entries = [e async for e in log_entries(gen, fmt)]
-    assert entries[0].event == "response.created"
-    assert entries[-1].event == "response.completed"
-    assert all(orjson.loads(e.data)["type"] == e.event for e in entries)
-
-
-async def test_closing_the_entries_closes_the_generation_and_cancelled_tails() -> None:
+async def test_a_cancellation_thrown_in_closes_the_generation_with_its_reason() -> None:
     never = asyncio.Event()
     provider = ScriptedProvider([[*text_chunks("a")[:1], never]])
     gen = gateway(provider).start("m", REQUEST)
-    native = NativeFormat(
-        NativeEncoder(
-            stream_id="s", model="m", provider="demo", description="", timings=gen.timings
-        )
-    )
-    async with aclosing(log_entries(gen, native)) as entries:
-        names = [(await anext(entries)).event for _ in range(2)]
-    assert names == ["start", "content"]
+    entries = generation_entries(gen, "native", {})
+    async with aclosing(entries):
+        assert [(await anext(entries)).event for _ in range(2)] == ["gen.start", "gen.token"]
+        with pytest.raises(asyncio.CancelledError):
+            await entries.athrow(asyncio.CancelledError("stopped"))
     assert provider.closed == [0] and gen.state == "cancelled"
-    tail = native.cancelled(gen, "stop")
-    assert tail[0].event == "error"
-    body = orjson.loads(tail[0].data)
-    assert body["error"]["code"] == "cancelled" and body["partial"] is True
-    chat_tail = ChatFormat(ChatChunkEncoder(completion_id="c", model="m", created=1)).cancelled(
-        gen, "stop"
-    )
-    assert orjson.loads(chat_tail[0].data)["error"]["code"] == "cancelled"
-    assert chat_tail[1].data == "[DONE]"
-    resp = ResponsesFormat(ResponsesEncoder(response_id="r", model="m", created=1, background=True))
-    last = orjson.loads(resp.cancelled(gen, "stop")[-1].data)
-    assert last["response"]["status"] == "cancelled"
+    assert gen.cancel_reason == "stopped"
+    (tail,) = cancelled_entries(gen, "stopped")
+    cancelled = parse_event(tail.event, tail.data)
+    assert tail.event == "gen.cancelled" and isinstance(cancelled, Cancelled)
+    assert cancelled.reason == "stopped" and cancelled.partial is True
+    assert cancelled.usage == gen.usage and cancelled.timings == gen.timings()

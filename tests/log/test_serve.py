@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mianzhang import SSEDecoder
+from mianzhang import ServerSentEvent, SSEDecoder, SSEEncodeError
 from mianzhang.log import MemoryEventLog, Reset
-from mianzhang.log.serve import StreamHost, log_events, reset_event
+from mianzhang.log.serve import StreamHost, log_events, reset_event, sse_bytes
 
 
 @pytest.fixture
@@ -116,3 +116,47 @@ async def test_an_id_from_lost_history_gets_a_reset_then_everything_retained(
     first = SSEDecoder().decode(other_epoch.content)[0]
     assert first.event == "reset"
     assert orjson.loads(first.data)["reason"] in ("epoch", "invalid_id")
+
+
+def test_sse_bytes_frames_ids_names_and_multiline_data() -> None:
+    assert sse_bytes("e-1", None, "x") == b"id: e-1\ndata: x\n\n"
+    assert sse_bytes(None, "n", "x") == b"event: n\ndata: x\n\n"
+    assert sse_bytes("e-2.0", "n", "a\nb") == b"id: e-2.0\nevent: n\ndata: a\ndata: b\n\n"
+    with pytest.raises(SSEEncodeError):
+        sse_bytes("e-1", "evil\ndata: injected", "x")
+
+
+async def test_response_wraps_any_event_iterator_with_the_hosts_settings(
+    log: MemoryEventLog,
+) -> None:
+    host = StreamHost(log, ping=5.0, send_timeout=7.0)
+    closed: list[bool] = []
+
+    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
+        try:
+            yield ServerSentEvent("one", id="1")
+            yield sse_bytes("2", "named", "two")
+        finally:
+            closed.append(True)
+
+    response = host.response(events(), {"X-Test": "yes"})
+    assert response.headers["x-test"] == "yes"
+    assert response.ping_interval == 5.0 and response.send_timeout == 7.0
+
+    async def read(request: Request) -> Response:
+        return host.response(events(), {"X-Test": "yes"})
+
+    app = Starlette(routes=[Route("/r", read)])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        got = await client.get("/r")
+    await host.aclose()
+    assert got.headers["content-type"].startswith("text/event-stream")
+    assert got.headers["x-test"] == "yes"
+    decoded = SSEDecoder().decode(got.content)
+    assert [(e.id, e.event, e.data) for e in decoded] == [
+        ("1", "message", "one"),
+        ("2", "named", "two"),
+    ]
+    assert closed == [True]  # the served iterator was closed (the first one never ran)

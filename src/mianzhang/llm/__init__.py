@@ -1,4 +1,8 @@
-"""Layer 4: the LLM streaming gateway (providers, model registry, wire formats, metrics).
+"""Layer 4: the LLM streaming gateway (providers, model registry, surfaces, metrics).
+
+A generation is logged once in its canonical form (its gateway events) and read in any
+surface (``chat``, ``responses``, ``native``, ...); see ``_streams.py`` for one token's way
+from the provider to the socket.
 
 ``LocalProvider`` (extra ``local``: transformers + torch) is imported lazily, on first
 attribute access, so ``mianzhang.llm`` imports without torch installed.
@@ -27,12 +31,27 @@ from ._native_format import NativeEncoder
 from ._openai import OpenAIProvider
 from ._openai_errors import error_payload, error_status
 from ._provider import Provider
+from ._reader import surface_events
 from ._registry import ModelEntry, ModelRegistry
-from ._responses_format import ResponsesEncoder, ResponseSnapshot, responses_input_to_messages
+from ._responses_format import ResponsesEncoder
+from ._responses_input import ResponseSnapshot, responses_input_to_messages
 from ._retry import RetryPolicy, parse_retry_after, retryable_status
 from ._service import LLMService, PreparedStream
 from ._settings import LLMSettings, ModelSettings, UpstreamSettings
-from ._types import ChatRequest, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
+from ._surface import Surface, SurfaceContext, SurfaceEncoder, WireEvent
+from ._surface_registry import SURFACES, surface_named
+from ._types import (
+    Cancelled,
+    ChatRequest,
+    Chunk,
+    Failed,
+    Finished,
+    GenEvent,
+    Started,
+    Timings,
+    Token,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ._local import LocalProvider
@@ -40,6 +59,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEMO_DESCRIPTION",
     "DONE",
+    "SURFACES",
+    "Cancelled",
     "ChatChunkEncoder",
     "ChatCompletionCollector",
     "ChatRequest",
@@ -70,6 +91,9 @@ __all__ = [
     "ResponsesEncoder",
     "RetryPolicy",
     "Started",
+    "Surface",
+    "SurfaceContext",
+    "SurfaceEncoder",
     "Timings",
     "Token",
     "UpstreamConnectError",
@@ -79,12 +103,15 @@ __all__ = [
     "UpstreamStatusError",
     "UpstreamTimeout",
     "Usage",
+    "WireEvent",
     "demo_answer",
     "error_payload",
     "error_status",
     "parse_retry_after",
     "responses_input_to_messages",
     "retryable_status",
+    "surface_events",
+    "surface_named",
 ]
 
 

@@ -1,9 +1,13 @@
-"""Chat Completions wire format: ``chat.completion.chunk`` payloads and ``chat.completion``.
+"""The ``chat`` surface: ``chat.completion.chunk`` payloads, and ``chat.completion``.
 
-:class:`ChatChunkEncoder` turns gateway events into the ``data:`` payloads of an OpenAI
-stream, in OpenAI's order: the first delta carries ``role: "assistant"``, the last choice chunk
-``finish_reason``, then (with ``include_usage``) one chunk with ``choices: []`` and ``usage``,
-then ``[DONE]``. A failure becomes ``{"error": {...}}`` followed by ``[DONE]``.
+:class:`ChatChunkEncoder` (a :class:`~mianzhang.llm.SurfaceEncoder`) turns gateway events into
+the ``data:`` payloads of an OpenAI stream, in OpenAI's order: the first delta carries
+``role: "assistant"``, the last choice chunk ``finish_reason``, then (with ``include_usage``,
+the option of the request that started the generation) one chunk with ``choices: []`` and
+``usage``, then ``[DONE]`` (from :meth:`~ChatChunkEncoder.end`). A failure becomes
+``{"error": {...}}`` and a cancellation the same with code ``cancelled``, each followed by
+``[DONE]``. Reasoning text of other providers goes in ``delta.reasoning_content`` (the field
+vLLM and DeepSeek use).
 
 Chunks of an OpenAI-compatible upstream are passed through as their original JSON text;
 chunks of other providers are built here with orjson. The gateway always asks the upstream for
@@ -14,15 +18,18 @@ only at the end of the JSON text, where OpenAI puts it, so the rest stays byte f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from .._errors import LLMError
+from .._errors import GenerationCancelled, LLMError
 from ._openai_errors import error_payload
-from ._types import Chunk, Failed, Finished, GenEvent, Started, Token, Usage
+from ._surface import SurfaceContext, WireEvent
+from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
-__all__ = ["DONE", "ChatChunkEncoder", "ChatCompletionCollector"]
+__all__ = ["CHAT", "DONE", "ChatChunkEncoder", "ChatCompletionCollector", "ChatSurface"]
 
 DONE = "[DONE]"
 _NULL_USAGE = ',"usage":null}'
@@ -70,60 +77,94 @@ class ChatChunkEncoder:
     def _usage_chunk(self, usage: Usage) -> str:
         return f'{self._prefix},"choices":[],"usage":{_dumps(usage.to_openai())}}}'
 
-    def _token(self, chunk: Chunk) -> list[str]:
+    def _token(self, chunk: Chunk) -> list[WireEvent]:
         if chunk.raw is not None:
-            usage_only = (
-                chunk.usage is not None
-                and not chunk.is_token
-                and chunk.finish_reason is None
-                and chunk.role is None
-            )
-            if usage_only and not self._include_usage:
-                return []
-            if chunk.usage is not None and self._include_usage:
-                self._usage_sent = True
-            if chunk.role is not None or chunk.is_token:
-                self._role_sent = True
-            if chunk.finish_reason is not None:
-                self._finish_sent = True
-            raw = chunk.raw
-            if not self._include_usage and raw.endswith(_NULL_USAGE):
-                # the gateway asked the upstream for usage, the client did not: drop the
-                # `"usage":null` that include_usage adds, as OpenAI does without it
-                raw = raw[: -len(_NULL_USAGE)] + "}"
-            return [raw]
-        if not chunk.text and chunk.finish_reason is None and not chunk.tool_calls:
+            return self._raw(chunk, chunk.raw)
+        if not (
+            chunk.text or chunk.reasoning or chunk.tool_calls or chunk.finish_reason is not None
+        ):
             return []
         delta: dict[str, Any] = {}
         if not self._role_sent:
             delta["role"] = "assistant"
             self._role_sent = True
         delta["content"] = chunk.text
+        if chunk.reasoning:
+            delta["reasoning_content"] = chunk.reasoning
         if chunk.tool_calls:
             delta["tool_calls"] = chunk.tool_calls
         if chunk.finish_reason is not None:
             self._finish_sent = True
-        return [self._chunk(delta, chunk.finish_reason)]
+        return [(None, self._chunk(delta, chunk.finish_reason))]
 
-    def encode(self, event: GenEvent) -> list[str]:
+    def _raw(self, chunk: Chunk, raw: str) -> list[WireEvent]:
+        """An OpenAI upstream's chunk, passed through (see the module docstring)."""
+        usage_only = (
+            chunk.usage is not None
+            and not chunk.is_token
+            and chunk.finish_reason is None
+            and chunk.role is None
+        )
+        if usage_only and not self._include_usage:
+            return []
+        if chunk.usage is not None and self._include_usage:
+            self._usage_sent = True
+        if chunk.role is not None or chunk.is_token:
+            self._role_sent = True
+        if chunk.finish_reason is not None:
+            self._finish_sent = True
+        if not self._include_usage and raw.endswith(_NULL_USAGE):
+            # the gateway asked the upstream for usage, the client did not: drop the
+            # `"usage":null` that include_usage adds, as OpenAI does without it
+            raw = raw[: -len(_NULL_USAGE)] + "}"
+        return [(None, raw)]
+
+    def _finished(self, event: Finished) -> list[WireEvent]:
+        out: list[WireEvent] = []
+        if not self._finish_sent:
+            delta: dict[str, Any] = {} if self._role_sent else {"role": "assistant"}
+            out.append((None, self._chunk(delta, event.finish_reason)))
+            self._finish_sent = self._role_sent = True
+        if self._include_usage and not self._usage_sent:
+            out.append((None, self._usage_chunk(event.usage)))
+            self._usage_sent = True
+        return out
+
+    def encode(self, event: GenEvent) -> list[WireEvent]:
         """The payloads ``event`` adds to the stream (possibly none)."""
         if isinstance(event, Token):
             return self._token(event.chunk)
         if isinstance(event, Started):
             return []
         if isinstance(event, Finished):
-            out: list[str] = []
-            if not self._finish_sent:
-                delta: dict[str, Any] = {} if self._role_sent else {"role": "assistant"}
-                out.append(self._chunk(delta, event.finish_reason))
-                self._finish_sent = self._role_sent = True
-            if self._include_usage and not self._usage_sent:
-                out.append(self._usage_chunk(event.usage))
-                self._usage_sent = True
-            out.append(DONE)
-            return out
+            return self._finished(event)
+        if isinstance(event, Cancelled):
+            return [(None, _dumps(error_payload(GenerationCancelled(event.reason))))]
         assert isinstance(event, Failed)
-        return [_dumps(error_payload(event.error)), DONE]
+        return [(None, _dumps(error_payload(event.error)))]
+
+    def end(self) -> list[WireEvent]:
+        """``[DONE]``, after the terminal event."""
+        return [(None, DONE)]
+
+
+class ChatSurface:
+    """The ``chat`` surface (options: ``include_usage``)."""
+
+    name = "chat"
+    media_type = "text/event-stream"
+    headers: Mapping[str, str] = MappingProxyType({})
+
+    def encoder(self, context: SurfaceContext) -> ChatChunkEncoder:
+        return ChatChunkEncoder(
+            completion_id=context.stream_id,
+            model=context.model,
+            created=context.created,
+            include_usage=bool(context.options.get("include_usage", False)),
+        )
+
+
+CHAT = ChatSurface()
 
 
 class ChatCompletionCollector:

@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import (
@@ -39,10 +40,12 @@ from .._errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from ._gateway_metrics import GenerationMetrics, error_type
 from ._metrics import LLMMetrics
 from ._registry import ModelEntry, ModelRegistry
 from ._retry import RetryPolicy
 from ._settings import LLMSettings
+from ._stall import StallTimeout
 from ._tokens import estimate_prompt_tokens
 from ._types import (
     ChatRequest,
@@ -63,18 +66,11 @@ GenerationState = Literal["pending", "running", "completed", "failed", "cancelle
 _FINAL_STATUSES = frozenset({400, 413, 422})
 
 
-def _error_type(exc: BaseException) -> str:
-    if isinstance(exc, UpstreamStatusError):
-        return str(exc.status_code)
-    if isinstance(exc, UpstreamTimeout):
-        return "timeout"
-    if isinstance(exc, UpstreamProtocolError):
-        return "protocol"
-    return type(exc).__name__
-
-
 class Gateway:
-    """Starts generations against a :class:`ModelRegistry` (see the module docstring)."""
+    """Starts generations against a :class:`ModelRegistry` (see the module docstring).
+
+    ``clock`` (monotonic seconds) and ``sleep`` (the wait between retries) are the gateway's
+    time policy, public so that tests and generations use the same ones."""
 
     def __init__(
         self,
@@ -92,8 +88,8 @@ class Gateway:
         self.retry = retry or RetryPolicy()
         self.first_token_timeout = first_token_timeout
         self.stall_timeout = stall_timeout
-        self._clock = clock
-        self._sleep = sleep
+        self.clock = clock
+        self.sleep = sleep
 
     @classmethod
     def from_settings(
@@ -118,12 +114,23 @@ class Gateway:
         return Generation(self, name, self.registry.chain(name), request)
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """An upstream request that produced its first token: the chunks held back before it,
+    the first chunk, and the iterator of the rest."""
+
+    entry: ModelEntry
+    chunks: AsyncIterator[Chunk]
+    held: list[Chunk]
+    first: Chunk
+
+
 class Generation:
     """One generation; iterate :meth:`events` once.
 
     ``state``, ``usage``, ``output_tokens`` and :meth:`timings` are live. The reason of a
-    cancellation (``cancel_reason``, a metrics label and part of the "cancelled" tail) is taken
-    from the ``CancelledError``'s message, or set before cancelling.
+    cancellation (``cancel_reason``, a metrics label) is taken from the ``CancelledError``'s
+    message (see :meth:`note_cancel`), or set before cancelling.
     """
 
     def __init__(
@@ -139,11 +146,14 @@ class Generation:
         self.reported_usage: Usage | None = None
         self.error: LLMError | None = None
         self._gateway = gateway
+        self._clock = gateway.clock
         self._chain = chain
-        self._start = gateway._clock()
+        self._start = self._clock()
         self._first: float | None = None
         self._end: float | None = None
         self._prompt_estimate: int | None = None
+        self._last_error: LLMError | None = None
+        self._metrics = GenerationMetrics(gateway.metrics, model)
 
     @property
     def usage(self) -> Usage:
@@ -155,95 +165,33 @@ class Generation:
         return Usage(self._prompt_estimate, self.output_tokens, estimated=True)
 
     def timings(self) -> Timings:
-        end = self._end if self._end is not None else self._gateway._clock()
+        end = self._end if self._end is not None else self._clock()
         first = None if self._first is None else self._first - self._start
         return Timings(first, end - self._start, self.usage.completion_tokens)
 
-    def _labels(self, entry: ModelEntry) -> tuple[str, str, str]:
-        return ("chat", entry.kind, self.model)
-
-    async def _first_token(self, it: AsyncIterator[Chunk]) -> tuple[list[Chunk], Chunk]:
-        """Chunks up to and including the first with output (or a finish reason)."""
-        held: list[Chunk] = []
-        deadline = self._gateway._clock() + self._gateway.first_token_timeout
-        while True:
-            remaining = deadline - self._gateway._clock()
-            try:
-                async with asyncio.timeout(max(remaining, 0.0)):
-                    chunk = await anext(it)
-            except TimeoutError:
-                raise UpstreamTimeout(
-                    f"no first token within {self._gateway.first_token_timeout:g} s"
-                ) from None
-            except StopAsyncIteration:
-                raise UpstreamProtocolError("the upstream ended without any output") from None
-            if chunk.usage is not None:
-                self.reported_usage = chunk.usage
-            if chunk.is_token or chunk.finish_reason is not None:
-                return held, chunk
-            held.append(chunk)
-
-    def _record_error(self, entry: ModelEntry, exc: BaseException) -> None:
-        metrics = self._gateway.metrics
-        if metrics is not None:
-            metrics.upstream_errors.labels(entry.kind, self.model, _error_type(exc)).inc()
+    def started(self) -> Started:
+        """The ``Started`` event of this generation (first model of the chain)."""
+        entry = self._chain[0]
+        return Started(self.model, self.created, entry.kind, entry.description)
 
     async def events(self) -> AsyncGenerator[GenEvent, None]:
         """``Started``, then tokens, then ``Finished`` or ``Failed`` (see module docstring)."""
         if self.state != "pending":
             raise RuntimeError("Generation.events() can be iterated only once")
         self.state = "running"
-        gateway = self._gateway
-        metrics = gateway.metrics
-        if metrics is not None:
-            metrics.active.labels(self.model).inc()
+        self._metrics.started()
         try:
-            yield Started(self.model, self.created)
-            last_error: LLMError | None = None
-            for index, entry in enumerate(self._chain):
-                if index and metrics is not None:
-                    metrics.fallbacks.labels(self.model, entry.name).inc()
-                self.entry = entry
-                retries = 0
-                while True:
-                    self.reported_usage = None
-                    it = aiter(entry.provider.stream(entry.upstream_model, self.request))
-                    try:
-                        held, first = await self._first_token(it)
-                    except UpstreamError as exc:
-                        await _aclose(it)
-                        self._record_error(entry, exc)
-                        last_error = exc
-                        if exc.retryable and retries < gateway.retry.max_retries:
-                            await gateway._sleep(gateway.retry.delay(retries, exc.retry_after))
-                            retries += 1
-                            if metrics is not None:
-                                metrics.retries.labels(entry.kind, self.model).inc()
-                            continue
-                        break
-                    except BaseException:
-                        await _aclose(it)
-                        raise
-                    try:
-                        async with aclosing(self._stream(entry, it, held, first)) as stream:
-                            async for event in stream:
-                                yield event
-                    finally:
-                        await _aclose(it)
-                    return
-                if isinstance(last_error, UpstreamStatusError) and (
-                    last_error.status_code in _FINAL_STATUSES
-                ):
-                    break
-            self.state = "failed"
-            self.error = last_error
-            self._end = gateway._clock()
-            yield Failed(
-                last_error or LLMError("no model could serve the request"),
-                self.usage,
-                self.timings(),
-                partial=False,
-            )
+            yield self.started()
+            attempt = await self._open()
+            if attempt is None:
+                yield self._failed_before_output()
+                return
+            try:
+                async with aclosing(self._stream(attempt)) as stream:
+                    async for event in stream:
+                        yield event
+            finally:
+                await _aclose(attempt.chunks)
         except BaseException as exc:
             if self.state == "running":
                 self.state = "cancelled"
@@ -258,85 +206,142 @@ class Generation:
         if isinstance(exc, asyncio.CancelledError) and exc.args and isinstance(exc.args[0], str):
             self.cancel_reason = exc.args[0]
 
-    async def _stream(
-        self, entry: ModelEntry, it: AsyncIterator[Chunk], held: list[Chunk], first: Chunk
-    ) -> AsyncGenerator[GenEvent, None]:
-        gateway = self._gateway
-        self._first = gateway._clock()
-        metrics = gateway.metrics
-        if metrics is not None:
-            ttft = self._first - self._start
-            metrics.time_to_first_token.labels(*self._labels(entry)).observe(ttft)
-        for chunk in held:
-            yield Token(chunk)
-        finish = first.finish_reason
-        if first.text:
-            self.output_tokens += 1
-        yield Token(first)
-        stall = gateway.stall_timeout
-        failure: LLMError | None = None
+    # -- step 1: find a model of the chain that gives a first token --------------------------
+    async def _open(self) -> _Attempt | None:
+        """The first attempt of the chain that produced a first token, trying each model in
+        order (with its retries); ``None`` once every model failed or one failed for good."""
+        for index, entry in enumerate(self._chain):
+            if index:
+                self._metrics.fallback(entry)
+            self.entry = entry
+            attempt = await self._try_model(entry)
+            if attempt is not None:
+                return attempt
+            last = self._last_error
+            if isinstance(last, UpstreamStatusError) and last.status_code in _FINAL_STATUSES:
+                return None
+        return None
+
+    async def _try_model(self, entry: ModelEntry) -> _Attempt | None:
+        """Ask ``entry``'s provider, retrying retryable failures before the first token."""
+        retry = self._gateway.retry
+        retries = 0
+        while True:
+            self.reported_usage = None
+            chunks = aiter(entry.provider.stream(entry.upstream_model, self.request))
+            try:
+                held, first = await self._first_token(chunks)
+            except UpstreamError as exc:
+                await _aclose(chunks)
+                self._metrics.upstream_error(entry, exc)
+                self._last_error = exc
+                if not exc.retryable or retries >= retry.max_retries:
+                    return None
+                await self._gateway.sleep(retry.delay(retries, exc.retry_after))
+                retries += 1
+                self._metrics.retry(entry)
+                continue
+            except BaseException:
+                await _aclose(chunks)
+                raise
+            return _Attempt(entry, chunks, held, first)
+
+    async def _first_token(self, it: AsyncIterator[Chunk]) -> tuple[list[Chunk], Chunk]:
+        """Chunks up to and including the first with output (or a finish reason)."""
+        held: list[Chunk] = []
+        limit = self._gateway.first_token_timeout
+        deadline = self._clock() + limit
         while True:
             try:
-                async with asyncio.timeout(stall):
+                async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
                     chunk = await anext(it)
-            except StopAsyncIteration:
-                break
             except TimeoutError:
-                failure = UpstreamTimeout(f"the upstream stalled for more than {stall:g} s")
-                break
-            except UpstreamError as exc:
-                failure = exc
-                break
+                raise UpstreamTimeout(f"no first token within {limit:g} s") from None
+            except StopAsyncIteration:
+                raise UpstreamProtocolError("the upstream ended without any output") from None
             if chunk.usage is not None:
                 self.reported_usage = chunk.usage
-            if chunk.text:
-                self.output_tokens += 1
-            if chunk.finish_reason is not None:
-                finish = chunk.finish_reason
-            yield Token(chunk)
-        if failure is None and finish is None:
-            failure = UpstreamProtocolError("the upstream ended without a finish reason")
-        self._end = gateway._clock()
-        if failure is not None:
-            self._record_error(entry, failure)
-            self.state = "failed"
-            self.error = failure
-            yield Failed(failure, self.usage, self.timings(), partial=True)
-            return
-        assert finish is not None
-        self.state = "completed"
-        yield Finished(
-            finish,
-            self.usage,
-            self.timings(),
-            provider=entry.kind,
-            upstream_model=entry.upstream_model,
-            usage_reported=self.reported_usage is not None,
-        )
+            if chunk.is_token or chunk.finish_reason is not None:
+                return held, chunk
+            held.append(chunk)
+
+    def _failed_before_output(self) -> Failed:
+        self.state = "failed"
+        self.error = self._last_error
+        self._end = self._clock()
+        error = self._last_error or LLMError("no model could serve the request")
+        return Failed(error, self.usage, self.timings(), partial=False)
+
+    # -- step 2: stream the attempt's tokens, then how it ended -------------------------------
+    async def _stream(self, attempt: _Attempt) -> AsyncGenerator[GenEvent, None]:
+        self._first = first_at = self._clock()
+        self._metrics.first_token(attempt.entry, first_at - self._start)
+        elapsed = first_at - self._start
+        for chunk in attempt.held:
+            yield Token(chunk, elapsed)
+        finish = attempt.first.finish_reason
+        if attempt.first.text:
+            self.output_tokens += 1
+        yield Token(attempt.first, elapsed)
+        stall = self._gateway.stall_timeout
+        failure: LLMError | None = None
+        chunks = attempt.chunks
+        clock, start = self._clock, self._start
+        try:
+            async with StallTimeout(stall) as guard:
+                while True:
+                    guard.waiting()
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except UpstreamError as exc:
+                        failure = exc
+                        break
+                    guard.arrived()
+                    if chunk.usage is not None:
+                        self.reported_usage = chunk.usage
+                    if chunk.text:
+                        self.output_tokens += 1
+                    if chunk.finish_reason is not None:
+                        finish = chunk.finish_reason
+                    yield Token(chunk, clock() - start)
+        except TimeoutError:
+            failure = UpstreamTimeout(f"the upstream stalled for more than {stall:g} s")
+        yield self._ended(attempt.entry, finish, failure)
+
+    def _ended(self, entry: ModelEntry, finish: str | None, failure: LLMError | None) -> GenEvent:
+        """``Finished``, or ``Failed`` after output (a stream without a finish reason is a
+        protocol error)."""
+        self._end = self._clock()
+        if failure is None and finish is not None:
+            self.state = "completed"
+            return Finished(
+                finish,
+                self.usage,
+                self.timings(),
+                provider=entry.kind,
+                upstream_model=entry.upstream_model,
+                usage_reported=self.reported_usage is not None,
+                completed_at=int(time.time()),
+            )
+        failure = failure or UpstreamProtocolError("the upstream ended without a finish reason")
+        self._metrics.upstream_error(entry, failure)
+        self.state = "failed"
+        self.error = failure
+        return Failed(failure, self.usage, self.timings(), partial=True)
 
     def _finish_metrics(self) -> None:
         if self._end is None:
-            self._end = self._gateway._clock()
-        metrics = self._gateway.metrics
-        if metrics is None:
-            return
-        labels = self._labels(self.entry)
-        usage = self.usage
-        timings = self.timings()
-        metrics.active.labels(self.model).dec()
-        metrics.token_usage.labels(*labels, "input").observe(usage.prompt_tokens)
-        metrics.token_usage.labels(*labels, "output").observe(usage.completion_tokens)
+            self._end = self._clock()
+        self._metrics.ended(self, self._error_label())
+
+    def _error_label(self) -> str:
         if self.state == "cancelled":
-            error_type = "cancelled"
-            metrics.cancellations.labels(self.model, self.cancel_reason).inc()
-        elif self.state == "failed":
-            error_type = _error_type(self.error) if self.error is not None else "failed"
-        else:
-            error_type = ""
-        metrics.operation_duration.labels(*labels, error_type).observe(timings.duration)
-        if timings.time_to_first_token is not None and self.output_tokens >= 2:
-            span = timings.duration - timings.time_to_first_token
-            metrics.time_per_output_token.labels(*labels).observe(span / (self.output_tokens - 1))
+            return "cancelled"
+        if self.state == "failed":
+            return error_type(self.error) if self.error is not None else "failed"
+        return ""
 
 
 async def _aclose(it: AsyncIterator[Chunk]) -> None:

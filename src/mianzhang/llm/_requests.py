@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import InvalidLLMRequest
-from ._responses_format import responses_input_to_messages
+from ._responses_input import responses_input_to_messages
 from ._types import ChatRequest
 
 __all__ = [

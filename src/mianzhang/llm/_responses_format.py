@@ -1,75 +1,52 @@
-"""OpenAI Responses API wire format: typed events with ``sequence_number``.
+"""The ``responses`` surface: OpenAI Responses API events with ``sequence_number``.
 
-One generation becomes, in order: ``response.created``, ``response.in_progress``,
-``response.output_item.added``, ``response.content_part.added``, one
-``response.output_text.delta`` per token, then ``response.output_text.done``,
-``response.content_part.done``, ``response.output_item.done`` and ``response.completed``
-(with usage). A failure before any output is ``response.failed``; a failure after output is an
-``error`` event followed by ``response.failed`` (the deltas already sent stay in the log). A
-cancelled response ends with ``response.failed`` whose ``response.status`` is ``cancelled``.
+One generation becomes, in order: ``response.created``, ``response.in_progress``, its output
+items (``_responses_items.py``: a ``message`` with ``response.output_text.delta`` per token,
+``reasoning`` items for reasoning text, one ``function_call`` item per tool call with
+``response.function_call_arguments.delta``), then ``response.completed`` (with usage). A
+generation with no output still gets an empty message. A failure before any output is
+``response.failed``; a failure after output is an ``error`` event, the open item closed as
+``incomplete``, then ``response.failed`` (the deltas already sent stay in the log). A cancelled
+response ends the same way, its ``response.status`` being ``cancelled``.
 
-``sequence_number`` counts from 0 in the order events are appended to the stream's log, so
-event ``n`` is the log's event with seq ``n + 1``: ``starting_after=N`` resumes after log seq
-``N + 1``. :class:`ResponseSnapshot` rebuilds the response object from the stored events (for
-``GET /v1/responses/{id}`` without ``stream``).
+``sequence_number`` counts the events of this surface from 0. The encoder is pure (ids derived
+from the stream id, ``completed_at`` from the ``Finished`` event), so event ``N`` is the same
+for every reader: ``starting_after=N`` resumes after the ``N``-th event by replay.
+
+Options (from the request that started the generation): ``background`` and ``params`` (the
+request fields echoed in the response object).
 """
 
 from __future__ import annotations
 
-import secrets
-import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from .._errors import InvalidLLMRequest, LLMError
+from .._errors import GenerationCancelled, LLMError
 from ._openai_errors import error_payload
-from ._types import Failed, Finished, GenEvent, Started, Token, Usage
+from ._responses_input import ResponseSnapshot, responses_input_to_messages
+from ._responses_items import FunctionCallItem, MessageItem, OutputItem, ReasoningItem
+from ._surface import SurfaceContext, WireEvent
+from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
-__all__ = ["ResponseSnapshot", "ResponsesEncoder", "responses_input_to_messages"]
-
-Encoded = tuple[str, str]  # (event type, JSON payload)
+__all__ = [
+    "RESPONSES",
+    "ResponseSnapshot",
+    "ResponsesEncoder",
+    "ResponsesSurface",
+    "responses_input_to_messages",
+]
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def responses_input_to_messages(input: Any, instructions: str | None) -> list[dict[str, Any]]:
-    """Chat messages for a Responses API ``input`` (a string or a list of message items)."""
-    messages: list[dict[str, Any]] = []
-    if instructions:
-        messages.append({"role": "system", "content": instructions})
-    if isinstance(input, str):
-        messages.append({"role": "user", "content": input})
-        return messages
-    if not isinstance(input, list) or not input:
-        raise InvalidLLMRequest(
-            "input must be a string or a non-empty list of messages", param="input"
-        )
-    for i, item in enumerate(input):
-        if not isinstance(item, dict) or item.get("type", "message") != "message":
-            raise InvalidLLMRequest(f"input[{i}] must be a message item", param=f"input[{i}]")
-        role = item.get("role")
-        if role not in ("user", "assistant", "system", "developer"):
-            raise InvalidLLMRequest(f"input[{i}].role is not supported", param=f"input[{i}].role")
-        content = item.get("content")
-        if isinstance(content, list):
-            texts = [
-                part.get("text", "")
-                for part in content
-                if isinstance(part, dict)
-                and part.get("type") in ("input_text", "output_text", "text")
-            ]
-            content = "".join(texts)
-        if not isinstance(content, str):
-            raise InvalidLLMRequest(f"input[{i}].content must be text", param=f"input[{i}].content")
-        messages.append({"role": "system" if role == "developer" else role, "content": content})
-    return messages
-
-
 def _base_response(
-    response_id: str, model: str, created: int, background: bool, params: dict[str, Any]
+    response_id: str, model: str, created: int, background: bool, params: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {
         "id": response_id,
@@ -109,95 +86,93 @@ class ResponsesEncoder:
         model: str,
         created: int,
         background: bool,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         self.response_id = response_id
         self.sequence = 0
+        self._created = created
         self._response = _base_response(response_id, model, created, background, params or {})
-        self._item_id = "msg_" + secrets.token_hex(16)
-        self._text: list[str] = []
-        self._opened = False
+        self._items: list[OutputItem] = []
+        self._current: OutputItem | None = None
         self._ended = False
 
-    def _event(self, type_: str, **fields: Any) -> Encoded:
+    def _event(self, type_: str, **fields: Any) -> WireEvent:
         fields["type"] = type_
         fields["sequence_number"] = self.sequence
         self.sequence += 1
         return type_, _dumps(fields)
 
-    def _item(self, status: str) -> dict[str, Any]:
-        return {
-            "id": self._item_id,
-            "type": "message",
-            "status": status,
-            "role": "assistant",
-            "content": [] if status == "in_progress" and not self._text else [self._part()],
-        }
+    def _switch(self, item: OutputItem) -> list[WireEvent]:
+        """Close the open item (if any) and open ``item``."""
+        out = self._close_current("completed")
+        self._items.append(item)
+        self._current = item
+        return out + item.opened(self._event)
 
-    def _part(self) -> dict[str, Any]:
-        return {
-            "type": "output_text",
-            "text": "".join(self._text),
-            "annotations": [],
-            "logprobs": [],
-        }
+    def _close_current(self, status: str) -> list[WireEvent]:
+        current, self._current = self._current, None
+        return [] if current is None else current.closed(status, self._event)
 
-    def _open(self) -> list[Encoded]:
-        self._opened = True
-        where = {"item_id": self._item_id, "output_index": 0, "content_index": 0}
-        return [
-            self._event(
-                "response.output_item.added", output_index=0, item=self._item("in_progress")
-            ),
-            self._event(
-                "response.content_part.added",
-                **where,
-                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
-            ),
-        ]
+    def _text(self, kind: str, piece: str) -> list[WireEvent]:
+        current = self._current
+        if type(current) is MessageItem and kind == "message":  # the hot path
+            self.sequence += 1
+            return [current.text_delta(piece, self.sequence - 1)]
+        out: list[WireEvent] = []
+        if current is None or current.kind != kind:
+            index = len(self._items)
+            item = MessageItem if kind == "message" else ReasoningItem
+            out = self._switch(item(self.response_id, index))
+            current = self._current
+        assert current is not None
+        return out + current.delta(piece, self._event)
 
-    def _close_item(self, status: str) -> list[Encoded]:
-        where = {"item_id": self._item_id, "output_index": 0, "content_index": 0}
-        text = "".join(self._text)
-        return [
-            self._event("response.output_text.done", **where, text=text, logprobs=[]),
-            self._event("response.content_part.done", **where, part=self._part()),
-            self._event("response.output_item.done", output_index=0, item=self._item(status)),
-        ]
+    def _call(self, call: dict[str, Any]) -> list[WireEvent]:
+        out: list[WireEvent] = []
+        current = self._current
+        if (
+            current is None
+            or current.kind != "function_call"
+            or current.key != call.get("index", 0)
+        ):
+            out = self._switch(FunctionCallItem(self.response_id, len(self._items), call))
+            current = self._current
+        assert current is not None
+        return out + current.delta(call, self._event)
+
+    def _token(self, chunk: Chunk) -> list[WireEvent]:
+        out: list[WireEvent] = []
+        if chunk.reasoning:
+            out += self._text("reasoning", chunk.reasoning)
+        if chunk.text:
+            out += self._text("message", chunk.text)
+        for call in chunk.tool_calls or ():
+            out += self._call(call)
+        return out
 
     def _final(self, status: str, usage: Usage, error: dict[str, Any] | None) -> dict[str, Any]:
         response = dict(self._response)
         response["status"] = status
-        response["output"] = (
-            [self._item("completed" if status == "completed" else "incomplete")]
-            if self._opened
-            else []
-        )
+        response["output"] = [item.item(item.status) for item in self._items]
         response["usage"] = usage.to_responses()
         response["error"] = error
-        if status == "completed":
-            response["completed_at"] = int(time.time())
         return response
 
-    def encode(self, event: GenEvent) -> list[Encoded]:
+    def _completed(self, event: Finished) -> list[WireEvent]:
+        out = [] if self._items else self._switch(MessageItem(self.response_id, 0))
+        out += self._close_current("completed")
+        response = self._final("completed", event.usage, None)
+        completed = event.completed_at
+        if completed is None:
+            completed = self._created + int(event.timings.duration)
+        response["completed_at"] = completed
+        out.append(self._event("response.completed", response=response))
+        return out
+
+    def encode(self, event: GenEvent) -> list[WireEvent]:
         """The events ``event`` adds to the stream."""
         if isinstance(event, Token):
-            text = event.chunk.text
-            if not text:
-                return []
-            out = [] if self._opened else self._open()
-            self._text.append(text)
-            out.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=self._item_id,
-                    output_index=0,
-                    content_index=0,
-                    delta=text,
-                    logprobs=[],
-                )
-            )
-            return out
+            return self._token(event.chunk)
         if isinstance(event, Started):
             return [
                 self._event("response.created", response=self._response),
@@ -205,27 +180,25 @@ class ResponsesEncoder:
             ]
         self._ended = True
         if isinstance(event, Finished):
-            out = ([] if self._opened else self._open()) + self._close_item("completed")
-            out.append(
-                self._event(
-                    "response.completed", response=self._final("completed", event.usage, None)
-                )
-            )
-            return out
+            return self._completed(event)
+        if isinstance(event, Cancelled):
+            return self._failed(GenerationCancelled(event.reason), event.usage, "cancelled")
         assert isinstance(event, Failed)
-        return self.failed(event.error, event.usage)
+        return self._failed(event.error, event.usage, "failed")
 
-    def failed(self, error: LLMError, usage: Usage, *, status: str = "failed") -> list[Encoded]:
+    def end(self) -> list[WireEvent]:
+        return []
+
+    def _failed(self, error: LLMError, usage: Usage, status: str) -> list[WireEvent]:
         """The closing events of a response that failed (or, ``status="cancelled"``, was
         cancelled) after whatever output was already encoded."""
-        self._ended = True
         payload = error_payload(error)["error"]
-        out: list[Encoded] = []
-        if self._opened:
+        out: list[WireEvent] = []
+        if self._current is not None:
             out.append(
                 self._event("error", code=payload["code"], message=payload["message"], param=None)
             )
-            out.extend(self._close_item("incomplete"))
+            out.extend(self._close_current("incomplete"))
         detail = {"code": payload["code"] or payload["type"], "message": payload["message"]}
         out.append(self._event("response.failed", response=self._final(status, usage, detail)))
         return out
@@ -235,46 +208,23 @@ class ResponsesEncoder:
         return self._ended
 
 
-class ResponseSnapshot:
-    """Rebuilds the current response object from its stream's stored events."""
+class ResponsesSurface:
+    """The ``responses`` surface (options: ``background``, ``params``)."""
 
-    def __init__(self) -> None:
-        self.response: dict[str, Any] | None = None
-        self._text: list[str] = []
-        self._item_id: str | None = None
-        self.last_sequence = -1
+    name = "responses"
+    media_type = "text/event-stream"
+    headers: Mapping[str, str] = MappingProxyType({})
 
-    def apply(self, data: str) -> None:
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(event, dict):
-            return
-        seq = event.get("sequence_number")
-        if isinstance(seq, int):
-            self.last_sequence = seq
-        if isinstance(event.get("response"), dict):
-            self.response = event["response"]
-        elif event.get("type") == "response.output_text.delta":
-            self._text.append(str(event.get("delta", "")))
-            self._item_id = str(event.get("item_id"))
+    def encoder(self, context: SurfaceContext) -> ResponsesEncoder:
+        options = context.options
+        params = options.get("params")
+        return ResponsesEncoder(
+            response_id=context.stream_id,
+            model=context.model,
+            created=context.created,
+            background=bool(options.get("background", False)),
+            params=params if isinstance(params, Mapping) else None,
+        )
 
-    def result(self) -> dict[str, Any] | None:
-        """The response object: final if the response ended, else in progress with the text
-        generated so far."""
-        if self.response is None:
-            return None
-        response = dict(self.response)
-        if response.get("status") == "in_progress" and self._text:
-            part = {"type": "output_text", "text": "".join(self._text), "annotations": []}
-            response["output"] = [
-                {
-                    "id": self._item_id,
-                    "type": "message",
-                    "status": "in_progress",
-                    "role": "assistant",
-                    "content": [part],
-                }
-            ]
-        return response
+
+RESPONSES = ResponsesSurface()

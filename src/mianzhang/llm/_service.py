@@ -1,67 +1,74 @@
-"""The gateway as the server uses it: settings -> providers, metrics, and log producers.
+"""The gateway as the server uses it: settings -> providers, metrics, and generation streams.
 
 :class:`LLMService` owns the model registry (and so every provider's connection pool) and the
-metrics instruments; :meth:`LLMService.aclose` releases them. It does not run tasks itself: it
-hands each generation to the server as a *producer* (an async iterator of
-:class:`LogEntry`) for the app's producer registry to run and cancel.
+metrics instruments; :meth:`LLMService.aclose` releases them. It runs no task itself: each
+generation is handed to the app's :class:`~mianzhang.log.serve.StreamHost`, whose producer
+runner runs it (and cancels it when it is stopped or abandoned).
 
-Producers guarantee: the entries are the generation's wire format in order; if the producer is
-closed or cancelled before the generation ended (a stop, abandonment, shutdown), it appends the
-format's closing "cancelled" entries to the log itself (shielded) before it finishes, so every
-stream in the log ends with exactly one final event, whoever reads it later and wherever.
+A generation's stream holds its gateway events in the canonical form (``_canonical.py``),
+whatever API started it; the API only decides the stream's *home surface* and that surface's
+options, stored in the ``gen.start`` event and the stream's metadata. Guarantees of
+:meth:`LLMService.start`: the stream exists when it returns; it ends with exactly one
+``gen.finish``, ``gen.error`` or ``gen.cancelled`` (the last written by the runner's
+``closing`` hook, shielded, whoever stops it); ``on_end`` is awaited once it has ended.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import aclosing
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from .._errors import LogError
-from ..log import EventLog
-from ..log._producers import complete_shielded
-from ._chat_format import ChatChunkEncoder
+from ..log import EventLog, LogEntry
+from ..log.serve import StreamHost
+from ._canonical import StartRecord, start_meta
 from ._gateway import Gateway, Generation
 from ._metrics import LLMMetrics
-from ._native_format import NativeEncoder
 from ._registry import ModelRegistry
 from ._requests import ChatCompletionBody, GenerationBody, ResponsesBody
-from ._responses_format import ResponsesEncoder
 from ._settings import LLMSettings
-from ._streams import (
-    ChatFormat,
-    LogEntry,
-    NativeFormat,
-    ResponsesFormat,
-    StreamFormat,
-    log_entries,
-)
+from ._streams import cancelled_entries, generation_entries
+from ._surface import SurfaceContext
 
 __all__ = ["LLMService", "PreparedStream"]
 
 
 @dataclass
 class PreparedStream:
-    """A generation ready to run as the producer of log stream ``stream_id``."""
+    """A generation ready to run as the producer of log stream ``stream_id``, read by default
+    in ``surface`` (its home surface) with ``options``."""
 
     stream_id: str
     generation: Generation
-    format: StreamFormat
+    surface: str  # "chat", "responses", "native", ...
     background: bool
-    kind: str  # "chat", "responses", "native"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.surface
+
+    def record(self) -> StartRecord:
+        return StartRecord(self.generation.started(), self.surface, self.options)
 
     def meta(self) -> dict[str, str]:
-        return {
-            "kind": f"llm.{self.kind}",
-            "model": self.generation.model,
-            "background": "1" if self.background else "0",
-            "created": str(self.generation.created),
-        }
+        return {**start_meta(self.record()), "background": "1" if self.background else "0"}
+
+    def context(self) -> SurfaceContext:
+        """The home surface's context (what its readers' encoders start from)."""
+        generation = self.generation
+        return SurfaceContext(self.stream_id, generation.model, generation.created, self.options)
+
+    def entries(self) -> AsyncIterator[LogEntry]:
+        """The producer: the generation's canonical log entries."""
+        return generation_entries(self.generation, self.surface, self.options)
+
+    def closing(self, reason: str) -> list[LogEntry]:
+        """The runner's ``closing`` hook: the ``gen.cancelled`` tail."""
+        return cancelled_entries(self.generation, reason)
 
 
 class LLMService:
@@ -87,42 +94,19 @@ class LLMService:
     def prepare_chat(self, body: ChatCompletionBody) -> PreparedStream:
         generation = self.gateway.start(body.model, body.chat_request())
         stream_id = "chatcmpl-" + secrets.token_hex(12)
-        encoder = ChatChunkEncoder(
-            completion_id=stream_id,
-            model=generation.model,
-            created=generation.created,
-            include_usage=body.include_usage,
-        )
-        return PreparedStream(stream_id, generation, ChatFormat(encoder), body.background, "chat")
+        options = {"include_usage": body.include_usage}
+        return PreparedStream(stream_id, generation, "chat", body.background, options)
 
     def prepare_responses(self, body: ResponsesBody) -> PreparedStream:
         generation = self.gateway.start(body.model, body.chat_request())
         response_id = "resp_" + secrets.token_hex(16)
-        encoder = ResponsesEncoder(
-            response_id=response_id,
-            model=generation.model,
-            created=generation.created,
-            background=body.background,
-            params=body.echo_params(),
-        )
-        return PreparedStream(
-            response_id, generation, ResponsesFormat(encoder), body.background, "responses"
-        )
+        options = {"background": body.background, "params": body.echo_params()}
+        return PreparedStream(response_id, generation, "responses", body.background, options)
 
     def prepare_native(self, body: GenerationBody) -> PreparedStream:
         generation = self.gateway.start(body.model, body.chat_request())
         stream_id = "gen-" + secrets.token_hex(12)
-        entry = generation.entry
-        encoder = NativeEncoder(
-            stream_id=stream_id,
-            model=generation.model,
-            provider=entry.kind,
-            description=entry.description,
-            timings=generation.timings,
-        )
-        return PreparedStream(
-            stream_id, generation, NativeFormat(encoder), body.background, "native"
-        )
+        return PreparedStream(stream_id, generation, "native", body.background)
 
     async def create_stream(self, log: EventLog, prepared: PreparedStream) -> None:
         """Create the log stream with the gateway's retention and the generation's metadata."""
@@ -133,29 +117,20 @@ class LLMService:
             meta=prepared.meta(),
         )
 
-    @staticmethod
-    async def producer(log: EventLog, prepared: PreparedStream) -> AsyncIterator[LogEntry]:
-        """The entries of ``prepared``'s generation; on early close, the cancelled tail is
-        appended to ``log`` directly (see the module docstring)."""
-        ended = False
-        try:
-            async with aclosing(log_entries(prepared.generation, prepared.format)) as entries:
-                try:
-                    async for entry in entries:
-                        yield entry
-                except asyncio.CancelledError as exc:
-                    prepared.generation.note_cancel(exc)  # before the generation is closed
-                    raise
-            ended = True
-        finally:
-            if not ended:
-                generation = prepared.generation
-                tail = prepared.format.cancelled(generation, generation.cancel_reason)
-                await complete_shielded(_append_all(log, prepared.stream_id, tail))
-
-
-async def _append_all(log: EventLog, stream: str, entries: list[LogEntry]) -> None:
-    """Append ``entries``; a stream already closed (or gone) keeps what it has."""
-    with contextlib.suppress(LogError):
-        for entry in entries:
-            await log.append(stream, entry.data, event=entry.event)
+    async def start(
+        self,
+        host: StreamHost,
+        prepared: PreparedStream,
+        *,
+        on_end: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Create ``prepared``'s stream and run its generation on ``host``'s producer runner
+        (see the module docstring for what the stream then guarantees)."""
+        await self.create_stream(host.log, prepared)
+        await host.start(
+            prepared.stream_id,
+            prepared.entries(),
+            background=prepared.background,
+            closing=prepared.closing,
+            on_end=on_end,
+        )

@@ -1,99 +1,68 @@
-"""A generation as log entries: one wire format's events, ready to append to a stream.
+"""A generation as log entries: its gateway events in the canonical form (``_canonical.py``).
 
-Each format (chat completion chunks, Responses API events, native UI events) is written to
-the log exactly as it goes on the wire, so any instance serves a resume by copying the log.
-:func:`log_entries` runs a generation through a format; :meth:`StreamFormat.cancelled` gives
-the closing entries of a generation that was stopped (written by whoever stops it).
+One LLM token's way from the provider to the socket, file by file:
+
+1. ``_openai.py`` / ``_demo.py`` / ``_local.py`` — the provider yields a :class:`Chunk`;
+2. ``_gateway.py`` — :meth:`Generation.events` wraps it in a :class:`Token` (retries, timeouts,
+   usage, metrics);
+3. this module — :func:`generation_entries` serializes it as a ``gen.token`` log entry
+   (``_canonical.py``);
+4. ``log/_producers.py`` — the :class:`~mianzhang.log.ProducerRunner` appends it to the
+   generation's stream (``closing`` writes ``gen.cancelled`` on a stop, ``on_end`` charges the
+   token budget);
+5. ``log/memory.py`` or ``log/redis/`` — the log stores it and wakes the followers;
+6. ``_reader.py`` — each reader parses it and runs it through a fresh encoder of the surface it
+   asked for (``_chat_format.py``, ``_responses_format.py``, ``_native_format.py``, ...), giving
+   each wire event an SSE id;
+7. ``log/serve.py`` :meth:`StreamHost.response` and ``_responses`` — the SSE response writes it
+   to the socket (ping, send timeout, shutdown).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from typing import Protocol
+import asyncio
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
 
-import orjson
-
-from .._errors import GenerationCancelled
 from ..log import LogEntry
-from ._chat_format import DONE, ChatChunkEncoder
+from ._canonical import event_entry, start_entry, token_entry
 from ._gateway import Generation
-from ._native_format import NativeEncoder
-from ._openai_errors import error_payload
-from ._responses_format import ResponsesEncoder
-from ._types import GenEvent
+from ._types import Cancelled, Started, Token
 
-__all__ = [
-    "ChatFormat",
-    "LogEntry",
-    "NativeFormat",
-    "ResponsesFormat",
-    "StreamFormat",
-    "log_entries",
-]
+__all__ = ["cancelled_entries", "generation_entries"]
 
 
-class StreamFormat(Protocol):
-    """A wire format for one generation's stream."""
+async def generation_entries(
+    generation: Generation, surface: str, options: Mapping[str, Any]
+) -> AsyncGenerator[LogEntry, None]:
+    """The log entries of ``generation``, in order: ``gen.start`` (with the home ``surface``
+    and its ``options``), the tokens, then ``gen.finish`` or ``gen.error``.
 
-    def entries(self, event: GenEvent) -> list[LogEntry]: ...
-
-    def cancelled(self, generation: Generation, reason: str) -> list[LogEntry]: ...
-
-
-class ChatFormat:
-    """``chat.completion.chunk`` payloads (no event names), ``[DONE]`` last."""
-
-    def __init__(self, encoder: ChatChunkEncoder) -> None:
-        self.encoder = encoder
-
-    def entries(self, event: GenEvent) -> list[LogEntry]:
-        return [LogEntry(data) for data in self.encoder.encode(event)]
-
-    def cancelled(self, generation: Generation, reason: str) -> list[LogEntry]:
-        payload = orjson.dumps(error_payload(GenerationCancelled(reason))).decode()
-        return [LogEntry(payload), LogEntry(DONE)]
-
-
-class ResponsesFormat:
-    """Responses API events, named by their ``type``."""
-
-    def __init__(self, encoder: ResponsesEncoder) -> None:
-        self.encoder = encoder
-
-    def entries(self, event: GenEvent) -> list[LogEntry]:
-        return [LogEntry(d, t) for t, d in self.encoder.encode(event)]
-
-    def cancelled(self, generation: Generation, reason: str) -> list[LogEntry]:
-        out = self.encoder.failed(GenerationCancelled(reason), generation.usage, status="cancelled")
-        return [LogEntry(d, t) for t, d in out]
-
-
-class NativeFormat:
-    """Native UI events: ``start``, ``content``, ``progress``, ``error``, ``complete``."""
-
-    def __init__(self, encoder: NativeEncoder) -> None:
-        self.encoder = encoder
-
-    def entries(self, event: GenEvent) -> list[LogEntry]:
-        return [LogEntry(d, n) for n, d in self.encoder.encode(event)]
-
-    def cancelled(self, generation: Generation, reason: str) -> list[LogEntry]:
-        out = self.encoder.failed(
-            GenerationCancelled(reason),
-            generation.usage,
-            generation.timings(),
-            partial=generation.output_tokens > 0,
-        )
-        return [LogEntry(d, n) for n, d in out]
-
-
-async def log_entries(generation: Generation, fmt: StreamFormat) -> AsyncGenerator[LogEntry, None]:
-    """The entries of ``generation`` in ``fmt``, in order, ending with the format's last event.
-
-    Closing this iterator closes the generation (and so the upstream request).
+    Closing this iterator closes the generation (and so the upstream request). A cancellation
+    thrown in (the runner's stop, abandonment or shutdown) is noted as the generation's
+    ``cancel_reason`` before it is closed; the ``gen.cancelled`` entry is the runner's to write
+    (:func:`cancelled_entries`).
     """
-    async with aclosing(generation.events()) as events:
+    events = generation.events()
+    try:
         async for event in events:
-            for entry in fmt.entries(event):
-                yield entry
+            if type(event) is Token:  # the hot path
+                yield token_entry(event)
+            elif isinstance(event, Started):
+                yield start_entry(event, surface, options)
+            else:
+                yield event_entry(event)
+    except asyncio.CancelledError as exc:
+        generation.note_cancel(exc)  # before the generation is closed: the metrics label
+        raise
+    finally:
+        await events.aclose()
+
+
+def cancelled_entries(generation: Generation, reason: str) -> list[LogEntry]:
+    """The ``gen.cancelled`` entry closing ``generation``'s stream after a stop (``reason``:
+    ``stopped``, ``abandoned``, ``shutdown``), with the usage and timings so far."""
+    event = Cancelled(
+        reason, generation.usage, generation.timings(), partial=generation.output_tokens > 0
+    )
+    return [event_entry(event)]

@@ -1,8 +1,11 @@
-"""Plain data passed between providers, the gateway and the formatters. No I/O.
+"""Plain data passed between providers, the gateway, the log and the surfaces. No I/O.
 
 A provider turns a :class:`ChatRequest` into :class:`Chunk` objects; the gateway turns those
-into :data:`GenEvent` objects (``Started``, ``Token``, ``Finished``, ``Failed``), which each
-wire format (chat completion chunks, Responses API events, the native UI stream) encodes.
+into :data:`GenEvent` objects (``Started``, ``Token``, then one of ``Finished``, ``Failed``,
+``Cancelled``). Those events are what a generation's log stream holds (``_canonical.py``) and
+what every surface (chat completion chunks, Responses API events, the native UI stream, ...)
+encodes at read time, so they carry everything an encoder needs: no encoder asks a clock or
+the live generation.
 """
 
 from __future__ import annotations
@@ -142,17 +145,27 @@ class Timings:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """The generation was accepted; nothing has been asked of an upstream yet."""
+    """The generation was accepted; nothing has been asked of an upstream yet.
+
+    ``provider`` and ``description`` are those of the first model of the chain (the one the
+    generation is meant to run on; a fallback may serve it in the end, see ``Finished``)."""
 
     model: str
     created: int  # unix seconds
+    provider: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """Output to deliver. The first ``Token`` of a generation carries the first text."""
+    """Output to deliver. The first ``Token`` of a generation carries the first text.
+
+    ``elapsed`` is the gateway's clock at delivery, in seconds since the generation started
+    (the chunks held back until the first token, and the first token itself, carry the time
+    of the first token); ``None`` when unknown."""
 
     chunk: Chunk
+    elapsed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +178,7 @@ class Finished:
     provider: str
     upstream_model: str
     usage_reported: bool  # the provider sent usage (else the gateway counted it)
+    completed_at: int | None = None  # unix seconds (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,19 +18,29 @@ backoff for up to ``append_retry_timeout`` seconds. Every append carries an idem
 ``cancel(stream)`` stops a producer on whichever instance runs it. On the owning instance the
 task is cancelled at once. Elsewhere a cancel request (a small marker stream next to the
 stream, :func:`cancel_marker`) is left in the log; the owning runner notices it within
-``poll_interval`` seconds and cancels the task. Either way the producer's ``except``/``finally``
-blocks run while the stream is still open, so a producer can append its closing events (an LLM
-stream's "cancelled" tail), and ``cancel`` returns once the stream has ended CANCELLED. If no
-runner answers within ``cancel_timeout`` seconds (its instance died), the stream is marked
-CANCELLED directly.
+``poll_interval`` seconds and cancels the task. Either way the stream is ended by its owner,
+and ``cancel`` returns once the stream has ended CANCELLED. If no runner answers within
+``cancel_timeout`` seconds (its instance died), the stream is marked CANCELLED directly.
 
 Every cancellation reaches the producer as ``asyncio.CancelledError(reason)``, ``reason``
 being ``"stopped"`` (``cancel``), ``"abandoned"`` (grace period without readers) or
 ``"shutdown"`` (:meth:`ProducerRunner.aclose`).
 
+Hooks of :meth:`ProducerRunner.start` (the end of a stream, in this order, all shielded from a
+second cancellation such as a shutdown during a stop):
+
+1. the producer is closed (a cancellation that hit the runner between two entries is first
+   thrown into it, with its reason, so its ``except``/``finally`` blocks see it);
+2. ``closing(reason)``, if the producer was cancelled: its entries are appended exactly once,
+   while the stream is still open (an LLM stream's ``gen.cancelled`` event);
+3. the stream is closed (CLOSED, or CANCELLED after a cancellation);
+4. ``on_end()`` is awaited exactly once, whatever happened: finished, failed, cancelled, the
+   stream closed elsewhere (an LLM generation's token budget is charged there).
+
 Guarantees: every producer task is owned here, cancelled and awaited by :meth:`aclose`; a
 producer that fails gets an ``error`` event (``{"type", "message"}``, no traceback) and its stream
-is closed, so no reader waits forever for a stream whose producer died.
+is closed, so no reader waits forever for a stream whose producer died. A failing hook is
+logged and does not keep the stream open.
 """
 
 from __future__ import annotations
@@ -40,19 +50,24 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
 
 from .._errors import (
     BackendUnavailable,
     LogError,
-    MianzhangError,
     StreamClosedError,
     StreamNotFound,
+)
+from ._producer_end import (
+    Closing,
+    Hooks,
+    LogEntry,
+    OnEnd,
+    complete_shielded,
+    error_body,
+    finish,
 )
 from ._protocol import EventLog, StreamState
 
@@ -60,9 +75,11 @@ __all__ = ["LogEntry", "ProducerRunner", "cancel_marker", "complete_shielded"]
 
 logger = logging.getLogger("mianzhang.producers")
 
-# After each of the first entries the runner yields to the event loop once: time to the first
-# event for readers, at a cost of a few loop turns per stream (not per entry).
-_EAGER_ENTRIES = 3
+# After each of the first entries but the very first the runner yields to the event loop once:
+# time to the first events for readers, at a cost of a few loop turns per stream (not per
+# entry). The first entry is often a header (an LLM stream's gen.start) after which the
+# producer has real work to start at once (the upstream request): no turn is given up there.
+_EAGER_ENTRIES = range(2, 5)
 
 _MARKER_TTL = 60.0
 
@@ -70,14 +87,6 @@ _MARKER_TTL = 60.0
 def cancel_marker(stream: str) -> str:
     """The name of the marker stream asking ``stream``'s owning runner to cancel it."""
     return f"{stream}~cancel"
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One event to append: ``data`` as it goes on the wire, ``event`` its SSE event name."""
-
-    data: str
-    event: str | None = None
 
 
 @dataclass(slots=True)
@@ -141,14 +150,21 @@ class ProducerRunner:
         *,
         background: bool = False,
         grace_period: float | None = None,
+        closing: Closing | None = None,
+        on_end: OnEnd | None = None,
     ) -> None:
-        """Run ``producer`` as the owner of ``stream`` (created if missing) from now on."""
+        """Run ``producer`` as the owner of ``stream`` (created if missing) from now on.
+
+        ``closing`` and ``on_end`` are the hooks of the stream's end (module docstring); they
+        run only if this returns normally (a closed runner or a second producer for the same
+        stream raises ``LogError`` first)."""
         if self._closed:
             raise LogError("the producer runner is closed")
         if stream in self._running:
             raise LogError(f"stream {stream!r} already has a producer")
         await self.log.create(stream)  # exists (OPEN) when start returns; keeps its retention
-        task = asyncio.create_task(self._run(stream, producer), name=f"producer:{stream}")
+        hooks = Hooks(closing, on_end)
+        task = asyncio.create_task(self._run(stream, producer, hooks), name=f"producer:{stream}")
         grace = self.grace_period if grace_period is None else grace_period
         self._running[stream] = _Running(task, background, grace)
         task.add_done_callback(lambda _: self._finished(stream))
@@ -196,7 +212,7 @@ class ProducerRunner:
             tasks.append(self._watcher)
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, stream: str, producer: AsyncIterator[LogEntry]) -> None:
+    async def _run(self, stream: str, producer: AsyncIterator[LogEntry], hooks: Hooks) -> None:
         log = self.log
         state = StreamState.CLOSED
         token = secrets.token_hex(8)
@@ -206,7 +222,7 @@ class ProducerRunner:
             async for entry in producer:
                 n += 1
                 await self._append(stream, entry, f"{token}:{n}")
-                if n <= _EAGER_ENTRIES:
+                if n in _EAGER_ENTRIES:
                     # Let the readers run now: a producer whose input arrived in one burst would
                     # otherwise append the whole burst before anyone sees the first event.
                     await asyncio.sleep(0)
@@ -218,12 +234,13 @@ class ProducerRunner:
             raise
         except Exception as exc:
             logger.exception("producer of %r failed", stream)
-            body = _error_body(exc)
+            body = error_body(exc)
             with contextlib.suppress(LogError):
                 await log.append(stream, body, event="error")
         finally:
             # a second cancellation (shutdown during a stop) must not skip closing the stream
-            await complete_shielded(_finish(log, stream, producer, cancelled, state))
+            end = finish(log, stream, producer, cancelled, state, hooks)
+            await complete_shielded(end)
 
     async def _append(self, stream: str, entry: LogEntry, key: str) -> None:
         delay = 0.05
@@ -289,52 +306,3 @@ class ProducerRunner:
         elif now - running.unread_since >= running.grace_period:
             logger.info("stream %r abandoned: cancelling its producer", stream)
             running.cancel("abandoned")
-
-
-async def complete_shielded(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to its end even if the caller is cancelled meanwhile (then the
-    cancellation is re-raised once ``work`` is done): no task is left running unowned."""
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-async def _finish(
-    log: EventLog,
-    stream: str,
-    producer: AsyncIterator[LogEntry],
-    cancelled: asyncio.CancelledError | None,
-    state: StreamState,
-) -> None:
-    with contextlib.suppress(Exception):
-        await _close_producer(producer, cancelled)
-    with contextlib.suppress(LogError):
-        await log.close(stream, state=state)
-
-
-async def _close_producer(
-    producer: AsyncIterator[LogEntry], cancelled: asyncio.CancelledError | None
-) -> None:
-    """Close ``producer``. A cancellation that hit the runner between two items is first thrown
-    into it, so the producer sees it (and its reason) as if it had been awaiting."""
-    athrow = getattr(producer, "athrow", None)
-    if cancelled is not None and athrow is not None:
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, RuntimeError):
-            await athrow(asyncio.CancelledError(*cancelled.args))
-    aclose = getattr(producer, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def _error_body(exc: BaseException) -> str:
-    if isinstance(exc, MianzhangError):
-        payload = {"type": type(exc).__name__, "message": str(exc)}
-    else:
-        payload = {"type": "internal_error", "message": "the producer failed on the server"}
-    return orjson.dumps(payload).decode()

@@ -7,13 +7,16 @@ gets a ``reset`` event (JSON: ``reason``, ``requested``, ``first_available``, ``
 is the position just before the oldest retained event, so a reconnect after the reset resumes
 from there instead of asking for the lost id again.
 
-:class:`StreamHost` bundles what routes need: the log, SSE responses that follow it, and the
-:class:`ProducerRunner` that owns the producers.
+:class:`StreamHost` bundles what routes need: the log, SSE responses (any event iterator, with
+the host's ping, send timeout and shutdown supervisor: :meth:`StreamHost.response`), readers
+that follow a log stream (:meth:`StreamHost.sse`), and the :class:`ProducerRunner` that owns
+the producers. Features that encode a stream at read time (LLM generations, ``mianzhang.llm``)
+build their own event iterator and hand it to :meth:`StreamHost.response`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -23,10 +26,19 @@ from starlette.responses import JSONResponse, Response
 
 from .._responses import EventSourceResponse, StreamSupervisor
 from .._sse import ServerSentEvent, encode_data
+from ._producer_end import Closing, OnEnd
 from ._producers import LogEntry, ProducerRunner
-from ._protocol import EventLog, LogEvent, Reset, StreamState, format_id, parse_id
+from ._protocol import EventLog, Reset, StreamInfo, StreamState, format_id, parse_id
 
-__all__ = ["ServeStatistics", "StreamHost", "log_events", "requested_after", "reset_event"]
+__all__ = [
+    "ServeStatistics",
+    "StreamHost",
+    "counted_reset",
+    "log_events",
+    "requested_after",
+    "reset_event",
+    "sse_bytes",
+]
 
 
 def reset_event(reset: Reset) -> ServerSentEvent:
@@ -70,24 +82,28 @@ async def log_events(
     """
     async with aclosing(log.follow(stream, after)) as items:
         async for item in items:
-            if type(item) is LogEvent:
-                yield _encode(item)
-            elif isinstance(item, Reset):
-                if stats is not None:
-                    stats.resets[item.reason] = stats.resets.get(item.reason, 0) + 1
-                yield reset_event(item)
+            if isinstance(item, Reset):
+                yield counted_reset(item, stats)
+            else:
+                yield sse_bytes(item.id, item.event, item.data)
 
 
-def _encode(event: LogEvent) -> bytes:
-    # The hot path: one event whose id the log made; encoded once, without re-validating.
-    name = event.event
-    if name is None:
-        head = f"id: {event.id}\n"
-    elif "\n" in name or "\r" in name:  # appended unchecked: never let it inject a field
-        return ServerSentEvent(event.data, event=name, id=event.id).encode()  # raises
-    else:
-        head = f"id: {event.id}\nevent: {name}\n"
-    data = event.data
+def counted_reset(reset: Reset, stats: ServeStatistics | None) -> ServerSentEvent:
+    """:func:`reset_event`, counted in ``stats`` by reason."""
+    if stats is not None:
+        stats.resets[reset.reason] = stats.resets.get(reset.reason, 0) + 1
+    return reset_event(reset)
+
+
+def sse_bytes(event_id: str | None, name: str | None, data: str) -> bytes:
+    """One SSE event, encoded. The hot path of every reader: ``event_id`` is trusted (made by
+    the log or a reader from log ids); a ``name`` with a line break raises ``SSEEncodeError``
+    (it is never allowed to inject a field); multi-line ``data`` is split into lines."""
+    head = "" if event_id is None else f"id: {event_id}\n"
+    if name is not None:
+        if "\n" in name or "\r" in name:
+            return ServerSentEvent(data, event=name, id=event_id).encode()  # raises
+        head = f"{head}event: {name}\n"
     if "\n" in data or "\r" in data:
         return head.encode() + encode_data(data)
     return f"{head}data: {data}\n\n".encode()
@@ -131,19 +147,33 @@ class StreamHost:
         """An SSE response following ``stream`` after ``after`` (``None``: from the start)."""
         if after is not None:
             self.stats.resumes += 1
+        return self.response(log_events(self.log, stream, after, stats=self.stats), headers)
+
+    def response(
+        self,
+        events: AsyncIterable[ServerSentEvent | bytes | str],
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """An SSE response sending ``events`` with this host's ping, send timeout and
+        supervisor (drained with a ``reconnect`` event at shutdown). ``events`` is closed
+        when the response ends, however it ends."""
         return EventSourceResponse(
-            log_events(self.log, stream, after, stats=self.stats),
+            events,
             headers=dict(headers or {}),
             ping=self.ping,
             send_timeout=self.send_timeout,
             supervisor=self.supervisor,
         )
 
-    async def reader(self, request: Request, stream: str) -> Response:
+    async def reader(
+        self, request: Request, stream: str, *, info: StreamInfo | None = None
+    ) -> Response:
         """The generic reader route: 404 JSON for an unknown stream, 204 for a finished stream
-        the client has read to the end (so ``EventSource`` stops reconnecting), else SSE."""
+        the client has read to the end (so ``EventSource`` stops reconnecting), else SSE.
+        ``info``: the stream's info if the caller just read it (else it is read here)."""
         after = requested_after(request)
-        info = await self.log.info(stream)
+        if info is None:
+            info = await self.log.info(stream)
         if info is None:
             body = {"error": {"type": "not_found", "message": f"no stream {stream!r}"}}
             return JSONResponse(body, status_code=404)
@@ -158,10 +188,18 @@ class StreamHost:
         *,
         background: bool,
         grace_period: float | None = None,
+        closing: Closing | None = None,
+        on_end: OnEnd | None = None,
     ) -> None:
-        """Run ``producer`` as the owner of ``stream`` (see :class:`ProducerRunner`)."""
+        """Run ``producer`` as the owner of ``stream``, with the runner's ``closing`` and
+        ``on_end`` hooks (see :class:`ProducerRunner`)."""
         await self.producers.start(
-            stream, producer, background=background, grace_period=grace_period
+            stream,
+            producer,
+            background=background,
+            grace_period=grace_period,
+            closing=closing,
+            on_end=on_end,
         )
 
     async def cancel(self, stream: str) -> bool:

@@ -2,7 +2,9 @@
 
 ==================================  =========================================================
 ``GET /v1/streams/{id}``             SSE after ``Last-Event-ID`` / ``?last_event_id=``; 404
-                                     JSON if unknown; 204 once a finished stream is read out
+                                     JSON if unknown; 204 once a finished stream is read out;
+                                     an LLM generation in the surface that started it, or
+                                     ``?format=chat|responses|native`` (400 JSON if unknown)
 ``GET /v1/streams/{id}/info``        the stream's metadata and reader count (JSON)
 ``POST /v1/streams/{id}/cancel``     stop its producer on whichever instance runs it
 ==================================  =========================================================
@@ -10,10 +12,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from ...llm._serve import serve_stream
 from .._deps import Host
 
 __all__ = ["streams_router"]
@@ -28,9 +31,12 @@ streams_router = APIRouter(prefix="/v1/streams", tags=["streams"])
 
 
 @streams_router.get("/{stream}", name="streams:read")
-async def read(request: Request, stream: str, host: Host) -> Response:
-    """Follow a stream as SSE, resuming after the client's last event id."""
-    return await host.reader(request, stream)
+async def read(
+    request: Request, stream: str, host: Host, surface: str | None = Query(None, alias="format")
+) -> Response:
+    """Follow a stream as SSE, resuming after the client's last event id (a generation in its
+    own surface, or in ``format``)."""
+    return await serve_stream(host, request, stream, surface)
 
 
 @streams_router.get("/{stream}/info", name="streams:info")
