@@ -176,8 +176,12 @@ class _StreamingBase(Response):
             send = _websocket_denial(send)
         elif scope.get("method") == "HEAD":
             return self._head(send)
-        supervisor = self.supervisor or supervisor_of(scope)
-        return Stream(self, scope, receive, send, supervisor).run()
+        return Stream(self, scope, receive, send, self.supervisor_for(scope)).run()
+
+    def supervisor_for(self, scope: Scope) -> StreamSupervisor | None:
+        """The supervisor a stream of this response registers with: the one given to the
+        response, else the one the app published in lifespan state, else none."""
+        return self.supervisor or supervisor_of(scope)
 
     async def _head(self, send: Send) -> None:
         await send(
