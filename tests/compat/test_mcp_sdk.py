@@ -115,7 +115,7 @@ async def _call_dropped_midway(
 async def test_dropped_connection_resumes_on_the_same_instance(streamable: ServerProcess) -> None:
     with FaultProxy(streamable.port) as proxy:
         result, progress = await _call_dropped_midway(proxy, streamable, streamable)
-    assert [c.text for c in result.content][0].startswith("done ")
+    assert next(c.text for c in result.content).startswith("done ")
     assert progress.values == [1, 2, 3, 4, 5]  # nothing lost, nothing twice
 
 
@@ -129,5 +129,5 @@ async def test_dropped_connection_resumes_on_another_instance(redis_url: str) ->
     ):
         result, progress = await _call_dropped_midway(proxy, origin, other)
         assert "Error" not in other.output(), other.output()
-    assert [c.text for c in result.content][0].startswith("done ")
+    assert next(c.text for c in result.content).startswith("done ")
     assert progress.values == [1, 2, 3, 4, 5]

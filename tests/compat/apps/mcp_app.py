@@ -24,14 +24,14 @@ import mianzhang.compat
 if os.environ.get("MCP_SSE_STARLETTE", "compat") == "compat":
     mianzhang.compat.install()
 
-import sse_starlette  # noqa: E402
-from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+import sse_starlette
+from mcp.server.mcpserver import Context, MCPServer
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from mianzhang.compat.mcp import LogEventStore  # noqa: E402
-from mianzhang.log import EventLog, MemoryEventLog  # noqa: E402
+from mianzhang.compat.mcp import LogEventStore
+from mianzhang.log import EventLog, MemoryEventLog
 
 GATES: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
