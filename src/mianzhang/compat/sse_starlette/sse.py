@@ -13,6 +13,7 @@ response. Each departure from 3.7.1, and why, is in docs/migrating-from-sse-star
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterator, Mapping
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ __all__ = [
     "SendTimeoutError",
     "ServerSentEvent",
     "SyncContentStream",
+    "collapse_excgroups",
     "ensure_bytes",
 ]
 
@@ -58,6 +60,18 @@ AsyncContentStream = AsyncIterable[Content]
 ContentStream = AsyncContentStream | SyncContentStream
 
 _SEPARATORS = (None, "\r\n", "\r", "\n")
+
+
+@contextlib.contextmanager
+def collapse_excgroups() -> Iterator[None]:
+    """Re-raise an exception group of one exception (nested or not) as that exception, as
+    sse-starlette's helper (``sse_starlette._utils``) does around its task group."""
+    try:
+        yield
+    except BaseException as exc:
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        raise exc
 
 
 class EventSourceResponse(_EventSourceResponse):
