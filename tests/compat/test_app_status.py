@@ -136,3 +136,33 @@ async def test_with_the_automatic_drain_disabled_a_signal_only_reaches_the_handl
         assert AppStatus.should_exit is False
         client.disconnect()
     assert seen == [signal.SIGTERM]
+
+
+async def test_a_handler_that_chains_back_is_called_once_and_no_handler_loops() -> None:
+    """uvicorn's handler, then the chain, then a later hook that calls the chain in turn (a
+    new lifespan's StreamSupervisor), then the chain again in front: one signal runs each
+    handler once."""
+    calls: list[str] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: calls.append("uvicorn"))
+
+    async def one_stream() -> None:
+        client = FakeClient()
+        async with streaming(EventSourceResponse(endless(Cleanup())), client):
+            await client.wait_body(b"data: a\r\n\r\n")
+            client.disconnect()
+
+    await one_stream()  # the chain goes in front of "uvicorn"
+    chain = signal.getsignal(signal.SIGTERM)
+    assert callable(chain)
+
+    def later_hook(signum: int, frame: FrameType | None) -> None:
+        calls.append("later hook")
+        chain(signum, frame)  # calls what it replaced: the chain
+
+    signal.signal(signal.SIGTERM, later_hook)
+    await one_stream()  # the chain goes in front again
+    handler = signal.getsignal(signal.SIGTERM)
+    assert callable(handler) and handler is not later_hook
+    handler(signal.SIGTERM, None)
+    assert calls == ["later hook", "uvicorn"]
+    assert AppStatus.should_exit is True

@@ -134,29 +134,47 @@ class _Registry:
 
 
 class _SignalChain:
-    """SIGTERM/SIGINT: set ``should_exit`` (automatic drain), then the handler it replaced."""
+    """SIGTERM/SIGINT: set ``should_exit`` (automatic drain), then the handler it replaced.
 
-    previous: ClassVar[dict[int, Any]] = {}
+    A handler installed after the chain may call it in turn (``StreamSupervisor``'s hook
+    does); the chain then goes back in front of that one. Each handler it displaced is kept,
+    in order, and each call of the chain from within the chain calls the next older one, so
+    every handler runs once per signal and none calls the chain back forever.
+    """
+
+    displaced: ClassVar[dict[int, list[Any]]] = {}
+    depth: ClassVar[dict[int, int]] = {}
+    limit: ClassVar[int] = 16  # handlers kept per signal (servers restarted in one process)
 
     @classmethod
     def ensure(cls) -> None:
         """Install the chain in front of the current handlers (main thread only: Python
-        delivers signals there); a no-op while it is installed."""
+        delivers signals there); a no-op while it is in front."""
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in _SIGNALS:
             current = signal.getsignal(signum)
             if current is not _on_signal:
-                cls.previous[signum] = current
+                stack = cls.displaced.setdefault(signum, [])
+                stack.append(current)
+                del stack[: -cls.limit]
                 signal.signal(signum, _on_signal)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if AppStatus.enable_automatic_graceful_drain:
+    depth = _SignalChain.depth.get(signum, 0)
+    if depth == 0 and AppStatus.enable_automatic_graceful_drain:
         AppStatus.should_exit = True
-    before = _SignalChain.previous.get(signum)
-    if callable(before):
-        before(signum, frame)
-    elif before == signal.SIG_DFL:  # nobody else handles it: die as if we were not here
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
+    stack = _SignalChain.displaced.get(signum, [])
+    if depth >= len(stack):
+        return
+    before = stack[-1 - depth]
+    _SignalChain.depth[signum] = depth + 1
+    try:
+        if callable(before):
+            before(signum, frame)
+        elif before == signal.SIG_DFL and depth == 0:  # nobody else handles it: die as usual
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+    finally:
+        _SignalChain.depth[signum] = depth
