@@ -46,8 +46,12 @@ class Progress:
         self.values.append(progress)
 
 
+def which(server: ServerProcess) -> dict[str, Any]:
+    return dict(httpx.get(server.url + "/_which", timeout=5).json())
+
+
 def resolved_sse_starlette(server: ServerProcess) -> str:
-    return str(httpx.get(server.url + "/_which", timeout=5).json()["sse_starlette"])
+    return str(which(server)["sse_starlette"])
 
 
 async def test_streamable_http_initialize_tools_and_progress(streamable: ServerProcess) -> None:
@@ -113,8 +117,11 @@ async def _call_dropped_midway(
 
 
 async def test_dropped_connection_resumes_on_the_same_instance(streamable: ServerProcess) -> None:
+    before = which(streamable)
     with FaultProxy(streamable.port) as proxy:
         result, progress = await _call_dropped_midway(proxy, streamable, streamable)
+    after = which(streamable)
+    assert after["sdk_replays"] == before["sdk_replays"] + 1  # the SDK's replay, our store
     assert next(c.text for c in result.content).startswith("done ")
     assert progress.values == [1, 2, 3, 4, 5]  # nothing lost, nothing twice
 
@@ -129,5 +136,7 @@ async def test_dropped_connection_resumes_on_another_instance(redis_url: str) ->
     ):
         result, progress = await _call_dropped_midway(proxy, origin, other)
         assert "Error" not in other.output(), other.output()
+        served = which(other)
+        assert served["follows"] == 1 and served["sdk_replays"] == 0  # the front, from Redis
     assert next(c.text for c in result.content).startswith("done ")
     assert progress.values == [1, 2, 3, 4, 5]

@@ -10,7 +10,8 @@ Redis (shared by instances), else in memory.
 * Tools: ``add(a, b)``; ``count(n)`` reports progress 1..n; ``paused(key, before, after)``
   reports ``before`` progress steps, waits until ``POST /_release?key=`` (on this instance),
   then reports ``after`` more and returns ``"done {key}"``.
-* ``GET /_which``: the module ``sse_starlette`` resolves to, in this process.
+* ``GET /_which``: the module ``sse_starlette`` resolves to, in this process, and how many
+  resumptions the store served (``sdk_replays``: through the SDK; ``follows``: all).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from typing import Any, ClassVar
 
 import mianzhang.compat
 
@@ -74,18 +76,33 @@ async def paused(key: str, before: int, after: int, ctx: Context) -> str:
     return f"done {key}"
 
 
+class CountingStore(LogEventStore):
+    """Counts resumptions: through the SDK (``replay_events_after``, the session is here) and
+    all of them (``follow``: also those the front serves for another instance's session)."""
+
+    counts: ClassVar[dict[str, int]] = {"sdk_replays": 0, "follows": 0}
+
+    async def replay_events_after(self, last_event_id: str, send_callback: Any) -> str | None:
+        self.counts["sdk_replays"] += 1
+        return await super().replay_events_after(last_event_id, send_callback)
+
+    def follow(self, target: Any) -> Any:
+        self.counts["follows"] += 1
+        return super().follow(target)
+
+
 async def release(request: Request) -> Response:
     GATES[request.query_params["key"]].set()
     return JSONResponse({"released": True})
 
 
 async def which(request: Request) -> Response:
-    return JSONResponse({"sse_starlette": sse_starlette.__name__})
+    return JSONResponse({"sse_starlette": sse_starlette.__name__, **CountingStore.counts})
 
 
 ROUTES = [Route("/_release", release, methods=["POST"]), Route("/_which", which)]
 
-store = LogEventStore(make_log())
+store = CountingStore(make_log())
 _streamable = server.streamable_http_app(event_store=store, retry_interval=100)
 _streamable.router.routes.extend(ROUTES)
 streamable = store.asgi(_streamable)
