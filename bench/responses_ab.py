@@ -9,11 +9,10 @@ package name (``mianzhang_old``: the package uses relative imports only), so bot
 same interpreter, on the same event loop, interleaved round by round. Each round streams
 ``--events`` items per shape with mianzhang's defaults; medians (with the min-max range over
 rounds) are printed and written to ``bench/results/responses_ab.json``; the best round (least
-disturbed by other load) is the figure to compare, as ``timeit`` takes the minimum. Rates are
-per second of CPU time of this process (``time.process_time``), so other load on the machine stretches
-both trees' wall time without skewing the comparison (``--old HEAD`` runs an A/A: the noise
-floor). Bounded: ``rounds * 3 * 2`` streams, no
-sockets.
+disturbed by other load) is the figure to compare, as ``timeit`` takes the minimum. Rates
+are per second of CPU time of this process (``time.process_time``), so other load on the
+machine stretches both trees' wall time without skewing the comparison (``--old HEAD`` runs an
+A/A: the noise floor). Bounded: ``rounds * 3 * 2`` streams, no sockets.
 """
 
 from __future__ import annotations
