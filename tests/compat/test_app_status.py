@@ -166,3 +166,15 @@ async def test_a_handler_that_chains_back_is_called_once_and_no_handler_loops() 
     handler(signal.SIGTERM, None)
     assert calls == ["later hook", "uvicorn"]
     assert AppStatus.should_exit is True
+
+
+async def test_reset_serves_again_through_the_published_supervisor_too() -> None:
+    supervisor = StreamSupervisor(hook_signals=False)
+    scope = http_scope(state={SUPERVISOR_STATE_KEY: supervisor})
+    first = FakeClient()
+    async with streaming(EventSourceResponse(endless(Cleanup())), first, scope) as task:
+        await first.wait_body(b"data: a\r\n\r\n")
+        AppStatus.should_exit = True
+        await task
+    AppStatus.should_exit = False
+    assert not supervisor.draining

@@ -8,7 +8,8 @@ watcher task per event loop. Here nothing is patched and nothing polls:
   (one per event loop owned by ``AppStatus``, plus any the app published through
   ``StreamSupervisor.lifespan``): each live stream, and each one opened while the flag stays
   set, gets its ``shutdown_event`` set, its grace, a ``retry:`` hint and a clean end.
-  ``AppStatus.should_exit = False`` serves new streams normally again.
+  ``AppStatus.should_exit = False`` serves new streams normally again (it resets the same
+  supervisors).
 * Automatic graceful drain: the first compat stream served in the main thread chains a
   SIGTERM/SIGINT handler in front of the one installed (uvicorn's). On the signal it sets
   ``should_exit`` (unless ``disable_automatic_graceful_drain()`` was called), then calls that
@@ -53,7 +54,7 @@ class _AppStatusType(type):
         if value:
             _Registry.drain_all()
         else:
-            _Registry.reset_owned()
+            _Registry.reset_all()
 
 
 class AppStatus(metaclass=_AppStatusType):
@@ -128,8 +129,8 @@ class _Registry:
             supervisor.drain()  # thread- and signal-safe
 
     @classmethod
-    def reset_owned(cls) -> None:
-        for supervisor in list(cls.owned.values()):
+    def reset_all(cls) -> None:
+        for supervisor in list(cls.used):
             supervisor.reset()
 
 
