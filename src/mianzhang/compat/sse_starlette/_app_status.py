@@ -16,9 +16,10 @@ watcher task per event loop. Here nothing is patched and nothing polls:
   handler, so uvicorn's graceful shutdown finds the streams ending instead of waiting for them.
   uvicorn restores its own handlers when it stops, which removes the chain with them.
 
-``AppStatus`` is process-wide, as in sse-starlette: its flag and the supervisors it knows (held
-weakly: they go with their event loops) are the one piece of module state of mianzhang, kept
-because the API it mirrors is a class-level flag.
+``AppStatus`` is process-wide, as in sse-starlette: its flag, the supervisors it knows (held
+weakly: they go with their event loops) and the handlers the signal chain displaced are
+mianzhang's one piece of module state, kept because the API it mirrors is a class-level flag
+and signal handlers are per process.
 """
 
 from __future__ import annotations
