@@ -20,6 +20,12 @@ PUBLIC_PACKAGES = [
     "mianzhang.tails",
     "mianzhang.auth",
     "mianzhang.server",
+    "mianzhang.compat",
+    "mianzhang.compat.sse_starlette",
+    "mianzhang.compat.sse_starlette.sse",
+    "mianzhang.compat.sse_starlette.event",
+    "mianzhang.compat.fastapi_sse",
+    "mianzhang.compat.mcp",
 ]
 
 

@@ -6,7 +6,7 @@
     │   └── SSEDecodeError (ValueError)
     │       └── EventTooLarge             an incoming event exceeded ``max_event_size``
     ├── StreamError                       responses (layer 2)
-    │   └── SendTimeout                   the peer did not take bytes within ``send_timeout``
+    │   └── SendTimeout (TimeoutError)    the peer did not take bytes within ``send_timeout``
     ├── LogError                          event log (layer 3)
     │   ├── StreamNotFound
     │   ├── StreamClosedError             append to a closed stream
@@ -88,8 +88,12 @@ class StreamError(MianzhangError):
     """A streaming response could not deliver."""
 
 
-class SendTimeout(StreamError):
-    """The peer did not accept a chunk within ``send_timeout`` seconds (a frozen reader)."""
+class SendTimeout(StreamError, TimeoutError):
+    """The peer did not accept a chunk within ``send_timeout`` seconds (a frozen reader).
+
+    Raised only by a response made with ``raise_errors=True`` (otherwise the stream just
+    ends, counted in ``StreamStatistics.send_timeouts``); ``mianzhang.compat.sse_starlette``
+    exports it as ``SendTimeoutError``, the name sse-starlette gives it."""
 
 
 # -- layer 3: event log -----------------------------------------------------------------------

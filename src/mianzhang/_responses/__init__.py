@@ -17,7 +17,11 @@
   way and is counted in :class:`StreamSupervisor` statistics.
 * **Errors.** An exception before anything was sent propagates (the framework answers a normal
   HTTP error). After the headers it becomes a final in-band error (an SSE ``error`` event with a
-  JSON ``{"type", "message"}`` body, no traceback) and the stream ends cleanly.
+  JSON ``{"type", "message"}`` body, no traceback) and the stream ends cleanly; with
+  ``raise_errors=True`` (the peers' behaviour) it aborts the body and propagates instead, and
+  a send timeout raises :class:`~mianzhang.SendTimeout`.
+* **Cleanup bound.** ``cleanup_timeout`` seconds (default: no limit) bound the wait for the
+  iterator's cleanup once the stream stops it; what still runs then is cancelled.
 * **Heartbeat.** A ping (an SSE comment by default) only after ``ping`` idle seconds.
 * **Graceful shutdown.** When the :class:`StreamSupervisor` drains (server shutdown), every live
   stream flushes what it holds, sends a final ``reconnect`` event with a jittered ``retry:``
@@ -25,8 +29,11 @@
   by the ``mianzhang serve`` server, or by the application itself. A ``shutdown_event`` given
   to a response is set when the drain reaches it (sse-starlette's cooperative farewell), and
   setting it from the application drains that one stream.
-* **HEAD.** A ``HEAD`` request gets the headers and an empty body; the iterator is not started
-  (an endless stream would otherwise never complete a body the client does not read).
+* **HEAD.** A ``HEAD`` request gets the headers a ``GET`` gets and an empty body; the iterator
+  is not started (an endless stream would otherwise never complete a body the client does not
+  read).
+* **WebSocket.** A WebSocket scope gets the response as a denial response
+  (``websocket.http.response.*`` messages), as Starlette and sse-starlette 3.7 answer it.
 
 The package, one job per module, in the order a response runs:
 
@@ -36,6 +43,7 @@ The package, one job per module, in the order a response runs:
   drain, send timeout), the cleanup;
 * ``_producer``: the iterator in a task, encoding into the bounded buffer;
 * ``_content``: async, sequence and sync (thread pool) content as one async iterator;
+* ``_cleanup``: awaiting a stream's tasks at its end, within ``cleanup_timeout``;
 * ``_turns``: fair turns between the busy producers of one event loop;
 * ``_flag``: the one-waiter flag the producer and the sender wake each other with;
 * ``_supervisor``: live streams, statistics, drain and the signal hook.

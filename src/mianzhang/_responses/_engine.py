@@ -19,9 +19,11 @@ Guarantees:
   blocked, so the iterator's ``finally`` blocks run now.
 * **Cleanup.** However ``run()`` ends (returns, raises, is cancelled): the timers are
   cancelled; the producer is cancelled once and every helper cancelled; all are awaited (the
-  iterator's cleanup has run; helper failures are logged, never raised); the stream leaves its
-  supervisor; then ``client_close_handler_callable`` is awaited if the peer went away. The
-  background task runs only after a body that ended cleanly.
+  iterator's cleanup has run, or was cut at ``cleanup_timeout``; helper failures are logged,
+  never raised); the stream leaves its supervisor; then ``client_close_handler_callable`` is
+  awaited if the peer went away. The background task runs only after a body that ended
+  cleanly. With ``raise_errors`` a failure after the headers aborts the body and is raised
+  from ``run()`` once all this is done.
 * **Heartbeat.** A ping only after ``ping`` seconds without body bytes: one timer per idle
   period, re-armed (not re-created) while data flows.
 """
@@ -35,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from .._errors import SendTimeout
+from ._cleanup import await_helpers
 from ._content import iterate
 from ._flag import Flag
 from ._producer import Producer
@@ -46,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["Stream"]
 
 logger = logging.getLogger("mianzhang.responses")
+
+_DISCONNECT = frozenset({"http.disconnect", "websocket.disconnect"})
 
 
 class Stream:
@@ -115,10 +121,21 @@ class Stream:
             raise
         finally:
             await self._close(helpers)
+        if self.response.raise_errors:
+            self._raise_as_peers_do()
         # like Starlette: the background task runs only after a stream that did not fail
         background = self.response.background
         if background is not None and self.finished_cleanly:
             await background()
+
+    def _raise_as_peers_do(self) -> None:
+        """``raise_errors``: a failure after the headers (the body was aborted) or a send
+        timeout propagates from the response, for the server to log."""
+        failure = self._producer.failure
+        if failure is not None and self.headers_sent:
+            raise failure
+        if self.stop_reason == "send_timeout":
+            raise SendTimeout(f"send blocked longer than {self.response.send_timeout}s")
 
     def _start(self) -> list[asyncio.Future[Any]]:
         """Start the producer, the disconnect watcher and the optional helpers (the producer
@@ -159,16 +176,14 @@ class Stream:
         supervisor = self.supervisor
         try:
             # the producer's cancellation runs the iterator's finally blocks: wait for them
-            results = await asyncio.gather(*helpers, return_exceptions=True)
-            for result in results:
-                if isinstance(result, Exception):
-                    logger.error("stream helper failed", exc_info=result)
+            await await_helpers(helpers, self.response.cleanup_timeout)
         finally:  # even when cancelled again while waiting: never leak a live stream
             if supervisor is not None:
                 supervisor._unregister(self)
                 self._count(supervisor.stats)
-        if self._producer.failure is not None and self.headers_sent:
-            logger.error("stream failed after headers", exc_info=self._producer.failure)
+        failure = self._producer.failure
+        if failure is not None and self.headers_sent and not self.response.raise_errors:
+            logger.error("stream failed after headers", exc_info=failure)
         if self.disconnect_message is not None:
             handler = self.response.client_close_handler_callable
             if handler is not None:
@@ -224,7 +239,7 @@ class Stream:
         if watcher.cancelled() or watcher.exception() is not None:
             return  # a failure is logged when the stream ends and awaits its helpers
         message = watcher.result()
-        if message["type"] == "http.disconnect":
+        if message["type"] in _DISCONNECT:
             if not self._ending:  # servers also say so once the body is complete
                 self._peer_gone(message)
         elif not self._closed:
@@ -314,7 +329,7 @@ class Stream:
         response = self.response
         failure = self._producer.failure
         if failure is not None:
-            return response.error_chunk(failure)
+            return None if response.raise_errors else response.error_chunk(failure)
         if self.stop_reason == "drain":
             hint = self.supervisor.retry_hint() if self.supervisor else 2000
             return response.reconnect_chunk(hint) or b""

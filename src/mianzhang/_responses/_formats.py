@@ -56,6 +56,9 @@ class EventSourceResponse(_StreamingBase):
 
     ``ping`` seconds (default 15; ``0`` disables) of silence produce one heartbeat, by default
     the comment ``: ping``; ``ping_message_factory`` returns a custom :class:`ServerSentEvent`.
+    ``cleanup_timeout`` seconds (default ``None``: no limit) bound the iterator's cleanup once
+    the stream stops it; ``raise_errors=True`` lets a failure after the headers propagate (the
+    body is aborted) instead of ending the stream with an ``error`` event.
     """
 
     media_type = "text/event-stream"
@@ -82,11 +85,11 @@ class EventSourceResponse(_StreamingBase):
         max_buffer: int = DEFAULT_MAX_BUFFER,
         open_timeout: float = DEFAULT_OPEN_TIMEOUT,
         supervisor: StreamSupervisor | None = None,
+        raise_errors: bool = False,
     ) -> None:
         self.sep = _check_sep(sep)
         self.ping_message_factory = ping_message_factory
         self._ping_bytes = encode_comment("ping", self.sep)
-        del cleanup_timeout  # accepted for compatibility: cleanup is awaited, never abandoned
         super().__init__(
             content,
             status_code,
@@ -102,6 +105,8 @@ class EventSourceResponse(_StreamingBase):
             shutdown_event=shutdown_event,
             shutdown_grace_period=shutdown_grace_period,
             supervisor=supervisor,
+            cleanup_timeout=cleanup_timeout,
+            raise_errors=raise_errors,
         )
 
     def encode_item(self, item: Any) -> bytes:

@@ -5,8 +5,11 @@
   headers replacing them case-insensitively (one header per name), never ``Connection``
   (hop-by-hop, forbidden in HTTP/2). A class's default headers are encoded once; each response
   still owns its list (Starlette's ``MutableHeaders`` edits it in place).
-* ``HEAD`` gets the headers and an empty body; the iterator is not started and the background
-  task runs.
+* ``HEAD`` gets the headers (the very list a ``GET`` gets) and an empty body; the iterator and
+  ``data_sender_callable`` are not started, the background task runs.
+* A WebSocket scope is denied with the response itself (the ASGI "websocket denial response"
+  extension, as Starlette's responses and sse-starlette 3.7 do): the same messages, typed
+  ``websocket.http.response.*``; ``websocket.disconnect`` counts as the peer gone.
 * Any other request runs one :class:`~._engine.Stream`, with the response's supervisor or the
   one published in lifespan state.
 """
@@ -50,7 +53,13 @@ class _StreamingBase(Response):
 
     Subclasses say how items become bytes (:meth:`encode_item`) and what the heartbeat, the
     in-band error and the reconnect hint look like; the engine (``_engine.Stream``) does the
-    rest. Options are validated here, when the response is made, not once it streams.
+    rest. Options are validated here, when the response is made, not once it streams
+    (``ValueError``; ``TypeError`` for a ``ping`` that is not a number).
+
+    ``cleanup_timeout`` (seconds, ``None``: no limit) bounds the wait for the iterator's and the
+    helpers' cleanup once the stream stops them; ``raise_errors`` is the one switch to the
+    peers' error behaviour: a failure after the headers aborts the body and propagates from the
+    response, instead of a final in-band error and a clean end.
     """
 
     media_type: str | None = None
@@ -74,21 +83,25 @@ class _StreamingBase(Response):
         shutdown_event: Waitable | None = None,
         shutdown_grace_period: float = 0.0,
         supervisor: StreamSupervisor | None = None,
+        cleanup_timeout: float | None = None,
+        raise_errors: bool = False,
     ) -> None:
         self.content = content
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
-        self.ping_interval = self.default_ping if ping is None else float(ping)
-        if self.ping_interval < 0:
-            raise ValueError("ping must be >= 0 (0 disables the heartbeat)")
+        self.ping_interval = self.default_ping if ping is None else ping
         if send_timeout is not None and send_timeout <= 0:
             raise ValueError("send_timeout must be positive or None")
         if shutdown_grace_period < 0:
             raise ValueError("shutdown_grace_period must be >= 0")
+        if cleanup_timeout is not None and cleanup_timeout < 0:
+            raise ValueError("cleanup_timeout must be >= 0 or None")
         if max_buffer <= 0:
             raise ValueError("max_buffer must be positive")
         self.send_timeout = send_timeout
+        self.cleanup_timeout = cleanup_timeout
+        self.raise_errors = raise_errors
         self.max_buffer = max_buffer
         self.open_timeout = open_timeout
         self.client_close_handler_callable = client_close_handler_callable
@@ -105,6 +118,20 @@ class _StreamingBase(Response):
             self.init_headers(self._stream_headers(headers))
 
     _default_raw_headers: ClassVar[tuple[tuple[bytes, bytes], ...] | None] = None
+
+    @property
+    def ping_interval(self) -> float:
+        """Seconds of silence before a heartbeat; ``0`` disables it. Checked on assignment:
+        ``TypeError`` for a non-number, ``ValueError`` for a negative one."""
+        return self._ping_interval
+
+    @ping_interval.setter
+    def ping_interval(self, value: float) -> None:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TypeError(f"ping interval must be int or float, not {type(value).__name__}")
+        if value < 0:
+            raise ValueError("ping interval must be >= 0 (0 disables the heartbeat)")
+        self._ping_interval = float(value)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -145,10 +172,16 @@ class _StreamingBase(Response):
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
         # a plain method returning the stream's coroutine: no frame of its own stays alive
         # for the whole stream (about 0.3 KiB per idle connection)
-        if scope.get("method") == "HEAD":
+        if scope["type"] == "websocket":
+            send = _websocket_denial(send)
+        elif scope.get("method") == "HEAD":
             return self._head(send)
-        supervisor = self.supervisor or supervisor_of(scope)
-        return Stream(self, scope, receive, send, supervisor).run()
+        return Stream(self, scope, receive, send, self.supervisor_for(scope)).run()
+
+    def supervisor_for(self, scope: Scope) -> StreamSupervisor | None:
+        """The supervisor a stream of this response registers with: the one given to the
+        response, else the one the app published in lifespan state, else none."""
+        return self.supervisor or supervisor_of(scope)
 
     async def _head(self, send: Send) -> None:
         await send(
@@ -157,3 +190,16 @@ class _StreamingBase(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self.background is not None:
             await self.background()
+
+
+def _websocket_denial(send: Send) -> Send:
+    """``send`` for a WebSocket scope: the HTTP response messages become the extension's
+    ``websocket.http.response.*`` (a server without the extension refuses them)."""
+
+    async def denial_send(message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start" or kind == "http.response.body":
+            message = {**message, "type": "websocket." + kind}
+        await send(message)
+
+    return denial_send

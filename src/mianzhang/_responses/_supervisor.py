@@ -117,6 +117,13 @@ class StreamSupervisor:
                 return
         self._drain_now()
 
+    def reset(self) -> None:
+        """End the drain: streams registered from now on are served normally (those already
+        told to drain still end). Each new lifespan does this; so does
+        ``AppStatus.should_exit = False`` in ``mianzhang.compat.sse_starlette``."""
+        self._draining = self._drain_requested = False
+        self._draining_event = None
+
     def _drain_now(self) -> None:
         if self._draining:
             return
@@ -170,7 +177,7 @@ class StreamSupervisor:
         (a test client per test, an in-process restart) instead of draining every new stream.
         """
         self._loop = asyncio.get_running_loop()
-        self._draining = self._drain_requested = False
+        self.reset()
         with self.signal_hook() if self.hook_signals else contextlib.nullcontext():
             try:
                 yield {SUPERVISOR_STATE_KEY: self}
