@@ -25,69 +25,21 @@ awaited by :meth:`Watcher.aclose`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from .._errors import LogError
-from ._common import LogStatistics, Notifier
-from ._protocol import LogEvent, format_id
-from ._redis_errors import REDIS_ERRORS, translate
+from ..._errors import LogError
+from .._common import LogStatistics, Notifier
+from .._protocol import LogEvent, format_id
+from ._errors import REDIS_ERRORS, translate
+from ._keys import StreamKeys
+from ._retry import Backoff, Outage, stop_task
 
-__all__ = ["Backoff", "StreamKeys", "Watch", "Watcher", "stop_task"]
+__all__ = ["Watch", "Watcher"]
 
 logger = logging.getLogger("mianzhang.log.redis")
-
-
-@dataclass(frozen=True, slots=True)
-class StreamKeys:
-    """The Redis keys of one stream (all under the hash tag ``{stream}``)."""
-
-    meta: str
-    log: str
-    readers: str
-    reader_counts: str
-
-    @classmethod
-    def of(cls, prefix: str, stream: str) -> StreamKeys:
-        base = f"{prefix}{{{stream}}}:"
-        return cls(base + "meta", base + "log", base + "rdr", base + "rdc")
-
-    def idempotency(self, key: str) -> str:
-        """The key remembering an append made under idempotency ``key`` (hashed: no ``}`` can
-        make it collide with another stream's keys)."""
-        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-        return self.meta[: -len("meta")] + "idem:" + digest
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    initial: float = 0.05
-    maximum: float = 2.0
-
-    def delays(self) -> Iterator[float]:
-        """An endless series of sleep times: jittered, doubling, capped at ``maximum``."""
-        delay = self.initial
-        while True:
-            yield random.uniform(delay / 2, delay)
-            delay = min(delay * 2, self.maximum)
-
-
-async def stop_task(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait until it is done, cancelling again if a cancellation got lost
-    (some libraries swallow one on Python 3.11). Exceptions other than cancellation propagate."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
-    if not task.cancelled():
-        task.result()
 
 
 class Watch:
@@ -134,6 +86,30 @@ class Watch:
         if first <= seq <= cache[-1].seq:
             return cache[seq - first]
         return None
+
+    def receive(self, entries: list[Any]) -> None:
+        """Take the entries ``(id, fields)`` the shared read returned: cache the events
+        (restarting the cache on a gap or a new epoch), note the end marker, wake followers."""
+        for entry_id, fields in entries:
+            if entry_id.startswith("0-"):
+                self._take(int(entry_id[2:]), fields)
+            else:  # the end marker "1-0"
+                self.closed = True
+        self.notifier.notify()
+
+    def _take(self, seq: int, fields: dict[str, str]) -> None:
+        epoch = fields["p"]
+        cache = self.cache
+        if epoch != self.epoch:
+            # new history under the same key: followers must re-read and reset
+            self.epoch = epoch
+            self.closed = False
+            self.version += 1
+            cache.clear()
+        elif cache and cache[-1].seq + 1 != seq:
+            cache.clear()  # a gap (trimmed between two reads): restart the cache
+        cache.append(LogEvent(format_id(epoch, seq), seq, fields["d"], fields.get("e")))
+        self.last = max(self.last, seq)
 
     def rewind(
         self, epoch: str | None, last: int, *, closed: bool = False, size: int | None = None
@@ -267,8 +243,8 @@ class Watcher:
             self._fail_all(failure)
 
     async def _run(self) -> None:
+        outage = Outage(self._reconnect_timeout)
         delays = self._backoff.delays()
-        down_since: float | None = None
         next_check = time.monotonic() + self._validate_interval
         while True:
             if not self._watches:
@@ -276,71 +252,57 @@ class Watcher:
                 await self._idle.wait()
                 continue
             try:
-                if down_since is not None or time.monotonic() >= next_check:
+                if outage.ongoing or time.monotonic() >= next_check:
                     await self._validate()
                     next_check = time.monotonic() + self._validate_interval
-                streams: dict[str, str] = {
-                    key: f"0-{watch.last}"
-                    for key, watch in self._watches.items()
-                    if not watch.closed
-                }
-                streams[self._control] = self._control_last
-                self._in_flight = frozenset(streams)
-                # block no longer than until the next validation is due
-                block = min(self._block_ms, int((next_check - time.monotonic()) * 1000))
-                block = max(1, block)
-                async with asyncio.timeout(block / 1000 + self._timeout):
-                    reply = await self._blocking.xread(streams, count=self._cache_size, block=block)
+                reply = await self._read_once(next_check)
             except REDIS_ERRORS as exc:
-                self._in_flight = frozenset()
-                self._control_last = "0-0"
-                now = time.monotonic()
-                if down_since is None:
-                    down_since = now
-                    logger.warning("event log watcher lost Redis: %r", exc)
-                elif now - down_since > self._reconnect_timeout:
-                    failure = translate(exc)
-                    failure.__cause__ = exc
-                    self._fail_all(failure)
-                    down_since = None
+                self._lost(exc, outage)
                 await asyncio.sleep(next(delays))
                 continue
             self._in_flight = frozenset()
-            if down_since is not None:
+            if outage.end():
                 logger.warning("event log watcher reconnected to Redis")
-                down_since = None
                 delays = self._backoff.delays()
             if reply:
                 self._dispatch(reply)
 
+    async def _read_once(self, next_check: float) -> Any:
+        """One ``XREAD BLOCK`` over every watched open stream and the control stream,
+        blocking no longer than until the next validation is due."""
+        streams = {
+            key: f"0-{watch.last}" for key, watch in self._watches.items() if not watch.closed
+        }
+        streams[self._control] = self._control_last
+        self._in_flight = frozenset(streams)
+        block = max(1, min(self._block_ms, int((next_check - time.monotonic()) * 1000)))
+        async with asyncio.timeout(block / 1000 + self._timeout):
+            return await self._blocking.xread(streams, count=self._cache_size, block=block)
+
+    def _lost(self, exc: BaseException, outage: Outage) -> None:
+        """A round failed: forget what was in flight; once the outage has lasted over
+        ``reconnect_timeout``, fail every watch (and start counting again)."""
+        self._in_flight = frozenset()
+        self._control_last = "0-0"
+        first = not outage.ongoing
+        if outage.fail():
+            failure = translate(exc)
+            failure.__cause__ = exc
+            self._fail_all(failure)
+            outage.end()
+        elif first:
+            logger.warning("event log watcher lost Redis: %r", exc)
+
     def _dispatch(self, reply: list[Any]) -> None:
+        """Hand each stream's new entries to its watch (which wakes its followers)."""
         for key, entries in reply:
             if key == self._control:
                 if entries:
                     self._control_last = entries[-1][0]
                 continue
             watch = self._watches.get(key)
-            if watch is None or not entries:
-                continue
-            cache = watch.cache
-            for entry_id, fields in entries:
-                if not entry_id.startswith("0-"):  # the end marker "1-0"
-                    watch.closed = True
-                    continue
-                seq = int(entry_id[2:])
-                epoch = fields.get("p")
-                if epoch != watch.epoch:
-                    # new history under the same key: followers must re-read and reset
-                    watch.epoch = epoch
-                    watch.closed = False
-                    watch.version += 1
-                    cache.clear()
-                elif cache and cache[-1].seq + 1 != seq:
-                    cache.clear()  # a gap (trimmed between two reads): restart the cache
-                cache.append(LogEvent(format_id(epoch, seq), seq, fields["d"], fields.get("e")))
-                if seq > watch.last:
-                    watch.last = seq
-            watch.notifier.notify()
+            if watch is not None and entries:
+                watch.receive(entries)
 
     async def _validate(self) -> None:
         """Compare each watched stream's epoch in Redis with the watch's; rewind on change."""

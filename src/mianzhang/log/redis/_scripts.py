@@ -20,6 +20,11 @@ Each script is one atomic step, so the meta hash and the log can never disagree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["APPEND", "CLOSE", "CREATE", "MAX_ID", "PRESENCE", "READ", "READERS", "Scripts"]
+
 MAX_ID = "0-18446744073709551615"  # the largest event id: XRANGE ... MAX_ID excludes the end marker
 
 _CREATE_IF_MISSING = """
@@ -152,3 +157,21 @@ end
 return total
 """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """The log's scripts registered on one client. redis-py sends each by its SHA and loads
+    it on a ``NOSCRIPT`` reply, so they survive a Redis restart."""
+
+    create: Any
+    append: Any
+    read: Any
+    close: Any
+    readers: Any
+    presence: Any
+
+    @classmethod
+    def register(cls, client: Any) -> Scripts:
+        sources = (CREATE, APPEND, READ, CLOSE, READERS, PRESENCE)
+        return cls(*(client.register_script(source) for source in sources))

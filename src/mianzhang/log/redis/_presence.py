@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._redis_errors import REDIS_ERRORS
-from ._redis_watch import Backoff, StreamKeys, stop_task
+from ._errors import REDIS_ERRORS
+from ._keys import StreamKeys
+from ._retry import Backoff, stop_task
 
 __all__ = ["Presence"]
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from .._errors import BackendUnavailable
+from ..._errors import BackendUnavailable
 
 __all__ = ["REDIS_ERRORS", "backend_errors", "translate"]
 
