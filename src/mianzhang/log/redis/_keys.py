@@ -1,4 +1,5 @@
-"""The Redis keys of one stream: all under the hash tag ``{stream}``, so one cluster slot.
+"""The Redis keys (and the wake channel) of one stream: all under the hash tag ``{stream}``, so
+one cluster slot.
 
 Every script and multi-key command of the Redis log names only keys of one ``StreamKeys``;
 that is what lets the same code run on one Redis and on Redis Cluster.
@@ -20,11 +21,13 @@ class StreamKeys:
     log: str
     readers: str
     reader_counts: str
+    wake: str
+    """The sharded pub/sub channel ``append`` and ``close`` publish to on a Redis Cluster."""
 
     @classmethod
     def of(cls, prefix: str, stream: str) -> StreamKeys:
         base = f"{prefix}{{{stream}}}:"
-        return cls(base + "meta", base + "log", base + "rdr", base + "rdc")
+        return cls(base + "meta", base + "log", base + "rdr", base + "rdc", base + "wake")
 
     def idempotency(self, key: str) -> str:
         """The key remembering an append made under idempotency ``key`` (hashed: no ``}`` can

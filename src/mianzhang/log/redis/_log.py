@@ -10,10 +10,6 @@ from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from ..._errors import LogError, StreamClosedError, StreamNotFound
 from .._common import (
     DEFAULT_IDEMPOTENCY_TTL,
@@ -26,6 +22,7 @@ from .._common import (
     resolve_after,
 )
 from .._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id, parse_id
+from ._connect import Client, close, connect, is_cluster
 from ._errors import backend_errors
 from ._follower import FollowContext, FollowPolicy, follow
 from ._keys import StreamKeys
@@ -34,6 +31,8 @@ from ._retry import Backoff
 from ._scripts import Scripts
 from ._snapshot import Snapshot, parse_snapshot, stream_info
 from ._watch import Watcher
+from ._watch_shards import ShardWatcher
+from ._watch_xread import XReadWatcher
 
 __all__ = ["RedisEventLog"]
 
@@ -106,58 +105,54 @@ class RedisEventLog:
         self._policy = FollowPolicy(read_batch, reconnect_timeout, missing_timeout, self._backoff)
         self._instance = secrets.token_hex(8)
         self._closed = False
-        self._open_clients(url, max_connections, pool_timeout, connect_timeout)
-        self._scripts = Scripts.register(self._redis)
-        self._watcher = Watcher(
-            commands=self._redis,
-            blocking=self._blocking,
-            control_key=f"{prefix}ctl:{self._instance}",
-            block_ms=max(1, int(block_timeout * 1000)),
-            timeout=timeout,
-            cache_size=cache_size,
-            validate_interval=validate_interval,
-            reconnect_timeout=reconnect_timeout,
-            backoff=self._backoff,
-        )
-        self._presence = self._open_presence(presence_ttl)
-
-    def _open_presence(self, ttl: float) -> Presence:
-        return Presence(
-            commands=self._redis,
-            script=self._scripts.presence,
-            instance=self._instance,
-            keys=self._keys,
-            ttl=ttl,
-            backoff=self._backoff,
-            timeout=self._timeout,
-        )
-
-    def _open_clients(
-        self, url: str, max_connections: int, pool_timeout: float, connect_timeout: float
-    ) -> None:
-        """The command pool and the one connection of the shared blocking read (both connect
-        lazily; redis-py's own retries are off: callers here decide what to retry)."""
-        common: dict[str, Any] = {
-            "decode_responses": True,
-            "protocol": 2,
-            "socket_connect_timeout": connect_timeout,
-            # no socket_timeout: redis-py enforces it with asyncio.wait_for, which on Python
-            # 3.11 can swallow a cancellation; every call here runs under asyncio.timeout
-            "socket_timeout": None,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        self._pool = aioredis.BlockingConnectionPool.from_url(
+        self._redis = connect(
             url,
             max_connections=max_connections,
-            timeout=pool_timeout,
+            pool_timeout=pool_timeout,
+            connect_timeout=connect_timeout,
             client_name=f"mz-log:{self._instance}",
+        )
+        self._cluster = is_cluster(self._redis)
+        self._blocking: Client | None = None
+        self._scripts = Scripts.register(self._redis)
+        self._watcher = self._open_watcher(
+            url, connect_timeout, block_timeout, cache_size, validate_interval, reconnect_timeout
+        )
+        self._presence = Presence(
+            self._redis, self._instance, self._keys, presence_ttl, self._backoff, timeout
+        )
+
+    def _open_watcher(
+        self,
+        url: str,
+        connect_timeout: float,
+        block_timeout: float,
+        cache_size: int,
+        validate_interval: float,
+        reconnect_timeout: float,
+    ) -> Watcher:
+        """The shared reader: sharded pub/sub on a cluster, else one blocking ``XREAD`` on a
+        dedicated connection (opened here, lazily)."""
+        common: dict[str, Any] = {
+            "timeout": self._timeout,
+            "cache_size": cache_size,
+            "validate_interval": validate_interval,
+            "reconnect_timeout": reconnect_timeout,
+            "backoff": self._backoff,
+        }
+        name = f"mz-watch:{self._instance}"
+        if self._cluster:
+            return ShardWatcher(cluster=self._redis, client_name=name, **common)
+        self._blocking = connect(
+            url, max_connections=1, connect_timeout=connect_timeout, client_name=name
+        )
+        return XReadWatcher(
+            commands=self._redis,
+            blocking=self._blocking,
+            control_key=f"{self._prefix}ctl:{self._instance}",
+            block_ms=max(1, int(block_timeout * 1000)),
             **common,
         )
-        self._redis = aioredis.Redis(connection_pool=self._pool)
-        self._blocking_pool = aioredis.ConnectionPool.from_url(
-            url, max_connections=1, client_name=f"mz-watch:{self._instance}", **common
-        )
-        self._blocking = aioredis.Redis(connection_pool=self._blocking_pool)
 
     @property
     def instance(self) -> str:
@@ -190,6 +185,10 @@ class RedisEventLog:
 
     def _is_closed(self) -> bool:
         return self._closed
+
+    def _wake(self, keys: StreamKeys) -> str:
+        """The channel appends and closes publish to (a cluster's watcher listens there)."""
+        return keys.wake if self._cluster else ""
 
     def _retention_args(self) -> list[str]:
         return [
@@ -260,6 +259,9 @@ class RedisEventLog:
                 raise ValueError(f"idempotency_ttl must be > 0, not {idempotency_ttl!r}")
             script_keys.append(keys.idempotency(idempotency_key))
             args.append(str(max(1, int(ttl * 1000))))
+        else:
+            args.append("")
+        args.append(self._wake(keys))
         with backend_errors():
             async with asyncio.timeout(self._timeout):
                 reply = await self._scripts.append(keys=script_keys, args=args)
@@ -306,7 +308,7 @@ class RedisEventLog:
         if state is StreamState.OPEN:
             raise ValueError("close() needs state CLOSED or CANCELLED")
         keys = self._keys(stream)
-        args = [StreamState(state).value, repr(time.time())]
+        args = [StreamState(state).value, repr(time.time()), new_epoch(), self._wake(keys)]
         with backend_errors():
             async with asyncio.timeout(self._timeout):
                 result = await self._scripts.close(keys=[keys.meta, keys.log], args=args)
@@ -317,13 +319,11 @@ class RedisEventLog:
         self._check_open()
         keys = self._keys(stream)
         with backend_errors():
-            async with asyncio.timeout(self._timeout), self._redis.pipeline(True) as pipe:
-                pipe.hgetall(keys.meta)
-                pipe.xlen(keys.log)
-                meta, length = await pipe.execute()
-        if not meta:
+            async with asyncio.timeout(self._timeout):
+                flat, length = await self._scripts.info(keys=[keys.meta, keys.log])
+        if not flat:
             return None
-        return stream_info(stream, meta, int(length))
+        return stream_info(stream, dict(zip(flat[::2], flat[1::2], strict=True)), int(length))
 
     async def readers(self, stream: str) -> int:
         """Open ``follow`` iterators on ``stream`` across every instance (this instance's
@@ -346,7 +346,6 @@ class RedisEventLog:
             await self._watcher.aclose()
             await self._presence.aclose()
         finally:
-            await self._redis.aclose()
-            await self._blocking.aclose()
-            await self._pool.disconnect()
-            await self._blocking_pool.disconnect()
+            await close(self._redis)
+            if self._blocking is not None:
+                await close(self._blocking)

@@ -1,39 +1,42 @@
-"""One shared blocking read per ``RedisEventLog``: the watcher.
+"""The watch of each stream a process follows, and the watcher that feeds them (base).
 
-All local followers of all streams share ONE ``XREAD BLOCK`` loop on ONE dedicated connection
-(named ``mz-watch:<instance>`` in ``CLIENT LIST``). For each stream with local followers there
-is one :class:`Watch`: the watcher reads the stream after ``Watch.last``, keeps the newest
-entries in a bounded cache (at most ``cache_size`` events, and at most the stream's
-``max_events``) and wakes the watch's followers with one ``notify``. Followers that are caught
-up take events from the cache without a Redis call (every follower gets the same event
-object); followers that are further behind read their own range (``XRANGE`` through the log's
-pool).
+For each stream with local followers there is one :class:`Watch`: the watcher reads the
+stream after ``Watch.last``, keeps the newest entries in a bounded cache (at most
+``cache_size`` events, and at most the stream's ``max_events``) and wakes the watch's
+followers with one ``notify``. Followers that are caught up take events from the cache without
+a Redis call (every follower gets the same event object); followers that are further behind
+read their own range (``XRANGE`` through the log's pool).
 
-Adding a stream to the watched set while an ``XREAD`` is blocked "kicks" it: an entry is added
-to this instance's control stream, which that ``XREAD`` includes, so it returns at once.
+How the watcher learns of new entries depends on the deployment, one subclass each:
 
-Failures: while Redis cannot be reached the watcher retries with capped exponential backoff.
-When it reconnects, and every ``validate_interval`` seconds, it checks each watched stream's
-epoch; a changed or vanished epoch (key expired, ``FLUSHALL``, restart without persistence)
-bumps ``Watch.version``, which makes followers re-read and receive a ``Reset``. An outage
-longer than ``reconnect_timeout`` fails every watch with ``BackendUnavailable``.
+* :class:`~._watch_xread.XReadWatcher` (one server, Sentinel): ONE ``XREAD BLOCK`` over every
+  watched stream, on one dedicated connection;
+* :class:`~._watch_shards.ShardWatcher` (Redis Cluster, where one command cannot span slots):
+  sharded pub/sub wake-ups on one connection per master, and per-slot reads.
+
+Common to both: while Redis cannot be reached the watcher retries with capped exponential
+backoff. When it reconnects, and every ``validate_interval`` seconds, it checks each watched
+stream in Redis: a changed or vanished epoch (key expired, ``FLUSHALL``, restart without
+persistence, a failover), or fewer seqs than it has seen in the same epoch (a failover lost
+writes), rewinds the watch (bumps ``Watch.version``), which makes followers re-read and
+receive a ``Reset``. An outage longer than ``reconnect_timeout`` fails every watch with
+``BackendUnavailable``.
 
 Ownership: the watcher task is started by the first :meth:`Watcher.attach` and cancelled and
-awaited by :meth:`Watcher.aclose`.
+awaited by :meth:`Watcher.aclose` (with every task or connection it opened).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from typing import Any
 
 from ..._errors import LogError
 from .._common import LogStatistics, Notifier
 from .._protocol import LogEvent, format_id
-from ._errors import REDIS_ERRORS, translate
+from ._errors import translate
 from ._keys import StreamKeys
 from ._retry import Backoff, Outage, stop_task
 
@@ -127,33 +130,26 @@ class Watch:
 
 
 class Watcher:
-    """The shared blocking reader (see module docstring)."""
+    """The shared reader of one log's watched streams (see the module docstring); subclasses
+    implement :meth:`_run` (the loop), :meth:`include` and :meth:`_changed`."""
 
     def __init__(
         self,
         *,
-        commands: Any,
-        blocking: Any,
-        control_key: str,
-        block_ms: int,
+        name: str,
         timeout: float,
         cache_size: int,
         validate_interval: float,
         reconnect_timeout: float,
         backoff: Backoff,
     ) -> None:
-        self._commands = commands
-        self._blocking = blocking
-        self._control = control_key
-        self._control_last = "0-0"
-        self._block_ms = block_ms
+        self._name = name
         self._timeout = timeout
         self._cache_size = cache_size
         self._validate_interval = validate_interval
         self._reconnect_timeout = reconnect_timeout
         self._backoff = backoff
         self._watches: dict[str, Watch] = {}  # by log key
-        self._in_flight: frozenset[str] = frozenset()
         self._idle = Notifier()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -189,15 +185,14 @@ class Watcher:
         watch.followers += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
-                self._guarded(), name=f"mianzhang-watch:{self._control}"
+                self._guarded(), name=f"mianzhang-watch:{self._name}"
             )
         self._idle.notify()
         return watch
 
     async def include(self, watch: Watch) -> None:
-        """Make sure the shared read covers ``watch`` now (kick it if it is blocked without)."""
-        if watch.keys.log not in self._in_flight:
-            await self.kick()
+        """Make sure the shared read covers ``watch`` now."""
+        raise NotImplementedError
 
     def detach(self, watch: Watch) -> None:
         """Unregister one follower (synchronous: safe in ``finally`` during cancellation)."""
@@ -211,26 +206,17 @@ class Watcher:
         """A follower read a new history (epoch) of its stream: watch that one from ``last``."""
         if watch.epoch != epoch:
             watch.rewind(epoch, last, closed=closed, size=self._size(max_events))
-            await self.kick()
+            await self._changed(watch)
 
     async def missing(self, watch: Watch) -> None:
         """A follower found the stream gone: watch for its re-creation from seq 0."""
         if watch.epoch is not None or watch.last != 0:
             watch.rewind(None, 0)
-            await self.kick()
+            await self._changed(watch)
 
-    async def kick(self) -> None:
-        """Make a blocked ``XREAD`` return now (best effort: without it, within ``block_ms``)."""
-        try:
-            async with (
-                asyncio.timeout(self._timeout),
-                self._commands.pipeline(transaction=False) as pipe,
-            ):
-                pipe.xadd(self._control, {"k": "1"}, maxlen=1, approximate=False)
-                pipe.pexpire(self._control, max(60_000, 3 * self._block_ms))
-                await pipe.execute()
-        except REDIS_ERRORS as exc:  # the watcher is retrying anyway
-            logger.debug("watcher kick failed: %r", exc)
+    async def _changed(self, watch: Watch) -> None:
+        """``watch`` was moved: make the shared read use its new position soon."""
+        raise NotImplementedError
 
     # -- the loop ---------------------------------------------------------------------------
     async def _guarded(self) -> None:
@@ -243,47 +229,33 @@ class Watcher:
             self._fail_all(failure)
 
     async def _run(self) -> None:
-        outage = Outage(self._reconnect_timeout)
-        delays = self._backoff.delays()
-        next_check = time.monotonic() + self._validate_interval
-        while True:
-            if not self._watches:
-                self._in_flight = frozenset()
-                await self._idle.wait()
-                continue
-            try:
-                if outage.ongoing or time.monotonic() >= next_check:
-                    await self._validate()
-                    next_check = time.monotonic() + self._validate_interval
-                reply = await self._read_once(next_check)
-            except REDIS_ERRORS as exc:
-                self._lost(exc, outage)
-                await asyncio.sleep(next(delays))
-                continue
-            self._in_flight = frozenset()
-            if outage.end():
-                logger.warning("event log watcher reconnected to Redis")
-                delays = self._backoff.delays()
-            if reply:
-                self._dispatch(reply)
+        raise NotImplementedError
 
-    async def _read_once(self, next_check: float) -> Any:
-        """One ``XREAD BLOCK`` over every watched open stream and the control stream,
-        blocking no longer than until the next validation is due."""
-        streams = {
-            key: f"0-{watch.last}" for key, watch in self._watches.items() if not watch.closed
-        }
-        streams[self._control] = self._control_last
-        self._in_flight = frozenset(streams)
-        block = max(1, min(self._block_ms, int((next_check - time.monotonic()) * 1000)))
-        async with asyncio.timeout(block / 1000 + self._timeout):
-            return await self._blocking.xread(streams, count=self._cache_size, block=block)
+    def _check(
+        self, watch: Watch, epoch: str | None, seq: str | None, state: str | None, max_: Any
+    ) -> bool:
+        """Compare what Redis holds (meta ``epoch``, ``seq``, ``state``, ``max``) with the
+        watch; rewind it (and say so) if the history changed: a new or vanished epoch, or
+        fewer seqs than seen in the same epoch (a failover lost writes)."""
+        last = int(seq) if seq else 0
+        if epoch == watch.epoch and last >= watch.last:
+            return False
+        logger.info(
+            "stream %r changed: epoch %s -> %s, seq %d -> %d",
+            watch.name,
+            watch.epoch,
+            epoch,
+            watch.last,
+            last,
+        )
+        closed = state not in (None, "open")
+        size = self._size(int(max_) if max_ else None)
+        watch.rewind(epoch, last, closed=closed, size=size)
+        return True
 
     def _lost(self, exc: BaseException, outage: Outage) -> None:
-        """A round failed: forget what was in flight; once the outage has lasted over
-        ``reconnect_timeout``, fail every watch (and start counting again)."""
-        self._in_flight = frozenset()
-        self._control_last = "0-0"
+        """A round failed; once the outage has lasted over ``reconnect_timeout``, fail every
+        watch (and start counting again)."""
         first = not outage.ongoing
         if outage.fail():
             failure = translate(exc)
@@ -292,39 +264,6 @@ class Watcher:
             outage.end()
         elif first:
             logger.warning("event log watcher lost Redis: %r", exc)
-
-    def _dispatch(self, reply: list[Any]) -> None:
-        """Hand each stream's new entries to its watch (which wakes its followers)."""
-        for key, entries in reply:
-            if key == self._control:
-                if entries:
-                    self._control_last = entries[-1][0]
-                continue
-            watch = self._watches.get(key)
-            if watch is not None and entries:
-                watch.receive(entries)
-
-    async def _validate(self) -> None:
-        """Compare each watched stream's epoch in Redis with the watch's; rewind on change."""
-        watches = list(self._watches.values())
-        if not watches:
-            return
-        async with (
-            asyncio.timeout(self._timeout),
-            self._commands.pipeline(transaction=False) as pipe,
-        ):
-            for watch in watches:
-                pipe.hmget(watch.keys.meta, "epoch", "seq", "state", "max")
-            replies = await pipe.execute()
-        for watch, (epoch, seq, state, max_events) in zip(watches, replies, strict=True):
-            if epoch != watch.epoch:
-                logger.info("stream %r changed epoch %s -> %s", watch.name, watch.epoch, epoch)
-                watch.rewind(
-                    epoch,
-                    int(seq) if seq else 0,
-                    closed=state not in (None, "open"),
-                    size=self._size(int(max_events) if max_events else None),
-                )
 
     def _fail_all(self, error: LogError) -> None:
         watches = list(self._watches.values())
