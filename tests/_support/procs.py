@@ -310,6 +310,16 @@ class RedisClusterProcesses:
                 return node
         raise LookupError(f"no running master serves slot {slot}")
 
+    def replica_of(self, master: RedisProcess) -> RedisProcess:
+        """A running replica of ``master``."""
+        for node in self.running():
+            replication = _info(node.port, "replication")
+            if replication.get("role") == "slave" and replication.get("master_port") == str(
+                master.port
+            ):
+                return node
+        raise LookupError(f"no running replica of {master.port}")
+
     @staticmethod
     def _serves(port: int, slot: int) -> bool:
         for line in redis_cli(port, "CLUSTER", "NODES").splitlines():

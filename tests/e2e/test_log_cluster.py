@@ -5,12 +5,16 @@
 * a master SIGKILLed mid-stream while a producer appends and a follower reads: its replica is
   promoted, the producer carries on (retrying what failed), and the follower resumes with no
   silent gap: what it delivered after its last ``Reset`` is exactly the stream's final
-  history; without a ``Reset`` it is every event exactly once. The same on Sentinel.
+  history; without a ``Reset`` it is every event exactly once. The same on Sentinel;
+* writes the promoted replica never received (it was stopped while they were acknowledged
+  and read): the follower gets a ``Reset`` and the new history's ids are never the ones it
+  already delivered with other data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -178,3 +182,88 @@ async def test_a_sentinel_failover_mid_stream_leaves_no_silent_gap() -> None:
         )
         assert setup.reported_master() != old_master
     _check_history(items, final, acked)
+
+
+async def test_writes_lost_in_a_failover_give_a_reset_and_ids_are_never_reused() -> None:
+    stream = "lost"
+    with redis_cluster() as cluster:
+        master = cluster.master_of("mz:{lost}:meta")
+        replica = cluster.replica_of(master)
+        options: dict[str, Any] = {"validate_interval": 0.5, "backoff_max": 0.2}
+        async with (
+            RedisEventLog(cluster.url, **options) as producer_log,
+            RedisEventLog(cluster.url, **options) as follower_log,
+            asyncio.timeout(90),
+        ):
+            kept = [await producer_log.append(stream, f"kept{i}") for i in range(5)]
+            await eventually(
+                lambda: _info_offset(replica) == _info_offset(master), message="replica in sync"
+            )
+            items: list[LogEvent | Reset] = []
+
+            async def follow() -> None:
+                async for item in follower_log.follow(stream):
+                    items.append(item)
+
+            follower = asyncio.ensure_future(follow())
+            await eventually(lambda: len(items) == 5)
+            assert replica.proc is not None
+            replica.proc.send_signal(signal.SIGSTOP)
+            redis_cli(master.port, "CLIENT", "KILL", "TYPE", "replica")  # it gets nothing more
+            lost = [await producer_log.append(stream, f"lost{i}") for i in range(3)]
+            await eventually(lambda: len(items) == 8)  # the follower delivered them
+            master.kill()
+            replica.proc.send_signal(signal.SIGCONT)
+            await asyncio.to_thread(cluster.wait_healthy, 60)
+            after = []
+            for i in range(3):
+                while True:
+                    try:
+                        after.append(await producer_log.append(stream, f"after{i}"))
+                        break
+                    except BackendUnavailable:
+                        await asyncio.sleep(0.05)
+            await producer_log.close(stream)
+            await follower
+            _, final = await producer_log.read(stream)
+    assert [e.data for e in final] == [
+        *(f"kept{i}" for i in range(5)),
+        "after0",
+        "after1",
+        "after2",
+    ]
+    assert not {e.id for e in final} & set(kept + lost)  # a new epoch: no id given out twice
+    assert [e.id for e in final[5:]] == after
+    resets = [item for item in items if isinstance(item, Reset)]
+    assert len(resets) == 1 and resets[0].requested == lost[-1]
+    _check_no_silent_gap(items, final)
+
+
+def _info_offset(node: RedisProcess) -> str:
+    out = redis_cli(node.port, "INFO", "replication")
+    for line in out.splitlines():
+        if line.startswith(("master_repl_offset:", "slave_repl_offset:")):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+async def test_followers_give_up_after_reconnect_timeout_when_a_shard_is_gone() -> None:
+    with redis_cluster() as cluster:
+        async with RedisEventLog(
+            cluster.url, reconnect_timeout=1.0, backoff_max=0.2, validate_interval=0.5
+        ) as log:
+            await log.append("gone", "x")
+            items: list[LogEvent | Reset] = []
+
+            async def follow() -> None:
+                async for item in log.follow("gone"):
+                    items.append(item)
+
+            follower = asyncio.ensure_future(follow())
+            await eventually(lambda: len(items) == 1)
+            master = cluster.master_of("mz:{gone}:meta")
+            replica = cluster.replica_of(master)
+            master.kill()
+            replica.kill()  # nobody can take over these slots
+            with pytest.raises(BackendUnavailable):
+                await asyncio.wait_for(follower, 30)

@@ -210,14 +210,10 @@ def _sentinel_master(
     }
     options: dict[str, Any] = {**target.options, **common}
     options.pop("connection_class", None)
-    options["ssl"] = target.tls
-    options["max_connections"] = max_connections
-    pool_class = SentinelConnectionPool
-    if max_connections > 1:
-        pool_class, options["timeout"] = _BlockingSentinelPool, pool_timeout
+    options.update(ssl=target.tls, max_connections=max_connections, timeout=pool_timeout)
     sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)
     client: aioredis.Redis = sentinel.master_for(
-        target.service or "", connection_pool_class=pool_class, **options
+        target.service or "", connection_pool_class=_BlockingSentinelPool, **options
     )
     return client
 

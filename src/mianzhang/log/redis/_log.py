@@ -60,9 +60,11 @@ class RedisEventLog:
     (``None``: unbounded / kept forever). Keys live under ``prefix`` with the stream name as
     hash tag. Use as ``async with RedisEventLog(url)`` or call :meth:`aclose`.
 
-    Connections: a pool of at most ``max_connections`` for commands (waiting up to
-    ``pool_timeout`` for a free one) plus one dedicated connection for the shared blocking read
-    (``block_timeout`` seconds per ``XREAD``). Every command runs under ``timeout`` seconds
+    ``url``: one server, a Redis Cluster or a Sentinel-managed master (see ``_connect.py``).
+    Connections: a pool of at most ``max_connections`` for commands (per node on a cluster;
+    waiting up to ``pool_timeout`` for a free one) plus the watcher's: one dedicated connection
+    for the shared blocking read (``block_timeout`` seconds per ``XREAD``), or on a cluster one
+    sharded pub/sub connection per master. Every command runs under ``timeout`` seconds
     (``connect_timeout`` to connect). Followers: ``reconnect_timeout`` (give up after that
     long without Redis), ``backoff_initial``/``backoff_max`` (retry delays), ``missing_timeout``
     (wait for a vanished stream), ``validate_interval`` (how often watched epochs are checked,

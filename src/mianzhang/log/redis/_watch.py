@@ -266,11 +266,15 @@ class Watcher:
             logger.warning("event log watcher lost Redis: %r", exc)
 
     def _fail_all(self, error: LogError) -> None:
-        watches = list(self._watches.values())
-        self._watches.clear()
-        for watch in watches:
-            watch.error = error
-            watch.notifier.notify()
+        self._fail(list(self._watches), error)
+
+    def _fail(self, keys: list[str], error: LogError) -> None:
+        """Give up on these watches: their followers raise ``error``."""
+        for key in keys:
+            watch = self._watches.pop(key, None)
+            if watch is not None:
+                watch.error = error
+                watch.notifier.notify()
 
     async def aclose(self) -> None:
         """Stop the loop; every follower still attached raises ``LogError``."""

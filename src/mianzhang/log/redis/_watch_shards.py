@@ -15,11 +15,13 @@ stream's wake channel (``SPUBLISH``, which stays on the stream's shard), and thi
    history rewinds the watch (see ``Watcher._check``), new entries go to the watch's cache.
 
 Failover: when a master dies its subscriber's connection breaks; the watcher refreshes the
-slot map and subscribes again where the slots now live (retrying with backoff: the cluster is
-down for those slots until a replica is promoted), then re-reads those streams. The promoted
-replica may lack the last writes; the scripts then start a new epoch (see ``_scripts.py``), so
-followers get a ``Reset``, never a silent gap. An outage longer than ``reconnect_timeout``
-fails every watch with ``BackendUnavailable``.
+slot map and subscribes again where the slots now live, then re-reads those streams. Failures
+are per node: streams of healthy masters keep being read while another master is down; the
+failed routing and reads are retried with capped exponential backoff (the cluster is down for
+those slots until a replica is promoted). The promoted replica may lack the last writes; the
+scripts then start a new epoch (see ``_scripts.py``), so followers get a ``Reset``, never a
+silent gap. A stream that cannot be read for longer than ``reconnect_timeout`` fails its
+followers with ``BackendUnavailable``.
 
 Ownership: the subscribers (connections and listener tasks) are opened by the watcher's loop
 and closed in its ``finally`` (the loop task itself is owned by ``Watcher``).
@@ -34,8 +36,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from ._errors import REDIS_ERRORS
-from ._retry import Backoff, Outage
+from ._errors import REDIS_ERRORS, translate
+from ._retry import Backoff
 from ._scripts import WATCH_READ
 from ._shard_pubsub import ShardSubscriber
 from ._watch import Watch, Watcher
@@ -79,6 +81,11 @@ class ShardWatcher(Watcher):
         self._wake = asyncio.Event()
         self._stale_map = True  # ask the cluster for its slot map before the first routing
         self._reroute = True  # the watched set or the map changed since the last routing
+        self._down: dict[str, float] = {}  # log key -> when its routing or reads began failing
+        self._retry: set[str] = set()  # log keys to read again at _retry_at
+        self._retry_at = 0.0  # when failures are retried (0: none pending)
+        self._delays = backoff.delays()
+        self._error: BaseException | None = None  # the last failure
 
     # -- followers' side --------------------------------------------------------------------
     async def include(self, watch: Watch) -> None:
@@ -121,8 +128,6 @@ class ShardWatcher(Watcher):
             self._subscribers.clear()
 
     async def _loop(self) -> None:
-        outage = Outage(self._reconnect_timeout)
-        delays = self._backoff.delays()
         next_check = time.monotonic() + self._validate_interval
         while True:
             if not self._watches:
@@ -130,35 +135,73 @@ class ShardWatcher(Watcher):
                 await self._idle.wait()
                 continue
             self._wake.clear()
+            if time.monotonic() >= next_check:
+                self._dirty |= set(self._watches)  # validate: read every watched stream
+                next_check = time.monotonic() + self._validate_interval
             try:
-                if outage.ongoing or time.monotonic() >= next_check:
-                    self._dirty |= set(self._watches)  # validate: read every watched stream
-                    next_check = time.monotonic() + self._validate_interval
-                await self._route()
-                await self._read_dirty()
-            except REDIS_ERRORS as exc:
+                await self._round()
+            except REDIS_ERRORS as exc:  # the slot map itself could not be read
                 self._stale_map = self._reroute = True
-                self._lost(exc, outage)
-                await asyncio.sleep(next(delays))
-                continue
-            if outage.end():
-                logger.warning("event log watcher reconnected to the Redis Cluster")
-                delays = self._backoff.delays()
-            await self._wait(next_check)
+                self._failed(list(self._watches), exc)
+            self._settle()
+            await self._wait(min(next_check, self._retry_at or next_check))
 
-    async def _wait(self, next_check: float) -> None:
-        """Until something is to be done, or the next validation is due."""
+    async def _round(self) -> None:
+        """Route (when due) and read what is marked; failures are noted per stream."""
+        if time.monotonic() >= self._retry_at:
+            self._dirty |= self._retry
+            self._retry.clear()
+            if self._reroute:
+                await self._route()
+        await self._read_dirty()
+
+    def _failed(self, keys: list[str], exc: BaseException) -> None:
+        """These streams could not be routed or read: retry them later, note since when."""
+        now = time.monotonic()
+        if not self._down:
+            logger.warning("event log watcher lost part of the Redis Cluster: %r", exc)
+        for key in keys:
+            self._down.setdefault(key, now)
+        self._retry.update(keys)
+        self._error = exc
+
+    def _settle(self) -> None:
+        """After a round: schedule the retry of failures (backoff), fail the streams down
+        for over ``reconnect_timeout``, or note the recovery."""
+        for key in [key for key in self._down if key not in self._watches]:
+            del self._down[key]  # no longer followed here
+        if self._down:
+            if time.monotonic() >= self._retry_at:  # this round retried: back off further
+                self._retry_at = time.monotonic() + next(self._delays)
+            expired = [
+                key
+                for key, since in self._down.items()
+                if time.monotonic() - since > self._reconnect_timeout
+            ]
+            if expired and self._error is not None:
+                failure = translate(self._error)
+                failure.__cause__ = self._error
+                self._fail(expired, failure)
+                for key in expired:
+                    del self._down[key]
+                    self._retry.discard(key)
+        elif self._retry_at:
+            logger.warning("event log watcher reconnected to the Redis Cluster")
+            self._retry_at = 0.0
+            self._delays = self._backoff.delays()
+
+    async def _wait(self, until: float) -> None:
+        """Until something is to be done, or ``until`` (a validation or a retry is due)."""
         if self._dirty or self._wake.is_set():
             return
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, next_check - time.monotonic())):
+            async with asyncio.timeout(max(0.0, until - time.monotonic())):
                 await self._wake.wait()
 
     async def _route(self) -> None:
         """Subscribe each watched stream's wake channel on the master serving its slot, drop
-        what is no longer watched or lives elsewhere now. Raises redis errors."""
-        if not self._reroute:
-            return
+        what is no longer watched or lives elsewhere now; a node that fails is retried later
+        (its streams noted down), the others are served."""
         await self._drop_failed()
         if self._stale_map:
             await self._refresh_map()
@@ -171,11 +214,18 @@ class ShardWatcher(Watcher):
             wanted[node.name].add(channel)
         for name in set(self._subscribers) - set(wanted):
             await self._subscribers.pop(name).aclose()
-        for name, channels in wanted.items():
-            subscriber = self._subscribers.get(name) or await self._open(nodes[name])
-            async with asyncio.timeout(self._timeout):
-                await subscriber.want(channels)
         self._reroute = False
+        for name, channels in wanted.items():
+            try:
+                await self._subscribe(nodes[name], channels)
+            except REDIS_ERRORS as exc:
+                self._stale_map = self._reroute = True
+                self._failed([self._channels[channel] for channel in channels], exc)
+
+    async def _subscribe(self, node: Any, channels: set[str]) -> None:
+        subscriber = self._subscribers.get(node.name) or await self._open(node)
+        async with asyncio.timeout(self._timeout):
+            await subscriber.want(channels)
 
     async def _refresh_map(self) -> None:
         """Ask the cluster where the slots live now (after a failover or a move)."""
@@ -214,37 +264,63 @@ class ShardWatcher(Watcher):
             await subscriber.aclose()
         self._subscribers.clear()
         self._channels.clear()
+        self._down.clear()
+        self._retry.clear()
 
     async def _read_dirty(self) -> None:
         """Read the marked streams (one ``WATCH_READ`` per slot, pipelined) and hand what
-        changed to their watches. Raises redis errors (the streams stay marked)."""
+        changed to their watches; a slot whose read fails is retried later."""
         watches = [self._watches[key] for key in self._dirty if key in self._watches]
         self._dirty.clear()
-        if not watches:
-            return
         groups: defaultdict[int, list[Watch]] = defaultdict(list)
         for watch in watches:
             groups[self._cluster.keyslot(watch.keys.log)].append(watch)
-        try:
-            replies = await self._read_groups(list(groups.values()))
-        except BaseException:
-            self._dirty.update(watch.keys.log for watch in watches)
-            raise
+        if not groups:
+            return
+        replies = await self._read_groups(list(groups.values()))
         for group, reply in zip(groups.values(), replies, strict=True):
+            if isinstance(reply, BaseException):
+                self._failed([watch.keys.log for watch in group], reply)
+                continue
             for watch, state in zip(group, reply, strict=True):
+                self._down.pop(watch.keys.log, None)
                 self._apply(watch, *state)
 
     async def _read_groups(self, groups: list[list[Watch]]) -> list[Any]:
-        async with (
-            asyncio.timeout(self._timeout),
-            self._cluster.pipeline(transaction=False) as pipe,
-        ):
-            for group in groups:
-                keys = [key for watch in group for key in (watch.keys.meta, watch.keys.log)]
-                lasts = [watch.last for watch in group]
-                # EVAL, not EVALSHA: a promoted replica has no scripts loaded yet
-                pipe.eval(WATCH_READ, len(keys), *keys, self._cache_size, *lasts)
-            return list(await pipe.execute())
+        """One reply per group, or the error that group's read met. One pipeline per node, run
+        side by side: a node that is down does not delay the others."""
+        replies: list[Any] = [None] * len(groups)
+        by_node: defaultdict[str, list[int]] = defaultdict(list)
+        for index, group in enumerate(groups):
+            try:
+                by_node[self._cluster.get_node_from_key(group[0].keys.log).name].append(index)
+            except REDIS_ERRORS as exc:  # no node serves that slot now
+                replies[index] = exc
+
+        async def read_node(indexes: list[int]) -> None:
+            node_replies = await self._read_on_one_node([groups[i] for i in indexes])
+            for index, reply in zip(indexes, node_replies, strict=True):
+                replies[index] = reply
+
+        async with asyncio.TaskGroup() as tasks:
+            for indexes in by_node.values():
+                tasks.create_task(read_node(indexes))
+        return replies
+
+    async def _read_on_one_node(self, groups: list[list[Watch]]) -> list[Any]:
+        try:
+            async with (
+                asyncio.timeout(self._timeout),
+                self._cluster.pipeline(transaction=False) as pipe,
+            ):
+                for group in groups:
+                    keys = [key for watch in group for key in (watch.keys.meta, watch.keys.log)]
+                    lasts = [watch.last for watch in group]
+                    # EVAL, not EVALSHA: a promoted replica has no scripts loaded yet
+                    pipe.eval(WATCH_READ, len(keys), *keys, self._cache_size, *lasts)
+                return list(await pipe.execute(raise_on_error=False))
+        except REDIS_ERRORS as exc:
+            return [exc] * len(groups)
 
     def _apply(
         self,
