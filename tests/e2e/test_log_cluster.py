@@ -6,16 +6,19 @@
   promoted, the producer carries on (retrying what failed), and the follower resumes with no
   silent gap: what it delivered after its last ``Reset`` is exactly the stream's final
   history; without a ``Reset`` it is every event exactly once. The same on Sentinel;
-* writes the promoted replica never received (it was stopped while they were acknowledged
-  and read): the follower gets a ``Reset`` and the new history's ids are never the ones it
-  already delivered with other data.
+* writes the promoted replica never received (it was stopped while they were acknowledged and
+  read), on Cluster and Sentinel: the follower gets a ``Reset`` and the new history's ids are
+  never the ones it already delivered with other data;
+* a shard with no replica left: its followers give up after ``reconnect_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -184,15 +187,51 @@ async def test_a_sentinel_failover_mid_stream_leaves_no_silent_gap() -> None:
     _check_history(items, final, acked)
 
 
-async def test_writes_lost_in_a_failover_give_a_reset_and_ids_are_never_reused() -> None:
+@dataclass
+class Failover:
+    """A deployment whose master of stream ``lost`` can be failed over: its ``url``, that
+    ``master``, the ``replica`` to be promoted, and how to wait for the promotion."""
+
+    url: str
+    master: RedisProcess
+    replica: RedisProcess
+    wait_promoted: Callable[[], None]
+
+
+@contextlib.contextmanager
+def _failover_setup(kind: str) -> Iterator[Failover]:
+    if kind == "cluster":
+        with redis_cluster() as cluster:
+            master = cluster.master_of("mz:{lost}:meta")
+            yield Failover(
+                cluster.url, master, cluster.replica_of(master), lambda: cluster.wait_healthy(60)
+            )
+    else:
+        with redis_sentinel() as setup:
+
+            def promoted() -> None:
+                eventually_sync(lambda: setup.reported_master() == setup.replica.port, timeout=60)
+
+            yield Failover(setup.url, setup.master, setup.replica, promoted)
+
+
+async def _append_retrying(log: RedisEventLog, stream: str, data: str) -> str:
+    while True:
+        try:
+            return await log.append(stream, data)
+        except BackendUnavailable:
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("kind", ["cluster", "sentinel"])
+async def test_writes_lost_in_a_failover_give_a_reset_and_ids_are_never_reused(kind: str) -> None:
     stream = "lost"
-    with redis_cluster() as cluster:
-        master = cluster.master_of("mz:{lost}:meta")
-        replica = cluster.replica_of(master)
+    with _failover_setup(kind) as setup:
+        master, replica = setup.master, setup.replica
         options: dict[str, Any] = {"validate_interval": 0.5, "backoff_max": 0.2}
         async with (
-            RedisEventLog(cluster.url, **options) as producer_log,
-            RedisEventLog(cluster.url, **options) as follower_log,
+            RedisEventLog(setup.url, **options) as producer_log,
+            RedisEventLog(setup.url, **options) as follower_log,
             asyncio.timeout(90),
         ):
             kept = [await producer_log.append(stream, f"kept{i}") for i in range(5)]
@@ -214,24 +253,13 @@ async def test_writes_lost_in_a_failover_give_a_reset_and_ids_are_never_reused()
             await eventually(lambda: len(items) == 8)  # the follower delivered them
             master.kill()
             replica.proc.send_signal(signal.SIGCONT)
-            await asyncio.to_thread(cluster.wait_healthy, 60)
-            after = []
-            for i in range(3):
-                while True:
-                    try:
-                        after.append(await producer_log.append(stream, f"after{i}"))
-                        break
-                    except BackendUnavailable:
-                        await asyncio.sleep(0.05)
+            await asyncio.to_thread(setup.wait_promoted)
+            after = [await _append_retrying(producer_log, stream, f"after{i}") for i in range(3)]
             await producer_log.close(stream)
             await follower
             _, final = await producer_log.read(stream)
-    assert [e.data for e in final] == [
-        *(f"kept{i}" for i in range(5)),
-        "after0",
-        "after1",
-        "after2",
-    ]
+    expected = [*(f"kept{i}" for i in range(5)), *(f"after{i}" for i in range(3))]
+    assert [e.data for e in final] == expected
     assert not {e.id for e in final} & set(kept + lost)  # a new epoch: no id given out twice
     assert [e.id for e in final[5:]] == after
     resets = [item for item in items if isinstance(item, Reset)]

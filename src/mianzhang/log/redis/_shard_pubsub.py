@@ -73,12 +73,18 @@ class ShardSubscriber:
         )
 
     async def want(self, channels: set[str]) -> None:
-        """Subscribe to ``channels`` not yet asked for, unsubscribe from the others."""
-        new, gone = channels - self.channels, self.channels - channels
-        self.channels = set(channels)
-        for group in _by_slot(new):
-            await self._connection.send_command("SSUBSCRIBE", *group)
-        for group in _by_slot(gone):
+        """Subscribe to ``channels`` not yet asked for, unsubscribe from the others. A
+        channel counts as asked for before its command is sent (so the server's confirmation
+        finds it), and not if sending failed (so the next call sends it again)."""
+        for group in _by_slot(channels - self.channels):
+            self.channels.update(group)
+            try:
+                await self._connection.send_command("SSUBSCRIBE", *group)
+            except BaseException:
+                self.channels.difference_update(group)
+                raise
+        for group in _by_slot(self.channels - channels):
+            self.channels.difference_update(group)  # its confirmation is not a loss
             await self._connection.send_command("SUNSUBSCRIBE", *group)
 
     async def _listen(self) -> None:

@@ -266,6 +266,7 @@ class ShardWatcher(Watcher):
         self._channels.clear()
         self._down.clear()
         self._retry.clear()
+        self._retry_at = 0.0
 
     async def _read_dirty(self) -> None:
         """Read the marked streams (one ``WATCH_READ`` per slot, pipelined) and hand what
