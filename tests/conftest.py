@@ -6,7 +6,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests._support.procs import RedisProcess, redis_process
+from tests._support.procs import (
+    RedisClusterProcesses,
+    RedisProcess,
+    RedisSentinelProcesses,
+    redis_cluster,
+    redis_process,
+    redis_sentinel,
+)
 
 
 @pytest.fixture(scope="session")
@@ -14,6 +21,22 @@ def redis_server() -> Iterator[RedisProcess]:
     """One redis-server for the session (tests that restart Redis start their own)."""
     with redis_process() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server() -> Iterator[RedisClusterProcesses]:
+    """One Redis Cluster (3 masters, 3 replicas) for the session (tests that kill nodes start
+    their own)."""
+    with redis_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_server() -> Iterator[RedisSentinelProcesses]:
+    """One master, its replica and a Sentinel for the session (tests that fail it over start
+    their own)."""
+    with redis_sentinel() as setup:
+        yield setup
 
 
 @pytest.fixture

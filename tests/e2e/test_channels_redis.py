@@ -21,6 +21,7 @@ import pytest
 from mianzhang import ServerSentEvent
 from mianzhang.client import connect
 from tests._support.procs import ServerProcess, uvicorn_process
+from tests._support.wait import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -63,11 +64,8 @@ async def subscribers(http: httpx.AsyncClient, base: str, channel: str) -> int:
     return count
 
 
-async def wait_subscribers(http: httpx.AsyncClient, base: str, channel: str, n: int) -> None:
-    """Poll the count (with a deadline) until it is ``n``."""
-    async with asyncio.timeout(15):
-        while await subscribers(http, base, channel) != n:
-            await asyncio.sleep(0.02)
+async def has_subscribers(http: httpx.AsyncClient, base: str, channel: str, n: int) -> bool:
+    return await subscribers(http, base, channel) == n
 
 
 async def publish(
@@ -93,7 +91,7 @@ async def test_publish_on_a_reaches_subscribers_on_a_and_b_exactly_once(
                 )
                 for server in (a, b)
             ]
-            await wait_subscribers(http, a.url, channel, 2)
+            await eventually(lambda: has_subscribers(http, a.url, channel, 2), timeout=15)
             assert await subscribers(http, b.url, channel) == 2  # same count from either side
             ids: list[str] = []
             for i in range(20):
@@ -115,7 +113,7 @@ async def test_publish_on_a_reaches_subscribers_on_a_and_b_exactly_once(
             assert [e.data for e in got[20:]] == ["once", "end"]
         info = (await http.get(f"{b.url}/v1/channels/{channel}")).json()
         assert info["length"] == 22 and info["last_id"] == ids[-1]  # the repeat stored once
-        await wait_subscribers(http, b.url, channel, 0)
+        await eventually(lambda: has_subscribers(http, b.url, channel, 0), timeout=15)
 
 
 async def test_a_subscriber_resumes_on_the_other_instance(
@@ -145,6 +143,6 @@ async def test_new_subscribers_choose_how_much_history(
         assert [e.data for e in last_two] == ["m3", "m4"]
         async with asyncio.TaskGroup() as group:
             live = group.create_task(read_until(url, "live", params={"history": "false"}))
-            await wait_subscribers(http, a.url, "hist", 1)
+            await eventually(lambda: has_subscribers(http, a.url, "hist", 1), timeout=15)
             await publish(http, a.url, "hist", "live")
         assert [e.data for e in live.result()] == ["live"]

@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from mianzhang import SSEDecoder
+from mianzhang._errors import BackendUnavailable
 from mianzhang.client import ResetEvent, connect
 from mianzhang.log import RedisEventLog
 from tests._support.procs import (
@@ -31,6 +32,7 @@ from tests._support.procs import (
     serve_process,
     uvicorn_process,
 )
+from tests._support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -106,9 +108,11 @@ def _kill(proc: ServerProcess) -> None:
     proc.proc.wait(10)
 
 
-async def _read(url: str, after: str | None, until: int) -> tuple[list[int], str | None]:
-    """Read events ``i`` from ``url`` after ``after`` until ``i == until`` or the server dies."""
-    got: list[int] = []
+async def _read(
+    url: str, after: str | None, until: int, got: list[int]
+) -> tuple[list[int], str | None]:
+    """Read events ``i`` from ``url`` after ``after`` into ``got`` until ``i == until`` or the
+    server dies."""
     stream = connect(url, last_event_id=after, max_reconnects=0, read_timeout=10)
     try:
         async with stream:
@@ -136,13 +140,15 @@ async def test_readers_move_from_a_killed_instance_to_another_without_loss(
             uvicorn_process(APP, factory=True, env=env) as b,
         ):
             first_half = asyncio.Event()
+            a_killed = asyncio.Event()
+            progress: list[list[int]] = [[] for _ in range(readers)]
 
             async def produce() -> None:
                 for i in range(1, total + 1):
                     await log.append(stream, orjson.dumps({"i": i}).decode())
                     if i == total // 2:
                         first_half.set()
-                        await asyncio.sleep(0.5)  # readers on A are mid-stream now
+                        await a_killed.wait()  # the second half is written after A died
                     elif i % 50 == 0:
                         await asyncio.sleep(0.005)
                 await log.close(stream)
@@ -150,16 +156,21 @@ async def test_readers_move_from_a_killed_instance_to_another_without_loss(
             async def reader(k: int) -> list[int]:
                 # even readers start on A, odd ones start on A and hop to B half-way by choice
                 url_a, url_b = f"{a.url}/v1/streams/{stream}", f"{b.url}/v1/streams/{stream}"
-                got, last = await _read(url_a, None, total if k % 2 == 0 else 300)
-                if got and got[-1] == total:
-                    return got
-                more, _ = await _read(url_b, last, total)
-                return got + more
+                got, last = await _read(url_a, None, total if k % 2 == 0 else 300, progress[k])
+                if not got or got[-1] != total:
+                    await _read(url_b, last, total, got)  # appends to the same list
+                return got
+
+            def mid_stream() -> bool:
+                # every reader (the odd ones on B by now) is in the middle of the stream
+                return all(len(got) >= total // 4 for got in progress)
 
             producer = asyncio.create_task(produce())
             tasks = [asyncio.create_task(reader(k)) for k in range(readers)]
             await asyncio.wait_for(first_half.wait(), 30)
+            await eventually(mid_stream, timeout=30)
             _kill(a)  # SIGKILL: no goodbye to any reader
+            a_killed.set()
             results = await asyncio.wait_for(asyncio.gather(*tasks), 60)
             await asyncio.wait_for(producer, 30)
         for got in results:
@@ -195,14 +206,15 @@ async def test_redis_restart_mid_stream_resets_readers_then_they_continue() -> N
                 reader = asyncio.create_task(read())
                 await asyncio.wait_for(got_old.wait(), 20)
                 redis.restart()  # no persistence: the history is gone
-                deadline = time.monotonic() + 30
-                while True:  # the producer side recovers by itself once Redis is back
+
+                async def appended() -> bool:  # the producer side recovers once Redis is back
                     try:
                         await log.append(stream, '{"i":-1}')
-                        break
-                    except Exception:
-                        assert time.monotonic() < deadline
-                        await asyncio.sleep(0.1)
+                    except BackendUnavailable:
+                        return False
+                    return True
+
+                await eventually(appended, timeout=30, interval=0.1)
                 await asyncio.wait_for(got_new.wait(), 30)
                 await asyncio.wait_for(reader, 10)
         finally:
@@ -248,12 +260,12 @@ async def test_stalled_readers_keep_memory_bounded_and_do_not_slow_a_fast_reader
             for _ in range(stalled):
                 socks.append(_stalled_reader(srv.port, f"/v1/streams/{stream}"))
             async with httpx.AsyncClient(timeout=10) as http:
-                deadline = time.monotonic() + 30
-                while (await http.get(f"{srv.url}/v1/streams/{stream}/info")).json()[
-                    "readers"
-                ] < stalled:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.05)
+
+                async def all_connected() -> bool:
+                    info = await http.get(f"{srv.url}/v1/streams/{stream}/info")
+                    return bool(info.json()["readers"] >= stalled)
+
+                await eventually(all_connected, timeout=30, interval=0.05)
 
             async def produce() -> None:
                 for i in range(1, total + 1):

@@ -9,12 +9,15 @@ import pytest
 
 from mianzhang import BackendUnavailable
 from mianzhang.log import LogEntry, LogEvent, MemoryEventLog, ProducerRunner, StreamState
+from tests._support.wait import eventually
 
 
 async def _wait_state(log: MemoryEventLog, stream: str, state: StreamState) -> None:
-    async with asyncio.timeout(10):
-        while (info := await log.info(stream)) is None or info.state is not state:
-            await asyncio.sleep(0.01)
+    async def reached() -> bool:
+        info = await log.info(stream)
+        return info is not None and info.state is state
+
+    await eventually(reached, message=f"{stream} never became {state}")
 
 
 class Endless:
@@ -54,9 +57,7 @@ async def test_background_producer_keeps_running_without_readers() -> None:
         runner = ProducerRunner(log, grace_period=0.05, poll_interval=0.01)
         producer = Endless()
         await runner.start("s", producer(), background=True)
-        async with asyncio.timeout(10):
-            while producer.produced < 40:  # well past several grace periods
-                await asyncio.sleep(0.01)
+        await eventually(lambda: producer.produced >= 40)  # well past several grace periods
         assert not producer.finalised.is_set()
         assert runner.running() == ["s"]
         await runner.aclose()

@@ -11,6 +11,7 @@ import pytest
 
 from mianzhang.log import LogEntry, MemoryEventLog, ProducerRunner, StreamState
 from mianzhang.log._producers import cancel_marker
+from tests._support.wait import eventually
 
 
 class Recorder:
@@ -44,9 +45,11 @@ async def data(log: MemoryEventLog, stream: str) -> list[str]:
 
 
 async def wait_length(log: MemoryEventLog, stream: str, n: int) -> None:
-    async with asyncio.timeout(10):
-        while (info := await log.info(stream)) is None or info.length < n:
-            await asyncio.sleep(0.005)
+    async def long_enough() -> bool:
+        info = await log.info(stream)
+        return info is not None and info.length >= n
+
+    await eventually(long_enough, message=f"{stream} never held {n} events")
 
 
 async def started(log: MemoryEventLog, runner: ProducerRunner, rec: Recorder) -> None:
@@ -180,6 +183,8 @@ async def test_a_second_cancellation_while_finishing_still_ends_the_stream() -> 
             async with asyncio.timeout(10):
                 await log.closing.wait()  # the runner is ending the stream
             shutdown = asyncio.create_task(runner.aclose())  # cancels the producer task again
+            # a window for a wrong shutdown to finish early: the sleep is the stimulus of a
+            # negative assertion (there is no event for "still waiting"), not synchronisation
             await asyncio.sleep(0.05)
             assert not shutdown.done()  # it waits for the stream to be ended
             log.hold.set()

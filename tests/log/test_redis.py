@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from mianzhang._errors import BackendUnavailable, StreamNotFound
-from mianzhang.log import EventLog, LogEvent, RedisEventLog, Reset, parse_id
+from mianzhang.log import EventLog, LogEvent, RedisEventLog, Reset, format_id, parse_id
 from tests._support.procs import ROOT, RedisProcess, _env
 
 from ._util import Item, drain, eventually, seq_of, take
@@ -350,3 +350,36 @@ async def test_idempotency_keys_are_hashed_under_the_hash_tag_with_a_ttl(
     assert key.startswith("mz:{s}:idem:")
     assert len(key.rsplit(":", 1)[1]) == 32
     assert 0 < await raw.pttl(key) <= 30_000
+
+
+async def test_a_stream_last_written_by_another_server_continues_in_a_new_epoch(
+    logs: list[RedisEventLog], redis_url: str, raw: Any
+) -> None:
+    """What a failover or a restart from a persistence file looks like to the scripts: the
+    meta names another server's ``run_id``. Writes that server acknowledged may be missing,
+    so the next append starts a new epoch (ids are never reused) and followers reset."""
+    log = new(logs, redis_url, validate_interval=0.2)
+    ids = [await log.append("s", str(i)) for i in range(3)]
+    follower = Collector(log, "s")
+    await follower.until(lambda c: len(c.items) == 3)
+    await raw.hset("mz:{s}:meta", "run", "0" * 40)  # "another server wrote it last"
+    fresh = await log.append("s", "after")
+    assert epoch_of(fresh) != epoch_of(ids[0])
+    assert seq_of(fresh) == 4
+    await follower.until(lambda c: len(c.items) >= 8)
+    first = format_id(epoch_of(fresh), 1)
+    assert follower.items[3] == Reset("epoch", ids[-1], first, epoch_of(fresh))
+    assert [e.data for e in follower.events()[3:]] == ["0", "1", "2", "after"]
+    assert await log.append("s", "next") == format_id(epoch_of(fresh), 5)  # one change only
+    follower.task.cancel()
+
+
+async def test_a_stream_written_before_the_server_was_recorded_adopts_it(
+    logs: list[RedisEventLog], redis_url: str, raw: Any
+) -> None:
+    log = new(logs, redis_url)
+    first = await log.append("s", "a")
+    await raw.hdel("mz:{s}:meta", "run")  # written by a version that did not record it
+    second = await log.append("s", "b")
+    assert epoch_of(second) == epoch_of(first)
+    assert await raw.hget("mz:{s}:meta", "run")

@@ -7,7 +7,7 @@ import redis.asyncio
 import redis.exceptions
 
 from mianzhang._errors import BackendUnavailable, LogError
-from mianzhang.log._redis_errors import backend_errors
+from mianzhang.log.redis._errors import backend_errors
 
 
 def subclasses(cls: type[BaseException]) -> set[type[BaseException]]:

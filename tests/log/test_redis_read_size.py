@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mianzhang.log import LogEvent, RedisEventLog
-from mianzhang.log.redis import FIRST_READ, READ_BYTES
+from mianzhang.log.redis._follower import FIRST_READ, READ_BYTES
 
 from ._util import drain, eventually, take
 

@@ -1,4 +1,5 @@
-"""One fixture, every backend: the contract suite runs unchanged on memory and on real Redis."""
+"""One fixture, every backend: the contract suite runs unchanged on memory and on real Redis:
+one server, a Redis Cluster (3 masters, 3 replicas) and a Sentinel-managed master."""
 
 from __future__ import annotations
 
@@ -8,18 +9,27 @@ from typing import Any
 import pytest
 
 from mianzhang.log import EventLog, MemoryEventLog
-from tests._support.procs import RedisProcess
 
 MakeLog = Callable[..., Awaitable[EventLog]]
 
+# the session fixture (tests/conftest.py) holding each Redis deployment
+_SERVERS = {
+    "redis": "redis_server",
+    "redis-cluster": "redis_cluster_server",
+    "redis-sentinel": "redis_sentinel_server",
+}
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+
+@pytest.fixture(
+    params=["memory", *(pytest.param(name, marks=pytest.mark.redis) for name in _SERVERS)]
+)
 def backend_url(request: pytest.FixtureRequest) -> str | None:
-    """``None`` for the memory backend, else the URL of the session's real redis-server."""
+    """``None`` for the memory backend, else the URL of one of the session's Redis
+    deployments (``redis://``, ``redis+cluster://``, ``redis+sentinel://``)."""
     if request.param == "memory":
         return None
-    server: RedisProcess = request.getfixturevalue("redis_server")
-    return server.url
+    server = request.getfixturevalue(_SERVERS[request.param])
+    return str(server.url)
 
 
 @pytest.fixture
@@ -28,13 +38,13 @@ async def make_log(backend_url: str | None) -> AsyncIterator[MakeLog]:
     closed at teardown. Redis logs share the session redis-server, flushed first."""
     url = backend_url
     if url is not None:
-        import redis.asyncio as aioredis
+        from mianzhang.log.redis._connect import close, connect
 
-        client = aioredis.Redis.from_url(url)
+        client = connect(url)
         try:
-            await client.flushall()
+            await client.flushall()  # on a cluster: every master
         finally:
-            await client.aclose()
+            await close(client)
     made: list[Any] = []
 
     async def make(**options: Any) -> EventLog:

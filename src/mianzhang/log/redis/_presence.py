@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._redis_errors import REDIS_ERRORS
-from ._redis_watch import Backoff, StreamKeys, stop_task
+from ._errors import REDIS_ERRORS
+from ._keys import StreamKeys
+from ._retry import Backoff, stop_task
+from ._scripts import PRESENCE
 
 __all__ = ["Presence"]
 
@@ -30,11 +32,11 @@ logger = logging.getLogger("mianzhang.log.redis")
 
 
 class Presence:
+    """This instance's reader counts, published per stream (see the module docstring)."""
+
     def __init__(
         self,
-        *,
         commands: Any,
-        script: Any,
         instance: str,
         keys: Callable[[str], StreamKeys],
         ttl: float,
@@ -43,7 +45,6 @@ class Presence:
     ) -> None:
         self._timeout = timeout
         self._commands = commands
-        self._script = script
         self._instance = instance
         self._keys = keys
         self._ttl_ms = max(1, int(ttl * 1000))
@@ -87,10 +88,16 @@ class Presence:
                     for stream in streams:
                         keys = self._keys(stream)
                         count = self._counts.get(stream, 0)
-                        await self._script(
-                            keys=[keys.readers, keys.reader_counts],
-                            args=[self._instance, count, self._ttl_ms],
-                            client=pipe,
+                        # EVAL, not EVALSHA: pipelines do not load scripts (on a cluster,
+                        # neither does a promoted replica)
+                        pipe.eval(
+                            PRESENCE,
+                            2,
+                            keys.readers,
+                            keys.reader_counts,
+                            self._instance,
+                            count,
+                            self._ttl_ms,
                         )
                     await pipe.execute()
             except BaseException:

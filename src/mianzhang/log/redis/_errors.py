@@ -1,7 +1,9 @@
 """The one place where redis-py's errors become mianzhang's (the adapter boundary).
 
-Every exception redis-py can raise (``redis.exceptions.RedisError`` and its subclasses, the
-cluster-only ``RedisClusterException``, and ``OSError``/``TimeoutError`` from the socket layer)
+Every exception redis-py can raise (``redis.exceptions.RedisError`` and its subclasses, among
+them what a cluster answers during a failover or a resharding: ``ClusterDownError``,
+``TryAgainError``, ``MovedError``/``AskError`` beyond redis-py's redirects; the cluster-only
+``RedisClusterException``; and ``OSError``/``TimeoutError`` from the socket layer)
 becomes :class:`~mianzhang.BackendUnavailable`, chained with ``raise ... from exc`` so the cause
 stays visible. Callers of the Redis backend therefore only ever catch ``LogError`` subclasses.
 """
@@ -13,7 +15,7 @@ from contextlib import contextmanager
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from .._errors import BackendUnavailable
+from ..._errors import BackendUnavailable
 
 __all__ = ["REDIS_ERRORS", "backend_errors", "translate"]
 
