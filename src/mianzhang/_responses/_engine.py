@@ -17,6 +17,10 @@ Guarantees:
   request task cancelled (counted as an error).
 * **Peer gone, at once.** A disconnect cancels the producer immediately, even while a send is
   blocked, so the iterator's ``finally`` blocks run now.
+* **Cut means cut.** Where the server offers its transport (``_transport``), a stream also
+  ends when its peer acknowledged nothing for ``send_timeout`` (the watchdog of
+  ``_connection``, counted as a send timeout), and after a send timeout, or any other end
+  short of a complete body while the peer holds bytes back, the connection is reset at once.
 * **Cleanup.** However ``run()`` ends (returns, raises, is cancelled): the timers are
   cancelled; the producer is cancelled once and every helper cancelled; all are awaited (the
   iterator's cleanup has run; helper failures are logged, never raised); the stream leaves its
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from ._connection import ConnectionGuard
 from ._content import iterate
 from ._flag import Flag
 from ._producer import Producer
@@ -54,8 +59,10 @@ class Stream:
 
     __slots__ = (
         "_closed",
+        "_complete",
         "_drain_handle",
         "_ending",
+        "_guard",
         "_last_sent",
         "_loop",
         "_ping_due",
@@ -96,6 +103,8 @@ class Stream:
         self._watcher: asyncio.Future[Message] | None = None
         self._closed = False
         self._ending = False
+        self._complete = False  # the end of the body was handed to the server
+        self._guard: ConnectionGuard | None = None  # the server's transport, if offered
         self._drain_handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self.draining = False
@@ -127,6 +136,7 @@ class Stream:
         producer = self._producer.start(iterate(response.content), response)
         self._watch_disconnect()
         helpers: list[asyncio.Future[Any]] = [producer]
+        self._guard = ConnectionGuard.of(self.scope, response.send_timeout, self._stalled)
         if response.data_sender_callable is not None:
             helpers.append(asyncio.create_task(response.data_sender_callable()))
         if response.shutdown_event is not None:
@@ -151,6 +161,8 @@ class Stream:
         if self._ping_handle is not None:
             self._ping_handle.cancel()
         self._closed = True
+        if self._guard is not None:  # before anything awaits: a cut releases the socket now
+            self._guard.release(complete=self._complete, stop_reason=self.stop_reason)
         self._producer.cancel()
         if self._watcher is not None:
             helpers.append(self._watcher)
@@ -225,7 +237,8 @@ class Stream:
             return  # a failure is logged when the stream ends and awaits its helpers
         message = watcher.result()
         if message["type"] == "http.disconnect":
-            if not self._ending:  # servers also say so once the body is complete
+            # servers also say so once the body is complete, and after our own cut
+            if not self._ending and self.stop_reason != "send_timeout":
                 self._peer_gone(message)
         elif not self._closed:
             self._watch_disconnect()
@@ -270,7 +283,9 @@ class Stream:
         while True:
             wake.clear()
             if buffer:
-                if producer.done and producer.failure is None and self.stop_reason is None:
+                if self.stop_reason is not None:
+                    return  # the peer is gone or was cut: nothing more can be sent
+                if producer.done and producer.failure is None:
                     return  # the last bytes leave with the end of the body (one message less)
                 if not await self._flush():
                     return
@@ -283,7 +298,7 @@ class Stream:
                     self._last_sent + ping, self._ping_timer, ping
                 )
             await wake.wait()
-            if self._ping_due and not await self._send_ping():
+            if self._ping_due and self.stop_reason is None and not await self._send_ping():
                 return
 
     async def _finish(self) -> None:
@@ -299,13 +314,10 @@ class Stream:
             body, items = producer.take()
             tail = body + tail
         self._ending = True
-        if not await self._send_body(tail, more=False):
+        if not await self._send_body(tail, items, more=False):
             self._ending = False
             return
-        if self.supervisor is not None and tail:
-            stats = self.supervisor.stats
-            stats.items_sent += items
-            stats.bytes_sent += len(tail)
+        self._complete = True
         self.finished_cleanly = producer.failure is None
 
     def _last_words(self) -> bytes | None:
@@ -324,28 +336,20 @@ class Stream:
         """Send everything buffered as one message (write coalescing)."""
         producer = self._producer
         body, items = producer.take()
-        sent = await self._send_body(body)
-        if sent and self.supervisor is not None:
-            stats = self.supervisor.stats
-            stats.items_sent += items
-            stats.bytes_sent += len(body)
+        sent = await self._send_body(body, items)
         producer.accepted(len(body))
         return sent
 
     async def _send_headers(self) -> None:
         response = self.response
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        )
+        status, headers = response.status_code, response.raw_headers
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
         self.headers_sent = True
         self._last_sent = self._loop.time()
 
-    async def _send_body(self, body: bytes, more: bool = True) -> bool:
-        """Send one chunk; False if the stream must stop (timeout, peer gone)."""
+    async def _send_body(self, body: bytes, items: int = 0, more: bool = True) -> bool:
+        """Send one chunk (``items`` events, counted once sent); False if the stream must stop
+        (timeout, peer gone, cut)."""
         message = {"type": "http.response.body", "body": body, "more_body": more}
         timeout = self.response.send_timeout
         try:
@@ -355,6 +359,12 @@ class Stream:
                 async with asyncio.timeout(timeout):
                     await self.send(message)
             self._last_sent = self._loop.time()
+            if self._guard is not None:
+                self._guard.sent()
+            if self.supervisor is not None:
+                stats = self.supervisor.stats
+                stats.items_sent += items
+                stats.bytes_sent += len(body)
         except TimeoutError:
             self.stop_reason = "send_timeout"
             logger.warning("stream closed: send blocked longer than %.1fs", timeout)
@@ -362,7 +372,15 @@ class Stream:
         except OSError:  # ASGI 2.4 servers raise it for a peer that is gone
             self._peer_gone({"type": "http.disconnect"})
             return False
-        return self.stop_reason != "disconnect"
+        return self.stop_reason not in ("disconnect", "send_timeout")
+
+    def _stalled(self) -> None:
+        """The watchdog reset the connection (the peer acknowledged nothing for
+        ``send_timeout`` seconds; a send blocked on it returns): stop as after a timeout."""
+        if self.stop_reason != "disconnect":
+            self.stop_reason = "send_timeout"
+        self._wake.set()
+        self._producer.cancel()
 
     # -- heartbeat ------------------------------------------------------------------------------
     def _ping_timer(self, ping: float) -> None:
