@@ -239,6 +239,7 @@ async def test_no_watchdog_without_a_timeout_or_acknowledgements(
     guard = ConnectionGuard(transport, send_timeout, on_stall)
     guard.sent()
     assert not guard.watching
+    assert stalls == []
 
 
 def test_the_check_interval_is_a_quarter_of_the_timeout_at_most_five_seconds() -> None:
