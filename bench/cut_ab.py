@@ -107,7 +107,7 @@ def _scope(transport: Any | None) -> dict[str, Any]:
 
 async def _runs(variants: dict[str, tuple[ModuleType, ModuleType, Any]], args: Any) -> Any:
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for name, (package, sse, transport) in variants.items():  # warm-up
+    for package, sse, transport in variants.values():  # warm-up
         await _one(package, sse, args.events // 10, _scope(transport))
     for _ in range(args.repeat):
         for name, (package, sse, transport) in variants.items():
@@ -121,9 +121,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    base = args.base or subprocess.run(
-        ["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    base = (
+        args.base
+        or subprocess.run(
+            ["git", "merge-base", "HEAD", "main"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         _copy(base, "ab_base", Path(tmp))
         _copy(None, "ab_tree", Path(tmp))
