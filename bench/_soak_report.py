@@ -17,6 +17,17 @@ class Sample:
 
 
 @dataclass
+class Census:
+    """Redis keys of one pattern at the end of the run."""
+
+    pattern: str
+    keys: int
+    mib: float  # estimated
+    min_ttl: int  # seconds (-1: no TTL)
+    max_ttl: int
+
+
+@dataclass
 class Verdict:
     series: str
     first: float  # the value at the end of the warm-up
@@ -101,6 +112,14 @@ def verdict_table(found: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
+def census_table(census: list[Census]) -> str:
+    lines = ["| key pattern | keys | MiB (est.) | TTL left, s |", "|---|---:|---:|---|"]
+    for c in census[:15]:
+        ttl = "none" if c.max_ttl < 0 else f"{c.min_ttl}-{c.max_ttl}"
+        lines.append(f"| `{c.pattern}` | {c.keys} | {c.mib:.2f} | {ttl} |")
+    return "\n".join(lines)
+
+
 def report_markdown(
     header: str,
     rows: list[tuple[str, Sample, dict[str, int]]],
@@ -108,6 +127,7 @@ def report_markdown(
     found: list[Verdict],
     totals: dict[str, int],
     errors: list[str],
+    census: list[Census],
 ) -> str:
     overall = "FLAT" if all(v.flat for v in found) else "GROWING"
     parts = [
@@ -119,6 +139,7 @@ def report_markdown(
         f" {totals.get('gaps', 0)}, duplicates {totals.get('duplicates', 0)}, resets"
         f" {totals.get('resets', 0)}; errors {totals.get('errors', 0)}.",
     ]
+    parts.append("## Redis at the end, by key pattern\n\n" + census_table(census))
     if errors:
         parts.append("## First errors\n\n" + "\n".join(f"- `{e}`" for e in errors))
     return "\n\n".join(parts) + "\n"

@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src"), str(ROOT / "bench")]
 
 from tests._support.procs import RedisProcess, free_port, stop_process, wait_for_port  # noqa: E402
 
-from _soak_report import Sample, report_markdown, verdicts  # noqa: E402
+from _soak_report import Census, Sample, report_markdown, verdicts  # noqa: E402
 from mianzhang import SSEDecoder  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -316,6 +317,25 @@ async def take_sample(soak: Soak, redis: aioredis.Redis, t: float) -> Sample:
     return Sample(t, values)
 
 
+_IDS = re.compile(r"[0-9a-f]{8,}|\d{6,}")
+
+
+async def redis_census(redis: aioredis.Redis, sampled: int = 50) -> list[Census]:
+    """Redis keys by pattern (ids replaced by ``*``): count, estimated memory (the mean of up
+    to ``sampled`` keys' ``MEMORY USAGE``), the range of TTLs seen (-1: none)."""
+    keys: dict[str, list[bytes]] = {}
+    async for key in redis.scan_iter(count=1000):
+        keys.setdefault(_IDS.sub("*", key.decode()), []).append(key)
+    found = []
+    for pattern, members in keys.items():
+        sample = members[:sampled]
+        sizes = [await redis.memory_usage(key) or 0 for key in sample]
+        ttls = [await redis.ttl(key) for key in sample]
+        estimate = sum(sizes) / len(sample) * len(members)
+        found.append(Census(pattern, len(members), estimate / MiB, min(ttls), max(ttls)))
+    return sorted(found, key=lambda c: -c.mib)
+
+
 def _print_row(minute: str, sample: Sample, counts: dict[str, int]) -> None:
     v = sample.values
     cells = [f"min {minute:>4}"]
@@ -333,6 +353,7 @@ def _print_row(minute: str, sample: Sample, counts: dict[str, int]) -> None:
 class Watch:
     samples: list[Sample] = field(default_factory=list)
     rows: list[tuple[str, Sample, dict[str, int]]] = field(default_factory=list)
+    census: list[Census] = field(default_factory=list)
 
 
 async def watch(soak: Soak, redis: aioredis.Redis, every: float, into: Watch) -> None:
@@ -385,6 +406,7 @@ async def run(
             _print_row(label, last, soak.counts.minute)
         for instance in soak.instances:
             await instance.client.aclose()
+        into.census = await redis_census(redis)
         await redis.aclose()
     return into, soak.counts
 
@@ -434,11 +456,12 @@ def main() -> None:
         found,
         counts.total,
         counts.first_errors,
+        into.census,
     )
     out = args.out or RESULTS / f"soak-{time.strftime('%Y%m%d-%H%M')}.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(text)
-    print(text.split("## Verdict", 1)[1].split("## Totals")[0].strip())
+    print("Verdict" + text.split("## Verdict", 1)[1].split("## Totals")[0].rstrip())
     print(f"written: {out}")
 
 
