@@ -11,8 +11,9 @@ Guarantees:
   only for the producer's next await (the iterator's, or a checkpoint's), never for more items.
 * **Fair.** Each batch of ``max_buffer`` bytes is made in this loop's turn (``_turns``), so
   bulk streams share the loop one batch per iteration. A producer whose iterator let the loop
-  go round since its last batch (a live reader waiting for events, ``_ticks``) hogs nothing
-  and does not queue for a turn: it is not held back behind the busy streams.
+  go round since its last checkpoint (a live reader waiting for events, ``_ticks``; also for
+  its first item) hogs nothing and does not queue for a turn: it is not held back behind the
+  busy streams.
 * **Closed.** Whatever ends the task (the iterator's end, its failure, a cancellation), ``done``
   is set, the sender is woken and the iterator's ``aclose()`` is awaited, so its ``finally``
   blocks run before the task ends. A failure is recorded in ``failure``, never raised; a
@@ -104,7 +105,7 @@ class Producer:
         produced = 0
         checkpoint = 0  # the first item is a checkpoint
         first = True
-        mark = 0  # the loop's iteration count at the last checkpoint
+        mark = ticks.mark()  # the loop's iteration count at the last checkpoint
         async for item in iterator:
             # the hot path: an SSE response fed ServerSentEvent objects, inlined
             chunk = item.encode() if sse and type(item) is ServerSentEvent else encode(item)
@@ -126,9 +127,11 @@ class Producer:
         if first:
             # one loop turn after the first item: the sender puts the headers and the first
             # event on the wire now instead of after a full batch; the rest of the batch waits
-            # for this loop's turn
+            # for this loop's turn, unless the iterator already waited for the first item
+            waited = ticks.passed(mark)
             await asyncio.sleep(0)
-            await turns.take()
+            if not waited:
+                await turns.take()
         elif self.pending >= limit:
             drained = self._drained
             while self.pending >= limit:

@@ -4,8 +4,10 @@ checkpoint?
 Turns (``_turns``) keep a producer that makes batch after batch without ever waiting from
 making them all in one loop iteration. A producer that did wait in between (a live reader
 waiting for the next event of its log) has let the loop go round: it hogs nothing, and queueing
-it for a turn only delays its reader behind every busy stream (measured: a fast reader next to
-1,000 readers that stopped reading, p99 0.4-2.0 s with the wait, 0.24-0.37 s without).
+it for a turn only delays its reader behind every busy stream. Measured
+(``tests/e2e/test_responses_cut.py``: one fast reader beside 1,000 readers that stopped reading,
+while their buffers fill): the fast reader's p99 latency 0.4-2.2 s with the wait, 0.08-0.33 s
+without (20-50 ms with no stalled readers); the server's peak RSS 150-276 MB, 113-115 MB.
 
 :meth:`Ticks.mark` returns the count and makes sure a bump is scheduled (``call_soon``: it
 runs in a later iteration); :meth:`Ticks.passed` says whether a bump ran since. When no bump
