@@ -142,8 +142,8 @@ class _Guarded(HttpToolsProtocol):
         if self._refusal is not None:
             return
         super().on_message_begin()
-        if self._offered is not None:
-            self.scope["extensions"] = {TRANSPORT_EXTENSION: self._offered}
+        if self._offered is not None:  # (next to any extension uvicorn may offer one day)
+            self.scope.setdefault("extensions", {})[TRANSPORT_EXTENSION] = self._offered
         self._field_count = 0
         self._field_bytes = 0
         self._arm()
