@@ -45,3 +45,6 @@ def test_stream_and_job_metrics_move_with_the_traffic() -> None:
     assert samples[("mianzhang_jobs_submitted_total", ())] == 1
     assert samples[("mianzhang_jobs_finished_total", (("state", "succeeded"),))] == 1
     assert samples[("mianzhang_jobs_running", ())] == 0
+    assert samples[("mianzhang_asyncio_tasks", ())] >= 1  # at least the request's own
+    assert samples[("process_open_fds", ())] > 0
+    assert samples[("process_resident_memory_bytes", ())] > 0

@@ -14,7 +14,10 @@
   ``finally`` blocks run; ``client_close_handler_callable`` is awaited. Sync iterables run in
   the thread pool and are closed (``close()``) the same way.
 * **Slow client.** A send blocked longer than ``send_timeout`` seconds ends the stream the same
-  way and is counted in :class:`StreamSupervisor` statistics.
+  way and is counted in :class:`StreamSupervisor` statistics. Where the server offers its
+  transport (the ASGI extension ``mianzhang.transport``: ``mianzhang serve``, or uvicorn with
+  ``--http mianzhang.server:HttpProtocol``), so does a reader that acknowledged nothing for
+  ``send_timeout`` seconds even if no send blocked, and a cut resets the connection at once.
 * **Errors.** An exception before anything was sent propagates (the framework answers a normal
   HTTP error). After the headers it becomes a final in-band error (an SSE ``error`` event with a
   JSON ``{"type", "message"}`` body, no traceback) and the stream ends cleanly; with
@@ -46,6 +49,9 @@ The package, one job per module, in the order a response runs:
 * ``_cleanup``: awaiting a stream's tasks at its end, within ``cleanup_timeout``;
 * ``_turns``: fair turns between the busy producers of one event loop;
 * ``_flag``: the one-waiter flag the producer and the sender wake each other with;
+* ``_transport``: the ``mianzhang.transport`` extension (what a server offers about the
+  connection) and its implementation over an asyncio transport;
+* ``_connection``: what a stream does with it: send buffer, acknowledgement watchdog, reset;
 * ``_supervisor``: live streams, statistics, drain and the signal hook.
 """
 

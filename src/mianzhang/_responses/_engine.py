@@ -17,6 +17,10 @@ Guarantees:
   request task cancelled (counted as an error).
 * **Peer gone, at once.** A disconnect cancels the producer immediately, even while a send is
   blocked, so the iterator's ``finally`` blocks run now.
+* **Cut means cut.** Where the server offers its transport (``_transport``), a stream also
+  ends when its peer acknowledged nothing for ``send_timeout`` (the watchdog of
+  ``_connection``, counted as a send timeout), and after a send timeout, or any other end
+  short of a complete body while the peer holds bytes back, the connection is reset at once.
 * **Cleanup.** However ``run()`` ends (returns, raises, is cancelled): the timers are
   cancelled; the producer is cancelled once and every helper cancelled; all are awaited (the
   iterator's cleanup has run, or was cut at ``cleanup_timeout``; helper failures are logged,
@@ -24,8 +28,7 @@ Guarantees:
   awaited if the peer went away. The background task runs only after a body that ended
   cleanly. With ``raise_errors`` a failure after the headers aborts the body and is raised
   from ``run()`` once all this is done.
-* **Heartbeat.** A ping only after ``ping`` seconds without body bytes: one timer per idle
-  period, re-armed (not re-created) while data flows.
+* **Heartbeat.** A ping only after ``ping`` seconds without body bytes (one re-armed timer).
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .._errors import SendTimeout
 from ._cleanup import await_helpers
+from ._connection import ConnectionGuard
 from ._content import iterate
 from ._flag import Flag
 from ._producer import Producer
-from ._supervisor import StreamStatistics, StreamSupervisor
+from ._supervisor import StreamSupervisor
 
 if TYPE_CHECKING:
     from ._response import Waitable, _StreamingBase
@@ -60,8 +64,10 @@ class Stream:
 
     __slots__ = (
         "_closed",
+        "_complete",
         "_drain_handle",
         "_ending",
+        "_guard",
         "_last_sent",
         "_loop",
         "_ping_due",
@@ -102,6 +108,8 @@ class Stream:
         self._watcher: asyncio.Future[Message] | None = None
         self._closed = False
         self._ending = False
+        self._complete = False  # the end of the body was handed to the server
+        self._guard: ConnectionGuard | None = None  # the server's transport, if offered
         self._drain_handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self.draining = False
@@ -129,8 +137,7 @@ class Stream:
             await background()
 
     def _raise_as_peers_do(self) -> None:
-        """``raise_errors``: a failure after the headers (the body was aborted) or a send
-        timeout propagates from the response, for the server to log."""
+        """``raise_errors``: a failure after the headers or a send timeout propagates."""
         failure = self._producer.failure
         if failure is not None and self.headers_sent:
             raise failure
@@ -144,6 +151,7 @@ class Stream:
         producer = self._producer.start(iterate(response.content), response)
         self._watch_disconnect()
         helpers: list[asyncio.Future[Any]] = [producer]
+        self._guard = ConnectionGuard.of(self.scope, response.send_timeout, self._stalled)
         if response.data_sender_callable is not None:
             helpers.append(asyncio.create_task(response.data_sender_callable()))
         if response.shutdown_event is not None:
@@ -168,6 +176,8 @@ class Stream:
         if self._ping_handle is not None:
             self._ping_handle.cancel()
         self._closed = True
+        if self._guard is not None:  # before anything awaits: a cut releases the socket now
+            self._guard.release(complete=self._complete, stop_reason=self.stop_reason)
         self._producer.cancel()
         if self._watcher is not None:
             helpers.append(self._watcher)
@@ -180,7 +190,8 @@ class Stream:
         finally:  # even when cancelled again while waiting: never leak a live stream
             if supervisor is not None:
                 supervisor._unregister(self)
-                self._count(supervisor.stats)
+                failed = self._producer.failure is not None
+                supervisor.stats.count_end(self.stop_reason, failed=failed)
         failure = self._producer.failure
         if failure is not None and self.headers_sent and not self.response.raise_errors:
             logger.error("stream failed after headers", exc_info=failure)
@@ -188,18 +199,6 @@ class Stream:
             handler = self.response.client_close_handler_callable
             if handler is not None:
                 await handler(self.disconnect_message)
-
-    def _count(self, stats: StreamStatistics) -> None:
-        if self.stop_reason == "disconnect":
-            stats.disconnected += 1
-        elif self.stop_reason == "send_timeout":
-            stats.send_timeouts += 1
-        elif self._producer.failure is not None or self.stop_reason == "crashed":
-            stats.errors += 1
-        elif self.stop_reason == "drain":
-            stats.drained += 1
-        else:
-            stats.completed += 1
 
     # -- callbacks from outside -----------------------------------------------------------------
     def on_drain(self, grace: float) -> None:
@@ -240,7 +239,8 @@ class Stream:
             return  # a failure is logged when the stream ends and awaits its helpers
         message = watcher.result()
         if message["type"] in _DISCONNECT:
-            if not self._ending:  # servers also say so once the body is complete
+            # servers also say so once the body is complete, and after our own cut
+            if not self._ending and self.stop_reason != "send_timeout":
                 self._peer_gone(message)
         elif not self._closed:
             self._watch_disconnect()
@@ -260,9 +260,8 @@ class Stream:
 
     # -- sender ---------------------------------------------------------------------------------
     async def _open(self) -> bool:
-        """Send the headers once the first item is buffered, or after ``open_timeout`` without
-        one. False if the stream stopped first; a failure with nothing buffered is raised (the
-        framework answers a normal HTTP error)."""
+        """Send the headers once an item is buffered or ``open_timeout`` passed; False if the
+        stream stopped first; a failure with nothing buffered is raised (an HTTP error)."""
         producer = self._producer
         if not producer.buffer and not producer.done and self.stop_reason is None:
             with contextlib.suppress(TimeoutError):
@@ -285,7 +284,9 @@ class Stream:
         while True:
             wake.clear()
             if buffer:
-                if producer.done and producer.failure is None and self.stop_reason is None:
+                if self.stop_reason is not None:
+                    return  # the peer is gone or was cut: nothing more can be sent
+                if producer.done and producer.failure is None:
                     return  # the last bytes leave with the end of the body (one message less)
                 if not await self._flush():
                     return
@@ -298,7 +299,7 @@ class Stream:
                     self._last_sent + ping, self._ping_timer, ping
                 )
             await wake.wait()
-            if self._ping_due and not await self._send_ping():
+            if self._ping_due and self.stop_reason is None and not await self._send_ping():
                 return
 
     async def _finish(self) -> None:
@@ -314,13 +315,10 @@ class Stream:
             body, items = producer.take()
             tail = body + tail
         self._ending = True
-        if not await self._send_body(tail, more=False):
+        if not await self._send_body(tail, items, more=False):
             self._ending = False
             return
-        if self.supervisor is not None and tail:
-            stats = self.supervisor.stats
-            stats.items_sent += items
-            stats.bytes_sent += len(tail)
+        self._complete = True
         self.finished_cleanly = producer.failure is None
 
     def _last_words(self) -> bytes | None:
@@ -339,28 +337,20 @@ class Stream:
         """Send everything buffered as one message (write coalescing)."""
         producer = self._producer
         body, items = producer.take()
-        sent = await self._send_body(body)
-        if sent and self.supervisor is not None:
-            stats = self.supervisor.stats
-            stats.items_sent += items
-            stats.bytes_sent += len(body)
+        sent = await self._send_body(body, items)
         producer.accepted(len(body))
         return sent
 
     async def _send_headers(self) -> None:
         response = self.response
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        )
+        status, headers = response.status_code, response.raw_headers
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
         self.headers_sent = True
         self._last_sent = self._loop.time()
 
-    async def _send_body(self, body: bytes, more: bool = True) -> bool:
-        """Send one chunk; False if the stream must stop (timeout, peer gone)."""
+    async def _send_body(self, body: bytes, items: int = 0, more: bool = True) -> bool:
+        """Send one chunk (``items`` events, counted once sent); False if the stream must stop
+        (timeout, peer gone, cut)."""
         message = {"type": "http.response.body", "body": body, "more_body": more}
         timeout = self.response.send_timeout
         try:
@@ -370,6 +360,12 @@ class Stream:
                 async with asyncio.timeout(timeout):
                     await self.send(message)
             self._last_sent = self._loop.time()
+            if self._guard is not None:
+                self._guard.sent()
+            if self.supervisor is not None:
+                stats = self.supervisor.stats
+                stats.items_sent += items
+                stats.bytes_sent += len(body)
         except TimeoutError:
             self.stop_reason = "send_timeout"
             logger.warning("stream closed: send blocked longer than %.1fs", timeout)
@@ -377,7 +373,14 @@ class Stream:
         except OSError:  # ASGI 2.4 servers raise it for a peer that is gone
             self._peer_gone({"type": "http.disconnect"})
             return False
-        return self.stop_reason != "disconnect"
+        return self.stop_reason not in ("disconnect", "send_timeout")
+
+    def _stalled(self) -> None:
+        """The watchdog reset the connection (nothing acknowledged for ``send_timeout``)."""
+        if self.stop_reason != "disconnect":
+            self.stop_reason = "send_timeout"
+        self._wake.set()
+        self._producer.cancel()
 
     # -- heartbeat ------------------------------------------------------------------------------
     def _ping_timer(self, ping: float) -> None:

@@ -10,7 +10,10 @@ Guarantees:
 * **Never held back.** The sender is woken as soon as an item is buffered; a ready item waits
   only for the producer's next await (the iterator's, or a checkpoint's), never for more items.
 * **Fair.** Each batch of ``max_buffer`` bytes is made in this loop's turn (``_turns``), so
-  bulk streams share the loop one batch per iteration.
+  bulk streams share the loop one batch per iteration. A producer whose iterator let the loop
+  go round since its last checkpoint (a live reader waiting for events, ``_ticks``; also for
+  its first item) hogs nothing and does not queue for a turn: it is not held back behind the
+  busy streams.
 * **Closed.** Whatever ends the task (the iterator's end, its failure, a cancellation), ``done``
   is set, the sender is woken and the iterator's ``aclose()`` is awaited, so its ``finally``
   blocks run before the task ends. A failure is recorded in ``failure``, never raised; a
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._sse import ServerSentEvent
 from ._flag import Flag
+from ._ticks import Ticks, loop_ticks
 from ._turns import Turns, loop_turns
 
 if TYPE_CHECKING:
@@ -97,9 +101,11 @@ class Producer:
         buffer = self.buffer
         wake = self._wake
         turns = loop_turns()
+        ticks = loop_ticks()
         produced = 0
         checkpoint = 0  # the first item is a checkpoint
         first = True
+        mark = ticks.mark()  # the loop's iteration count at the last checkpoint
         async for item in iterator:
             # the hot path: an SSE response fed ServerSentEvent objects, inlined
             chunk = item.encode() if sse and type(item) is ServerSentEvent else encode(item)
@@ -111,23 +117,27 @@ class Producer:
                 wake.set()
             if produced < checkpoint:
                 continue
-            await self._pause(turns, limit, first)
+            mark = await self._pause(turns, limit, first, ticks, mark)
             first = False
             checkpoint = produced + limit - self.pending
 
-    async def _pause(self, turns: Turns, limit: int, first: bool) -> None:
-        """At a checkpoint: let the sender run, wait for room, and take this loop's turn."""
+    async def _pause(self, turns: Turns, limit: int, first: bool, ticks: Ticks, mark: int) -> int:
+        """At a checkpoint: let the sender run, wait for room, and take this loop's turn
+        unless the loop went round since the last checkpoint (``mark``); the new mark."""
         if first:
             # one loop turn after the first item: the sender puts the headers and the first
             # event on the wire now instead of after a full batch; the rest of the batch waits
-            # for this loop's turn
+            # for this loop's turn, unless the iterator already waited for the first item
+            waited = ticks.passed(mark)
             await asyncio.sleep(0)
-            await turns.take()
+            if not waited:
+                await turns.take()
         elif self.pending >= limit:
             drained = self._drained
             while self.pending >= limit:
                 drained.clear()
                 await drained.wait()
             await turns.take()  # the next batch: the next turn
-        elif turns.contended:
-            await turns.take()  # a batch's worth made while others wait
+        elif turns.contended and not ticks.passed(mark):
+            await turns.take()  # a batch's worth made in one iteration while others wait
+        return ticks.mark()

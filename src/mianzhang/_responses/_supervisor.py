@@ -63,6 +63,19 @@ class StreamStatistics:
     items_sent: int = 0  # events (lines, chunks) handed to the server, heartbeats excluded
     bytes_sent: int = 0  # body bytes handed to the server, heartbeats included
 
+    def count_end(self, stop_reason: str | None, *, failed: bool) -> None:
+        """Count one ended stream under exactly one outcome."""
+        if stop_reason == "disconnect":
+            self.disconnected += 1
+        elif stop_reason == "send_timeout":
+            self.send_timeouts += 1
+        elif failed or stop_reason == "crashed":
+            self.errors += 1
+        elif stop_reason == "drain":
+            self.drained += 1
+        else:
+            self.completed += 1
+
 
 class StreamSupervisor:
     """Counts live streams and ends them gracefully when the server shuts down.

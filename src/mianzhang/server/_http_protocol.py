@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with the request-head limits uvicorn lacks (slowloris defence).
+"""uvicorn's httptools protocol with the request-head limits uvicorn lacks (slowloris defence),
+offering streams their transport (the ASGI extension ``"mianzhang.transport"``).
 
 uvicorn limits nothing in a request's head: a client may send endless headers, or one header
 byte every few seconds and hold a connection forever. :func:`guarded_protocol` returns a
@@ -24,6 +25,14 @@ its headers are complete, and buffered up to that read's size before.)
 After a size refusal the connection lingers (at most ``LINGER`` seconds, reading and
 discarding), so the client can read the answer instead of a reset for the bytes it was still
 sending. Bodies get their deadline in the ASGI layer (``_middleware.BodyDeadline``).
+
+Every request's scope carries ``scope["extensions"]["mianzhang.transport"]["transport"]``, the
+connection's :class:`~mianzhang._responses._transport.SocketTransport` (made when the
+connection opens, forgotten when it is lost): streaming responses set its kernel send buffer
+to ``stream_send_buffer``, watch what the peer acknowledges and reset the connection when they
+cut a reader (see ``mianzhang._responses._transport``). :class:`HttpProtocol` is this protocol
+with the default limits, for plain uvicorn:
+``uvicorn app:app --http mianzhang.server:HttpProtocol``.
 """
 
 from __future__ import annotations
@@ -35,10 +44,16 @@ from typing import TYPE_CHECKING
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from .._responses._transport import (
+    DEFAULT_STREAM_SEND_BUFFER,
+    TRANSPORT_EXTENSION,
+    SocketTransport,
+)
+
 if TYPE_CHECKING:
     from ._settings import Settings
 
-__all__ = ["LINGER", "guarded_protocol"]
+__all__ = ["LINGER", "HttpProtocol", "guarded_protocol"]
 
 LINGER = 2.0
 """Seconds a refused connection keeps reading (and discarding) before it closes."""
@@ -82,7 +97,10 @@ class _Guarded(HttpToolsProtocol):
     max_header_bytes: int = 16 * 1024
     max_header_count: int = 100
     max_request_line: int = 8 * 1024
+    stream_send_buffer: int = DEFAULT_STREAM_SEND_BUFFER
 
+    _transport: SocketTransport | None = None  # the connection's, offered to streams
+    _offered: dict[object, object] | None = None  # the extension's dict: {"transport": ...}
     _header_timer: asyncio.TimerHandle | None = None
     _linger_timer: asyncio.TimerHandle | None = None
     _in_head: bool = True  # reading a head (or waiting for one), not a body
@@ -124,6 +142,8 @@ class _Guarded(HttpToolsProtocol):
         if self._refusal is not None:
             return
         super().on_message_begin()
+        if self._offered is not None:  # (next to any extension uvicorn may offer one day)
+            self.scope.setdefault("extensions", {})[TRANSPORT_EXTENSION] = self._offered
         self._field_count = 0
         self._field_bytes = 0
         self._arm()
@@ -179,6 +199,8 @@ class _Guarded(HttpToolsProtocol):
     # -- the header deadline -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._transport = SocketTransport(transport, self.stream_send_buffer)
+        self._offered = {"transport": self._transport}
         self._arm()
 
     def _arm(self) -> None:
@@ -220,6 +242,8 @@ class _Guarded(HttpToolsProtocol):
             transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._transport.connection_lost()
         self._disarm()
         if self._linger_timer is not None:
             self._linger_timer.cancel()
@@ -238,5 +262,12 @@ def guarded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             "max_header_bytes": settings.max_header_bytes,
             "max_header_count": settings.max_header_count,
             "max_request_line": settings.max_request_line,
+            "stream_send_buffer": settings.stream_send_buffer,
         },
     )
+
+
+class HttpProtocol(_Guarded):
+    """The protocol of ``mianzhang serve`` with the default limits and stream send buffer,
+    for plain uvicorn: ``uvicorn app:app --http mianzhang.server:HttpProtocol`` (streams cut
+    for a slow reader are reset at once; see the module docstring)."""

@@ -1,10 +1,16 @@
-"""Prometheus metrics of the streaming core (each app has its own registry: no globals)."""
+"""Prometheus metrics of the streaming core (each app has its own registry: no globals).
+
+Besides the features' counters: the standard ``process_*`` metrics (resident memory, open
+file descriptors, CPU; Linux) and ``mianzhang_asyncio_tasks``, the tasks alive in the event
+loop serving ``/metrics``: the three numbers a soak test watches for leaks.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -45,6 +51,16 @@ def _stream_metrics(supervisor: StreamSupervisor) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         "mianzhang_stream_bytes_sent", "Body bytes written to streams", value=stats.bytes_sent
+    )
+
+
+def _runtime_metrics() -> Iterator[Metric]:
+    try:
+        tasks = len(asyncio.all_tasks())
+    except RuntimeError:  # collected outside the event loop's thread: nothing to count
+        return
+    yield GaugeMetricFamily(
+        "mianzhang_asyncio_tasks", "Tasks alive in the event loop (a leak grows it)", tasks
     )
 
 
@@ -124,6 +140,7 @@ class _StreamCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Read every statistic now: streams, resumes, the log, jobs, files."""
         yield from _stream_metrics(self.supervisor)
+        yield from _runtime_metrics()
         if self.serving is not None:
             yield from _serving_metrics(self.serving)
         yield from _log_metrics(self.log)
@@ -142,3 +159,4 @@ def register_stream_metrics(
     jobs: JobStatistics | None = None,
 ) -> None:
     registry.register(_StreamCollector(supervisor, log, files, serving, jobs))
+    ProcessCollector(registry=registry)

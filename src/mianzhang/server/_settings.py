@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .._errors import ConfigError
+from .._responses._transport import DEFAULT_STREAM_SEND_BUFFER
 from ..channels import ChannelsSettings
 from ..files import FilesSettings
 from ..jobs import JobsSettings
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     # in kernel memory and makes it stall (and be cut by send_timeout) early. `mianzhang serve`
     # applies it to its listening socket, whose accepted connections inherit it.
     socket_send_buffer: int = Field(default=0, ge=0)
+    # Kernel send buffer of a connection while it carries a stream (SSE, NDJSON, text), set
+    # when the stream starts (0 = leave it). Bounds what a stalled reader pins in the kernel;
+    # streams are cut by acknowledgement, so a small buffer costs no false cut.
+    stream_send_buffer: int = Field(default=DEFAULT_STREAM_SEND_BUFFER, ge=0)
     # Slow and abusive clients (uvicorn cuts nothing while bytes trickle in).
     header_timeout: float = Field(default=10.0, gt=0)  # first byte -> end of headers
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers

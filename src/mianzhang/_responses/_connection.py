@@ -1,0 +1,134 @@
+"""What a stream does with its connection when the server offers a transport (``_transport``):
+the kernel send buffer, the acknowledgement watchdog, the reset that makes a cut a cut.
+
+Guarantees (only where the server offers :class:`~._transport.StreamTransport`):
+
+* **Send buffer.** Set once, when the stream starts, to the server's ``stream_send_buffer``.
+* **Watchdog.** A stream whose peer acknowledged no byte for ``send_timeout`` seconds while
+  some were unacknowledged is cut (``on_stall`` is called once), whether or not a ``send``
+  blocked: also when the kernel took everything that was sent. The cut comes between
+  ``send_timeout`` and ``send_timeout`` plus one check interval (a quarter of it, at most
+  5 s) after the last acknowledgement seen. Bytes acknowledged are the peer's own count
+  (``TCP_INFO``), not bytes handed to the kernel.
+* **Nothing per event.** The sender calls :meth:`ConnectionGuard.sent` after a send: it arms
+  the one timer of the stream if none is armed (one attribute test otherwise). The timer
+  re-arms itself only while bytes are unacknowledged: a reader that keeps up costs one check
+  per interval while data flows, an idle one none.
+* **Cut.** :meth:`ConnectionGuard.release` cancels the timer and, after an end that is not a
+  clean finish, resets the connection (RST, ``abort()``) when the peer holds bytes back, and
+  always after a send timeout: no socket outlives its stream waiting for a reader that does
+  not read, and its descriptor and buffers are released at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from starlette.types import Scope
+
+from ._transport import StreamTransport, transport_of
+
+__all__ = ["ConnectionGuard", "check_interval"]
+
+logger = logging.getLogger("mianzhang.responses")
+
+_MAX_INTERVAL = 5.0
+_EARLY = 1e-3  # a timer may fire this much early: still counts as a full interval
+
+
+def check_interval(send_timeout: float) -> float:
+    """Seconds between two watchdog checks: a quarter of ``send_timeout``, at most 5 s."""
+    return min(send_timeout / 4, _MAX_INTERVAL)
+
+
+class ConnectionGuard:
+    """The connection under one stream (see the module docstring). When the watchdog gives
+    up on the peer it resets the connection, then calls ``on_stall`` (once, from a loop
+    callback)."""
+
+    __slots__ = (
+        "_acked",
+        "_handle",
+        "_interval",
+        "_loop",
+        "_on_stall",
+        "_progress_at",
+        "_timeout",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        transport: StreamTransport,
+        send_timeout: float | None,
+        on_stall: Callable[[], None],
+    ) -> None:
+        self.transport = transport
+        size = transport.stream_send_buffer
+        if size > 0:
+            transport.set_send_buffer(size)
+        self._loop = asyncio.get_running_loop()
+        self._on_stall = on_stall
+        self._handle: asyncio.TimerHandle | None = None
+        self._acked: int | None = None
+        self._progress_at = 0.0
+        self._timeout = 0.0
+        self._interval = 0.0  # 0: no watchdog (no timeout, or acknowledgements unknown)
+        if send_timeout is not None and transport.acknowledged_bytes() is not None:
+            self._timeout = send_timeout
+            self._interval = check_interval(send_timeout)
+
+    @classmethod
+    def of(
+        cls, scope: Scope, send_timeout: float | None, on_stall: Callable[[], None]
+    ) -> ConnectionGuard | None:
+        """The guard of a stream of this request, if its server offers its transport."""
+        transport = transport_of(scope)
+        return None if transport is None else cls(transport, send_timeout, on_stall)
+
+    @property
+    def watching(self) -> bool:
+        """A watchdog check is scheduled."""
+        return self._handle is not None
+
+    def sent(self) -> None:
+        """Bytes were handed to the server: watch their acknowledgement."""
+        if self._handle is None and self._interval:
+            self._acked = self.transport.acknowledged_bytes()
+            self._progress_at = self._loop.time()
+            self._handle = self._loop.call_later(self._interval, self._check)
+
+    def _check(self) -> None:
+        """One watchdog check: done when nothing is unacknowledged; progress when the peer's
+        count moved; the stall reported once none was seen for ``send_timeout``."""
+        self._handle = None
+        transport = self.transport
+        if transport.unacknowledged_bytes() <= 0:
+            return  # all acknowledged: no timer until the next send
+        acked = transport.acknowledged_bytes()
+        if acked is None:
+            return  # the connection is gone
+        now = self._loop.time()
+        if acked != self._acked:
+            self._acked = acked
+            self._progress_at = now
+        elif now - self._progress_at >= self._timeout - _EARLY:
+            logger.warning("stream cut: its peer acknowledged nothing for %.1fs", self._timeout)
+            transport.abort()
+            self._on_stall()
+            return
+        self._handle = self._loop.call_later(self._interval, self._check)
+
+    def release(self, *, complete: bool, stop_reason: str | None) -> None:
+        """The stream is over: no more checks; reset the connection unless the body is
+        complete or the peer already went away (see the module docstring)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if complete or stop_reason == "disconnect":
+            return
+        transport = self.transport
+        if stop_reason == "send_timeout" or transport.unacknowledged_bytes() > 0:
+            transport.abort()

@@ -1,0 +1,180 @@
+"""The connection under a response: an ASGI scope extension a server may offer a stream.
+
+ASGI gives an application ``send`` and nothing else about the connection: a stream that stops
+cannot tell the server "reset this connection, the peer stopped reading", and a stream cannot
+tell whether the bytes it sent were taken by the peer or are only waiting in the kernel. A
+server that can answer offers the ASGI extension ``"mianzhang.transport"``, whose dict holds
+under ``"transport"`` an object with the :class:`StreamTransport` methods
+(``scope["extensions"]["mianzhang.transport"]["transport"]``); the engine uses it when present:
+
+* on ``send_timeout``, and on any server-side end that is not a clean finish while the peer
+  has bytes it did not acknowledge, the engine calls :meth:`~StreamTransport.abort`: the
+  connection is reset (RST) at once, its descriptor and buffers released, instead of a FIN
+  queued behind data the peer will never read;
+* at its start a stream sets the kernel send buffer to the server's
+  :attr:`~StreamTransport.stream_send_buffer`, bounding what a stalled reader pins there;
+* a watchdog (``_watchdog``) reads :meth:`~StreamTransport.acknowledged_bytes` while bytes
+  are unacknowledged and cuts a stream whose peer acknowledged nothing for ``send_timeout``,
+  also when the kernel took every byte (no ``send`` ever blocks).
+
+``mianzhang serve`` offers it (its uvicorn protocol); plain uvicorn gets it with
+``--http mianzhang.server:HttpProtocol``. Without it (other servers, uvicorn's own protocols)
+a stream still ends on a blocked ``send``, frees its iterator and buffer, and returns without
+completing the body; the server then closes the connection its own way (uvicorn: ``close()``,
+which keeps the socket until its write buffer drains, i.e. as long as the peer does not read),
+and a stall the kernel absorbs is seen only once its buffer is full and a ``send`` blocks.
+
+:class:`SocketTransport` is the implementation over an ``asyncio`` transport and its socket:
+Linux's ``SIOCOUTQ`` and ``TCP_INFO`` (``tcpi_bytes_acked``); elsewhere (and on Unix sockets)
+only the transport's own buffer is counted and :meth:`~SocketTransport.acknowledged_bytes` is
+``None`` (no watchdog: a stall is seen when a ``send`` blocks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import sys
+from typing import Any, Protocol, runtime_checkable
+
+from starlette.types import Scope
+
+__all__ = [
+    "DEFAULT_STREAM_SEND_BUFFER",
+    "TRANSPORT_EXTENSION",
+    "SocketTransport",
+    "StreamTransport",
+    "transport_of",
+]
+
+TRANSPORT_EXTENSION = "mianzhang.transport"
+"""Name of the ASGI extension (in ``scope["extensions"]``) whose ``"transport"`` is the
+:class:`StreamTransport` of the request's connection."""
+
+DEFAULT_STREAM_SEND_BUFFER = 128 * 1024
+"""Kernel send buffer (``SO_SNDBUF``) of a streaming connection, in bytes. Linux doubles it for
+its bookkeeping: a stalled reader pins at most 256 KiB of kernel memory (about 190 KB of
+data), and a reader 100 ms away still gets over 1 MB/s."""
+
+_SIOCOUTQ = 0x5411  # Linux: bytes in the send queue not yet acknowledged (= TIOCOUTQ)
+if sys.platform == "linux":
+    from fcntl import ioctl as _ioctl
+
+    _TCP_INFO: int | None = socket.TCP_INFO
+else:  # the kernel's queue and acknowledgements are read on Linux only
+    _ioctl = None
+    _TCP_INFO = None
+_BYTES_ACKED = struct.Struct("=Q")
+_BYTES_ACKED_OFFSET = 120  # struct tcp_info.tcpi_bytes_acked (Linux >= 4.1)
+_TCP_INFO_SIZE = _BYTES_ACKED_OFFSET + _BYTES_ACKED.size
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets
+
+
+@runtime_checkable
+class StreamTransport(Protocol):
+    """What a server tells and lets a streaming response do about its connection.
+
+    Every method is cheap (a system call at most) and never raises: a connection already
+    closed answers 0 / ``None`` and ignores what is asked of it.
+    """
+
+    @property
+    def stream_send_buffer(self) -> int:
+        """The kernel send buffer the server wants for streams (bytes; 0: leave it)."""
+        ...
+
+    def set_send_buffer(self, size: int) -> None:
+        """Set the connection's kernel send buffer (``SO_SNDBUF``) to ``size`` bytes."""
+        ...
+
+    def unacknowledged_bytes(self) -> int:
+        """Bytes written to the connection that the peer has not acknowledged yet: the
+        server's write buffer plus the kernel's send queue."""
+        ...
+
+    def acknowledged_bytes(self) -> int | None:
+        """Bytes the peer acknowledged since the connection opened, or ``None`` when the
+        server cannot tell (then no watchdog runs)."""
+        ...
+
+    def abort(self) -> None:
+        """Close the connection now, discarding unsent bytes, with a reset (RST): no FIN
+        waits behind data the peer does not read; the descriptor and buffers are freed."""
+        ...
+
+
+def transport_of(scope: Scope) -> StreamTransport | None:
+    """The server's :class:`StreamTransport` for this request, if it offers one."""
+    extensions = scope.get("extensions")
+    if extensions:
+        offered = extensions.get(TRANSPORT_EXTENSION)
+        if offered:
+            found: StreamTransport | None = offered.get("transport")
+            return found
+    return None
+
+
+class SocketTransport:
+    """:class:`StreamTransport` over an ``asyncio`` transport (uvloop's too) and its socket.
+
+    One per connection: the server makes it when the connection opens and calls
+    :meth:`connection_lost` when it is lost (from then on it never touches the descriptor,
+    whose number the kernel may give to a new connection). It holds no buffer.
+    """
+
+    __slots__ = ("_fd", "_socket", "_tcp", "stream_send_buffer", "transport")
+
+    def __init__(self, transport: asyncio.Transport, stream_send_buffer: int = 0) -> None:
+        self.transport = transport
+        self.stream_send_buffer = stream_send_buffer
+        sock: Any = transport.get_extra_info("socket")
+        self._socket = sock
+        self._fd = -1
+        self._tcp = False
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._fd = sock.fileno()
+                self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+
+    def connection_lost(self) -> None:
+        """The server's transport is closed: forget the socket."""
+        self._socket = None
+        self._fd = -1
+
+    def set_send_buffer(self, size: int) -> None:
+        sock = self._socket
+        if sock is not None and size > 0:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    def unacknowledged_bytes(self) -> int:
+        if self._socket is None:
+            return 0
+        pending = self.transport.get_write_buffer_size()
+        if _ioctl is not None and self._fd >= 0:
+            with contextlib.suppress(OSError):
+                queued = _ioctl(self._fd, _SIOCOUTQ, b"\0\0\0\0")
+                pending += int.from_bytes(queued, sys.byteorder, signed=True)
+        return pending
+
+    def acknowledged_bytes(self) -> int | None:
+        sock = self._socket
+        if sock is None or not self._tcp or _TCP_INFO is None:
+            return None
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+        except OSError:
+            return None
+        if len(info) < _TCP_INFO_SIZE:  # a kernel older than tcpi_bytes_acked
+            return None
+        acked: int = _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_OFFSET)[0]
+        return acked
+
+    def abort(self) -> None:
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        self.transport.abort()
