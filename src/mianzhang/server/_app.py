@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from .. import __version__
 from .._errors import MianzhangError
 from .._responses import SUPERVISOR_STATE_KEY
-from ._deps import get_host, get_llm, require, token_budget
+from ._deps import require, services, token_budget
 from ._errors import error_response
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._otel import otlp_tracer_provider, telemetry_config
@@ -90,7 +90,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(streams_router, dependencies=guarded("streams"))
     app.include_router(demo_router)
     app.include_router(
-        llm_router(get_llm, get_host, get_budget=token_budget),
+        llm_router(lambda r: services(r).llm, lambda r: services(r).host, get_budget=token_budget),
         dependencies=guarded("llm", new_work=True),
     )
     app.include_router(files_read_router, dependencies=guarded("files:read"))
