@@ -36,10 +36,12 @@ import contextlib
 import errno
 import gc
 import json
+import os
 import re
 import resource
 import select
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -117,6 +119,7 @@ class Client:
         self.errors: list[str] = []
         self.warmup = int(spec.get("warmup", 0))
         self.lat_kernel = array.array("q")
+        self.lat_seq = array.array("i")  # the event of each latency sample
         self.delay_client = array.array("q")
         self.first_arrival: dict[int, int] = {}
         self.last_arrival: dict[int, int] = {}
@@ -228,11 +231,11 @@ class Client:
     def _body(self, sub: Sub, data: bytes, kernel: int, now: int) -> None:
         if sub.buffer:
             data = sub.buffer + data
-        end = data.rfind(b"\n\n")
+        end = data.rfind(b"\n")  # complete lines only (a heartbeat comment is one line)
         if end < 0:
             sub.buffer = data
             return
-        complete, sub.buffer = data[: end + 2], data[end + 2 :]
+        complete, sub.buffer = data[: end + 1], data[end + 1 :]
         warmup = self.warmup
         for sent, seq_bytes in EVENT.findall(complete):
             seq = int(seq_bytes)
@@ -242,6 +245,7 @@ class Client:
             sub.got += 1
             if seq >= warmup:
                 self.lat_kernel.append(kernel - int(sent))
+                self.lat_seq.append(seq)
                 self.delay_client.append(now - kernel)
                 if kernel > self.last_arrival.get(seq, 0):
                     self.last_arrival[seq] = kernel
@@ -355,6 +359,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def runqueue_wait_seconds(pids: list[int]) -> float:
+    """Time the processes' threads were runnable but waiting for a CPU (``schedstat``): how
+    much other work on the machine held them back."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[1])
+    return total / 1e9
+
+
 def rss_kib(pids: list[int]) -> float:
     import psutil
 
@@ -414,12 +430,17 @@ def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
             }
         redis_before = redis_commandstats(redis_port) if redis_port else None
         cpu0, own0, wall0 = cpu_seconds(pids), time.process_time(), time.monotonic()
+        wait0, own_wait0 = runqueue_wait_seconds(pids), runqueue_wait_seconds([os.getpid()])
         client.publish_series(warmup, messages, rate)
         publish_end = time.monotonic()
         complete = client.wait_delivered(warmup + messages, publish_end + spec["drain_timeout"])
         wall = time.monotonic() - wall0
         out["server_cpu_percent"] = round(100 * (cpu_seconds(pids) - cpu0) / wall, 1)
         out["client_cpu_percent"] = round(100 * (time.process_time() - own0) / wall, 1)
+        waited = runqueue_wait_seconds(pids) - wait0
+        out["server_runqueue_wait_percent"] = round(100 * waited / wall, 1)
+        own_waited = runqueue_wait_seconds([os.getpid()]) - own_wait0
+        out["client_runqueue_wait_percent"] = round(100 * own_waited / wall, 1)
         out["window_seconds"] = round(wall, 2)
         if redis_before is not None:
             out["redis_window"] = {
@@ -437,6 +458,13 @@ def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
         lasts = [client.last_arrival[s] - client.send_ns[s] for s in client.last_arrival]
         out["fanout_span_ms"] = percentiles(spans)  # first to last subscriber, per message
         out["last_subscriber_ms"] = percentiles(lasts)  # send to the last subscriber
+        by_seq: dict[int, list[int]] = {}
+        for seq, lat in zip(client.lat_seq, client.lat_kernel, strict=True):
+            by_seq.setdefault(seq, []).append(lat)
+        out["per_event_ms"] = [  # [seq, p50, max] of each event, in publish order
+            [seq, round(statistics.median(lats) / 1e6, 2), round(max(lats) / 1e6, 2)]
+            for seq, lats in sorted(by_seq.items())
+        ]
         expected = n * messages
         out["missing"] = expected - len(client.lat_kernel)
         out["out_of_order"] = client.out_of_order
@@ -570,7 +598,7 @@ def main() -> None:
     mode = spec["mode"]
     runner = {"fanout": run_fanout, "idle": run_idle, "head": run_head}[mode]
     result = runner(spec)
-    result["load_average"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result), flush=True)
 
 

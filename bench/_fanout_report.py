@@ -123,7 +123,11 @@ def fanout_tables(results: dict[str, Any]) -> str:
         f"{params['rate']:g}/s to N subscribers of one stream; every event at every subscriber "
         f"(kernel arrival stamp). Median over {params['repeats']} repeats, (min–max) across "
         'them. "last sub" is the latency of the last subscriber to get an event (p50 over '
-        "events): the fan-out's completion. Ratios are of medians, against raw ASGI.",
+        "events): the fan-out's completion. Ratios are of medians, against raw ASGI. "
+        '"server run-queue wait": time the server was runnable but waiting for its CPU '
+        "(other work on the machine; high values mean the case measured the machine, not the "
+        'server). "client delay": user-space read minus kernel arrival (the client\'s own lag, '
+        "not in the latency).",
         "",
     ]
     for n, runs in results["runs"].items():
@@ -134,8 +138,8 @@ def fanout_tables(results: dict[str, Any]) -> str:
             f"**{int(n):,} subscribers** (1-min load average during the cases: {load})",
             "",
             "| peer | p50 ms | p99 ms | max ms | last sub p50 ms | server CPU % | p50 vs raw "
-            "| p99 vs raw | client delay p99 ms | runs ok |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| p99 vs raw | server run-queue wait % | client delay p99 ms | runs ok |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for peer, peer_runs in runs.items():
             ok = [r for r in peer_runs if "error" not in r and r.get("complete")]
@@ -146,6 +150,7 @@ def fanout_tables(results: dict[str, Any]) -> str:
                 f"| {_cell(summary(peer_runs, 'last_subscriber_ms', 'p50'))} "
                 f"| {_cell(summary(peer_runs, 'server_cpu_percent'), 0)} "
                 f"| {_ratio(runs, peer, 'p50')} | {_ratio(runs, peer, 'p99')} "
+                f"| {_cell(summary(peer_runs, 'server_runqueue_wait_percent'), 0)} "
                 f"| {_cell(summary(peer_runs, 'client_delay_ms', 'p99'))} "
                 f"| {len(ok)}/{len(peer_runs)} |"
             )

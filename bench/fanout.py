@@ -276,6 +276,7 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
         if "error" in outcome:
             print(f"idle {peer}: {outcome['error']}", flush=True)
     results["wall_seconds"] = round(time.monotonic() - started, 1)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
@@ -292,6 +293,7 @@ def post(port: int, path: str, body: str) -> None:
 
 
 def run_head(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
     with contextlib.ExitStack() as stack:
         channel = stack.enter_context(servers("mz-channel", 15.0))
         log = stack.enter_context(servers("mz-log", 15.0))
@@ -312,11 +314,14 @@ def run_head(args: argparse.Namespace) -> dict[str, Any]:
         spec = {"mode": "head", "cases": cases, "samples": args.samples, "block": 10}
         load = [round(x, 2) for x in os.getloadavg()]
         outcome = run_client(spec, 60 + args.samples * len(cases) * 0.5)
+    machine = report.machine(ROOT)
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return {
         "command": "python " + " ".join(sys.argv),
-        "machine": {**report.machine(ROOT), "load_before": load},
+        "machine": {**machine, "load_before": load},
         "params": {"samples": args.samples},
         "cases": outcome,
+        "wall_seconds": round(time.monotonic() - started, 1),
     }
 
 
