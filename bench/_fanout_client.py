@@ -43,6 +43,7 @@ import select
 import socket
 import statistics
 import struct
+import subprocess
 import sys
 import time
 from typing import Any
@@ -401,6 +402,36 @@ def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
+# -- profiling ---------------------------------------------------------------------------------
+def start_profiler(
+    profile: dict[str, Any] | None, pids: list[int], seconds: float
+) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` on the first server for the publish window (it runs on this client's
+    CPU; ``--nonblocking``: the server is not paused for the samples)."""
+    if not profile:
+        return None
+    cmd = [
+        "py-spy", "record", "--pid", str(pids[0]), "--format", "raw", "--output",
+        profile["output"], "--rate", str(profile.get("rate", 100)), "--duration",
+        str(max(1, round(seconds))), "--function",
+    ] + (["--idle"] if profile.get("idle", True) else []) + (
+        [] if profile.get("native") else ["--nonblocking"]  # native stacks need pauses
+    ) + (
+        ["--native"] if profile.get("native") else []
+    )  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish_profiler(profiler: subprocess.Popen[bytes], client: Client) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while profiler.poll() is None and time.monotonic() < deadline:
+        client.poll(0.1)  # keep reading the subscribers meanwhile
+    if profiler.poll() is None:
+        profiler.kill()
+    _, err = profiler.communicate(timeout=10)
+    return {"returncode": profiler.returncode, "stderr": err.decode(errors="replace")[-500:]}
+
+
 # -- modes --------------------------------------------------------------------------------------
 def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
     client = Client(spec)
@@ -431,11 +462,18 @@ def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
         redis_before = redis_commandstats(redis_port) if redis_port else None
         cpu0, own0, wall0 = cpu_seconds(pids), time.process_time(), time.monotonic()
         wait0, own_wait0 = runqueue_wait_seconds(pids), runqueue_wait_seconds([os.getpid()])
+        profiler = start_profiler(spec.get("profile"), pids, messages / rate + 2)
         client.publish_series(warmup, messages, rate)
         publish_end = time.monotonic()
         complete = client.wait_delivered(warmup + messages, publish_end + spec["drain_timeout"])
+        if profiler is not None:
+            out["profile"] = finish_profiler(profiler, client)
         wall = time.monotonic() - wall0
-        out["server_cpu_percent"] = round(100 * (cpu_seconds(pids) - cpu0) / wall, 1)
+        used = cpu_seconds(pids) - cpu0
+        out["server_cpu_percent"] = round(100 * used / wall, 1)
+        # server CPU per delivered event (one event to one subscriber): the efficiency, which
+        # other work on a shared machine hardly changes (unlike the latencies)
+        out["server_cpu_us_per_delivery"] = round(1e6 * used / max(1, n * messages), 2)
         out["client_cpu_percent"] = round(100 * (time.process_time() - own0) / wall, 1)
         waited = runqueue_wait_seconds(pids) - wait0
         out["server_runqueue_wait_percent"] = round(100 * waited / wall, 1)
