@@ -196,7 +196,9 @@ def mz_log_app() -> Any:
         await log.append(STREAM, (await request.body()).decode())
         return Response(status_code=201)
 
-    return Starlette(routes=[Route("/sub", subscribe), Route("/pub", publish, methods=["POST"])])
+    app = Starlette(routes=[Route("/sub", subscribe), Route("/pub", publish, methods=["POST"])])
+    app.state.log = log  # for in-process harnesses (bench/fanout_trace.py)
+    return app
 
 
 def build(peer: str) -> Any:

@@ -235,11 +235,30 @@ def engine_attr(name: str) -> tuple[Any, str]:
     raise LookupError(name)
 
 
-def channel_app(ping: float) -> Any:
-    from mianzhang.server import create_app, load_settings
+class Harness:
+    """The app under trace: ``channel`` (``create_app``'s channel routes, memory log) or
+    ``log`` (``bench/_fanout_apps.py``'s ``mz-log``: a bare log stream, no FastAPI)."""
 
-    settings = load_settings(stream_ping=ping, max_connections=30_000, web=False)
-    return create_app(settings)
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        if kind == "channel":
+            from mianzhang.server import create_app, load_settings
+
+            settings = load_settings(stream_ping=15.0, max_connections=30_000, web=False)
+            self.app = create_app(settings)
+            self.subscribe = "/v1/channels/fanout/events?history=false"
+            self.publish = "/v1/channels/fanout/publish"
+        else:
+            os.environ["MZ_FANOUT_PING"] = "15"
+            from bench import _fanout_apps
+
+            self.app = _fanout_apps.mz_log_app()
+            self.subscribe, self.publish = "/sub", "/pub"
+
+    async def live_streams(self) -> int:
+        if self.kind == "channel":
+            return int(self.app.state.services.supervisor.stats.active)
+        return int(await self.app.state.log.readers("fanout"))
 
 
 async def serve_in_process(app: Any, port: int) -> tuple[Any, asyncio.Task[None]]:
@@ -588,18 +607,16 @@ def turn_summary(tracer: Tracer) -> dict[str, Any]:
 
 async def wait_main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.subscribers
-    app = channel_app(15.0)
+    harness = Harness(args.app)
     port = fanout.free_port()
-    server, task = await serve_in_process(app, port)
+    server, task = await serve_in_process(harness.app, port)
     tracer = Tracer(n)
     restore = install_tracer(tracer)
     try:
         spec = {
             "mode": "fanout",
-            "subscribers": [
-                {"port": port, "path": "/v1/channels/fanout/events?history=false", "count": n}
-            ],
-            "publish": {"port": port, "path": "/v1/channels/fanout/publish"},
+            "subscribers": [{"port": port, "path": harness.subscribe, "count": n}],
+            "publish": {"port": port, "path": harness.publish},
             "messages": args.messages,
             "rate": args.rate,
             "size": 100,
@@ -642,10 +659,10 @@ def census() -> collections.Counter[str]:
 
 async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.subscribers
-    app = channel_app(15.0)
+    harness = Harness(args.app)
     port = fanout.free_port()
-    server, task = await serve_in_process(app, port)
-    path = "/v1/channels/quiet/events?history=false"
+    server, task = await serve_in_process(harness.app, port)
+    path = harness.subscribe
     try:
         warm = {"mode": "idle", "subscribers": [{"port": port, "path": path, "count": 10}],
                 "levels": [10], "ping": 15.0, "server_pids": [os.getpid()], "settle": 0.5,
@@ -666,9 +683,8 @@ async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": 200,
         }
         client = asyncio.create_task(client_process(spec, 120 + n / 50 + args.hold))
-        services = app.state.services
         async with asyncio.timeout(60 + n / 50):
-            while services.supervisor.stats.active < n:  # noqa: ASYNC110 - polling a count
+            while await harness.live_streams() < n:  # noqa: ASYNC110 - polling a count
                 await asyncio.sleep(0.1)
         await asyncio.sleep(1.5)
         after = tracemalloc.take_snapshot()
@@ -759,6 +775,7 @@ def main() -> None:
     parser.add_argument("--native", action="store_true", help="py-spy --native")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames")
     parser.add_argument("--hold", type=float, default=5.0, help="memory: seconds held idle")
+    parser.add_argument("--app", choices=("channel", "log"), default="channel", help="wait, memory")
     parser.add_argument("--suffix", default="", help="appended to the result file names")
     args = parser.parse_args()
     if not (0 < args.subscribers <= 15_000 and 0 < args.messages <= 1_000 and args.rate <= 100):
