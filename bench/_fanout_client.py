@@ -296,8 +296,12 @@ class Client:
         self.epoll.register(sock.fileno(), EPOLLIN)
 
     def publish(self, seq: int) -> None:
+        """Send one publish (pipelined: its answer is read whenever it comes). A connection
+        the server closed meanwhile (keep-alive timeout) is replaced first."""
         pub = self.spec["publish"]
         size = int(self.spec.get("size", 100))
+        if self.publisher is None:
+            self.connect_publisher()
         assert self.publisher is not None
         sent = time.time_ns()
         body = f"T{sent}:{seq}:".encode().ljust(size, b"x")
@@ -305,8 +309,22 @@ class Client:
             f"POST {pub['path']} HTTP/1.1\r\nHost: {self.host}:{pub['port']}\r\n"
             f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        self.publisher.sendall(request)
+        try:
+            self.publisher.sendall(request)
+        except OSError:  # closed by the server since the last look: once more, on a new one
+            self.close_publisher()
+            self.connect_publisher()
+            assert self.publisher is not None
+            self.publisher.sendall(request)
         self.send_ns[seq] = sent
+
+    def close_publisher(self) -> None:
+        if self.publisher is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.epoll.unregister(self.publisher.fileno())
+            self.publisher.close()
+            self.publisher = None
+            self.pub_buffer = b""
 
     def _publisher_readable(self) -> None:
         assert self.publisher is not None
@@ -314,16 +332,21 @@ class Client:
             data = self.publisher.recv(65536)
         except BlockingIOError:
             return
-        if not data:
-            self.errors.append("the publisher's connection was closed")
-            self.epoll.unregister(self.publisher.fileno())
+        except OSError:
+            data = b""
+        if not data:  # the server closed it (idle keep-alive timeout): reconnect on next use
+            self._count_statuses(self.pub_buffer)
+            self.close_publisher()
             return
         data = self.pub_buffer + data
         cut = data.rfind(b"HTTP/1.1 ")
-        for status in re.findall(rb"HTTP/1\.1 (\d{3})", data[:cut] if cut > 0 else b""):
+        self._count_statuses(data[:cut] if cut > 0 else b"")
+        self.pub_buffer = data[cut:] if cut >= 0 else b""
+
+    def _count_statuses(self, data: bytes) -> None:
+        for status in re.findall(rb"HTTP/1\.1 (\d{3})", data):
             key = status.decode()
             self.pub_status[key] = self.pub_status.get(key, 0) + 1
-        self.pub_buffer = data[cut:] if cut >= 0 else b""
 
     def _publisher_statuses(self) -> dict[str, int]:
         counts = dict(self.pub_status)
@@ -445,7 +468,6 @@ def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
         client.queue_subscribers()
         client.open_until(n, int(spec.get("concurrency", 200)), t0 + spec["open_timeout"])
         out["open_seconds"] = round(time.monotonic() - t0, 2)
-        client.connect_publisher()
         if warmup:
             client.publish_series(0, warmup, rate)
             if not client.wait_delivered(warmup, time.monotonic() + spec["drain_timeout"]):
@@ -459,6 +481,8 @@ def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
                 "seconds": spec["idle_window"],
                 "calls": delta(redis_commandstats(redis_port), before),
             }
+        client.close_publisher()  # a fresh connection for the measured series
+        client.pub_status = {}  # answers to the measured publishes only
         redis_before = redis_commandstats(redis_port) if redis_port else None
         cpu0, own0, wall0 = cpu_seconds(pids), time.process_time(), time.monotonic()
         wait0, own_wait0 = runqueue_wait_seconds(pids), runqueue_wait_seconds([os.getpid()])
