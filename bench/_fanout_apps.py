@@ -23,6 +23,9 @@ The peers, each used its ordinary way:
 * ``sse-starlette`` — ``sse_starlette.EventSourceResponse`` (``ping``, ``sep="\\n"``) over a
   generator reading one queue per subscriber and yielding ``ServerSentEvent(data)`` (encoded
   per subscriber, as that library is used).
+* ``mz-queue`` — ``mianzhang.EventSourceResponse`` over a generator reading one queue per
+  subscriber (pre-encoded bytes, like ``streaming``): mianzhang's response engine without the
+  log, to tell the engine's cost from the log readers'.
 * ``mz-log`` — a bare ``MemoryEventLog`` stream; every subscriber is a log reader served by
   ``mianzhang.log.serve.StreamHost.sse`` (``EventSourceResponse`` over ``log_events``); the
   publish is one ``append``. This is the log + response engine without the channel route,
@@ -41,7 +44,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 PING = float(os.environ.get("MZ_FANOUT_PING", "15"))
-PEERS = ("raw", "streaming", "sse-starlette", "mz-log")
+PEERS = ("raw", "streaming", "sse-starlette", "mz-queue", "mz-log")
 PING_BYTES = b": ping\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 STREAM = "fanout"
@@ -175,6 +178,22 @@ def sse_starlette_app() -> Any:
     return _queue_app(response, lambda body: body.decode())
 
 
+def mz_queue_app() -> Any:
+    from mianzhang import EventSourceResponse
+
+    def response(queue: asyncio.Queue[bytes], forget: Any) -> Any:
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield await queue.get()
+            finally:
+                forget(queue)
+
+        return EventSourceResponse(events(), ping=PING)
+
+    return _queue_app(response, lambda body: b"data: " + body + b"\n\n")
+
+
 def mz_log_app() -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -208,6 +227,8 @@ def build(peer: str) -> Any:
         return streaming_app()
     if peer == "sse-starlette":
         return sse_starlette_app()
+    if peer == "mz-queue":
+        return mz_queue_app()
     if peer == "mz-log":
         return mz_log_app()
     raise SystemExit(f"unknown MZ_FANOUT_PEER {peer!r}; one of {', '.join(PEERS)}")

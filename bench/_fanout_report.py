@@ -19,6 +19,7 @@ LABELS = {
     "raw": "raw ASGI, one pre-encoded write per subscriber",
     "streaming": "StreamingResponse + a queue per subscriber",
     "sse-starlette": "sse-starlette + a queue per subscriber",
+    "mz-queue": "mianzhang EventSourceResponse + a queue per subscriber",
     "mz-log": "mianzhang: bare MemoryEventLog stream, log readers",
     "mz-channel": "mianzhang serve: channel route (memory log)",
     "mz-redis2": "mianzhang serve x2 + Redis, subscribers split",
@@ -28,6 +29,7 @@ SHORT = {
     "raw": "raw ASGI",
     "streaming": "Streaming\nResponse+queue",
     "sse-starlette": "sse-starlette\n+queue",
+    "mz-queue": "mz response\n+queue",
     "mz-log": "mz log\nreaders",
     "mz-channel": "mz channel\nroute",
     "mz-redis2": "mz x2\n+Redis",
@@ -91,11 +93,9 @@ def _cell(found: dict[str, float] | None, digits: int = 1) -> str:
     return f"{median} ({found['min']:,.{digits}f}–{found['max']:,.{digits}f})"
 
 
-def _ratio(runs: dict[str, list[dict[str, Any]]], peer: str, key: str) -> str:
-    mine, raw = (
-        summary(runs.get(peer, []), "latency_ms", key),
-        summary(runs.get("raw", []), "latency_ms", key),
-    )
+def _ratio(runs: dict[str, list[dict[str, Any]]], peer: str, key: str, top: bool = False) -> str:
+    path = (key,) if top else ("latency_ms", key)
+    mine, raw = summary(runs.get(peer, []), *path), summary(runs.get("raw", []), *path)
     if mine is None or raw is None or not raw["median"]:
         return "—"
     return f"{mine['median'] / raw['median']:.2f}x"
@@ -127,7 +127,9 @@ def fanout_tables(results: dict[str, Any]) -> str:
         '"server run-queue wait": time the server was runnable but waiting for its CPU '
         "(other work on the machine; high values mean the case measured the machine, not the "
         'server). "client delay": user-space read minus kernel arrival (the client\'s own lag, '
-        "not in the latency).",
+        'not in the latency). "server CPU µs per delivery": server CPU time over the publish '
+        "window divided by events x subscribers: what one delivery costs, which load on a "
+        "shared machine hardly changes (compare these when the run-queue wait is high).",
         "",
     ]
     for n, runs in results["runs"].items():
@@ -137,9 +139,10 @@ def fanout_tables(results: dict[str, Any]) -> str:
         lines += [
             f"**{int(n):,} subscribers** (1-min load average during the cases: {load})",
             "",
-            "| peer | p50 ms | p99 ms | max ms | last sub p50 ms | server CPU % | p50 vs raw "
-            "| p99 vs raw | server run-queue wait % | client delay p99 ms | runs ok |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| peer | p50 ms | p99 ms | max ms | last sub p50 ms | p50 vs raw | p99 vs raw "
+            "| server CPU % | server CPU µs per delivery | CPU vs raw | server run-queue wait % "
+            "| client delay p99 ms | runs ok |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for peer, peer_runs in runs.items():
             ok = [r for r in peer_runs if "error" not in r and r.get("complete")]
@@ -148,14 +151,19 @@ def fanout_tables(results: dict[str, Any]) -> str:
                 f"| {_cell(summary(peer_runs, 'latency_ms', 'p99'))} "
                 f"| {_cell(summary(peer_runs, 'latency_ms', 'max'))} "
                 f"| {_cell(summary(peer_runs, 'last_subscriber_ms', 'p50'))} "
-                f"| {_cell(summary(peer_runs, 'server_cpu_percent'), 0)} "
                 f"| {_ratio(runs, peer, 'p50')} | {_ratio(runs, peer, 'p99')} "
+                f"| {_cell(summary(peer_runs, 'server_cpu_percent'), 0)} "
+                f"| {_cell(summary(peer_runs, 'server_cpu_us_per_delivery'))} "
+                f"| {_ratio(runs, peer, 'server_cpu_us_per_delivery', top=True)} "
                 f"| {_cell(summary(peer_runs, 'server_runqueue_wait_percent'), 0)} "
                 f"| {_cell(summary(peer_runs, 'client_delay_ms', 'p99'))} "
                 f"| {len(ok)}/{len(peer_runs)} |"
             )
         errors = [
-            f"{peer}: {r['error'][:300]}" for peer, rs in runs.items() for r in rs if "error" in r
+            f"{peer}: {r['error'].strip().splitlines()[-1][:300]}"
+            for peer, rs in runs.items()
+            for r in rs
+            if "error" in r
         ]
         lines += [""] + [f"* error {e}" for e in errors] + ([""] if errors else [])
     redis_rows = []
@@ -252,7 +260,7 @@ def idle_table(results: dict[str, Any]) -> str:
             f"| {LABELS.get(peer, peer)} | {' | '.join(kib)} | {' | '.join(lat)} | {load} |"
         )
         if "error" in found:
-            lines.append(f"| ↳ error: {found['error'][:200]} |")
+            lines.append(f"| ↳ error: {found['error'].strip().splitlines()[-1][:200]} |")
     return "\n".join(lines)
 
 

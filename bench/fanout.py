@@ -16,7 +16,8 @@ Redis) are pinned to CPU 0, the client to CPU 1.
 Peers (``--peers``): ``floor`` (uvloop transports, no ASGI: the measurement's own floor),
 ``raw`` (bare ASGI, one pre-encoded write per subscriber), ``streaming`` (Starlette
 ``StreamingResponse`` + one queue per subscriber), ``sse-starlette`` (+ one queue per
-subscriber), ``mz-log`` (a bare ``MemoryEventLog`` stream, every subscriber a log reader
+subscriber), ``mz-queue`` (mianzhang's ``EventSourceResponse`` + one queue per subscriber: the
+engine without the log), ``mz-log`` (a bare ``MemoryEventLog`` stream, every subscriber a log reader
 through ``mianzhang.log.serve``), ``mz-channel`` (``python -m mianzhang serve``: ``POST
 /v1/channels/fanout/publish`` -> ``GET /v1/channels/fanout/events?history=false``, auth off),
 ``mz-redis2`` (two ``mianzhang serve`` processes sharing a ``redis-server`` started here with
@@ -63,7 +64,16 @@ from tests._support.procs import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
-PEERS = ("floor", "raw", "streaming", "sse-starlette", "mz-log", "mz-channel", "mz-redis2")
+PEERS = (
+    "floor",
+    "raw",
+    "streaming",
+    "sse-starlette",
+    "mz-queue",
+    "mz-log",
+    "mz-channel",
+    "mz-redis2",
+)
 SERVER_CPU, CLIENT_CPU = 0, 1
 CHANNEL = "fanout"
 UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--backlog", "4096")
@@ -104,7 +114,7 @@ def servers(peer: str, ping: float) -> Iterator[dict[str, Any]]:
     if peer == "floor":
         with floor_process(ping) as (port, pid):
             yield {"groups": [(port, "/sub", 1.0)], "publish": (port, "/pub"), "pids": [pid]}
-    elif peer in ("raw", "streaming", "sse-starlette", "mz-log"):
+    elif peer in ("raw", "streaming", "sse-starlette", "mz-queue", "mz-log"):
         env = {"MZ_FANOUT_PEER": peer, "MZ_FANOUT_PING": str(ping)}
         with uvicorn_process("bench._fanout_apps:app", env=env, args=UVICORN_ARGS) as srv:
             yield {
