@@ -574,7 +574,13 @@ def analyse_wait(tracer: Tracer, warmup: int) -> dict[str, Any]:
         },
         "gc_pauses_in_flight": {
             "count": len(gc_all),
-            "by_generation": dict(collections.Counter(g for g, _, _ in gc_all)),
+            "by_generation": {
+                gen: {
+                    "count": sum(1 for g, _, _ in gc_all if g == gen),
+                    "max_ms": max(ms for g, _, ms in gc_all if g == gen),
+                }
+                for gen in sorted({g for g, _, _ in gc_all})
+            },
             "max_ms": max((ms for _, _, ms in gc_all), default=0),
             "total_ms": round(sum(ms for _, _, ms in gc_all), 2),
         },
