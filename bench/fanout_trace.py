@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import gc
 import importlib
 import itertools
@@ -751,6 +752,207 @@ def _site(filename: str) -> str:
     return filename
 
 
+# -- cost: CPU per delivery without sockets ------------------------------------------------------
+class FakeConnections:
+    """N subscribers driven in-process: each is the app called with a GET scope, a ``receive``
+    that waits until the end, and a ``send`` that counts events (no sockets, no uvicorn)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.heads = 0
+        self.delivered = 0
+        self.target = 0
+        self.done: asyncio.Future[None] | None = None
+        self.gone = asyncio.get_running_loop().create_future()
+
+    async def receive(self) -> dict[str, Any]:
+        await asyncio.shield(self.gone)
+        return {"type": "http.disconnect"}
+
+    def make_send(self) -> Any:
+        """A ``send`` of its own for one subscriber (peers keep them in sets)."""
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.heads += 1
+            elif b"data: " in message.get("body", b""):
+                self.delivered += message["body"].count(b"data: ")
+                done = self.done
+                if self.delivered >= self.target and done is not None and not done.done():
+                    done.set_result(None)
+
+        return send
+
+
+async def call_publish(app: Any, path: str, body: bytes, state: dict[str, Any]) -> None:
+    from tests._support.asgi import http_scope
+
+    scope = http_scope(
+        "POST", path, headers=[("content-type", "text/plain")], state=dict(state),
+        client=("127.0.0.1", 9),
+    )  # fmt: skip
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 300:
+            raise RuntimeError(f"publish answered {message['status']}")
+
+    await app(scope, receive, send)
+
+
+def cost_app(kind: str) -> tuple[Any, str, str]:
+    """(app, subscribe path with query, publish path)."""
+    os.environ["MZ_FANOUT_PING"] = "15"
+    from bench import _fanout_apps as apps
+
+    if kind == "raw":
+        return apps.raw_app(), "/sub", "/pub"
+    if kind == "mz-queue":
+        return apps.mz_queue_app(), "/sub", "/pub"
+    if kind == "streaming":
+        return apps.streaming_app(), "/sub", "/pub"
+    if kind == "mz-log":
+        return apps.mz_log_app(), "/sub", "/pub"
+    harness = Harness("channel")
+    return harness.app, harness.subscribe, harness.publish
+
+
+async def cost_one(kind: str, n: int, events: int) -> dict[str, Any]:
+    from tests._support.asgi import http_scope
+
+    app, sub_path, pub_path = cost_app(kind)
+    path, _, query = sub_path.partition("?")
+    lifespan = (
+        app.router.lifespan_context(app) if kind == "mz-channel" else contextlib.nullcontext({})
+    )
+    captured: list[Any] = []
+    stream_base = engine_attr("_StreamingBase")[0]._StreamingBase
+    original_call = stream_base.__call__
+
+    def capture(self: Any, scope: Any, receive: Any, send: Any) -> Any:
+        captured.append(send)  # the send the engine gets: through the route's middleware
+        return original_call(self, scope, receive, send)
+
+    stream_base.__call__ = capture
+    async with lifespan as state:
+        state = dict(state or {})
+        conns = FakeConnections(n)
+        tasks = [
+            asyncio.create_task(
+                app(
+                    http_scope(
+                        "GET",
+                        path,
+                        query_string=query.encode(),
+                        state=dict(state),
+                        client=("127.0.0.1", 10_000 + i),
+                    ),
+                    conns.receive,
+                    conns.make_send(),
+                )
+            )
+            for i in range(n)
+        ]
+        try:
+            async with asyncio.timeout(60):
+                while conns.heads < n:  # noqa: ASYNC110 - polling a count
+                    await asyncio.sleep(0.05)
+            result = await cost_events(app, pub_path, state, conns, events)
+            if captured:
+                result["direct_send_through_route_us"] = await cost_direct(captured, conns)
+        finally:
+            stream_base.__call__ = original_call
+            conns.gone.set_result(None)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return result
+
+
+async def cost_events(
+    app: Any, pub_path: str, state: dict[str, Any], conns: FakeConnections, events: int
+) -> dict[str, Any]:
+    """CPU (thread time) from a publish until every subscriber's ``send`` got the event,
+    per delivery; and the share spent in the first and the second loop iteration after the
+    publish's own (ticker callbacks stamp each iteration)."""
+    loop = asyncio.get_running_loop()
+    per_delivery, phases, ordered = [], [], []
+    gc_before = [g["collections"] for g in gc.get_stats()]
+    for seq in range(events + 3):  # 3 warm-up events
+        conns.done = loop.create_future()
+        conns.target = conns.delivered + conns.n
+        stamps: list[float] = []
+        running = [True]
+
+        def tick(stamps: list[float] = stamps, running: list[bool] = running) -> None:
+            stamps.append(time.thread_time())
+            if running[0]:
+                loop.call_soon(tick)
+
+        t0 = time.thread_time()
+        loop.call_soon(tick)
+        await call_publish(
+            app, pub_path, f"T{time.time_ns()}:{seq}:".encode().ljust(100, b"x"), state
+        )
+        await conns.done
+        running[0] = False
+        t1 = time.thread_time()
+        if seq >= 3:
+            per_delivery.append((t1 - t0) / conns.n * 1e6)
+            steps = [b - a for a, b in itertools.pairwise([t0, *stamps, t1])]
+            phases.append(sorted(steps, reverse=True)[:3])
+            ordered.append([x for x in steps if x > 0.2 * max(steps)])
+        await asyncio.sleep(0.01)
+    gc_after = [g["collections"] for g in gc.get_stats()]
+    big = [[round(x / conns.n * 1e6, 2) for x in p] for p in phases]
+    return {
+        "cpu_us_per_delivery_p50": round(statistics.median(per_delivery), 2),
+        "cpu_us_per_delivery_min": round(min(per_delivery), 2),
+        # the two busiest loop iterations (CPU per subscriber): the readers' wake-up and the
+        # senders' turn when they are two (mianzhang), the whole fan-out when it is one (raw)
+        "largest_iterations_us_per_subscriber_p50": [
+            round(statistics.median(p[i] for p in big), 2)
+            for i in range(2)
+            if all(len(p) > i for p in big)
+        ],
+        "gc_collections": [b - a for a, b in zip(gc_before, gc_after, strict=True)],
+        # the loop iterations of one event that took over a fifth of the largest, in order
+        # (CPU µs per subscriber): publish step first, then the readers', then the senders'
+        "big_iterations_in_order_us_per_subscriber": [
+            round(x / conns.n * 1e6, 2) for x in ordered[len(ordered) // 2]
+        ],
+    }
+
+
+async def cost_direct(sends: list[Any], conns: FakeConnections) -> float:
+    """CPU per delivery of calling each stream's own ``send`` (the route's middleware chain
+    down to the server) in one loop with one pre-built message: what a shared fan-out that
+    writes caught-up readers directly would still pay on this route."""
+    message = {"type": "http.response.body", "body": b"data: x\n\n", "more_body": True}
+    samples = []
+    for _ in range(5):
+        t0 = time.thread_time()
+        for send in sends:
+            await send(message)
+        samples.append((time.thread_time() - t0) / len(sends) * 1e6)
+    return round(statistics.median(samples), 2)
+
+
+async def cost_main(args: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for kind in args.apps:
+        out[kind] = await cost_one(kind, args.subscribers, args.messages)
+        print(kind, out[kind], flush=True)
+    return {"apps": out, "subscribers": args.subscribers, "events": args.messages}
+
+
 def run_in_process(main: Any, args: argparse.Namespace, name: str) -> None:
     import uvloop
 
@@ -772,7 +974,7 @@ def run_in_process(main: Any, args: argparse.Namespace, name: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("what", choices=("profile", "wait", "memory"))
+    parser.add_argument("what", choices=("profile", "wait", "memory", "cost"))
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--rate", type=float, default=10.0)
@@ -782,6 +984,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames")
     parser.add_argument("--hold", type=float, default=5.0, help="memory: seconds held idle")
     parser.add_argument("--app", choices=("channel", "log"), default="channel", help="wait, memory")
+    parser.add_argument(
+        "--apps",
+        nargs="*",
+        default=["raw", "streaming", "mz-queue", "mz-log", "mz-channel"],
+        choices=("raw", "streaming", "mz-queue", "mz-log", "mz-channel"),
+        help="cost: the apps measured",
+    )
     parser.add_argument("--suffix", default="", help="appended to the result file names")
     args = parser.parse_args()
     if not (0 < args.subscribers <= 15_000 and 0 < args.messages <= 1_000 and args.rate <= 100):
@@ -790,6 +999,8 @@ def main() -> None:
         run_profile(args)
     elif args.what == "wait":
         run_in_process(wait_main, args, "wait")
+    elif args.what == "cost":
+        run_in_process(cost_main, args, "cost")
     else:
         run_in_process(memory_main, args, "memory")
 
