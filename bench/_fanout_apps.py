@@ -113,6 +113,7 @@ def raw_app() -> Any:
             await send({"type": "http.response.start", "status": 404, "headers": []})
             await send(end)
 
+    app.subscribers = subscribers  # type: ignore[attr-defined]  # for in-process harnesses
     return app
 
 

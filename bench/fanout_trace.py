@@ -253,12 +253,14 @@ class Harness:
             os.environ["MZ_FANOUT_PING"] = "15"
             from bench import _fanout_apps
 
-            self.app = _fanout_apps.mz_log_app()
+            self.app = _fanout_apps.mz_log_app() if kind == "log" else _fanout_apps.raw_app()
             self.subscribe, self.publish = "/sub", "/pub"
 
     async def live_streams(self) -> int:
         if self.kind == "channel":
             return int(self.app.state.services.supervisor.stats.active)
+        if self.kind == "raw":
+            return len(self.app.subscribers)
         return int(await self.app.state.log.readers("fanout"))
 
 
@@ -824,7 +826,7 @@ def cost_app(kind: str) -> tuple[Any, str, str]:
     return harness.app, harness.subscribe, harness.publish
 
 
-async def cost_one(kind: str, n: int, events: int) -> dict[str, Any]:
+async def cost_one(kind: str, n: int, events: int, gc_mode: str) -> dict[str, Any]:
     from tests._support.asgi import http_scope
 
     app, sub_path, pub_path = cost_app(kind)
@@ -864,7 +866,18 @@ async def cost_one(kind: str, n: int, events: int) -> dict[str, Any]:
             async with asyncio.timeout(60):
                 while conns.heads < n:  # noqa: ASYNC110 - polling a count
                     await asyncio.sleep(0.05)
-            result = await cost_events(app, pub_path, state, conns, events)
+            if (
+                gc_mode == "freeze"
+            ):  # the subscribers' long-lived objects out of the collector's way
+                gc.collect()
+                gc.freeze()
+            elif gc_mode == "off":
+                gc.disable()
+            try:
+                result = await cost_events(app, pub_path, state, conns, events)
+            finally:
+                gc.enable()
+                gc.unfreeze()
             if captured:
                 result["direct_send_through_route_us"] = await cost_direct(captured, conns)
         finally:
@@ -948,9 +961,9 @@ async def cost_direct(sends: list[Any], conns: FakeConnections) -> float:
 async def cost_main(args: argparse.Namespace) -> dict[str, Any]:
     out = {}
     for kind in args.apps:
-        out[kind] = await cost_one(kind, args.subscribers, args.messages)
+        out[kind] = await cost_one(kind, args.subscribers, args.messages, args.gc)
         print(kind, out[kind], flush=True)
-    return {"apps": out, "subscribers": args.subscribers, "events": args.messages}
+    return {"apps": out, "subscribers": args.subscribers, "events": args.messages, "gc": args.gc}
 
 
 def run_in_process(main: Any, args: argparse.Namespace, name: str) -> None:
@@ -983,13 +996,21 @@ def main() -> None:
     parser.add_argument("--native", action="store_true", help="py-spy --native")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames")
     parser.add_argument("--hold", type=float, default=5.0, help="memory: seconds held idle")
-    parser.add_argument("--app", choices=("channel", "log"), default="channel", help="wait, memory")
+    parser.add_argument(
+        "--app", choices=("channel", "log", "raw"), default="channel", help="wait (not raw), memory"
+    )
     parser.add_argument(
         "--apps",
         nargs="*",
         default=["raw", "streaming", "mz-queue", "mz-log", "mz-channel"],
         choices=("raw", "streaming", "mz-queue", "mz-log", "mz-channel"),
         help="cost: the apps measured",
+    )
+    parser.add_argument(
+        "--gc",
+        choices=("default", "freeze", "off"),
+        default="default",
+        help="cost: the collector while measuring (freeze: gc.freeze() once subscribed)",
     )
     parser.add_argument("--suffix", default="", help="appended to the result file names")
     args = parser.parse_args()
