@@ -304,6 +304,7 @@ def post(port: int, path: str, body: str) -> None:
 
 def run_head(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
+    machine = report.machine(ROOT)
     with contextlib.ExitStack() as stack:
         channel = stack.enter_context(servers("mz-channel", 15.0))
         log = stack.enter_context(servers("mz-log", 15.0))
@@ -324,7 +325,6 @@ def run_head(args: argparse.Namespace) -> dict[str, Any]:
         spec = {"mode": "head", "cases": cases, "samples": args.samples, "block": 10}
         load = [round(x, 2) for x in os.getloadavg()]
         outcome = run_client(spec, 60 + args.samples * len(cases) * 0.5)
-    machine = report.machine(ROOT)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return {
         "command": "python " + " ".join(sys.argv),
