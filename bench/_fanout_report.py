@@ -189,6 +189,30 @@ def fanout_tables(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bars(ax: Any, runs: dict[str, Any], series: list[tuple[tuple[str, ...], str, str]]) -> None:
+    """Grouped bars (median over repeats, error bars min–max) of ``series`` per peer."""
+    peers = [p for p in runs if summary(runs[p], *series[0][0])]
+    width = 0.8 / len(series)
+    for i, (path, label, color) in enumerate(series):
+        found = [summary(runs[p], *path) for p in peers]
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(peers))]
+        ys = [f["median"] if f else float("nan") for f in found]
+        low = [f["median"] - f["min"] if f else 0 for f in found]
+        high = [f["max"] - f["median"] if f else 0 for f in found]
+        bars = ax.bar(xs, ys, width, yerr=[low, high], capsize=3, color=color, label=label)
+        for bar, y in zip(bars, ys, strict=True):
+            ax.annotate(
+                f"{y:,.0f}" if y >= 10 else f"{y:.1f}",
+                (bar.get_x() + bar.get_width() / 2, y),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.set_xticks(range(len(peers)))
+    ax.set_xticklabels([SHORT.get(p, p) for p in peers], fontsize=7)
+    ax.legend(fontsize=8)
+
+
 def fanout_chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -196,31 +220,26 @@ def fanout_chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = list(results["runs"])
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6.5 * len(sizes), 5.5), squeeze=False)
-    for ax, n in zip(axes[0], sizes, strict=True):
+    fig, axes = plt.subplots(2, len(sizes), figsize=(6.5 * len(sizes), 10), squeeze=False)
+    for column, n in enumerate(sizes):
         runs = results["runs"][n]
-        peers = [p for p in runs if summary(runs[p], "latency_ms", "p50")]
-        for i, (key, color) in enumerate((("p50", "#4477aa"), ("p99", "#ee6677"))):
-            found = [summary(runs[p], "latency_ms", key) for p in peers]
-            xs = [j + (i - 0.5) * 0.4 for j in range(len(peers))]
-            ys = [f["median"] if f else float("nan") for f in found]
-            low = [f["median"] - f["min"] if f else 0 for f in found]
-            high = [f["max"] - f["median"] if f else 0 for f in found]
-            bars = ax.bar(xs, ys, 0.4, yerr=[low, high], capsize=3, color=color, label=key)
-            for bar, y in zip(bars, ys, strict=True):
-                ax.annotate(
-                    f"{y:.0f}" if y >= 10 else f"{y:.1f}",
-                    (bar.get_x() + bar.get_width() / 2, y),
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                )
-        ax.set_yscale("log")
-        ax.set_xticks(range(len(peers)))
-        ax.set_xticklabels([SHORT.get(p, p) for p in peers], fontsize=7)
-        ax.set_ylabel("publish-to-receive latency, ms (log)")
-        ax.set_title(f"{int(n):,} subscribers of one stream", fontsize=10)
-        ax.legend(fontsize=8)
+        top, bottom = axes[0][column], axes[1][column]
+        _bars(
+            top,
+            runs,
+            [
+                (("latency_ms", "p50"), "p50", "#4477aa"),
+                (("latency_ms", "p99"), "p99", "#ee6677"),
+            ],
+        )
+        top.set_yscale("log")
+        top.set_ylabel("publish-to-receive latency, ms (log)")
+        top.set_title(f"{int(n):,} subscribers of one stream: latency", fontsize=10)
+        _bars(bottom, runs, [(("server_cpu_us_per_delivery",), "server CPU µs", "#228833")])
+        bottom.set_ylabel("server CPU µs per delivery (one event to one subscriber)")
+        bottom.set_title(
+            f"{int(n):,} subscribers: server CPU per delivery (load-robust)", fontsize=10
+        )
     params = results["params"]
     fig.suptitle(
         f"Fan-out: {params['messages']} messages of {params['size']} B at {params['rate']:g}/s; "
