@@ -963,12 +963,47 @@ async def cost_direct(sends: list[Any], conns: FakeConnections) -> float:
     return round(statistics.median(samples), 2)
 
 
+class _NoTimeoutAsyncio:
+    """``asyncio`` for the engine's module with ``timeout()`` a no-op: what dropping the
+    per-send timeout would save (a measurement variant; nothing in ``src/`` changes)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    def timeout(delay: float | None) -> Any:
+        if sys._getframe(1).f_code.co_name == "_send_body":  # only the per-send one
+            return contextlib.nullcontext()
+        return asyncio.timeout(delay)
+
+
+@contextlib.contextmanager
+def variant(name: str) -> Any:
+    if name == "no-send-timeout":
+        module = engine_attr("_Stream")[0]
+        saved = module.asyncio
+        module.asyncio = _NoTimeoutAsyncio()
+        try:
+            yield
+        finally:
+            module.asyncio = saved
+    else:
+        yield
+
+
 async def cost_main(args: argparse.Namespace) -> dict[str, Any]:
     out = {}
-    for kind in args.apps:
-        out[kind] = await cost_one(kind, args.subscribers, args.messages, args.gc)
-        print(kind, out[kind], flush=True)
-    return {"apps": out, "subscribers": args.subscribers, "events": args.messages, "gc": args.gc}
+    with variant(args.variant):
+        for kind in args.apps:
+            out[kind] = await cost_one(kind, args.subscribers, args.messages, args.gc)
+            print(kind, out[kind], flush=True)
+    return {
+        "apps": out,
+        "subscribers": args.subscribers,
+        "events": args.messages,
+        "gc": args.gc,
+        "variant": args.variant,
+    }
 
 
 def run_in_process(main: Any, args: argparse.Namespace, name: str) -> None:
@@ -1017,6 +1052,12 @@ def main() -> None:
         default="default",
         help="cost: the collector while measuring (freeze: gc.freeze() once subscribed; "
         "threshold: that and gc.set_threshold(50_000, 20, 10))",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=("none", "no-send-timeout"),
+        default="none",
+        help="cost: a patched engine (no-send-timeout: asyncio.timeout in the engine a no-op)",
     )
     parser.add_argument("--suffix", default="", help="appended to the result file names")
     args = parser.parse_args()
