@@ -571,11 +571,15 @@ def run_idle(spec: dict[str, Any]) -> dict[str, Any]:
                 client.poll(left)
             rss = rss_kib(pids)
             client.lateness = array.array("q")
-            pings_before = sum(s.pings for s in client.subs.values())
+            before = {fd: s.pings for fd, s in client.subs.items()}
             hold_end = time.monotonic() + spec["hold"]
             while (left := hold_end - time.monotonic()) > 0:
                 client.poll(left)
-            pings = sum(s.pings for s in client.subs.values()) - pings_before
+            pings = sum(s.pings - before.get(fd, 0) for fd, s in client.subs.items())
+            due = int(spec["hold"] // spec["ping"]) if spec.get("ping") else 0
+            short = sum(
+                1 for fd, s in client.subs.items() if not s.closed and s.pings - before[fd] < due
+            )
             late = percentiles(client.lateness)
             levels.append(
                 {
@@ -586,6 +590,8 @@ def run_idle(spec: dict[str, Any]) -> dict[str, Any]:
                         (rss_kib(pids) - base) / client.opened, 2
                     ),
                     "pings_in_hold": pings,
+                    # connections that got fewer heartbeats than hold // ping in the hold
+                    "connections_short_of_heartbeats": short,
                     "heartbeat_lateness_ms": late,
                     "seconds_to_open": round(time.monotonic() - start, 1),
                     "errors": client.errors[:5],

@@ -259,7 +259,9 @@ def idle_table(results: dict[str, Any]) -> str:
     lines = [
         f"Server RSS growth per idle subscriber (heartbeat every {results['params']['ping']:g} s; "
         f"lateness = gap between heartbeats minus the interval, over "
-        f"{results['params']['hold']:g} s at each level)",
+        f"{results['params']['hold']:g} s at each level; a connection that got fewer than "
+        "hold // interval heartbeats in the hold is counted in the JSON as "
+        "`connections_short_of_heartbeats`)",
         "",
         f"| peer | {head} | {late} | load |",
         "|---|" + "---:|" * (2 * len(levels) + 1),
