@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -81,6 +82,12 @@ UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools", "--lifespan", "off", 
 
 def can_pin() -> bool:
     return hasattr(os, "sched_setaffinity") and {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0)
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def serve_env(ping: float, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -366,6 +373,7 @@ def main() -> None:
     if args.replot:
         report.write(json.loads(out.read_text()), out, args.mode)
         return
+    raise_nofile()  # servers inherit it: 10,000 connections need more than the usual 1,024
     if can_pin():
         os.sched_setaffinity(0, {SERVER_CPU})  # every server (and Redis) inherits CPU 0
     runner = {"fanout": run_fanout, "idle": run_idle, "head": run_head}[args.mode]

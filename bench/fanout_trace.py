@@ -172,6 +172,7 @@ def run_profile(args: argparse.Namespace) -> None:
     folded = RESULTS / f"fanout-profile-{n}{args.suffix}.txt"
     opts = argparse.Namespace(messages=args.messages, rate=args.rate, size=100)
     load = [round(x, 2) for x in os.getloadavg()]
+    fanout.raise_nofile()
     if fanout.can_pin():
         os.sched_setaffinity(0, {fanout.SERVER_CPU})
     with fanout.servers(args.peer, 15.0) as target:
@@ -1010,6 +1011,7 @@ def run_in_process(main: Any, args: argparse.Namespace, name: str) -> None:
     import uvloop
 
     load = [round(x, 2) for x in os.getloadavg()]
+    fanout.raise_nofile()  # the in-process server holds every connection
     if fanout.can_pin():
         os.sched_setaffinity(0, {fanout.SERVER_CPU})
     result = uvloop.run(main(args))
