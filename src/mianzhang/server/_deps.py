@@ -71,7 +71,6 @@ __all__ = [
     "not_draining",
     "require",
     "services",
-    "token_budget",
 ]
 
 
@@ -136,7 +135,8 @@ def get_files(request: Request) -> FilesService:
 
 
 class LimiterBudget:
-    """The LLM routes' token budget (``routes.llm.TokenBudget``) on the app's rate limiter."""
+    """The LLM routes' token budget (``routes._generations.TokenBudget``) on the app's rate
+    limiter."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
@@ -171,11 +171,6 @@ def get_budget(limiter: Limiter) -> LimiterBudget:
 
 
 Budget = Annotated[LimiterBudget, Depends(get_budget)]
-
-
-def token_budget(request: Request) -> LimiterBudget:
-    """:func:`get_budget` as a plain accessor, for ``llm_router(get_budget=...)``."""
-    return LimiterBudget(get_limiter(request))
 
 
 # -- who is calling --------------------------------------------------------------------------
