@@ -2,6 +2,8 @@
 
 One keep-alive connection per worker; a request is written in one ``write``; the chunked (or
 content-length) body is read with ``asyncio`` streams; SSE events are split on blank lines.
+Both OpenAI chat chunks (a non-empty ``content`` is a token, ``[DONE]`` the end) and Anthropic
+Messages events (a ``text_delta`` is a token, ``message_stop`` the end) are read.
 Kept deliberately small so the client's own cost is low and identical for every target.
 """
 
@@ -21,7 +23,7 @@ class StreamResult:
     ttft: float | None  # seconds from request write to the first content token
     duration: float
     tokens: int
-    done: bool  # saw data: [DONE]
+    done: bool  # saw data: [DONE] (chat) or message_stop (Messages)
 
 
 class Connection:
@@ -92,9 +94,11 @@ class Connection:
                     if not line.startswith(b"data: "):
                         continue
                     payload = line[6:]
-                    if payload == b"[DONE]":
+                    if payload == b"[DONE]" or b'"message_stop"' in payload:
                         done = True
-                    elif b'"content":"' in payload and b'"content":""' not in payload:
+                    elif (
+                        b'"content":"' in payload and b'"content":""' not in payload
+                    ) or b'"text_delta"' in payload:
                         tokens += 1
                         if ttft is None:
                             ttft = time.perf_counter() - start
