@@ -256,6 +256,9 @@ def litellm_config(path: Path, upstream_port: int) -> None:
         "      api_key: sk-fake\n"
         "litellm_settings:\n"
         "  drop_params: true\n"
+        # /v1/messages on an openai model: chat completions (the default would call the
+        # upstream's Responses API, which the fake upstream, like most servers, has not)
+        "  use_chat_completions_url_for_anthropic_messages: true\n"
         "  telemetry: false\n"
         "general_settings:\n"
         "  disable_spend_logs: true\n"

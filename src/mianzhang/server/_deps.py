@@ -4,7 +4,9 @@ A route receives the one service it uses through an ``Annotated`` alias defined 
 (``Host``, ``Jobs``, ``Files``, ``Channels``, ``Tails``, ``Limiter``, ``Settings``, ``LLM``,
 ``Budget``...). Each alias resolves through a ``get_x`` function, which by default reads the
 app's :class:`~mianzhang.server.Services` (``app.state.services``, built by ``create_app``'s
-lifespan). An app that mounts a router by itself provides the service by overriding
+lifespan). The accessors are coroutines although they do no I/O: FastAPI runs a plain
+function dependency in its thread pool, a hop per dependency on every request (measured on
+the LLM routes' time to first token). An app that mounts a router by itself provides the service by overriding
 ``get_x``::
 
     app = FastAPI()
@@ -81,52 +83,52 @@ def services(request: Request) -> Services:
 
 
 # -- one accessor per service (override these with app.dependency_overrides) ---------------
-def get_settings(request: Request) -> ServerSettings:
+async def get_settings(request: Request) -> ServerSettings:
     return services(request).settings
 
 
-def get_log(request: Request) -> EventLog:
+async def get_log(request: Request) -> EventLog:
     return services(request).log
 
 
-def get_supervisor(request: Request) -> StreamSupervisor:
+async def get_supervisor(request: Request) -> StreamSupervisor:
     return services(request).supervisor
 
 
-def get_host(request: Request) -> StreamHost:
+async def get_host(request: Request) -> StreamHost:
     return services(request).host
 
 
-def get_metrics(request: Request) -> CollectorRegistry:
+async def get_metrics(request: Request) -> CollectorRegistry:
     return services(request).metrics
 
 
-def get_auth(request: Request) -> Authenticator:
+async def get_auth(request: Request) -> Authenticator:
     return services(request).auth
 
 
-def get_limiter(request: Request) -> RateLimiter:
+async def get_limiter(request: Request) -> RateLimiter:
     return services(request).limiter
 
 
-def get_llm(request: Request) -> LLMService:
+async def get_llm(request: Request) -> LLMService:
     return services(request).llm
 
 
-def get_jobs(request: Request) -> JobService:
+async def get_jobs(request: Request) -> JobService:
     return services(request).jobs
 
 
-def get_channels(request: Request) -> ChannelHub:
+async def get_channels(request: Request) -> ChannelHub:
     return services(request).channels
 
 
-def get_tails(request: Request) -> TailsSettings:
+async def get_tails(request: Request) -> TailsSettings:
     """The tails configuration: the allow-listed files and how they are followed."""
     return services(request).settings.tails
 
 
-def get_files(request: Request) -> FilesService:
+async def get_files(request: Request) -> FilesService:
     """The file service, or :class:`~mianzhang.FileNotFound` (404) when files are disabled."""
     files = services(request).files
     if files is None:
@@ -165,7 +167,7 @@ Tails = Annotated[TailsSettings, Depends(get_tails)]
 Files = Annotated[FilesService, Depends(get_files)]
 
 
-def get_budget(limiter: Limiter) -> LimiterBudget:
+async def get_budget(limiter: Limiter) -> LimiterBudget:
     """The token budget on the app's rate limiter (follows an override of ``get_limiter``)."""
     return LimiterBudget(limiter)
 
