@@ -46,6 +46,20 @@ class Connection:
     async def stream_chat(
         self, path: str, body: dict[str, object], headers: dict[str, str] | None = None
     ) -> StreamResult:
+        """One streamed request; a kept-alive connection the server closed meanwhile (its idle
+        timeout, e.g. while the benchmark paused it) is reopened and the request sent again."""
+        reused = self.writer is not None
+        try:
+            return await self._stream(path, body, headers)
+        except ConnectionError:
+            if not reused:
+                raise
+            await self.close()
+            return await self._stream(path, body, headers)
+
+    async def _stream(
+        self, path: str, body: dict[str, object], headers: dict[str, str] | None
+    ) -> StreamResult:
         if self.writer is None:
             await self._connect()
         assert self.reader is not None and self.writer is not None
@@ -60,6 +74,8 @@ class Connection:
         self.writer.write(head + payload)
         reader = self.reader
         status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection before answering")
         status = int(status_line.split(b" ", 2)[1])
         chunked = False
         length: int | None = None
