@@ -6,8 +6,8 @@ A route receives the one service it uses through an ``Annotated`` alias defined 
 app's :class:`~mianzhang.server.Services` (``app.state.services``, built by ``create_app``'s
 lifespan). The accessors are coroutines although they do no I/O: FastAPI runs a plain
 function dependency in its thread pool, a hop per dependency on every request (measured on
-the LLM routes' time to first token). An app that mounts a router by itself provides the service by overriding
-``get_x``::
+the LLM routes' time to first token). An app that mounts a router by itself provides the
+service by overriding ``get_x``::
 
     app = FastAPI()
     app.include_router(streams_router)
