@@ -27,7 +27,8 @@ def test_requests_over_the_minute_budget_get_429_with_headers() -> None:
         assert 1 <= int(refused.headers["retry-after"]) <= 61
         assert refused.headers["ratelimit-policy"] == '"requests";q=3;w=60'
         assert refused.headers["ratelimit"].startswith('"requests";r=0;t=')
-        assert refused.json()["error"]["type"] == "rate_limited"
+        assert refused.json()["error"]["type"] == "rate_limit_error"  # OpenAI's shape
+        assert refused.json()["error"]["code"] == "rate_limited"
 
 
 async def test_memory_limiter_counts_concurrent_streams_and_releases_them() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from ._anthropic_surface import ANTHROPIC
 from ._chat_format import CHAT
 from ._native_format import NATIVE
 from ._responses_format import RESPONSES
@@ -17,7 +18,7 @@ from ._surface import Surface
 
 __all__ = ["SURFACES", "surface_named"]
 
-_BUILTIN: tuple[Surface, ...] = (CHAT, RESPONSES, NATIVE)
+_BUILTIN: tuple[Surface, ...] = (CHAT, RESPONSES, NATIVE, ANTHROPIC)
 
 SURFACES: Mapping[str, Surface] = MappingProxyType({s.name: s for s in _BUILTIN})
 """Every registered surface by name (read-only)."""

@@ -24,6 +24,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .._error_body import error_body
 from .._responses import EventSourceResponse, StreamSupervisor
 from .._sse import ServerSentEvent, encode_data
 from ._producer_end import Closing, OnEnd
@@ -175,8 +176,7 @@ class StreamHost:
         if info is None:
             info = await self.log.info(stream)
         if info is None:
-            body = {"error": {"type": "not_found", "message": f"no stream {stream!r}"}}
-            return JSONResponse(body, status_code=404)
+            return JSONResponse(error_body(404, f"no stream {stream!r}"), status_code=404)
         if info.state is not StreamState.OPEN and after is not None and after == info.last_id:
             return Response(status_code=204)
         return self.sse(request, stream, after, {"X-Stream-Id": stream})

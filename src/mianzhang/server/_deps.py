@@ -4,8 +4,10 @@ A route receives the one service it uses through an ``Annotated`` alias defined 
 (``Host``, ``Jobs``, ``Files``, ``Channels``, ``Tails``, ``Limiter``, ``Settings``, ``LLM``,
 ``Budget``...). Each alias resolves through a ``get_x`` function, which by default reads the
 app's :class:`~mianzhang.server.Services` (``app.state.services``, built by ``create_app``'s
-lifespan). An app that mounts a router by itself provides the service by overriding
-``get_x``::
+lifespan). The accessors are coroutines although they do no I/O: FastAPI runs a plain
+function dependency in its thread pool, a hop per dependency on every request (measured on
+the LLM routes' time to first token). An app that mounts a router by itself provides the
+service by overriding ``get_x``::
 
     app = FastAPI()
     app.include_router(streams_router)
@@ -71,7 +73,6 @@ __all__ = [
     "not_draining",
     "require",
     "services",
-    "token_budget",
 ]
 
 
@@ -82,8 +83,6 @@ def services(request: Request) -> Services:
 
 
 # -- one accessor per service (override these with app.dependency_overrides) ---------------
-# ``async def``: FastAPI would run a plain ``def`` dependency in the thread pool, a thread hop
-# per dependency on every request.
 async def get_settings(request: Request) -> ServerSettings:
     return services(request).settings
 
@@ -138,7 +137,8 @@ async def get_files(request: Request) -> FilesService:
 
 
 class LimiterBudget:
-    """The LLM routes' token budget (``routes.llm.TokenBudget``) on the app's rate limiter."""
+    """The LLM routes' token budget (``routes._generations.TokenBudget``) on the app's rate
+    limiter."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
@@ -173,11 +173,6 @@ async def get_budget(limiter: Limiter) -> LimiterBudget:
 
 
 Budget = Annotated[LimiterBudget, Depends(get_budget)]
-
-
-def token_budget(request: Request) -> LimiterBudget:
-    """:func:`get_budget` as a plain accessor, for ``llm_router(get_budget=...)``."""
-    return LimiterBudget(services(request).limiter)
 
 
 # -- who is calling --------------------------------------------------------------------------
