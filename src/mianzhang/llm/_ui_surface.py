@@ -40,7 +40,7 @@ from ._deltas import ToolCall, ToolCallDeltas, single_piece
 from ._surface import SurfaceContext, WireEvent
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
-__all__ = ["UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
+__all__ = ["UI", "UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
 
 UI_STREAM_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -245,3 +245,6 @@ class UISurface:
 
     def encoder(self, context: SurfaceContext) -> UIMessageStreamEncoder:
         return UIMessageStreamEncoder(context)
+
+
+UI = UISurface()
