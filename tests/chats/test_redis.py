@@ -37,7 +37,7 @@ async def test_a_listing_reads_past_chats_that_are_gone(client: aioredis.Redis) 
     for i in range(6):
         await store.create(Chat(f"c{i}", "o", created=100.0 + i))
     await client.delete("t:chat:{c5}", "t:chat:{c4}", "t:chat:{c3}")  # as if expired
-    assert [c.id for c in await store.list("o", limit=2)] == ["c2", "c1"]
+    assert [c.id for c in await store.recent("o", limit=2)] == ["c2", "c1"]
     assert await client.zcard("t:chats:owner:{o}") == 3  # the dead entries were dropped
 
 
@@ -52,6 +52,6 @@ async def test_redis_errors_become_backend_unavailable() -> None:
         with pytest.raises(BackendUnavailable):
             await store.update("c1", title="x")
         with pytest.raises(BackendUnavailable):
-            await store.list("o")
+            await store.recent("o")
     finally:
         await dead.aclose()

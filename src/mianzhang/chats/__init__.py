@@ -7,6 +7,7 @@ implementations (one contract suite runs on both), :func:`open_chat_store` picks
 :class:`ChatsSettings`.
 """
 
+from .._errors import ChatConflict, ChatError, ChatNotFound
 from ._model import Chat, ChatKind, ChatSummary, Turn
 from ._settings import ChatsSettings
 from ._setup import open_chat_store
@@ -24,7 +25,10 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Chat",
+    "ChatConflict",
+    "ChatError",
     "ChatKind",
+    "ChatNotFound",
     "ChatStore",
     "ChatSummary",
     "ChatsSettings",

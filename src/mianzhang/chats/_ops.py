@@ -20,11 +20,13 @@ def begin_turn(
     replaces: str | None,
     messages: list[dict[str, Any]] | None,
     model: str | None,
+    title: str | None = None,
     now: float,
 ) -> bool:
     """Make ``turn`` the chat's turn if its current turn's stream is ``replaces`` (``None``:
-    the chat has had none); ``messages`` (if given) replace the chat's. ``False`` (nothing
-    changed) when another turn got there first."""
+    the chat has had none); ``messages`` (if given) replace the chat's, ``model`` (if given)
+    its model, ``title`` its title if it has none yet. ``False`` (nothing changed) when
+    another turn got there first."""
     current = chat.turn.stream if chat.turn is not None else None
     if current != replaces:
         return False
@@ -33,6 +35,8 @@ def begin_turn(
         chat.messages = messages
     if model:
         chat.model = model
+    if title and not chat.title:
+        chat.title = title
     chat.updated = now
     return True
 

@@ -90,7 +90,7 @@ class RedisChatStore:
 
     async def create(self, chat: Chat) -> bool:
         try:
-            args = [_meta(chat), orjson.dumps(chat.messages), self._ttl_ms]
+            args: list[bytes | int] = [_meta(chat), orjson.dumps(chat.messages), self._ttl_ms]
             created = await self._create(keys=[self._key(chat.id)], args=args)
             if created:
                 await self._indexed(chat)
@@ -105,7 +105,7 @@ class RedisChatStore:
             raise BackendUnavailable(f"redis: {exc}") from exc
         return _decode(raw)
 
-    async def list(self, owner: str, limit: int = 50) -> list[ChatSummary]:
+    async def recent(self, owner: str, limit: int = 50) -> list[ChatSummary]:
         found: list[ChatSummary] = []
         start = 0
         try:
@@ -126,7 +126,7 @@ class RedisChatStore:
         entries stay in the index, and whether it may hold more. Entries whose chat is gone
         are removed."""
         index = self._index(owner)
-        ids: list[bytes] = await self._client.zrevrange(index, start, start + count - 1)
+        ids: list[bytes] = cast(Any, await self._client.zrevrange(index, start, start + count - 1))
         async with self._client.pipeline(transaction=False) as pipe:
             for chat_id in ids:
                 pipe.hget(self._key(chat_id.decode()), "meta")
@@ -158,9 +158,9 @@ class RedisChatStore:
             await pipe.watch(key)
             chat = _decode(cast(Any, await pipe.hgetall(key)))
             if chat is None or not change(chat):
-                await pipe.unwatch()
+                await pipe.unwatch()  # type: ignore[no-untyped-call]
                 return chat
-            pipe.multi()
+            pipe.multi()  # type: ignore[no-untyped-call]
             pipe.hset(key, mapping={"meta": _meta(chat), "messages": orjson.dumps(chat.messages)})
             pipe.pexpire(key, self._ttl_ms)
             await pipe.execute()
@@ -194,13 +194,20 @@ class RedisChatStore:
         replaces: str | None,
         messages: list[dict[str, Any]] | None = None,
         model: str | None = None,
+        title: str | None = None,
     ) -> Chat | None:
         won = False
 
         def change(chat: Chat) -> bool:
             nonlocal won
             won = begin_turn(
-                chat, turn, replaces=replaces, messages=messages, model=model, now=time.time()
+                chat,
+                turn,
+                replaces=replaces,
+                messages=messages,
+                model=model,
+                title=title,
+                now=time.time(),
             )
             return won
 

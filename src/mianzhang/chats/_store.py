@@ -23,7 +23,7 @@ class ChatStore(Protocol):
       clock), then reads as ``None`` and leaves its owner's list;
     * ``begin`` is a compare-and-set on the chat's turn, so two instances starting a turn of
       the same chat at once cannot both win; ``finish`` is idempotent;
-    * ``list`` gives an owner's chats, most recently active first, at most ``limit``.
+    * ``recent`` gives an owner's chats, most recently active first, at most ``limit``.
     Unknown ids are ``None``/``False``; nothing but ``create`` makes a chat."""
 
     async def create(self, chat: Chat) -> bool:
@@ -34,7 +34,7 @@ class ChatStore(Protocol):
         """The chat, or ``None`` if unknown or forgotten."""
         ...
 
-    async def list(self, owner: str, limit: int = 50) -> list[ChatSummary]:
+    async def recent(self, owner: str, limit: int = 50) -> list[ChatSummary]:
         """Up to ``limit`` of ``owner``'s chats, most recently updated first."""
         ...
 
@@ -56,9 +56,11 @@ class ChatStore(Protocol):
         replaces: str | None,
         messages: list[dict[str, Any]] | None = None,
         model: str | None = None,
+        title: str | None = None,
     ) -> Chat | None:
         """Start ``turn`` if the chat's current turn is the one of stream ``replaces``
-        (``None``: no turn yet), replacing its messages with ``messages`` (if given). The
+        (``None``: no turn yet), replacing its messages with ``messages`` (if given), its
+        model with ``model`` (if given) and its title with ``title`` if it has none yet. The
         chat as changed; ``None`` if unknown or if another turn was started meanwhile."""
         ...
 
@@ -106,7 +108,7 @@ class MemoryChatStore:
         chat = self._live(chat_id)
         return None if chat is None else chat.copy()
 
-    async def list(self, owner: str, limit: int = 50) -> list[ChatSummary]:
+    async def recent(self, owner: str, limit: int = 50) -> list[ChatSummary]:
         now = time.time()
         mine = [c for c, expiry in self._chats.values() if c.owner == owner and expiry > now]
         mine.sort(key=lambda c: c.updated, reverse=True)
@@ -135,13 +137,20 @@ class MemoryChatStore:
         replaces: str | None,
         messages: list[dict[str, Any]] | None = None,
         model: str | None = None,
+        title: str | None = None,
     ) -> Chat | None:
         chat = self._live(chat_id)
         if chat is None:
             return None
         new = chat.copy()
         if not begin_turn(
-            new, turn, replaces=replaces, messages=messages, model=model, now=time.time()
+            new,
+            turn,
+            replaces=replaces,
+            messages=messages,
+            model=model,
+            title=title,
+            now=time.time(),
         ):
             return None
         return self._put(new)

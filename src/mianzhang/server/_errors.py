@@ -37,6 +37,9 @@ _STATUS: tuple[tuple[type[e.MianzhangError], int], ...] = (
     (e.UploadConflict, 409),
     (e.SSEError, 400),
     (e.RequestTimeout, 408),
+    (e.RequestTooLarge, 413),
+    (e.ChatConflict, 409),
+    (e.ChatNotFound, 404),
     (e.Draining, 503),
 )
 

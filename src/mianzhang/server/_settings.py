@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .._errors import ConfigError
 from ..channels import ChannelsSettings
+from ..chats import ChatsSettings
 from ..files import FilesSettings
 from ..jobs import JobsSettings
 from ..llm import LLMSettings
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     tails: TailsSettings = Field(default_factory=TailsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    chats: ChatsSettings = Field(default_factory=ChatsSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

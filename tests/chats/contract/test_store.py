@@ -63,7 +63,7 @@ async def test_update_renames_without_reordering(store: ChatStore) -> None:
     await store.create(Chat("new", "o", created=200.0))
     renamed = await store.update("old", title="Renamed", model="m2")
     assert renamed is not None and (renamed.title, renamed.model) == ("Renamed", "m2")
-    assert [c.id for c in await store.list("o")] == ["new", "old"]
+    assert [c.id for c in await store.recent("o")] == ["new", "old"]
     found = await store.get("old")
     assert found is not None and found.title == "Renamed" and found.updated == 100.0
 
@@ -72,16 +72,16 @@ async def test_list_is_per_owner_newest_first_and_bounded(store: ChatStore) -> N
     for i in range(5):
         await store.create(Chat(f"a{i}", "alice", title=f"t{i}", created=1000.0 + i))
     await store.create(Chat("b0", "bob", created=5000.0))
-    listed = await store.list("alice")
+    listed = await store.recent("alice")
     assert [c.id for c in listed] == ["a4", "a3", "a2", "a1", "a0"]
     assert listed[0].title == "t4" and listed[0].running is None
-    assert [c.id for c in await store.list("alice", limit=2)] == ["a4", "a3"]
-    assert await store.list("alice", limit=0) == []
-    assert [c.id for c in await store.list("bob")] == ["b0"]
-    assert await store.list("nobody") == []
+    assert [c.id for c in await store.recent("alice", limit=2)] == ["a4", "a3"]
+    assert await store.recent("alice", limit=0) == []
+    assert [c.id for c in await store.recent("bob")] == ["b0"]
+    assert await store.recent("nobody") == []
     # activity moves a chat to the top
     await store.begin("a0", turn("s0"), replaces=None)
-    assert [c.id for c in await store.list("alice", limit=1)] == ["a0"]
+    assert [c.id for c in await store.recent("alice", limit=1)] == ["a0"]
 
 
 async def test_begin_is_a_compare_and_set_on_the_turn(store: ChatStore) -> None:
@@ -96,7 +96,7 @@ async def test_begin_is_a_compare_and_set_on_the_turn(store: ChatStore) -> None:
     assert again is not None and again.active_stream == "s2"
     found = await store.get("c1")
     assert found is not None and found.active_stream == "s2" and found.messages == [USER]
-    listed = await store.list("o")
+    listed = await store.recent("o")
     assert listed[0].running == "s2"
 
 
@@ -120,7 +120,7 @@ async def test_finish_appends_the_answer_of_the_current_turn_once(store: ChatSto
     assert done.turn.stream == "gen-1"  # the latest turn is remembered, not running
     again = await store.finish("c1", "gen-1", ANSWER)  # idempotent
     assert again is not None and again.messages == [USER, ANSWER]
-    assert (await store.list("o"))[0].running is None
+    assert (await store.recent("o"))[0].running is None
 
 
 async def test_finish_replaces_a_message_the_client_already_sent(store: ChatStore) -> None:
@@ -161,7 +161,7 @@ async def test_delete_forgets_the_chat(store: ChatStore) -> None:
     await store.create(Chat("c1", "o", messages=[USER]))
     assert await store.delete("c1")
     assert await store.get("c1") is None
-    assert await store.list("o") == []
+    assert await store.recent("o") == []
     assert await store.create(Chat("c1", "other"))  # the id is free again
 
 
@@ -171,7 +171,7 @@ async def test_a_chat_is_forgotten_ttl_after_its_last_write(make_store: MakeStor
     await store.create(Chat("c2", "o"))
 
     async def gone() -> bool:
-        return await store.get("c1") is None and await store.list("o") == []
+        return await store.get("c1") is None and await store.recent("o") == []
 
     await eventually(gone, timeout=5)
     assert await store.get("c2") is None
