@@ -134,7 +134,11 @@ def test_stop_on_the_other_instance_cancels_and_every_reader_ends(
     assert 0 < len(text_of(message).split()) < 150
     # the second reader, on B, saw the same answer end with abort (no finish)
     reader = result["reader"]
-    assert reader[0] == {"type": "start", "messageId": stream, "messageMetadata": {"model": "scripted"}}
+    assert reader[0] == {
+        "type": "start",
+        "messageId": stream,
+        "messageMetadata": {"model": "scripted"},
+    }
     assert reader[-1] == {"type": "abort", "reason": "stopped"}
     assert not any(c["type"] == "finish" for c in reader)
     delta = "".join(c["delta"] for c in reader if c["type"] == "text-delta")
