@@ -61,7 +61,7 @@ def test_http_agent_runs_a_turn_with_text_and_a_tool_call(server: ServerProcess)
         model = EVENT.validate_python(payload)
         assert not model.model_extra, payload
         assert model.model_dump(mode="json", by_alias=True, exclude_none=True) == payload
-    assert [p["type"] for p in payloads][0] == "RUN_STARTED"
+    assert payloads[0]["type"] == "RUN_STARTED"
     assert payloads[0]["threadId"] == "thread-1" and payloads[0]["runId"] == "thread-1-run"
     assert [e["type"] for e in run["events"]] == [p["type"] for p in payloads]
     user, reasoning, answer = result["messages"]
