@@ -175,3 +175,14 @@ async def test_a_chat_is_forgotten_ttl_after_its_last_write(make_store: MakeStor
 
     await eventually(gone, timeout=5)
     assert await store.get("c2") is None
+
+
+async def test_begin_gives_a_title_only_to_a_chat_without_one(store: ChatStore) -> None:
+    await store.create(Chat("c1", "o"))
+    await store.create(Chat("c2", "o", title="Mine"))
+    titled = await store.begin("c1", turn("s1"), replaces=None, title="From the first message")
+    kept = await store.begin("c2", turn("s2"), replaces=None, title="Not this")
+    assert titled is not None and titled.title == "From the first message"
+    assert kept is not None and kept.title == "Mine"
+    again = await store.begin("c1", turn("s3"), replaces="s1", title="Later")
+    assert again is not None and again.title == "From the first message"
