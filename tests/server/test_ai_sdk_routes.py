@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from mianzhang._sse import SSEDecoder
 from mianzhang.auth import generate_api_key, hash_api_key
 from tests._support.wait import eventually_sync
 
@@ -90,23 +91,37 @@ def test_resume_is_204_without_a_running_answer(client: TestClient) -> None:
     assert client.get("/v1/ui/chat/never-seen/stream").status_code == 204
 
 
+def first_events(http: TestClient, url: str, count: int, **headers: str) -> list[Any]:
+    """The first ``count`` events of ``GET url`` (then the connection is closed)."""
+    decoder = SSEDecoder()
+    got: list[Any] = []
+    with http.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+        for chunk in response.iter_bytes():
+            got += decoder.decode(chunk)
+            if len(got) >= count:
+                break
+    return got[:count]
+
+
 def test_resume_replays_the_running_answer_and_honours_last_event_id(
     client: TestClient,
 ) -> None:
-    body = chat_body("c1", user(script(SLOW, delay=0.01)), background=True)
+    body = chat_body("c1", user(script(SLOW, delay=0.02)), background=True)
     with client.stream("POST", "/v1/ui/chat", json=body) as response:
         stream_id = response.headers["x-stream-id"]  # dropped at once: the answer goes on
-    replay = client.get("/v1/ui/chat/c1/stream")
-    assert replay.status_code == 200 and replay.headers["x-vercel-ai-ui-message-stream"] == "v1"
-    full = events(replay)
-    assert full[0].data.startswith('{"type":"start"') and full[-1].data == "[DONE]"
-    assert stream_id in full[0].data
-    middle = full[len(full) // 2]
-    rest = client.get("/v1/ui/chat/c1/stream", headers={"Last-Event-ID": middle.id})
-    if rest.status_code == 200:  # still running when asked: exactly what came after
-        assert [e.data for e in events(rest)] == [e.data for e in full[len(full) // 2 + 1 :]]
-    else:  # ended meanwhile
-        assert rest.status_code == 204
+    url = "/v1/ui/chat/c1/stream"
+    head = first_events(client, url, 12)  # a replay from the first event, while it runs
+    assert head[0].data.startswith('{"type":"start"') and stream_id in head[0].data
+    rest = first_events(client, url, 5, **{"Last-Event-ID": head[8].id})
+    foreign = first_events(client, url, 3, **{"Last-Event-ID": "other-epoch-3"})
+    assert client.post("/v1/ui/chat/c1/stop").json()["stopped"] is True  # it was running
+    full = events(client.get(f"/v1/streams/{stream_id}?format=ui"))
+    assert [e.data for e in full[:12]] == [e.data for e in head]
+    assert [(e.id, e.data) for e in rest] == [(e.id, e.data) for e in full[9:14]]
+    # an id that is not one of this answer's: a full replay (useChat rebuilds from `start`)
+    assert [e.data for e in foreign] == [e.data for e in full[:3]]
 
 
 def test_stop_cancels_the_generation_and_saves_the_stopped_answer(client: TestClient) -> None:

@@ -9,7 +9,8 @@ streams served from the log, resumable on any instance, with a real stop.
                                          (``x-vercel-ai-ui-message-stream: v1``, ``[DONE]``)
 ``GET /v1/ui/chat/{chatId}/stream``      the chat's running answer from its first event
                                          (``useChat({resume: true})``), after
-                                         ``Last-Event-ID`` if sent; 204 if none is running
+                                         ``Last-Event-ID`` if sent (one of this answer's
+                                         ids: another is ignored); 204 if none is running
 ``POST /v1/ui/chat/{chatId}/stop``       stop the running answer on any instance: every
                                          reader's stream ends ``abort``; JSON
 =======================================  ==================================================
@@ -37,10 +38,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from ..._errors import ChatNotFound, InvalidLLMRequest
+from ...llm._reader import resume_point
 from ...llm._serve import surface_response
 from ...llm._types import ChatRequest
 from ...llm._ui_messages import UIChat, parse_ui_chat_request
 from ...llm._ui_surface import UI
+from ...log import EventLog, parse_id
 from ...log.serve import requested_after
 from .._deps import Budget, Chats, Owner, Settings
 from ._bodies import json_body, title_from
@@ -122,6 +125,17 @@ async def chat(
     return surface_response(chats.host, prepared.stream_id, UI, None)
 
 
+async def _after(log: EventLog, stream: str, after: str | None) -> str | None:
+    """``after`` if it is an id of ``stream``'s current epoch; else ``None`` (a full replay:
+    ``useChat`` rebuilds the message from its first chunk, where a ``reset`` event of the log
+    reader would not pass its chunk schema)."""
+    if after is None:
+        return None
+    info = await log.info(stream)
+    parsed = parse_id(resume_point(after).follow_after or "")
+    return after if info is not None and parsed is not None and parsed[0] == info.epoch else None
+
+
 @ai_sdk_router.get("/{chat_id}/stream", name="ai-sdk:resume")
 async def resume(request: Request, chat_id: str, chats: Chats, owner: Owner) -> Response:
     """The chat's running answer (a full replay, or after ``Last-Event-ID``); 204 if none."""
@@ -129,7 +143,8 @@ async def resume(request: Request, chat_id: str, chats: Chats, owner: Owner) -> 
     stream = await chats.running(conversation) if conversation is not None else None
     if stream is None:
         return Response(status_code=204)
-    return surface_response(chats.host, stream, UI, requested_after(request))
+    after = await _after(chats.host.log, stream, requested_after(request))
+    return surface_response(chats.host, stream, UI, after)
 
 
 @ai_sdk_router.post("/{chat_id}/stop", name="ai-sdk:stop")
