@@ -153,7 +153,9 @@ export class ServerChatStore {
   async refresh() {
     this.emitList().catch(() => {});
     for (const id of this.watchers.keys()) {
-      if (this.followers.has(id)) continue;
+      // a conversation being answered here, or holding a turn the server refused (kept on
+      // this page so the text is not lost), is this page's to show
+      if (this.followers.has(id) || this.cache.get(id)?.messages.some((m) => m.local)) continue;
       const conv = await this.load(id).catch(() => null);
       if (conv) {
         this.emit(conv);
@@ -167,7 +169,9 @@ export class ServerChatStore {
     const found = await this.call("GET", "?limit=200");
     // a title the server does not have yet (its first answer is being created) is this page's
     const title = (c) => c.title || this.cache.get(c.id)?.title || "New chat";
-    return found.data.map((c) => ({ id: c.id, title: title(c), model: c.model, updated: c.updated, running: c.running }));
+    return found.data
+      .filter((c) => c.kind === "ui") // (AG-UI threads of the same caller are not chats here)
+      .map((c) => ({ id: c.id, title: title(c), model: c.model, updated: c.updated, running: c.running }));
   }
 
   async create({ model = "", title = "" } = {}) {
@@ -202,7 +206,7 @@ export class ServerChatStore {
     if (model) conv.model = model;
     if (!conv.messages.length) conv.title = titleFrom(text);
     const ui = { id: newId("m_"), role: "user", parts: [{ type: "text", text }] };
-    conv.messages.push({ ...fromUI(ui), created: Date.now() / 1000 });
+    conv.messages.push({ ...fromUI(ui), created: Date.now() / 1000, local: true });
     this.answer(conv, { trigger: "submit-message" });
   }
 
@@ -316,7 +320,10 @@ export class ServerChatStore {
   callbacks(conv, msg, handle) {
     return {
       onChange: () => {
-        if (msg.status === "pending") msg.status = "streaming";
+        if (msg.status === "pending") {
+          msg.status = "streaming";
+          for (const m of conv.messages) delete m.local; // the server has the turn now
+        }
         this.changed(conv);
       },
       onEnd: (status, error) => {
