@@ -1,8 +1,8 @@
 """``@ag-ui/client``'s ``HttpAgent`` (Node) against a real ``mianzhang serve``: a run with
 reasoning, text and a tool call, every event over the wire carrying an SSE id and validating
 against ``ag-ui-protocol``'s models (Python), no ``[DONE]``; a run whose connection drops is
-resumed by the agent with the count of events it applied, and ends with the messages of a
-clean run (nothing twice, nothing lost)."""
+resumed by the agent after the last event it applied (by its count, or by its SSE id as
+``Last-Event-ID``), and ends with the messages of a clean run (nothing twice, nothing lost)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,11 @@ def server() -> Iterator[ServerProcess]:
         yield srv
 
 
-def agent(server: ServerProcess, thread: str, text: str, cut: int | None = None) -> Any:
+def agent(
+    server: ServerProcess, thread: str, text: str, cut: int | None = None, by: str = "count"
+) -> Any:
     job = {
+        "resumeBy": by,
         "url": f"{server.url}/v1/agui",
         "threadId": thread,
         "runId": f"{thread}-run",
@@ -74,10 +77,12 @@ def test_http_agent_runs_a_turn_with_text_and_a_tool_call(server: ServerProcess)
     assert payloads[-1]["outcome"] == {"type": "success", "pendingToolCallIds": [call["id"]]}
 
 
+@pytest.mark.parametrize("by", ["count", "id"])
 @pytest.mark.parametrize("cut", [2, 6, 15, 22])
-def test_a_dropped_run_resumes_by_count_with_nothing_twice(server: ServerProcess, cut: int) -> None:
-    clean = agent(server, f"clean-{cut}", weather(0.03))
-    result = agent(server, f"cut-{cut}", weather(0.03), cut=cut)
+def test_a_dropped_run_resumes_with_nothing_twice(server: ServerProcess, cut: int, by: str) -> None:
+    clean = agent(server, f"clean-{cut}-{by}", weather(0.03))
+    thread = f"cut-{cut}-{by}"
+    result = agent(server, thread, weather(0.03), cut=cut, by=by)
     first, second = result["runs"]
     assert first["error"] == "network error"  # the drop was seen
     assert set(result["unhandled"]) <= {"network error"}
@@ -86,7 +91,11 @@ def test_a_dropped_run_resumes_by_count_with_nothing_twice(server: ServerProcess
     assert 0 <= applied <= len(first["events"]) <= cut
     assert result["requests"][1]["method"] == "GET"
     url = result["requests"][1]["url"]
-    assert url.endswith(f"/v1/agui/cut-{cut}/runs/cut-{cut}-run?after={applied}")
+    resumed = f"/v1/agui/{thread}/runs/{thread}-run"
+    if by == "id" and applied:  # Last-Event-ID: the id of the last event applied
+        assert url.endswith(resumed)
+    else:
+        assert url.endswith(f"{resumed}?after={applied}")
     # a continuation opens with the run started again (no id); from 0 it is the whole run
     assert (second["raw"][0]["id"] is None) == (applied > 0)
     for event in second["raw"]:

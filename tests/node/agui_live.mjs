@@ -8,7 +8,8 @@
 // the agent's messages at the end.
 // With "cut": N the first connection fails like a dropped network after N SSE events; the
 // agent (a small `HttpAgent` subclass) then runs again, resuming with
-// `GET {url}/{threadId}/runs/{runId}?after=<events applied to its messages>` (`applied`).
+// `GET {url}/{threadId}/runs/{runId}?after=<events applied to its messages>` (`applied`), or
+// with "resumeBy": "id" after the SSE id of the last event applied (`Last-Event-ID`).
 import { HttpAgent, runHttpRequest, transformHttpEventStream } from '@ag-ui/client';
 
 const input = JSON.parse(await new Promise(resolve => {
@@ -19,17 +20,17 @@ const input = JSON.parse(await new Promise(resolve => {
 }));
 
 // The resuming client: AG-UI has no resume, so `run` GETs the continuation when asked to.
+// With `resumeId` set it resumes after that SSE id (`Last-Event-ID`) instead of a count.
 class ResumingAgent extends HttpAgent {
   run(runInput) {
     if (this.resumeAfter == null) return super.run(runInput);
     const thread = encodeURIComponent(runInput.threadId);
     const run = encodeURIComponent(runInput.runId);
-    const url = `${this.url}/${thread}/runs/${run}?after=${this.resumeAfter}`;
-    const init = {
-      method: 'GET',
-      headers: { ...this.headers, Accept: 'text/event-stream' },
-      signal: this.abortController.signal,
-    };
+    const byId = this.resumeId != null;
+    const url = `${this.url}/${thread}/runs/${run}${byId ? '' : `?after=${this.resumeAfter}`}`;
+    const headers = { ...this.headers, Accept: 'text/event-stream' };
+    if (byId) headers['Last-Event-ID'] = this.resumeId;
+    const init = { method: 'GET', headers, signal: this.abortController.signal };
     return transformHttpEventStream(runHttpRequest(() => this.fetch(url, init)));
   }
 }
@@ -130,6 +131,8 @@ async function runOnce() {
 const applied = await runOnce();
 if (input.cut != null) {
   agent.resumeAfter = applied;
+  // by id: the SSE id of the last event applied (its wire events came in the same order)
+  if (input.resumeBy === 'id' && applied > 0) agent.resumeId = runs[0].raw[applied - 1].id;
   await runOnce();
 }
 const messages = structuredClone(agent.messages);
