@@ -31,6 +31,9 @@
     │   ├── InvalidJobInput (ValueError)  the input does not fit the job type: 400, nothing stored
     │   ├── JobNotFound (KeyError)
     │   └── JobQueueFull                  the job queue is full: retry later
+    ├── ChatError                         chats kept by the server (``mianzhang.chats``)
+    │   ├── ChatNotFound (KeyError)       no chat by that id (never made, deleted, expired): 404
+    │   └── ChatConflict                  the chat cannot take this turn now: 409
     ├── FilesError                        file storage and transfer (``mianzhang.files``)
     │   ├── FileNotFound (KeyError)       no stored file (or tus upload) by that id: 404
     │   ├── UploadTooLarge                the body exceeds the size limit: 413, nothing kept
@@ -325,6 +328,27 @@ class JobNotFound(JobError, KeyError):
 class JobQueueFull(JobError):
     """The job queue already holds ``max_queued`` jobs (in-process pool or Redis): the job was
     not run (its record, if written, is marked failed); retry later."""
+
+
+# -- chats ------------------------------------------------------------------------------------
+class ChatError(MianzhangError):
+    """An operation on a chat kept by the server failed."""
+
+
+class ChatNotFound(ChatError, KeyError):
+    """No chat with that id: never created, deleted, or forgotten after its TTL."""
+
+    def __init__(self, chat_id: str) -> None:
+        super().__init__(chat_id)
+        self.chat_id = chat_id
+
+    def __str__(self) -> str:
+        return f"chat not found: {self.chat_id!r}"
+
+
+class ChatConflict(ChatError):
+    """The chat cannot take this turn now: an answer is running (stop or resume it), another
+    instance started one first, or the id is a chat of another kind. Nothing was started."""
 
 
 # -- files ------------------------------------------------------------------------------------

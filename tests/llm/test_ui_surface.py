@@ -37,6 +37,8 @@ METADATA = {
     "usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10},
     "timings": {"timeToFirstTokenMs": 500.0, "durationMs": 2000.0, "tokensPerSecond": 1.333},
 }
+DONE_STOP = {**METADATA, "finishReason": "stop"}
+DONE_TOOLS = {**METADATA, "finishReason": "tool-calls"}
 
 
 def test_surface_name_media_type_and_headers() -> None:
@@ -64,7 +66,7 @@ def test_a_text_answer() -> None:
         {"type": "text-delta", "id": "text-1", "delta": "lo"},
         {"type": "text-end", "id": "text-1"},
         {"type": "finish-step"},
-        {"type": "finish", "finishReason": "stop", "messageMetadata": METADATA},
+        {"type": "finish", "finishReason": "stop", "messageMetadata": DONE_STOP},
         "[DONE]",
     ]
 
@@ -94,7 +96,7 @@ def test_reasoning_text_and_a_tool_call_with_streamed_input() -> None:
         {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": "1}"},
         {"type": "tool-input-available", "toolCallId": "c1", "toolName": "f", "input": {"a": 1}},
         {"type": "finish-step"},
-        {"type": "finish", "finishReason": "tool-calls", "messageMetadata": METADATA},
+        {"type": "finish", "finishReason": "tool-calls", "messageMetadata": DONE_TOOLS},
     ]
 
 
@@ -129,7 +131,18 @@ def test_a_failure_closes_the_open_part_then_error_and_finish() -> None:
     ]
     assert chunks(events)[4:] == [
         {"type": "text-end", "id": "text-1"},
-        {"type": "message-metadata", "messageMetadata": METADATA},
+        {
+            "type": "message-metadata",
+            "messageMetadata": {
+                **METADATA,
+                "status": "failed",
+                "error": {
+                    "message": "upstream overloaded",
+                    "type": "upstream_error",
+                    "code": "upstream_503",
+                },
+            },
+        },
         {"type": "error", "errorText": "upstream overloaded"},
         {"type": "finish-step"},
         {"type": "finish", "finishReason": "error"},
@@ -156,6 +169,8 @@ async def test_a_cancelled_generation_ends_with_abort_and_no_finish() -> None:
                     "durationMs": 1000.0,
                     "tokensPerSecond": 2.0,
                 },
+                "status": "stopped",
+                "stopReason": "stopped",
             },
         },
         {"type": "abort", "reason": "stopped"},

@@ -34,6 +34,7 @@ from ._requests import ChatCompletionBody, GenerationBody, ResponsesBody
 from ._settings import LLMSettings
 from ._streams import cancelled_entries, generation_entries
 from ._surface import SurfaceContext
+from ._types import ChatRequest
 
 __all__ = ["LLMService", "PreparedStream"]
 
@@ -126,6 +127,22 @@ class LLMService:
         estimate; :class:`~mianzhang.ModelNotFound` for a model that is not configured."""
         self.registry.get(request.body.model)
         return count_tokens(request)
+
+    def prepare_surface(
+        self,
+        surface: str,
+        model: str | None,
+        request: ChatRequest,
+        *,
+        background: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> PreparedStream:
+        """A generation whose home surface is ``surface`` (``ui``, ``agui``, ...) with that
+        surface's ``options`` (stored with the generation, so every reader on every instance
+        rebuilds the same ids); its stream id is ``gen-<hex>``."""
+        generation = self.gateway.start(model, request)
+        stream_id = "gen-" + secrets.token_hex(12)
+        return PreparedStream(stream_id, generation, surface, background, dict(options or {}))
 
     async def create_stream(self, log: EventLog, prepared: PreparedStream) -> None:
         """Create the log stream with the gateway's retention and the generation's metadata."""

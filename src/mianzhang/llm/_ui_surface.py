@@ -10,14 +10,19 @@ and ``x-accel-buffering: no``. A generation reads as::
     text-start/-delta/-end{id}
     tool-input-start{toolCallId, toolName}     tool-input-delta{toolCallId, inputTextDelta}
     tool-input-available{toolCallId, toolName, input}   (tool-input-error if not JSON)
-    finish-step  finish{finishReason, messageMetadata{usage, timings, model}}
+    finish-step  finish{finishReason, messageMetadata{usage, timings, model, finishReason}}
 
-A failed generation ends ``message-metadata``, ``error{errorText}``, ``finish-step``,
-``finish{finishReason: "error"}`` (``streamText``'s order for an in-stream model error); a
-cancelled one ends ``message-metadata``, ``abort{reason}`` with no ``finish`` (``streamText``
+A failed generation ends ``message-metadata`` (with ``status: "failed"`` and ``error{message,
+type, code}``), ``error{errorText}``, ``finish-step``, ``finish{finishReason: "error"}``
+(``streamText``'s order for an in-stream model error); a cancelled one ends
+``message-metadata`` (with ``status: "stopped"``, ``stopReason``), ``abort{reason}`` with no
+``finish`` (``streamText``
 ends an aborted stream with ``abort`` alone; ``handleUIMessageStreamFinish`` reports it as
 aborted). Open text and reasoning parts are closed first in both cases, so a client's parts
 end ``done`` rather than ``streaming`` forever (``streamText`` leaves them open on abort).
+The SDK merges ``messageMetadata`` into ``message.metadata`` and keeps neither ``error`` nor
+``abort`` in the message: the ``status`` and ``error`` keys are how a saved message (the
+server's chat store, a reloaded page) still says how its answer ended.
 
 Resume: the message id is ``options["message_id"]`` or the stream id, so a replay from the
 first event repeats the same ``start``. ``Chat.resumeStream`` with ``DefaultChatTransport``
@@ -37,10 +42,11 @@ from typing import Any, Final
 import orjson
 
 from ._deltas import ToolCall, ToolCallDeltas, single_piece
+from ._openai_errors import error_payload
 from ._surface import SurfaceContext, WireEvent
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
-__all__ = ["UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
+__all__ = ["UI", "UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
 
 UI_STREAM_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -212,12 +218,18 @@ class UIMessageStreamEncoder:
         out = [*self._close(), *self._tool_inputs(), {"type": "finish-step"}]
         metadata = self._metadata(event.usage, event.timings)
         reason = ui_finish_reason(event.finish_reason)
+        metadata["finishReason"] = reason
         out.append({"type": "finish", "finishReason": reason, "messageMetadata": metadata})
         return out
 
     def _failed(self, event: Failed) -> list[dict[str, Any]]:
         self._ended = True
         metadata = self._metadata(event.usage, event.timings)
+        error = error_payload(event.error)["error"]
+        metadata["status"] = "failed"
+        metadata["error"] = {"message": error["message"], "type": error["type"]}
+        if error["code"] is not None:
+            metadata["error"]["code"] = error["code"]
         return [
             *self._close(),
             {"type": "message-metadata", "messageMetadata": metadata},
@@ -229,6 +241,8 @@ class UIMessageStreamEncoder:
     def _cancelled(self, event: Cancelled) -> list[dict[str, Any]]:
         self._ended = True
         metadata = self._metadata(event.usage, event.timings)
+        metadata["status"] = "stopped"
+        metadata["stopReason"] = event.reason
         return [
             *self._close(),
             {"type": "message-metadata", "messageMetadata": metadata},
@@ -245,3 +259,6 @@ class UISurface:
 
     def encoder(self, context: SurfaceContext) -> UIMessageStreamEncoder:
         return UIMessageStreamEncoder(context)
+
+
+UI = UISurface()

@@ -26,8 +26,11 @@ from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._otel import otlp_tracer_provider, telemetry_config
 from ._services import open_services
 from ._settings import Settings, load_settings
+from .routes.agui import agui_router
+from .routes.ai_sdk import ai_sdk_router
 from .routes.anthropic import anthropic_router
 from .routes.channels import channels_router
+from .routes.chats import chats_router
 from .routes.demo import demo_router
 from .routes.files import file_jobs_router, files_read_router, files_write_router
 from .routes.jobs import jobs_router
@@ -90,6 +93,9 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(demo_router)
     app.include_router(llm_router, dependencies=guarded("llm", new_work=True))
     app.include_router(anthropic_router, dependencies=guarded("llm", new_work=True))
+    app.include_router(ai_sdk_router, dependencies=guarded("llm", new_work=True))
+    app.include_router(agui_router, dependencies=guarded("llm", new_work=True))
+    app.include_router(chats_router, dependencies=guarded("llm", new_work=True))
     app.include_router(files_read_router, dependencies=guarded("files:read"))
     app.include_router(files_write_router, dependencies=guarded("files:write"))
     app.include_router(file_jobs_router, dependencies=guarded("files:write"))

@@ -8,8 +8,9 @@ closes what was built so far, and shutdown closes them in the reverse order:
 2. the task that drains uploads once the supervisor drains (cancelled and awaited);
 3. a bounded wait (``producer_drain_timeout``) for running producers to finish by themselves
    (their readers have moved to other instances), then the stream host (cancels the rest);
-4. the files (interrupted uploads publish a last event, so before the log), the LLM gateway,
-   the rate limiter;
+4. the chat store (producers' ``on_end`` hooks write to it until the host is closed), the
+   files (interrupted uploads publish a last event, so before the log), the LLM gateway, the
+   rate limiter;
 5. the event log, last.
 
 Every step runs even when an earlier one raised.
@@ -26,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from .._responses import StreamSupervisor
 from ..channels import ChannelHub
+from ..chats import ChatStore, open_chat_store
 from ..files import FilesService
 from ..jobs import JobHost, JobService, job_registry, job_resources
 from ..llm import LLMService
@@ -54,6 +56,7 @@ class Services:
     channels: ChannelHub
     limiter: RateLimiter
     jobs: JobService
+    chats: ChatStore
 
 
 def _open_log(settings: Settings) -> EventLog:
@@ -143,6 +146,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(limiter.aclose)
         llm = LLMService(settings.llm, metrics_registry=metrics)
         stack.push_async_callback(llm.aclose)
+        # before the host: producers' on_end hooks write to the chats until the host is closed
+        chats = await stack.enter_async_context(
+            open_chat_store(
+                settings.chats, redis_url=_redis_url(settings), prefix=settings.redis_prefix
+            )
+        )
         files = FilesService(settings.files, log) if settings.files.enabled else None
         if files is not None:
             stack.push_async_callback(files.aclose)
@@ -166,4 +175,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             channels=_channel_hub(settings, log),
             limiter=limiter,
             jobs=jobs.service,
+            chats=chats,
         )

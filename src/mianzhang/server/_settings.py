@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .._errors import ConfigError
 from .._responses._transport import DEFAULT_STREAM_SEND_BUFFER
 from ..channels import ChannelsSettings
+from ..chats import ChatsSettings
 from ..files import FilesSettings
 from ..jobs import JobsSettings
 from ..llm import LLMSettings
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     tails: TailsSettings = Field(default_factory=TailsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    chats: ChatsSettings = Field(default_factory=ChatsSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -35,6 +35,7 @@ logger = logging.getLogger("mianzhang.server")
 SHAPES: Final[tuple[tuple[str, str], ...]] = (
     ("/v1/messages", "anthropic"),
     ("/v1/streams", "mianzhang"),
+    ("/v1/chats", "mianzhang"),
     ("/v1/channels", "mianzhang"),
     ("/v1/jobs", "mianzhang"),
     ("/v1/files", "mianzhang"),

@@ -23,6 +23,8 @@ _STATUS: Final[tuple[tuple[type[e.MianzhangError], int], ...]] = (
     (e.UnknownJobType, 400),
     (e.InvalidJobInput, 400),
     (e.JobQueueFull, 503),
+    (e.ChatNotFound, 404),
+    (e.ChatConflict, 409),
     (e.SSEError, 400),
     (e.RateLimited, 429),
     (e.Draining, 503),

@@ -4,7 +4,8 @@
 ``GET /v1/streams/{id}``             SSE after ``Last-Event-ID`` / ``?last_event_id=``; 404
                                      JSON if unknown; 204 once a finished stream is read out;
                                      an LLM generation in the surface that started it, or
-                                     ``?format=chat|responses|native`` (400 JSON if unknown)
+                                     ``?format=chat|responses|native|ui|agui`` (400 JSON
+                                     if unknown)
 ``GET /v1/streams/{id}/info``        the stream's metadata and reader count (JSON)
 ``POST /v1/streams/{id}/cancel``     stop its producer on whichever instance runs it
 ==================================  =========================================================
