@@ -155,10 +155,11 @@ class UIMessageStreamEncoder:
                 delta = (None, f"{self._delta_head}{_dumps(piece)}}}")
                 if self._tokens % self._every:
                     return [delta]
-                return [delta, (None, _dumps(self._progress(event.elapsed)))]
+                return [delta, (None, self._progress(event.elapsed))]
         if self._ended:
             return []
         out: list[dict[str, Any]] = []
+        progress: list[WireEvent] = []
         if not self._started:
             self._started = True
             start = {"type": "start", "messageId": self.message_id}
@@ -166,7 +167,7 @@ class UIMessageStreamEncoder:
         if isinstance(event, Token):
             out += self._token(event.chunk)
             if event.chunk.is_token:
-                out += self._tick(event.elapsed)
+                progress = self._tick(event.elapsed)
         elif isinstance(event, Finished):
             out += self._finished(event)
         elif isinstance(event, Failed):
@@ -175,32 +176,34 @@ class UIMessageStreamEncoder:
             out += self._cancelled(event)
         else:
             assert isinstance(event, Started)
-        return [(None, _dumps(chunk)) for chunk in out]
+        return [(None, _dumps(chunk)) for chunk in out] + progress
 
     def end(self) -> list[WireEvent]:
         return [(None, "[DONE]")]
 
     # -- output -------------------------------------------------------------------------------
-    def _tick(self, elapsed: float | None) -> list[dict[str, Any]]:
+    def _tick(self, elapsed: float | None) -> list[WireEvent]:
         """Count one output token; its ``data-progress`` part when one is due."""
         self._tokens += 1
         if self._tokens == 1:
             self._first = elapsed
         elif self._tokens % self._every:
             return []
-        return [self._progress(elapsed)]
+        return [(None, self._progress(elapsed))]
 
-    def _progress(self, elapsed: float | None) -> dict[str, Any]:
+    def _progress(self, elapsed: float | None) -> str:
+        """The ``data-progress`` chunk after ``self._tokens`` tokens (rate as ``Timings``)."""
+        first, tokens = self._first, self._tokens
         rate = None
-        if self._first is not None and elapsed is not None:
-            rate = Timings(self._first, elapsed, self._tokens).tokens_per_second
+        if first is not None and elapsed is not None and tokens > 1 and elapsed > first:
+            rate = round((tokens - 1) / (elapsed - first), 3)
         data = {
-            "outputTokens": self._tokens,
+            "outputTokens": tokens,
             "elapsedMs": _ms(elapsed),
-            "timeToFirstTokenMs": _ms(self._first),
-            "tokensPerSecond": None if rate is None else round(rate, 3),
+            "timeToFirstTokenMs": _ms(first),
+            "tokensPerSecond": rate,
         }
-        return {"type": "data-progress", "data": data, "transient": True}
+        return f'{{"type":"data-progress","data":{_dumps(data)},"transient":true}}'
 
     def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
