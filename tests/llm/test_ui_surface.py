@@ -269,6 +269,8 @@ def test_progress_after_the_first_output_token_and_every_16() -> None:
     assert progress_of(UI.encoder(context())) == [progress(1)]
     every_2 = progress_of(UIMessageStreamEncoder(context(), progress_every=2))
     assert every_2 == [progress(1), progress(2), progress(4)]
+    with pytest.raises(ValueError, match="progress_every"):
+        UIMessageStreamEncoder(context(), progress_every=0)
 
 
 async def test_the_final_figures_are_metadata_not_progress() -> None:

@@ -130,9 +130,11 @@ def _timings(timings: Timings) -> dict[str, Any]:
 class UIMessageStreamEncoder:
     """Encodes one generation as UI message chunks (see the module docstring). Pure: the
     same events always give the same chunks. ``progress_every`` is the cadence of the
-    ``data-progress`` parts, in output tokens."""
+    ``data-progress`` parts, in output tokens (at least 1, else ``ValueError``)."""
 
     def __init__(self, context: SurfaceContext, *, progress_every: int = PROGRESS_EVERY) -> None:
+        if progress_every < 1:
+            raise ValueError(f"progress_every must be at least 1, not {progress_every}")
         self.message_id = str(context.options.get("message_id") or context.stream_id)
         self._model = context.model
         self._started = False
