@@ -70,6 +70,14 @@ def test_a_turn_with_text_and_a_tool_call_is_the_message_the_server_saves(
     assert message["id"].startswith("gen-")  # the server's id: the same on every read
     chat = settled(server.url, "turn-1", 2)
     assert chat["messages"] == result["messages"]  # the server saved what the client built
+    # our progress reached onData (19 output tokens: after the 1st and the 16th), transient:
+    # in no message, the client's or the server's
+    assert [(d["type"], d["transient"]) for d in result["data"]] == [("data-progress", True)] * 2
+    first, sixteenth = (d["data"] for d in result["data"])
+    assert first["outputTokens"] == 1 and sixteenth["outputTokens"] == 16
+    assert first["elapsedMs"] == first["timeToFirstTokenMs"] == sixteenth["timeToFirstTokenMs"]
+    assert first["tokensPerSecond"] is None
+    assert sixteenth["elapsedMs"] >= first["elapsedMs"]
 
 
 @pytest.mark.parametrize("cut", [2, 5, 12])
@@ -87,6 +95,13 @@ def test_a_cut_connection_resumes_with_the_message_of_a_clean_read(
     assert result["status"] == "ready" and result["error"] is None
     assert len(result["messages"]) == 2  # one answer: no duplicate message
     assert without_timings(answer(result)) == without_timings(answer(clean))  # no duplicate parts
+    # the replay handed its progress to onData again (what came before the cut comes twice)
+    tokens = [d["data"]["outputTokens"] for d in result["data"]]
+    assert [d["data"]["outputTokens"] for d in clean["data"]] == [1, 16] == tokens[-2:]
+    assert tokens[:-2] in ([], [1], [1, 16])
+    pace = clean["data"][1]["data"]  # 50 ms between tokens
+    assert pace["elapsedMs"] - pace["timeToFirstTokenMs"] >= 15 * 50 * 0.9
+    assert 0 < pace["tokensPerSecond"] <= 1000 / 50 / 0.9
     assert settled(server.url, chat_id, 2)["messages"] == result["messages"]
 
 

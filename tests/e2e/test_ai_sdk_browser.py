@@ -1,8 +1,9 @@
 """A page built with ``@ai-sdk/react``'s ``useChat({ resume: true })`` (``tests/node/use_chat``,
 bundled here with esbuild from the pinned npm packages, served by the test on the server's
 origin) in Chromium against a real ``mianzhang serve``: a reload in the middle of an answer
-continues it with no text twice, and the page's Stop button (the stop endpoint) stops the
-generation, which the server's log records as cancelled."""
+continues it with no text twice (the server's live progress, read with ``onData``, shows
+before and after it), and the page's Stop button (the stop endpoint) stops the generation,
+which the server's log records as cancelled."""
 
 from __future__ import annotations
 
@@ -106,6 +107,20 @@ def words_shown(page: Page, at_least: int) -> None:
     )
 
 
+def progress_shown(page: Page, at_least: int) -> None:
+    """The page shows the server's progress (``onData``) for ``at_least`` tokens, with a rate,
+    while the answer is written."""
+    page.wait_for_function(
+        r"""(n) => {
+            const p = document.querySelector('#progress');
+            return document.querySelector('#app')?.dataset.status === 'streaming'
+              && p && Number(p.dataset.tokens) >= n && /\d tok\/s$/.test(p.innerText);
+        }""",
+        arg=at_least,
+        timeout=20_000,
+    )
+
+
 def send(page: Page, text: str) -> None:
     page.fill("#prompt", text)
     page.click("#send")
@@ -117,12 +132,15 @@ def test_a_reload_mid_answer_continues_it_with_no_text_twice(
     open_chat(page, server, "reload-1")
     send(page, long_text(WORDS, delay=0.04))
     words_shown(page, 15)
+    progress_shown(page, 16)
     resumed: list[str] = []
     page.on("request", lambda r: resumed.append(r.url) if r.url.endswith("/stream") else None)
     page.reload()
     page.wait_for_selector("#app[data-status]")
+    progress_shown(page, 16)  # and again after the reload, from the resumed stream
     expect(page.locator("#app")).to_have_attribute("data-status", "ready", timeout=30_000)
     assert answer_text(page) == EXPECTED  # continued to the end, nothing twice
+    expect(page.locator("#progress")).to_have_count(0)
     expect(page.locator("article")).to_have_count(2)
     assert resumed == [f"{server.url}/v1/ui/chat/reload-1/stream"]  # useChat resumed on mount
     assert errors(page, "reload-1") == []

@@ -1,7 +1,8 @@
 """The chat page in Debian's Chromium against a real ``mianzhang serve``, at 1280x800 and 390x844:
 a three-turn conversation sends the whole history (the request bodies, and the demo model's
 word count of it), Enter sends and Shift+Enter breaks the line, a reload mid-answer resumes it
-with no text twice, stop marks the answer stopped on the page and on the server, an
+with no text twice, stop marks the answer stopped on the page and on the server (the server's
+live tokens/s and time to first token show while the answer is written), an
 unreachable upstream shows the server's error message with a working Retry, a hostile answer
 from a model renders inert, and conversations can be created, renamed and deleted. The
 conversations live on the server (``/v1/chats``) and answers are AI SDK chat turns
@@ -269,6 +270,18 @@ def test_stop_marks_the_answer_stopped(page: Page, server: ServerProcess) -> Non
         """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
              ?.innerText.length > 80""",
         timeout=15_000,
+    )
+    # the server's live figures while the answer is written (the stream's data-progress)
+    page.wait_for_function(
+        r"""() => {
+             const a = document.querySelector('[data-testid=chat-msg][data-role=assistant]');
+             const text = (id) => a?.querySelector(`[data-testid=${id}]`)?.innerText ?? '';
+             return a?.dataset.status === 'streaming'
+               && /^\d+\.\d tok\/s$/.test(text('chat-rate'))
+               && / ms to first token$/.test(text('chat-ttft'))
+               && /^\d+ tokens$/.test(text('chat-tokens'));
+           }""",
+        timeout=10_000,
     )
     expect(page.get_by_test_id("chat-send")).to_be_disabled()
     page.get_by_test_id("chat-stop").click()

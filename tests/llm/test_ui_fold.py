@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from mianzhang.llm._canonical import StartRecord, event_entry, start_entry, start_meta
@@ -28,6 +29,7 @@ BAD_TOOL: list[Any] = [
     {"tool_call": {"name": "broken", "id": "call_b", "arguments": '{"city": "Par'}},
     {"words": "and more text"},
 ]
+LONG: list[Any] = [{"words": " ".join(f"w{i}" for i in range(40))}]  # with data-progress
 
 
 def fold(events: list[GenEvent]) -> dict[str, Any]:
@@ -44,6 +46,7 @@ async def cases() -> dict[str, list[GenEvent]]:
         "failed": await generate([{"words": "half an"}, {"error": {"status": 502}}]),
         "stopped": cancelled(full, after=6),
         "bad-tool-input": await generate(BAD_TOOL),
+        "progress": await generate(LONG),
     }
 
 
@@ -51,6 +54,42 @@ async def test_the_server_builds_the_message_the_ai_package_builds() -> None:
     for name, events in (await cases()).items():
         result = run_node("ai_sdk.mjs", {"mode": "read", "sse": sse(encode(UI, events))})
         assert fold(events) == result["message"], name
+
+
+def test_data_parts_fold_like_the_sdk() -> None:
+    """Not written by the ``ui`` surface except as transient progress, but a data part of
+    any kind folds as ``ai`` folds it: transient ones dropped, the same type and id
+    replaced in place, the rest added."""
+    wire: list[tuple[str | None, str]] = [
+        (None, orjson.dumps(chunk).decode())
+        for chunk in [
+            {"type": "start", "messageId": "m1"},
+            {"type": "data-status", "id": "s", "data": {"step": 1}},
+            {"type": "text-start", "id": "t"},
+            {"type": "text-delta", "id": "t", "delta": "hi"},
+            {"type": "data-status", "id": "s", "data": {"step": 2}},
+            {"type": "data-status", "id": "other", "data": 1, "transient": False},
+            {"type": "data-note", "id": "s", "data": "another type"},
+            {"type": "data-note", "data": "no id"},
+            {"type": "data-note", "data": "no id"},
+            {"type": "data-status", "id": "s", "data": {"step": 3}, "transient": True},
+            {"type": "text-end", "id": "t"},
+        ]
+    ]
+    builder = UIMessageFold()
+    for chunk in payloads(wire):
+        builder.add(chunk)
+    result = run_node("ai_sdk.mjs", {"mode": "read", "sse": sse([*wire, (None, "[DONE]")])})
+    assert result["errors"] == []
+    assert builder.message == result["message"]
+    assert [p.get("data") for p in builder.message["parts"]] == [
+        {"step": 2},
+        None,
+        1,
+        "another type",
+        "no id",
+        "no id",
+    ]
 
 
 def test_metadata_merges_like_the_sdk() -> None:

@@ -4,6 +4,8 @@
 // Reads one JSON job on stdin, writes one JSON result on stdout. Every job has `api` (the
 // server's `/v1/ui/chat` URL), `chatId`, `text` (the user message, e.g. a script for the
 // scripted model) and optionally `headers`.
+// Every result also has `data`: the data parts the chat handed to `onData`, in order
+// (`useChat({ onData })`).
 //   {"mode": "turn"}
 //     -> {messages, status, error, requests}: send `text`, wait for the answer.
 //   {"mode": "cut", "cut": N, "resumeApi": URL | null}
@@ -101,6 +103,7 @@ function makeChat(job, { transport = {}, onPost = null, onGet = null } = {}) {
   };
   let counter = 0;
   const errors = [];
+  const data = [];
   const chat = new Chat({
     id: job.chatId,
     generateId: () => `client-${++counter}`,
@@ -112,12 +115,15 @@ function makeChat(job, { transport = {}, onPost = null, onGet = null } = {}) {
       ...transport,
     }),
     onError: error => errors.push(String(error.message ?? error)),
+    onData: part => data.push(structuredClone(part)),
   });
+  chat.data = data;
   return { chat, requests, errors };
 }
 
 function result(chat, extra = {}) {
   return {
+    data: chat.data,
     messages: chat.store.messages,
     status: chat.status,
     error: chat.store.error ? String(chat.store.error.message) : null,

@@ -8,8 +8,11 @@ shows (the e2e tests compare the two): ``start`` sets the id and merges ``messag
 reasoning parts ``{type: "reasoning", id, text, state}``; a tool call is a ``tool-<name>`` part
 (``input-streaming``, then ``input-available`` with its input, or ``output-error`` for input
 that is not JSON); ``finish`` and ``message-metadata`` merge metadata deeply (arrays
-replaced); ``error``, ``abort``, ``finish-step`` change no part. Keys the SDK leaves
-``undefined`` are left out (they do not survive JSON either).
+replaced); ``error``, ``abort``, ``finish-step`` change no part. A ``data-*`` chunk is the
+SDK's data part: a transient one (the surface's ``data-progress``) is not stored; another
+replaces the ``data`` of the part of its type and ``id`` if there is one, else is added as a
+part (the chunk as it came). Keys the SDK leaves ``undefined`` are left out (they do not
+survive JSON either).
 """
 
 from __future__ import annotations
@@ -71,6 +74,18 @@ class UIMessageFold:
             handler(self, chunk)
         elif kind.startswith("tool-"):
             self._tool(kind, chunk)
+        elif kind.startswith("data-") and not chunk.get("transient"):
+            self._data(chunk)
+
+    def _data(self, chunk: dict[str, Any]) -> None:
+        parts: list[dict[str, Any]] = self.message["parts"]
+        part_id = chunk.get("id")
+        same = (p for p in parts if p["type"] == chunk["type"] and p.get("id") == part_id)
+        existing = next(same, None) if part_id is not None else None
+        if existing is None:
+            parts.append(dict(chunk))
+        else:
+            existing["data"] = chunk.get("data")
 
     def _start(self, chunk: dict[str, Any]) -> None:
         if chunk.get("messageId") is not None:

@@ -3,10 +3,11 @@
 // It is the recipe of docs/ai-frontends.md: `DefaultChatTransport` pointed at `/v1/ui/chat`,
 // the chat's saved messages loaded from `GET /v1/chats/{id}` before `useChat` mounts (so a
 // reload shows the conversation and `resume: true` continues the running answer), and a Stop
-// button calling the stop endpoint (`useChat`'s own `stop()` only closes this tab's fetch).
+// button calling the stop endpoint (`useChat`'s own `stop()` only closes this tab's fetch),
+// and the server's live progress (`data-progress` parts, through `onData`) while it writes.
 //
 // Test hooks: #app[data-status], article[data-role][data-id], [data-part=text], #prompt,
-// #send, #stop. The chat id comes from the page's `#chat=<id>`.
+// #send, #stop, #progress[data-tokens]. The chat id comes from the page's `#chat=<id>`.
 import { useChat } from '@ai-sdk/react';
 import { DefaultChatTransport } from 'ai';
 import { useState } from 'react';
@@ -29,11 +30,15 @@ function Message({ message }) {
 }
 
 function Chat({ initialMessages }) {
+  const [progress, setProgress] = useState(null);
   const { messages, sendMessage, status, error } = useChat({
     id: chatId,
     messages: initialMessages,
     transport,
     resume: true,
+    onData: part => {
+      if (part.type === 'data-progress') setProgress(part.data);
+    },
   });
   const [input, setInput] = useState('');
   const busy = status === 'submitted' || status === 'streaming';
@@ -41,12 +46,18 @@ function Chat({ initialMessages }) {
   const submit = event => {
     event.preventDefault();
     if (!input.trim() || busy) return;
+    setProgress(null);
     sendMessage({ text: input });
     setInput('');
   };
   return (
     <main id="app" data-status={status}>
       {messages.map(m => <Message key={m.id} message={m} />)}
+      {busy && progress ? (
+        <small id="progress" data-tokens={progress.outputTokens}>
+          {progress.outputTokens} tokens · {progress.tokensPerSecond?.toFixed(1) ?? '…'} tok/s
+        </small>
+      ) : null}
       {error ? <p role="alert">{error.message}</p> : null}
       <form onSubmit={submit}>
         <input id="prompt" aria-label="Message" value={input} onChange={e => setInput(e.target.value)} />

@@ -18,6 +18,10 @@
 // `start` chunk, so a full replay (after a reload, or in another tab) shows every part once. A
 // dropped connection is resumed with `Last-Event-ID` set to the last event received: the
 // server sends only what came after it, and the message goes on from where it was.
+// msg.stats are live: the stream's transient `data-progress` parts (after the first output
+// token, then every 16) give the time to first token, tokens/s and the token count while the
+// answer is written; the ending's metadata gives the final figures. Other data parts are
+// ignored (they are in msg.ui only if the server stores them: it stores none).
 
 import { follow, HttpError, SSEParser } from "./sse.js";
 
@@ -39,6 +43,17 @@ function reset(msg, messageId) {
   msg.stats = {};
   msg.ui = { id: msg.id, role: "assistant", parts: [] };
   msg.open = {};
+}
+
+// The server's live figures (a `data-progress` part); a figure it does not know yet stays.
+function progress(msg, data) {
+  if (!data) return;
+  msg.stats = {
+    ...msg.stats,
+    ttftMs: data.timeToFirstTokenMs ?? msg.stats.ttftMs,
+    tokensPerSecond: data.tokensPerSecond ?? msg.stats.tokensPerSecond,
+    outputTokens: data.outputTokens ?? msg.stats.outputTokens,
+  };
 }
 
 function metadata(msg, value) {
@@ -90,10 +105,11 @@ function apply(msg, chunk) {
     case "text-delta":
     case "reasoning-delta":
       msg.open[chunk.id].text += chunk.delta;
-      if (chunk.type === "text-delta") {
-        msg.content += chunk.delta;
-        msg.stats.outputTokens = (msg.stats.outputTokens || 0) + 1;
-      }
+      if (chunk.type === "text-delta") msg.content += chunk.delta;
+      msg.stats.outputTokens = (msg.stats.outputTokens || 0) + 1; // (synced by data-progress)
+      return null;
+    case "data-progress":
+      progress(msg, chunk.data);
       return null;
     case "text-end":
     case "reasoning-end":
@@ -112,7 +128,7 @@ function apply(msg, chunk) {
     case "abort":
       return ending(msg)[0] === "failed" ? ending(msg) : ["stopped", null];
     default:
-      return null; // error (its text is in the metadata), finish-step, tool input deltas
+      return null; // error (its text is in the metadata), finish-step, tool input deltas, other data parts
   }
 }
 
