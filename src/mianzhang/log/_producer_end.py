@@ -16,19 +16,11 @@ from typing import Any
 import orjson
 
 from .._errors import LogError, MianzhangError
-from ._protocol import EventLog, StreamState
+from ._protocol import EventLog, LogEntry, StreamState
 
 __all__ = ["Closing", "Hooks", "LogEntry", "OnEnd", "complete_shielded", "error_body", "finish"]
 
 logger = logging.getLogger("mianzhang.producers")
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One event to append: ``data`` (text, usually JSON) and ``event`` its name."""
-
-    data: str
-    event: str | None = None
 
 
 Closing = Callable[[str], Sequence[LogEntry]]
