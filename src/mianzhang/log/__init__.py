@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._common import LogStatistics
 from ._producers import LogEntry, ProducerRunner
 from ._protocol import (
+    PRODUCER_LOST,
     EventLog,
     LogEvent,
     Reset,
@@ -20,6 +21,7 @@ from ._protocol import (
     format_id,
     parse_id,
 )
+from ._sweeper import LeaseSweeper
 from .memory import MemoryEventLog
 
 if TYPE_CHECKING:
@@ -27,10 +29,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventLog",
+    "LeaseSweeper",
     "LogEntry",
     "LogEvent",
     "LogStatistics",
     "MemoryEventLog",
+    "PRODUCER_LOST",
     "ProducerRunner",
     "RedisEventLog",
     "Reset",
