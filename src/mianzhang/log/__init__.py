@@ -28,13 +28,13 @@ if TYPE_CHECKING:
     from .redis import RedisEventLog
 
 __all__ = [
+    "PRODUCER_LOST",
     "EventLog",
     "LeaseSweeper",
     "LogEntry",
     "LogEvent",
     "LogStatistics",
     "MemoryEventLog",
-    "PRODUCER_LOST",
     "ProducerRunner",
     "RedisEventLog",
     "Reset",
