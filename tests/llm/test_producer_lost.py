@@ -26,7 +26,8 @@ from mianzhang.llm._responses_format import RESPONSES
 from mianzhang.llm._streams import cancelled_entries
 from mianzhang.llm._surface import Surface
 from mianzhang.llm._ui_surface import UISurface
-from mianzhang.log import PRODUCER_LOST, MemoryEventLog, StreamState
+from mianzhang.log import MemoryEventLog, StreamState
+from mianzhang.log._protocol import PRODUCER_LOST
 
 from ._fakes import ScriptedProvider, text_chunks
 from .test_streams import REQUEST, gateway

@@ -39,7 +39,8 @@ from typing import Any
 
 from .._errors import LogError, StreamClosedError
 from .._sse import json_dumps
-from ..log import PRODUCER_LOST, EventLog, LogEntry, StreamState
+from ..log import EventLog, LogEntry, StreamState
+from ..log._protocol import PRODUCER_LOST
 from ._context import JobContext
 from ._model import JobRecord, JobState
 from ._registry import JobRegistry, JobSpec

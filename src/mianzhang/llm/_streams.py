@@ -25,7 +25,8 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from .._errors import GenerationLost
-from ..log import PRODUCER_LOST, LogEntry
+from ..log import LogEntry
+from ..log._protocol import PRODUCER_LOST
 from ._canonical import event_entry, start_entry, token_entry
 from ._gateway import Generation
 from ._types import Cancelled, Failed, Started, Token

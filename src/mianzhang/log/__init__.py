@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from ._common import LogStatistics
 from ._producers import LogEntry, ProducerRunner
 from ._protocol import (
-    PRODUCER_LOST,
     EventLog,
     LogEvent,
     Reset,
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from .redis import RedisEventLog
 
 __all__ = [
-    "PRODUCER_LOST",
     "EventLog",
     "LeaseSweeper",
     "LogEntry",
