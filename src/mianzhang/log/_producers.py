@@ -361,7 +361,8 @@ class ProducerRunner:
         if full:
             info = await self.log.info(stream)
             if info is not None and info.state is not StreamState.OPEN:
-                running.cancel("stopped")
+                failed = info.state is StreamState.FAILED  # presumed dead: its lease expired
+                running.cancel(PRODUCER_LOST if failed else "stopped")
                 return
             if await self.log.info(cancel_marker(stream)) is not None:
                 logger.info("stream %r stopped from another instance", stream)

@@ -2,12 +2,14 @@
 
 One :class:`LeaseProbe` per watcher (so per log instance), shared by every local follower of
 every stream: every ``interval`` seconds it looks at the watched open streams (no Redis call)
-and checks the producer's lease of those that have received nothing for ``idle`` seconds, all
-in one pipelined round trip (``LEASE_CHECK``: the atomic check-and-end). A stream whose lease
-has expired is ended there and then by this instance (its entries and end marker wake the
-followers through the watcher, like any append); a live lease is checked again when it would
-expire; a stream without a lease (a channel, a job waiting in its queue) is checked again after
-a doubling delay (``idle`` up to ``max_wait``), reset by its next event.
+and checks the producer's lease of those that have received nothing for ``idle`` seconds
+(and of each stream once when it starts being watched here: a reader arriving after its
+producer died learns it at once), all in one pipelined round trip (``LEASE_CHECK``: the
+atomic check-and-end). A stream whose lease has expired is ended there and then by this
+instance (its entries and end marker wake the followers through the watcher, like any
+append); a live lease is checked again when it would expire; a stream without a lease (a
+channel, a job waiting in its queue) is checked again after a doubling delay (``idle`` up to
+``max_wait``), reset by its next event.
 
 Cost: nothing per appended or delivered event (the probe compares each watch's last seq with
 the one it saw on its previous visit); a stream whose producer is alive but silent costs one
@@ -95,7 +97,9 @@ class LeaseProbe:
                 continue
             seen = (watch.epoch, watch.last)
             idle = state.get(key)
-            if idle is None or idle.seen != seen:
+            if idle is None:  # newly watched: its producer may have died long ago
+                state[key] = _Idle(seen, now, self._idle_after)
+            elif idle.seen != seen:
                 state[key] = _Idle(seen, now + self._idle_after, self._idle_after)
             elif now >= idle.due:
                 due.append(watch)
