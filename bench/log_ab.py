@@ -11,7 +11,10 @@ goes first swaps each round). Redis: one ``redis-server`` started here on a free
 (persistence off), shared by both trees, stream names unique per round. Rates are per second
 of CPU time of this process (``time.process_time``: the client side of Redis, which is what
 the trees differ in; other load on the machine stretches both alike); the best round is the
-figure to compare, medians and ranges are printed too. Results go to
+figure to compare, medians and ranges are printed too. On a shared machine the noise floor is
+wide (run ``--old HEAD`` for an A/A); so for Redis the bench also counts the commands Redis
+executed per appended or delivered event (``INFO commandstats``, reset before each case): an
+exact measure of the round trips the per-event path costs. Results go to
 ``bench/results/log_ab.json``. Bounded: ``rounds * backends * 2 trees * 2 cases`` runs of at
 most ``--appends`` appends and ``--followers`` x ``--events`` deliveries each.
 """
@@ -122,32 +125,74 @@ async def deliveries(log: Any, stream: str, followers: int, n: int) -> float:
     return followers * (n - 1) / seconds
 
 
+class Commands:
+    """Commands Redis executed since the last :meth:`reset` (``INFO commandstats``)."""
+
+    def __init__(self, url: str | None) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.Redis.from_url(url) if url else None
+
+    async def reset(self) -> None:
+        if self.client is not None:
+            await self.client.config_resetstat()
+
+    async def count(self) -> int:
+        if self.client is None:
+            return 0
+        stats = await self.client.info("commandstats")
+        skip = ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config")
+        return sum(v["calls"] for k, v in stats.items() if k not in skip)
+
+
+class Table:
+    """Rates per case and tree, and Redis commands per event."""
+
+    def __init__(self, url: str | None) -> None:
+        self.rates: dict[str, dict[str, list[float]]] = {}
+        self.commands: dict[str, dict[str, float]] = {}
+        self.counter = Commands(url)
+
+    async def measure(self, name: str, label: str, work: Any, events: int) -> None:
+        gc.collect()
+        await self.counter.reset()
+        rate = await work
+        self.rates.setdefault(name, {}).setdefault(label, []).append(rate)
+        if name.startswith("redis"):
+            self.commands.setdefault(name, {})[label] = await self.counter.count() / events
+
+    def summary(self) -> dict[str, Any]:
+        rates = {
+            case: {
+                label: {"best": max(r), "median": statistics.median(r), "min": min(r)}
+                for label, r in by_label.items()
+            }
+            for case, by_label in self.rates.items()
+        }
+        return {"rates": rates, "redis_commands_per_event": self.commands}
+
+
 async def run(
     packages: dict[str, ModuleType], backends: list[str], url: str | None, args: Any
 ) -> dict[str, Any]:
-    table: dict[str, dict[str, list[float]]] = {}
+    table = Table(url)
     order = list(packages.items())
     for round_ in range(args.rounds):
         for label, package in order if round_ % 2 == 0 else order[::-1]:
             for backend in backends:
                 log = make_log(package, backend, url)
                 scale = 1 if backend == "memory" else 10  # Redis: a round trip per append
+                n, events = args.appends // scale, args.events // scale
                 try:
-                    gc.collect()
-                    rate = await appends(log, f"a{round_}", args.appends // scale)
-                    table.setdefault(f"{backend} append", {}).setdefault(label, []).append(rate)
-                    gc.collect()
-                    rate = await deliveries(log, f"f{round_}", args.followers, args.events // scale)
-                    table.setdefault(f"{backend} deliver", {}).setdefault(label, []).append(rate)
+                    work = appends(log, f"a{round_}", n)
+                    await table.measure(f"{backend} append", label, work, n)
+                    work = deliveries(log, f"f{round_}", args.followers, events)
+                    await table.measure(f"{backend} deliver", label, work, events)
                 finally:
                     await log.aclose()
-    return {
-        case: {
-            label: {"best": max(rates), "median": statistics.median(rates), "min": min(rates)}
-            for label, rates in by_label.items()
-        }
-        for case, by_label in table.items()
-    }
+    if table.counter.client is not None:
+        await table.counter.client.aclose()
+    return table.summary()
 
 
 def git(*args: str) -> str:
@@ -173,8 +218,10 @@ def main() -> None:
             "old": load_tree(archive(old, Path(tmp)), "mianzhang_old"),
             "new": load_tree(ROOT / "src" / "mianzhang", "mianzhang_new"),
         }
-        rates = asyncio.run(run(packages, args.backends, url, args))
+        measured = asyncio.run(run(packages, args.backends, url, args))
+    rates, commands = measured["rates"], measured["redis_commands_per_event"]
     result = {"old": old, "new": new, "args": vars(args), "per_cpu_second": rates}
+    result["redis_commands_per_event"] = commands
     for case, by_label in rates.items():
         o, n = by_label["old"], by_label["new"]
         print(
@@ -182,6 +229,9 @@ def main() -> None:
             f" {(n['best'] / o['best'] - 1) * 100:+.1f}%  |  median: old {o['median']:>11,.0f}/s"
             f" new {n['median']:>11,.0f}/s {(n['median'] / o['median'] - 1) * 100:+.1f}%"
         )
+    for case, by_label in commands.items():
+        old_n, new_n = by_label["old"], by_label["new"]
+        print(f"{case:16} Redis commands per event: old {old_n:.3f} new {new_n:.3f}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
