@@ -19,6 +19,7 @@
     │   ├── ModelNotFound (KeyError)      no model configured by that name: 404
     │   ├── InvalidLLMRequest (ValueError) rejected before any stream starts: 400
     │   ├── GenerationCancelled           stopped by a user, or abandoned past the grace period
+    │   ├── GenerationLost                its instance died mid-generation (its lease expired)
     │   └── UpstreamError                 a provider failed; ``retryable`` says if a retry may help
     │       ├── UpstreamConnectError      connecting or sending the request failed
     │       ├── UpstreamTimeout           the upstream stalled past the stall timeout
@@ -201,6 +202,15 @@ class GenerationCancelled(LLMError):
     def __init__(self, reason: str = "cancelled") -> None:
         super().__init__(f"the generation was cancelled ({reason})")
         self.reason = reason
+
+
+class GenerationLost(LLMError):
+    """The instance running a generation stopped (killed, partitioned) before its end: its
+    producer's lease expired and another instance ended the stream with this error (type
+    ``producer_lost``). The output logged until then stays readable; nothing more will come."""
+
+    def __init__(self, message: str = "the instance running this generation stopped") -> None:
+        super().__init__(message)
 
 
 class UpstreamError(LLMError):

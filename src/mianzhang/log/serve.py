@@ -130,10 +130,13 @@ class StreamHost:
         poll_interval: float = 0.5,
         ping: float | None = None,
         send_timeout: float | None = 30.0,
+        lease_ttl: float = 5.0,
     ) -> None:
         self.log = log
         self.supervisor = supervisor
-        self.producers = ProducerRunner(log, grace_period=grace_period, poll_interval=poll_interval)
+        self.producers = ProducerRunner(
+            log, grace_period=grace_period, poll_interval=poll_interval, lease_ttl=lease_ttl
+        )
         self.ping = ping
         self.send_timeout = send_timeout
         self.stats = ServeStatistics()

@@ -4,7 +4,9 @@
 each service is registered for closing as soon as it is built, so a failure while building
 closes what was built so far, and shutdown closes them in the reverse order:
 
-1. the job host (its workers use the log, the files and the gateway);
+1. the job host (its workers use the log, the files and the gateway), and the lease
+   sweeper (it ends the streams of producers that died on any instance, see
+   ``mianzhang.log.LeaseSweeper``);
 2. the task that drains uploads once the supervisor drains (cancelled and awaited);
 3. a bounded wait (``producer_drain_timeout``) for running producers to finish by themselves
    (their readers have moved to other instances), then the stream host (cancels the rest);
@@ -31,7 +33,7 @@ from ..chats import ChatStore, open_chat_store
 from ..files import FilesService
 from ..jobs import JobHost, JobService, job_registry, job_resources
 from ..llm import LLMService
-from ..log import EventLog, MemoryEventLog
+from ..log import EventLog, LeaseSweeper, MemoryEventLog
 from ..log.serve import StreamHost
 from ._auth import Authenticator
 from ._limits import RateLimiter
@@ -64,7 +66,11 @@ def _open_log(settings: Settings) -> EventLog:
         from ..log.redis import RedisEventLog
 
         assert settings.redis_url is not None  # checked by Settings
-        return RedisEventLog(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisEventLog(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            lease_idle=settings.producer_lease_ttl,  # followers check a lease once that idle
+        )
     return MemoryEventLog()
 
 
@@ -81,6 +87,7 @@ def _stream_host(settings: Settings, log: EventLog, supervisor: StreamSupervisor
         poll_interval=settings.producer_poll_interval,
         ping=settings.stream_ping,
         send_timeout=settings.send_timeout,
+        lease_ttl=settings.producer_lease_ttl,
     )
 
 
@@ -129,6 +136,7 @@ async def _start_jobs(
         resources=job_resources(llm.gateway, files),
         redis_url=_redis_url(settings),
         prefix=settings.redis_prefix,
+        lease_ttl=settings.producer_lease_ttl,
     )
 
 
@@ -161,6 +169,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         if files is not None:
             _drain_files_on_drain(stack, supervisor, files)
         jobs = await stack.enter_async_context(await _start_jobs(settings, log, llm, files))
+        sweeper = LeaseSweeper(log, interval=settings.producer_lease_ttl / 3)
+        await stack.enter_async_context(sweeper)
         stats = (files.stats if files else None, host.stats, jobs.service.stats)
         register_stream_metrics(metrics, supervisor, log, *stats)
         yield Services(
