@@ -13,7 +13,9 @@ started it (the request is only one reader), under one of two policies:
 
 While the log's backend is unreachable (Redis restarting), appends are retried with capped
 backoff for up to ``append_retry_timeout`` seconds. Every append carries an idempotency key
-(producer token + entry number), so an append whose reply was lost is never written twice.
+(producer token + entry number), so an append whose reply was lost is never written twice; the
+key is remembered for twice that window (not the log's one-hour default: a long generation
+would otherwise leave one key per event in Redis for an hour).
 
 ``cancel(stream)`` stops a producer on whichever instance runs it. On the owning instance the
 task is cancelled at once. Elsewhere a cancel request (a small marker stream next to the
@@ -290,7 +292,13 @@ class ProducerRunner:
         deadline: float | None = None
         while True:
             try:
-                await self.log.append(stream, entry.data, event=entry.event, idempotency_key=key)
+                await self.log.append(
+                    stream,
+                    entry.data,
+                    event=entry.event,
+                    idempotency_key=key,
+                    idempotency_ttl=2 * self.append_retry_timeout,
+                )
                 return
             except BackendUnavailable:
                 now = time.monotonic()
