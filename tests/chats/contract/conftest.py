@@ -1,5 +1,6 @@
-"""One fixture, every backend: the chat store contract runs unchanged on memory and on a real
-redis-server (as the job store's does, ``tests/jobs/contract``)."""
+"""One fixture, every backend: the chat store contract runs unchanged on memory and on real
+Redis: one server, a Redis Cluster and a Sentinel-managed master (as the job store's does,
+``tests/jobs/contract``)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,31 @@ from typing import Any
 import pytest
 
 from mianzhang.chats import ChatStore, MemoryChatStore
-from tests._support.procs import RedisProcess
 
 MakeStore = Callable[..., ChatStore]
 
+_SERVERS = {
+    "redis": "redis_server",
+    "redis-cluster": "redis_cluster_server",
+    "redis-sentinel": "redis_sentinel_server",
+}
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+
+@pytest.fixture(
+    params=["memory", *(pytest.param(name, marks=pytest.mark.redis) for name in _SERVERS)]
+)
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
     """Build stores of the parametrised backend (``**options``: ``ttl``). Redis stores share
-    one client on the session redis-server, flushed first, closed at teardown."""
+    one client (the server's connection factory) on the session's deployment, flushed first,
+    closed at teardown."""
     if request.param == "memory":
         yield lambda **options: MemoryChatStore(**options)
         return
-    import redis.asyncio as aioredis
-
     from mianzhang.chats import RedisChatStore
+    from mianzhang.log.redis._connect import close, connect
 
-    server: RedisProcess = request.getfixturevalue("redis_server")
-    client = aioredis.Redis.from_url(server.url)
+    server = request.getfixturevalue(_SERVERS[request.param])
+    client = connect(str(server.url), decode_responses=False)
     try:
         await client.flushall()
 
@@ -35,7 +43,7 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]
 
         yield make
     finally:
-        await client.aclose()
+        await close(client)
 
 
 @pytest.fixture
