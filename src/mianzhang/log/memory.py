@@ -27,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from types import TracebackType
 
 from .._errors import LogError, StreamClosedError, StreamNotFound
+from .._tasks import AsyncResource
 from . import _memory_leases as leases
 from ._common import (
     DEFAULT_IDEMPOTENCY_TTL,
@@ -47,7 +47,7 @@ from ._protocol import LogEntry, LogEvent, Reset, StreamInfo, StreamState, forma
 __all__ = ["MemoryEventLog"]
 
 
-class MemoryEventLog:
+class MemoryEventLog(AsyncResource):
     """:class:`~mianzhang.log.EventLog` held in this process's memory (see module docstring).
 
     ``max_events`` and ``ttl_after_close`` are the defaults for streams created without their
@@ -75,17 +75,6 @@ class MemoryEventLog:
         self._clock = clock
         self._streams: dict[str, MemoryStream] = {}
         self._closed = False
-
-    async def __aenter__(self) -> MemoryEventLog:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -7,10 +7,10 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncGenerator
-from types import TracebackType
 from typing import Any
 
 from ..._errors import LogError, StreamClosedError, StreamNotFound
+from ..._tasks import AsyncResource
 from .._common import (
     DEFAULT_IDEMPOTENCY_TTL,
     DEFAULT_MAX_EVENTS,
@@ -56,7 +56,7 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
-class RedisEventLog(LeaseMethods):
+class RedisEventLog(LeaseMethods, AsyncResource):
     """:class:`~mianzhang.log.EventLog` on Redis Streams, shared by every process using the same
     Redis and ``prefix`` (see the package docstring for guarantees).
 
@@ -181,17 +181,6 @@ class RedisEventLog(LeaseMethods):
         """Streams watched by this instance's shared read, events in its cache, local
         followers."""
         return self._watcher.statistics()
-
-    async def __aenter__(self) -> RedisEventLog:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ------------------------------------------------------------------------
     def _keys(self, stream: str) -> StreamKeys:
