@@ -36,8 +36,11 @@ from ._common import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_TTL_AFTER_CLOSE,
     LogStatistics,
+    check_limit,
     check_retention,
     check_stream_name,
+    final_state,
+    key_ttl,
     lapped,
     resolve_after,
 )
@@ -155,9 +158,7 @@ class MemoryEventLog(AsyncResource):
         backend remembers at most ``idempotency_keys`` keys per stream (oldest forgotten
         first)."""
         self._check_open()
-        ttl = self._idempotency_ttl if idempotency_ttl is None else idempotency_ttl
-        if idempotency_key is not None and not ttl > 0:
-            raise ValueError(f"idempotency_ttl must be > 0, not {idempotency_ttl!r}")
+        ttl = 0.0 if idempotency_key is None else key_ttl(idempotency_ttl, self._idempotency_ttl)
         found = self._get(stream)
         if found is not None and idempotency_key is not None:
             seen = found.seen(idempotency_key, time.monotonic())
@@ -181,8 +182,7 @@ class MemoryEventLog(AsyncResource):
     ) -> tuple[Reset | None, list[LogEvent]]:
         """Up to ``limit`` retained events after ``after``; raises ``StreamNotFound``."""
         self._check_open()
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, not {limit!r}")
+        check_limit(limit)
         found = self._get(stream)
         if found is None:
             raise StreamNotFound(stream)
@@ -234,12 +234,11 @@ class MemoryEventLog(AsyncResource):
         Deleted ``ttl_after_close`` seconds later. Idempotent (the first final state is
         kept)."""
         self._check_open()
-        if state is StreamState.OPEN:
-            raise ValueError("close() needs a final state (CLOSED, CANCELLED or FAILED)")
+        state = final_state(state)
         found = self._get(stream)
         if found is None:
             raise StreamNotFound(stream)
-        self._end(found, StreamState(state))
+        self._end(found, state)
 
     def _end(self, found: MemoryStream, state: StreamState) -> None:
         if found.state is not StreamState.OPEN:
