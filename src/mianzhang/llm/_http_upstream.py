@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Final, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -39,10 +39,19 @@ from .._errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from .._sse import ServerSentEvent, SSEDecoder
 from ._retry import parse_retry_after, retryable_status
 from ._upstream import UpstreamPool
 
-__all__ = ["MAX_EVENT", "ClientKind", "UpstreamBody", "UpstreamHTTP", "drain", "environment_proxy"]
+__all__ = [
+    "MAX_EVENT",
+    "ClientKind",
+    "HTTPProvider",
+    "UpstreamBody",
+    "UpstreamHTTP",
+    "drain",
+    "environment_proxy",
+]
 
 MAX_ERROR_BODY: Final = 8192
 MAX_EVENT: Final = 4 * 1024 * 1024
@@ -225,3 +234,57 @@ class UpstreamHTTP:
             await self._pool.aclose()
         if self._client is not None:
             await self._client.aclose()
+
+
+class HTTPProvider:
+    """What the providers streaming SSE from an upstream API share: one :class:`UpstreamHTTP`
+    (``base_url`` without its trailing slash; ``client`` the kind in use), :meth:`_events`
+    and :meth:`aclose`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        connect_timeout: float,
+        max_connections: int,
+        transport: httpx.AsyncBaseTransport | None,
+        client: ClientKind,
+    ) -> None:
+        self._http = UpstreamHTTP(
+            base_url,
+            headers=headers,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            transport=transport,
+            client=client,
+        )
+        self.base_url = self._http.base_url
+        self.client: ClientKind = self._http.client
+
+    async def _events(
+        self, path: str, body: bytes, *, last: Callable[[ServerSentEvent], bool]
+    ) -> AsyncGenerator[ServerSentEvent, None]:
+        """POST ``body`` to ``path`` and yield the SSE events of the response; a status other
+        than 200 raises :class:`UpstreamStatusError`. Once the consumer has taken an event
+        for which ``last(event)`` is true, the rest of the body is drained (so the
+        connection can be pooled) and the iteration ends; otherwise it ends with the body.
+        The response is closed in ``finally``: closing the iterator early (wrap it in
+        ``contextlib.aclosing``) closes the connection, so the upstream sees it at once."""
+        response = await self._http.post(path, body)
+        try:
+            if response.status != 200:
+                raise await self._http.status_error(response)
+            decoder = SSEDecoder(MAX_EVENT)
+            chunks = aiter(response)
+            async for raw in chunks:
+                for event in decoder.decode(raw):
+                    yield event
+                    if last(event):
+                        await drain(chunks)
+                        return
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection to the upstream."""
+        await self._http.aclose()
