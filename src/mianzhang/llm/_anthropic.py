@@ -34,7 +34,7 @@ import orjson
 from .._errors import UpstreamProtocolError
 from ._anthropic_body import messages_body
 from ._anthropic_stream import MessagesStreamParser
-from ._http_upstream import ClientKind, HTTPProvider
+from ._http_upstream import ClientKind, HTTPProvider, UpstreamHTTP
 from ._provider import Provider
 from ._types import ChatRequest, Chunk
 
@@ -80,9 +80,10 @@ class AnthropicProvider(HTTPProvider):
             request_headers["x-api-key"] = api_key
         request_headers.update(headers or {})
         self.default_max_tokens = default_max_tokens
-        super().__init__(
+        http = UpstreamHTTP(
             base_url, request_headers, connect_timeout, max_connections, transport, client
         )
+        super().__init__(http)
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]:
         body = messages_body(model, request, default_max_tokens=self.default_max_tokens)

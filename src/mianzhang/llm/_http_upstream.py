@@ -121,6 +121,18 @@ class UpstreamBody(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _translated(exc: httpx.TransportError, url: str, *, reading: bool) -> UpstreamError:
+    """The gateway's error for an httpx failure talking to ``url``: a timeout is
+    :class:`UpstreamTimeout`; another failure :class:`UpstreamProtocolError` while ``reading``
+    the body (it broke off), else :class:`UpstreamConnectError` (connecting or sending)."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"upstream {url}: {name}")
+    if reading:
+        return UpstreamProtocolError(f"upstream {url} broke off the stream: {name}: {exc}")
+    return UpstreamConnectError(f"upstream {url}: {name}: {exc}")
+
+
 class _HttpxResponse:
     """An ``httpx.Response`` seen as an :class:`UpstreamBody` (httpx errors translated)."""
 
@@ -137,12 +149,8 @@ class _HttpxResponse:
     async def __anext__(self) -> bytes:
         try:
             return await anext(self._body)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"upstream {self._url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise UpstreamProtocolError(
-                f"upstream {self._url} broke off the stream: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _translated(exc, self._url, reading=True) from exc
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -156,7 +164,6 @@ class UpstreamHTTP:
     def __init__(
         self,
         base_url: str,
-        *,
         headers: Mapping[str, str],
         connect_timeout: float,
         max_connections: int,
@@ -204,12 +211,8 @@ class UpstreamHTTP:
         http_request = self._client.build_request("POST", path, content=body)
         try:
             response = await self._client.send(http_request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"upstream {self.base_url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise UpstreamConnectError(
-                f"upstream {self.base_url}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _translated(exc, self.base_url, reading=False) from exc
         return _HttpxResponse(response, self.base_url)
 
     @staticmethod
@@ -237,27 +240,12 @@ class UpstreamHTTP:
 
 
 class HTTPProvider:
-    """What the providers streaming SSE from an upstream API share: one :class:`UpstreamHTTP`
+    """What the providers streaming SSE from an upstream API share: their :class:`UpstreamHTTP`
     (``base_url`` without its trailing slash; ``client`` the kind in use), :meth:`_events`
     and :meth:`aclose`."""
 
-    def __init__(
-        self,
-        base_url: str,
-        headers: Mapping[str, str],
-        connect_timeout: float,
-        max_connections: int,
-        transport: httpx.AsyncBaseTransport | None,
-        client: ClientKind,
-    ) -> None:
-        self._http = UpstreamHTTP(
-            base_url,
-            headers=headers,
-            connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            transport=transport,
-            client=client,
-        )
+    def __init__(self, http: UpstreamHTTP) -> None:
+        self._http = http
         self.base_url = self._http.base_url
         self.client: ClientKind = self._http.client
 

@@ -32,7 +32,7 @@ import orjson
 
 from .._errors import UpstreamError, UpstreamProtocolError
 from .._sse import ServerSentEvent
-from ._http_upstream import ClientKind, HTTPProvider
+from ._http_upstream import ClientKind, HTTPProvider, UpstreamHTTP
 from ._types import ChatRequest, Chunk, Usage
 
 __all__ = ["OpenAIProvider"]
@@ -133,9 +133,10 @@ class OpenAIProvider(HTTPProvider):
             request_headers["authorization"] = f"Bearer {api_key}"
         request_headers.update(headers or {})
         self.include_usage = include_usage
-        super().__init__(
+        http = UpstreamHTTP(
             base_url, request_headers, connect_timeout, max_connections, transport, client
         )
+        super().__init__(http)
 
     def _body(self, model: str, request: ChatRequest) -> bytes:
         body: dict[str, Any] = dict(request.params)
