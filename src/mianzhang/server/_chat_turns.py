@@ -51,7 +51,8 @@ def owner_of(principal: Principal) -> str:
 
 
 async def wait_closed(log: EventLog, stream: str) -> None:
-    """Return once ``stream`` is no longer open (or gone)."""
+    """Return once ``stream`` is no longer open (or gone): a follower ends when the stream
+    does."""
     info = await log.info(stream)
     if info is None or info.state is not StreamState.OPEN:
         return
