@@ -45,7 +45,7 @@ from .._errors import LLMError
 from ._deltas import ToolCall
 from ._openai_errors import error_payload
 from ._parts import PartEncoder
-from ._surface import SurfaceContext, WireEvent
+from ._surface import SurfaceContext, WireEvent, wire_json
 from ._types import Cancelled, Failed, Finished, GenEvent, Started, Token, Usage
 
 __all__ = ["AGUI", "AGUI_HEADERS", "AGUIEncoder", "AGUISurface", "agui_reopen"]
@@ -53,10 +53,6 @@ __all__ = ["AGUI", "AGUI_HEADERS", "AGUIEncoder", "AGUISurface", "agui_reopen"]
 AGUI_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     {"cache-control": "no-cache", "x-accel-buffering": "no"}
 )
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class AGUIEncoder(PartEncoder):
@@ -92,7 +88,7 @@ class AGUIEncoder(PartEncoder):
             out += self._cancelled(event)
         else:
             assert isinstance(event, Started)
-        return [(None, _dumps(e)) for e in out]
+        return [(None, wire_json(e)) for e in out]
 
     def end(self) -> list[WireEvent]:
         return []

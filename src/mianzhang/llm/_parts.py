@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from ._deltas import ToolCall, ToolCallDeltas, single_piece
+from ._surface import wire_json
 from ._types import Chunk
 
 __all__ = ["PartEncoder"]
@@ -47,12 +46,12 @@ class PartEncoder:
         if self._open is None:
             return None
         piece = single_piece(chunk, self._open[0])
-        return f"{self._delta_head}{orjson.dumps(piece).decode()}}}" if piece else None
+        return f"{self._delta_head}{wire_json(piece)}}}" if piece else None
 
     def _cache_delta_head(self, head: dict[str, Any]) -> None:
         """Remember the JSON of ``head`` (a delta event without its ``delta``) for
         :meth:`_continued`."""
-        self._delta_head = orjson.dumps(head).decode()[:-1] + ',"delta":'
+        self._delta_head = wire_json(head)[:-1] + ',"delta":'
 
     def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
         """Events for one chunk: its reasoning, its text, then its tool-call deltas."""

@@ -60,7 +60,7 @@ import orjson
 from ._deltas import ToolCall
 from ._openai_errors import error_payload
 from ._parts import PartEncoder
-from ._surface import SurfaceContext, WireEvent
+from ._surface import SurfaceContext, WireEvent, wire_json
 from ._types import Cancelled, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
 __all__ = [
@@ -98,10 +98,6 @@ _FINISH_REASONS: Final = MappingProxyType(
 def ui_finish_reason(reason: str) -> str:
     """The AI SDK's ``FinishReason`` for an OpenAI-style finish reason."""
     return _FINISH_REASONS.get(reason, "other")
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _usage(usage: Usage) -> dict[str, Any]:
@@ -172,7 +168,7 @@ class UIMessageStreamEncoder(PartEncoder):
             out += self._cancelled(event)
         else:
             assert isinstance(event, Started)
-        return [(None, _dumps(chunk)) for chunk in out] + progress
+        return [(None, wire_json(chunk)) for chunk in out] + progress
 
     def end(self) -> list[WireEvent]:
         return [(None, "[DONE]")]
@@ -199,7 +195,7 @@ class UIMessageStreamEncoder(PartEncoder):
             "timeToFirstTokenMs": _ms(first),
             "tokensPerSecond": rate,
         }
-        return f'{{"type":"data-progress","data":{_dumps(data)},"transient":true}}'
+        return f'{{"type":"data-progress","data":{wire_json(data)},"transient":true}}'
 
     def _delta(self, kind: str, delta: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
