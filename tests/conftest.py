@@ -50,3 +50,32 @@ async def redis_url(redis_server: RedisProcess) -> AsyncIterator[str]:
     finally:
         await client.aclose()
     yield redis_server.url
+
+
+# the session fixture above holding each Redis deployment, by the name tests are parametrised with
+REDIS_DEPLOYMENTS = {
+    "redis": "redis_server",
+    "redis-cluster": "redis_cluster_server",
+    "redis-sentinel": "redis_sentinel_server",
+}
+
+
+@pytest.fixture(params=list(REDIS_DEPLOYMENTS))
+def redis_deployment_url(request: pytest.FixtureRequest) -> str:
+    """The URL of one of the session's Redis deployments (``redis://``, ``redis+cluster://``,
+    ``redis+sentinel://``), parametrised over all three; not flushed."""
+    return str(request.getfixturevalue(REDIS_DEPLOYMENTS[request.param]).url)
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        *(pytest.param(name, marks=pytest.mark.redis) for name in REDIS_DEPLOYMENTS),
+    ]
+)
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """``None`` for the memory backend, else the URL of one of the session's Redis
+    deployments: the parameter of every contract suite (log, jobs, chats)."""
+    if request.param == "memory":
+        return None
+    return str(request.getfixturevalue(REDIS_DEPLOYMENTS[request.param]).url)
