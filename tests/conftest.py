@@ -10,10 +10,13 @@ from tests._support.procs import (
     RedisClusterProcesses,
     RedisProcess,
     RedisSentinelProcesses,
+    ServerProcess,
     redis_cluster,
     redis_process,
     redis_sentinel,
+    uvicorn_process,
 )
+from tests.e2e._llm import UpstreamControl
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +82,27 @@ def backend_url(request: pytest.FixtureRequest) -> str | None:
     if request.param == "memory":
         return None
     return str(request.getfixturevalue(REDIS_DEPLOYMENTS[request.param]).url)
+
+
+@pytest.fixture(scope="module")
+def upstream_env() -> dict[str, str]:
+    """Extra environment of the module's fake upstream (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def upstream_proc(upstream_env: dict[str, str]) -> Iterator[ServerProcess]:
+    """One fake OpenAI upstream (``tests/e2e/apps/fake_upstream.py``) per test module."""
+    with uvicorn_process("tests.e2e.apps.fake_upstream:app", env=upstream_env or None) as proc:
+        yield proc
+
+
+@pytest.fixture
+def upstream(upstream_proc: ServerProcess) -> Iterator[UpstreamControl]:
+    """The fake upstream's control API, its plan and request record reset for each test."""
+    control = UpstreamControl(upstream_proc.url)
+    control.reset()
+    try:
+        yield control
+    finally:
+        control.close()
