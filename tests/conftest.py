@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from tests._support.procs import (
     RedisProcess,
     RedisSentinelProcesses,
     ServerProcess,
+    reap,
     redis_cluster,
     redis_process,
     redis_sentinel,
@@ -106,3 +108,14 @@ def upstream(upstream_proc: ServerProcess) -> Iterator[UpstreamControl]:
         yield control
     finally:
         control.close()
+
+
+@pytest.fixture
+def cli_procs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test started (append them): killed if still running, waited for, their
+    pipes closed at teardown."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        yield procs
+    finally:
+        reap(procs)
