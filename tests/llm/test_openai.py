@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import orjson
@@ -137,12 +138,37 @@ async def test_stream_ending_before_done_is_a_protocol_error() -> None:
         await p.aclose()
 
 
-async def test_stream_breaking_off_is_a_protocol_error() -> None:
+@pytest.mark.parametrize(
+    ("body", "error", "match"),
+    [
+        pytest.param(
+            [*sse(chunk_json("a")), httpx.ReadError("reset")],
+            UpstreamProtocolError,
+            None,
+            id="stream-breaking-off-is-a-protocol-error",
+        ),
+        pytest.param(
+            sse({"error": {"message": "overloaded"}}),
+            UpstreamError,
+            "overloaded",
+            id="error-payload-inside-the-stream-is-an-upstream-error",
+        ),
+        pytest.param(
+            [b"data: {not json\n\n"],
+            UpstreamProtocolError,
+            None,
+            id="garbage-chunk-is-a-protocol-error",
+        ),
+    ],
+)
+async def test_a_bad_stream_body_is_a_typed_error(
+    body: list[Any], error: type[Exception], match: str | None
+) -> None:
     up = Upstream([])
-    up.responses.append(up.stream([*sse(chunk_json("a")), httpx.ReadError("reset")]))
+    up.responses.append(up.stream(body))
     p = provider(up)
     try:
-        with pytest.raises(UpstreamProtocolError):
+        with pytest.raises(error, match=match):
             [c async for c in p.stream("m", REQUEST)]
     finally:
         await p.aclose()
@@ -157,28 +183,6 @@ async def test_eof_after_finish_reason_without_done_is_accepted() -> None:
     finally:
         await p.aclose()
     assert chunks[-1].finish_reason == "stop"
-
-
-async def test_error_payload_inside_the_stream_is_an_upstream_error() -> None:
-    up = Upstream([])
-    up.responses.append(up.stream(sse({"error": {"message": "overloaded"}})))
-    p = provider(up)
-    try:
-        with pytest.raises(UpstreamError, match="overloaded"):
-            [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
-
-
-async def test_garbage_chunk_is_a_protocol_error() -> None:
-    up = Upstream([])
-    up.responses.append(up.stream([b"data: {not json\n\n"]))
-    p = provider(up)
-    try:
-        with pytest.raises(UpstreamProtocolError):
-            [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
 
 
 async def test_closing_the_iterator_closes_the_upstream_response() -> None:
