@@ -4,7 +4,6 @@ losing a line, and Ctrl-C says how to resume by hand."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from tests._support.lines import Lines
 from tests._support.procs import cli_process, free_port, run_cli, uvicorn_process
+from tests.e2e._tails import log_with, tails_env
 
 pytestmark = pytest.mark.e2e
 
@@ -21,20 +21,12 @@ APP = "mianzhang.server:create_app"
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
-    path = tmp_path / "app.log"
-    path.write_text("old 1\nold 2\n")
-    return path
+    return log_with(tmp_path, ["old 1", "old 2"])
 
 
 @pytest.fixture
 def server_env(log: Path) -> dict[str, str]:
-    return {
-        "MIANZHANG_WEB": "false",
-        "MIANZHANG_FILES__ENABLED": "false",
-        "MIANZHANG_TAILS__FILES": json.dumps({"app": str(log)}),
-        "MIANZHANG_TAILS__POLL_INTERVAL": "0.05",
-        "MIANZHANG_GRACEFUL_TIMEOUT": "2",
-    }
+    return tails_env(log, MIANZHANG_WEB="false", MIANZHANG_GRACEFUL_TIMEOUT="2")
 
 
 def append(path: Path, line: str) -> None:
