@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,20 @@ async def serve_in_process(app: Any, port: int) -> tuple[Any, asyncio.Task[None]
             task.result()
         await asyncio.sleep(0.02)
     return server, task
+
+
+@contextlib.asynccontextmanager
+async def served(app_name: str) -> AsyncIterator[tuple[Harness, int]]:
+    """The harness of ``app_name`` served by uvicorn in this process on a free port; the
+    server is stopped (at most 30 s) on exit."""
+    harness = Harness(app_name)
+    port = fanout.free_port()
+    server, task = await serve_in_process(harness.app, port)
+    try:
+        yield harness, port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
 
 
 async def client_process(spec: dict[str, Any], cap: float) -> dict[str, Any]:
@@ -616,10 +631,12 @@ def turn_summary(tracer: Tracer) -> dict[str, Any]:
 
 
 async def wait_main(args: argparse.Namespace) -> dict[str, Any]:
+    async with served(args.app) as (harness, port):
+        return await _traced_wait(args, harness, port)
+
+
+async def _traced_wait(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
     n = args.subscribers
-    harness = Harness(args.app)
-    port = fanout.free_port()
-    server, task = await serve_in_process(harness.app, port)
     tracer = Tracer(n)
     restore = install_tracer(tracer)
     try:
@@ -641,8 +658,6 @@ async def wait_main(args: argparse.Namespace) -> dict[str, Any]:
         for owner, name, original in reversed(restore):
             setattr(owner, name, original)
         gc.callbacks.remove(tracer.on_gc)
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
     return {
         "bench": {k: v for k, v in outcome.items() if k != "per_event_ms"},
         "trace": analyse_wait(tracer, 5),
@@ -668,10 +683,12 @@ def census() -> collections.Counter[str]:
 
 
 async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
+    async with served(args.app) as (harness, port):
+        return await _memory_growth(args, harness, port)
+
+
+async def _memory_growth(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
     n = args.subscribers
-    harness = Harness(args.app)
-    port = fanout.free_port()
-    server, task = await serve_in_process(harness.app, port)
     path = harness.subscribe
     try:
         warm = {"mode": "idle", "subscribers": [{"port": port, "path": path, "count": 10}],
@@ -702,8 +719,6 @@ async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
         await client
     finally:
         tracemalloc.stop()
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
     return memory_report(before, after, objects_before, objects_after, n)
 
 

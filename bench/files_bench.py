@@ -426,26 +426,27 @@ def bench_uploads(
     return results
 
 
+# the peers each mianzhang target is compared with, by kind: (target, label)
+RATIO_PEERS = {
+    "download": [("starlette FileResponse", "Starlette"), ("nginx (sendfile)", "nginx")],
+    "upload": [
+        ("starlette request.stream()", "Starlette stream"),
+        ("starlette request.form()", "Starlette form"),
+    ],
+}
+
+
 def print_ratios(results: list[Result]) -> None:
+    """Each mianzhang target's throughput as a multiple of its peers' (kinds measured)."""
     by = {(r.kind, r.target): r.mb_per_s for r in results}
-    if ("download", "nginx (sendfile)") in by:
-        print("\nratios (download):")
+    for kind, peers in RATIO_PEERS.items():
+        if not all((kind, peer) in by for peer, _ in peers):
+            continue
+        print(f"\nratios ({kind}):")
         for r in results:
-            if r.kind == "download" and r.target.startswith("mianzhang"):
-                print(
-                    f"  {r.target:30} {r.mb_per_s / by['download', 'starlette FileResponse']:5.2f}x"
-                    f" Starlette  {r.mb_per_s / by['download', 'nginx (sendfile)']:5.2f}x nginx"
-                )
-    if ("upload", "starlette request.stream()") in by:
-        print("ratios (upload):")
-        for r in results:
-            if r.kind == "upload" and r.target.startswith("mianzhang"):
-                print(
-                    f"  {r.target:30} "
-                    f"{r.mb_per_s / by['upload', 'starlette request.stream()']:5.2f}x Starlette"
-                    f" stream  {r.mb_per_s / by['upload', 'starlette request.form()']:5.2f}x"
-                    " Starlette form"
-                )
+            if r.kind == kind and r.target.startswith("mianzhang"):
+                ratios = [f"{r.mb_per_s / by[kind, p]:5.2f}x {label}" for p, label in peers]
+                print(f"  {r.target:30} {'  '.join(ratios)}")
 
 
 def main() -> None:
