@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -289,18 +289,26 @@ async def serve_in_process(app: Any, port: int) -> tuple[Any, asyncio.Task[None]
     return server, task
 
 
-@contextlib.asynccontextmanager
-async def served(app_name: str) -> AsyncIterator[tuple[Harness, int]]:
-    """The harness of ``app_name`` served by uvicorn in this process on a free port; the
-    server is stopped (at most 30 s) on exit."""
-    harness = Harness(app_name)
-    port = fanout.free_port()
-    server, task = await serve_in_process(harness.app, port)
-    try:
-        yield harness, port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+Result = dict[str, Any]
+
+
+def served(
+    body: Callable[[argparse.Namespace, Harness, int], Awaitable[Result]],
+) -> Callable[[argparse.Namespace], Awaitable[Result]]:
+    """``body(args, harness, port)`` against ``args.app``'s harness served by uvicorn in this
+    process on a free port; the server is stopped (at most 30 s) after it, however it ends."""
+
+    async def main(args: argparse.Namespace) -> Result:
+        harness = Harness(args.app)
+        port = fanout.free_port()
+        server, task = await serve_in_process(harness.app, port)
+        try:
+            return await body(args, harness, port)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 30)
+
+    return main
 
 
 async def client_process(spec: dict[str, Any], cap: float) -> dict[str, Any]:
@@ -630,12 +638,8 @@ def turn_summary(tracer: Tracer) -> dict[str, Any]:
     return out
 
 
-async def wait_main(args: argparse.Namespace) -> dict[str, Any]:
-    async with served(args.app) as (harness, port):
-        return await _traced_wait(args, harness, port)
-
-
-async def _traced_wait(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
+@served
+async def wait_main(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
     n = args.subscribers
     tracer = Tracer(n)
     restore = install_tracer(tracer)
@@ -682,12 +686,8 @@ def census() -> collections.Counter[str]:
     return counts
 
 
-async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
-    async with served(args.app) as (harness, port):
-        return await _memory_growth(args, harness, port)
-
-
-async def _memory_growth(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
+@served
+async def memory_main(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
     n = args.subscribers
     path = harness.subscribe
     try:
