@@ -18,15 +18,11 @@ from redis.asyncio.cluster import RedisCluster
 from mianzhang import BackendUnavailable
 from mianzhang.chats import Chat, RedisChatStore, Turn
 from mianzhang.log.redis._connect import Client, close, connect
+from tests._support.backends import flushed_redis
 from tests._support.procs import RedisClusterProcesses
 
 pytestmark = pytest.mark.redis
 
-_SERVERS = {
-    "redis": "redis_server",
-    "redis-cluster": "redis_cluster_server",
-    "redis-sentinel": "redis_sentinel_server",
-}
 ANSWER = {"id": "a1", "role": "assistant", "parts": [{"type": "text", "text": "hello"}]}
 
 
@@ -34,16 +30,11 @@ def turn(stream: str) -> Turn:
     return Turn(stream, f"client-{stream}", time.time() + 60)
 
 
-@pytest.fixture(params=list(_SERVERS))
-async def client(request: pytest.FixtureRequest) -> AsyncIterator[Client]:
+@pytest.fixture
+async def client(redis_deployment_url: str) -> AsyncIterator[Client]:
     """A client (the server's factory) on the parametrised deployment, flushed first."""
-    server = request.getfixturevalue(_SERVERS[request.param])
-    c = connect(str(server.url), decode_responses=False)
-    try:
-        await c.flushall()
+    async with flushed_redis(redis_deployment_url, decode_responses=False) as c:
         yield c
-    finally:
-        await close(c)
 
 
 async def listed(store: RedisChatStore, owner: str) -> list[str]:
