@@ -14,11 +14,11 @@ job queue served by both). The load, modest and fixed in rate (the machine may b
 * file uploads (256 KiB ``PUT``, then ``DELETE``) and job submissions (``summarize`` on the
   demo model), each followed on the other instance through its SSE events.
 
-Retention is shortened (``stream_ttl`` and ``keep_finished`` 60 s) so a run reaches its steady
-state within the warm-up; a process that keeps growing after it leaks. Samples every
-``--sample`` seconds; the verdict fits a line to the samples after the warm-up (``--warmup``,
-2 minutes) and calls a series flat when its fitted growth over that window stays within a
-tolerance: RSS 3 MiB or 3 %, descriptors 3 or 5 %, tasks 10 or 10 %, Redis 1 MiB or 5 %
+Retention is shortened (``stream_ttl``, ``keep_finished`` and ``progress_ttl`` 60 s) so a run
+reaches its steady state within the warm-up; a process that keeps growing after it leaks.
+Samples every ``--sample`` seconds; the verdict fits a line to the samples after the warm-up
+(``--warmup``, 2 minutes) and calls a series flat when its fitted growth over that window stays
+within a tolerance: RSS 3 MiB or 3 %, descriptors 3 or 5 %, tasks 10 or 10 %, Redis 1 MiB or 5 %
 (whichever is larger).
 
     python bench/soak.py                 # 10 minutes
@@ -124,6 +124,7 @@ def _server_env(redis_url: str, files: Path) -> dict[str, str]:
             "MIANZHANG_LLM__MODELS": json.dumps(MODELS),
             "MIANZHANG_FILES__DIRECTORY": str(files),
             "MIANZHANG_FILES__FSYNC": "false",
+            "MIANZHANG_FILES__PROGRESS_TTL": "60",
             "MIANZHANG_WEB": "false",
         }
     )

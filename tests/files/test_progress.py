@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
-from mianzhang.files import ProgressPublisher, progress_stream
+import pytest
+from pydantic import ValidationError
+
+from mianzhang.files import FilesSettings, ProgressPublisher, progress_stream
 from mianzhang.log import MemoryEventLog
+from mianzhang.server import Settings
 
 
 class Clock:
@@ -69,3 +73,23 @@ async def test_no_log_is_a_no_op() -> None:
     await publisher.update(10)
     await publisher.complete(size=10, sha256="x", url="/")
     assert publisher.published == 0
+
+
+async def test_closed_stream_retention_is_the_given_ttl(log: MemoryEventLog) -> None:
+    publisher = ProgressPublisher(log, "u5", 10, ttl_after_close=42.0)
+    await publisher.start()
+    info = await log.info(progress_stream("u5"))
+    assert info is not None and info.ttl_after_close == 42.0
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0])
+def test_progress_ttl_must_be_positive(ttl: float) -> None:
+    with pytest.raises(ValidationError):
+        FilesSettings(progress_ttl=ttl)
+
+
+def test_progress_ttl_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIANZHANG_FILES__PROGRESS_TTL", "60")
+    assert Settings().files.progress_ttl == 60.0
+    monkeypatch.delenv("MIANZHANG_FILES__PROGRESS_TTL")
+    assert Settings().files.progress_ttl == 600.0

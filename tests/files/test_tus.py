@@ -142,6 +142,17 @@ async def test_upload_in_chunks_then_download(
     assert json.loads(events[-1].data)["url"] == f"/v1/files/{upload_id}"
 
 
+async def test_progress_stream_is_kept_progress_ttl_after_close(
+    client: httpx.AsyncClient, service: FilesService, log: MemoryEventLog
+) -> None:
+    service.settings.progress_ttl = 42.0
+    url = await create(client, 10)
+    assert (await patch(client, url, 0, b"0123456789")).status_code == 204
+    info = await log.info(progress_stream(url.rsplit("/", 1)[1]))
+    assert info is not None and info.state == "closed"
+    assert info.ttl_after_close == 42.0
+
+
 async def test_patch_errors(client: httpx.AsyncClient) -> None:
     url = await create(client, 10)
     wrong_type = await client.patch(

@@ -400,6 +400,17 @@ async def test_progress_events_are_throttled_and_final(
     assert info is not None and info.state == "closed"
 
 
+async def test_progress_stream_is_kept_progress_ttl_after_close(
+    client: httpx.AsyncClient, service: FilesService, log: MemoryEventLog
+) -> None:
+    service.settings.progress_ttl = 42.0
+    response = await client.post("/v1/files", content=b"x" * 1000)
+    assert response.status_code == 201, response.text
+    info = await log.info(progress_stream(response.json()["id"]))
+    assert info is not None and info.state == "closed"
+    assert info.ttl_after_close == 42.0
+
+
 async def test_stalled_upload_is_cut_with_408_and_nothing_kept(
     settings: FilesSettings, log: MemoryEventLog
 ) -> None:

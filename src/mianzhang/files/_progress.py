@@ -14,6 +14,10 @@ appended only when at least ``interval`` seconds (default 0.1) have passed since
 *and*, when the total is known, at least ``step`` (default 1 %) more of it has arrived. So an
 upload produces at most ~100 events, and at most 10 per second.
 
+Retention: at most ``PROGRESS_MAX_EVENTS`` events; the stream is deleted ``ttl_after_close``
+seconds (setting ``files.progress_ttl``, default 600) after it closes, so a follower that
+arrives late still reads how the upload ended.
+
 Publishing never fails an upload: if the log refuses (down, closed stream), publishing stops
 for this upload and a warning is logged.
 """
@@ -34,7 +38,7 @@ __all__ = ["ProgressPublisher", "progress_stream"]
 _logger = logging.getLogger("mianzhang.files")
 PROGRESS_EVENT = "progress"
 PROGRESS_MAX_EVENTS = 256
-PROGRESS_TTL_AFTER_CLOSE = 600.0
+PROGRESS_TTL_AFTER_CLOSE = 600.0  # the default of ``files.progress_ttl``
 
 
 def progress_stream(upload_id: str) -> str:
@@ -44,7 +48,7 @@ def progress_stream(upload_id: str) -> str:
 
 class ProgressPublisher:
     """Publishes one upload's progress (see the module docstring). A ``None`` log makes every
-    method a no-op."""
+    method a no-op. ``ttl_after_close`` (seconds) is the stream's retention once closed."""
 
     def __init__(
         self,
@@ -54,6 +58,7 @@ class ProgressPublisher:
         *,
         interval: float = 0.1,
         step: float = 0.01,
+        ttl_after_close: float = PROGRESS_TTL_AFTER_CLOSE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = log
@@ -62,6 +67,7 @@ class ProgressPublisher:
         self.total = total
         self.interval = interval
         self.step = step
+        self.ttl_after_close = ttl_after_close
         self._clock = clock
         self._last_time: float | None = None
         self._last_received = -1
@@ -97,7 +103,7 @@ class ProgressPublisher:
             await self._log.create(
                 self.stream,
                 max_events=PROGRESS_MAX_EVENTS,
-                ttl_after_close=PROGRESS_TTL_AFTER_CLOSE,
+                ttl_after_close=self.ttl_after_close,
             )
         except LogError as exc:
             _logger.warning("upload progress for %s not published: %s", self.stream, exc)

@@ -57,6 +57,9 @@ class FilesSettings(BaseModel):
     # Progress events (stream ``upload:{id}``).
     progress_interval: float = Field(default=0.1, ge=0)
     progress_step: float = Field(default=0.01, ge=0, le=1)
+    # Seconds an ``upload:{id}`` stream is kept once the upload ended (late followers read
+    # how it ended); each holds up to a few KiB in the log until then.
+    progress_ttl: float = Field(default=600.0, gt=0)
 
     @model_validator(mode="after")
     def _tus_limit(self) -> FilesSettings:

@@ -175,6 +175,7 @@ async def receive_raw(
         length,
         interval=settings.progress_interval,
         step=settings.progress_step,
+        ttl_after_close=settings.progress_ttl,
     )
     meta = await _store_body(body, length, described, progress, storage, settings)
     url = url_for(meta.id) if url_for is not None else f"/v1/files/{meta.id}"

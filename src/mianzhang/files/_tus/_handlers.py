@@ -126,6 +126,7 @@ class TusUploads:
             upload.length,
             interval=self.settings.progress_interval,
             step=self.settings.progress_step,
+            ttl_after_close=self.settings.progress_ttl,
         )
 
     async def _exclusively(
