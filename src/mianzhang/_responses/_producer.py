@@ -42,10 +42,20 @@ class Producer:
     """Fills ``buffer`` from the response's content; the sender empties it with :meth:`take`
     and reports what the server accepted with :meth:`accepted`."""
 
-    __slots__ = ("_drained", "_wake", "buffer", "done", "failure", "pending", "task")
+    __slots__ = (
+        "_drained",
+        "_extra_items",
+        "_wake",
+        "buffer",
+        "done",
+        "failure",
+        "pending",
+        "task",
+    )
 
     def __init__(self, wake: Flag) -> None:
         self.buffer: list[bytes] = []
+        self._extra_items = 0  # events in pushed chunks beyond one per chunk
         self.pending = 0  # bytes produced and not yet accepted by ``send``
         self.done = False
         self.failure: BaseException | None = None
@@ -68,10 +78,20 @@ class Producer:
     def take(self) -> tuple[bytes, int]:
         """Everything buffered, as one body (write coalescing), and the number of items in it."""
         buffer = self.buffer
-        items = len(buffer)
-        body = buffer[0] if items == 1 else b"".join(buffer)
+        chunks = len(buffer)
+        body = buffer[0] if chunks == 1 else b"".join(buffer)
         buffer.clear()
+        items = chunks + self._extra_items
+        self._extra_items = 0
         return body, items
+
+    def push(self, chunk: bytes, items: int) -> None:
+        """Buffer ``chunk`` (``items`` encoded events) pushed by a live source, behind what is
+        buffered, and wake the sender."""
+        self.buffer.append(chunk)
+        self.pending += len(chunk)
+        self._extra_items += items - 1
+        self._wake.set()
 
     def accepted(self, size: int) -> None:
         """``size`` bytes taken from the buffer are no longer pending: room for more."""

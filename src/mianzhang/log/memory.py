@@ -32,13 +32,13 @@ from ._common import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_TTL_AFTER_CLOSE,
     LogStatistics,
-    Notifier,
     check_retention,
     check_stream_name,
     lapped,
     new_epoch,
     resolve_after,
 )
+from ._fanout import Fanout, Push
 from ._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id
 
 __all__ = ["MemoryEventLog"]
@@ -85,7 +85,7 @@ class _Stream:
         self.ring: list[LogEvent] = []
         self.last = 0
         self.readers = 0
-        self.notifier = Notifier()
+        self.notifier = Fanout()
         self.deleted = False
         self.expires_at: float | None = None  # monotonic deadline once closed with a ttl
         self.expiry: asyncio.TimerHandle | None = None
@@ -292,11 +292,11 @@ class MemoryEventLog:
         return reset, [found.at(seq) for seq in range(start, stop + 1)]
 
     async def follow(
-        self, stream: str, after: str | None = None
+        self, stream: str, after: str | None = None, *, push: Push | None = None
     ) -> AsyncGenerator[LogEvent | Reset, None]:
         """Replay after ``after``, then live events, until the stream is closed (see class
         docstring for resets). Counts in :meth:`readers` from the first ``__anext__`` until the
-        iterator is closed (``aclose``, exhaustion, or cancellation of the iterating task)."""
+        iterator is closed (``aclose``, exhaustion, or cancellation). ``push``: ``_fanout``."""
         self._check_open()
         found = self._get(stream)
         if found is None:
@@ -323,10 +323,13 @@ class MemoryEventLog:
                     event = found.at(next_seq)
                     next_seq += 1
                     yield event
-                elif found.state is not StreamState.OPEN:
+                    continue
+                if found.state is not StreamState.OPEN:
                     return
-                else:
+                if push is None:
                     await found.notifier.wait()
+                    continue
+                next_seq = await found.notifier.park(push, next_seq, _live, found)
         finally:
             found.readers -= 1
 
@@ -377,6 +380,7 @@ class MemoryEventLog:
                 found.expiry.cancel()
                 found.expiry = None
             found.notifier.notify()
+            found.notifier.release()  # parked followers resume now, and raise
 
     def statistics(self) -> LogStatistics:
         """Streams, events and followers held right now (closed streams count until deleted)."""
@@ -386,3 +390,11 @@ class MemoryEventLog:
             events=sum(len(found.ring) for found in streams),
             followers=sum(found.readers for found in streams),
         )
+
+
+def _live(position: int, found: _Stream) -> list[LogEvent] | None:
+    """Events from ``position`` on for parked followers (``_fanout.Source``)."""
+    first, last = found.last - len(found.ring) + 1, found.last
+    if found.deleted or found.state is not StreamState.OPEN or position < first:
+        return None
+    return [found.at(seq) for seq in range(position, last + 1)]
