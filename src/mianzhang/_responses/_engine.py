@@ -9,8 +9,9 @@ Guarantees:
 
 * **Delivery.** What the producer buffered is sent in order, coalesced into one ASGI message
   per flush; the last bytes leave with the end of the body. The headers wait for the first
-  item at most ``open_timeout`` seconds, so an iterator failing at once raises (a normal HTTP
-  error) instead of an in-band error.
+  item at most ``open_timeout`` seconds (``0``: just the producer's first step), so an
+  iterator failing at once raises (a normal HTTP error) instead of an in-band error. A live
+  source may also push encoded bytes (``_sender``): in order with what it yielded.
 * **One outcome.** A stream stops for one reason, counted once in the supervisor's
   statistics: the iterator's end, its failure, the peer gone (``http.disconnect``, or
   ``OSError`` from ``send``), a send blocked longer than ``send_timeout``, a drain, or the

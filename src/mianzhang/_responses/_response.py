@@ -56,6 +56,9 @@ class _StreamingBase(Response):
     rest. Options are validated here, when the response is made, not once it streams
     (``ValueError``; ``TypeError`` for a ``ping`` that is not a number).
 
+    ``open_timeout`` (seconds) is how long the headers wait for a first item (an iterator that
+    fails before it gets an HTTP error); ``0`` sends them right after the iterator's first
+    step, for a stream whose route already checked it (a quiet stream answers at once).
     ``cleanup_timeout`` (seconds, ``None``: no limit) bounds the wait for the iterator's and the
     helpers' cleanup once the stream stops them; ``raise_errors`` is the one switch to the
     peers' error behaviour: a failure after the headers aborts the body and propagates from the

@@ -38,12 +38,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import Response
 
 from ..._errors import AuthError, Forbidden
-from ...channels import channel_stream, check_channel_name
-from ...log.serve import requested_after
+from ...channels import ChannelHub, channel_stream, check_channel_name
+from ...log.serve import StreamHost, requested_after
 from .._auth import Principal
 from .._deps import Auth, Channels, Host, Limiter, Settings, admit, require
 
-__all__ = ["PublishEnvelope", "channels_router"]
+__all__ = ["PublishEnvelope", "channels_router", "subscribe"]
 
 _TRUE = frozenset({"true", "yes", "on"})
 _FALSE = frozenset({"false", "no", "off"})
@@ -186,6 +186,12 @@ async def publish(request: Request, name: str, hub: Channels, settings: Settings
 )
 async def events(request: Request, name: str, hub: Channels, host: Host) -> Response:
     """Subscribe as SSE: history (``?history=``), then live events; resumable."""
+    return await subscribe(request, name, hub, host)
+
+
+async def subscribe(request: Request, name: str, hub: ChannelHub, host: StreamHost) -> Response:
+    """The subscribe route's answer once the caller is admitted: a JSON 400 for a bad name
+    or ``history``, else the SSE response (also served without FastAPI: ``server._lean``)."""
     after = requested_after(request)
     try:
         check_channel_name(name)
