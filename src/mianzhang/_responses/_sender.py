@@ -113,11 +113,35 @@ class Sender:
     def deliver(self, chunk: bytes, items: int) -> bool:
         """Take ``chunk`` (``items`` events, encoded) from a live source: sent now if the
         stream is idle, else buffered; ``False`` if it cannot be taken now (see the module
-        docstring). Called from a loop callback, never from inside a task."""
-        producer = self._producer
-        if self._idle and not producer.buffer and self.stop_reason is None:
-            self._send_now(chunk, items)
+        docstring). Called from a loop callback (the source's pass), not from a task. The hot
+        path of a fan-out: kept to the few attributes it must read."""
+        if not self._idle or self.stop_reason is not None or self._producer.buffer:
+            return self._queue(chunk, items)
+        self._idle = False  # no second push into this send
+        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        try:
+            pending = start_send_as(self.send, message, self._task, self._context)  # type: ignore[arg-type]
+        except OSError:  # ASGI 2.4 servers raise it for a peer that is gone
+            self._peer_gone({"type": "http.disconnect"})
             return True
+        except Exception as exc:  # raised by the stream's task, as if it had sent
+            self._failure = exc
+            self._wake.set()
+            return True
+        if pending is None:
+            self._idle = True
+            self._sent(len(chunk), items)
+        else:  # the peer reads slower than we write: the task finishes it
+            self._in_flight = pending
+            self._in_flight_items = items
+            self._in_flight_size = size = len(chunk)
+            self._producer.pending += size
+            self._wake.set()
+        return True
+
+    def _queue(self, chunk: bytes, items: int) -> bool:
+        """Pushed bytes behind what is buffered or being sent, within ``max_buffer``."""
+        producer = self._producer
         if self.stop_reason is not None or producer.done or self._failure is not None:
             return False
         pending = producer.pending
@@ -125,32 +149,6 @@ class Sender:
             return False
         producer.push(chunk, items)
         return True
-
-    def _send_now(self, chunk: bytes, items: int) -> None:
-        """Send pushed bytes as a step of the stream's task; a send that suspends is left to
-        the task (with the send timeout), a failure is raised by the task."""
-        message = {"type": "http.response.body", "body": chunk, "more_body": True}
-        task, context = self._task, self._context
-        assert task is not None and context is not None  # set by the engine before any push
-        self._idle = False  # no second push into this send
-        try:
-            pending = start_send_as(self.send, message, task, context)
-        except OSError:  # ASGI 2.4 servers raise it for a peer that is gone
-            self._peer_gone({"type": "http.disconnect"})
-            return
-        except Exception as exc:
-            self._failure = exc
-            self._wake.set()
-            return
-        if pending is not None:
-            self._in_flight = pending
-            self._in_flight_items = items
-            self._in_flight_size = size = len(chunk)
-            self._producer.pending += size
-            self._wake.set()
-            return
-        self._idle = True
-        self._sent(len(chunk), items)
 
     # -- the sender, in the request task --------------------------------------------------------
     async def _open(self) -> bool:

@@ -64,16 +64,21 @@ class Push:
 
 
 class Parked:
-    """One parked reader: its push, the next seq it wants, where the stream's events come
-    from (``source(position, token)``) and its token."""
+    """One parked reader: its response's ``deliver`` and its encoder, the next seq it wants,
+    where the stream's events come from (``source(position, token)``) and its token, and the
+    future its ``follow`` awaits."""
 
-    __slots__ = ("position", "push", "source", "token")
+    __slots__ = ("deliver", "encode", "future", "position", "source", "token")
 
-    def __init__(self, push: Push, position: int, source: Source, token: Any) -> None:
-        self.push = push
+    def __init__(
+        self, push: Push, position: int, source: Source, token: Any, future: asyncio.Future[int]
+    ) -> None:
+        self.deliver = push.deliver
+        self.encode = push.encode
         self.position = position
         self.source = source
         self.token = token
+        self.future = future
 
 
 class Fanout(Notifier):
@@ -100,7 +105,7 @@ class Fanout(Notifier):
         it awaits leaves (the future's done callback)."""
         loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._parked[future] = Parked(push, position, source, token)
+        self._parked[future] = Parked(push, position, source, token, future)
         future.add_done_callback(self._forget)
         return future
 
@@ -118,40 +123,33 @@ class Fanout(Notifier):
     def _pass(self) -> None:
         """Hand what is new to every parked reader (see the module docstring)."""
         self._scheduled = False
-        detached: list[asyncio.Future[int]] = []
+        detached: list[Parked] = []
         position = -1  # the position, token and encoder of the chunk last built
         token: Any = None
         encode: Any = None
         built: tuple[bytes, int, bool] | None = None
         more = False
-        for future, parked in self._parked.items():
-            if future.done():  # cancelled: leaving
-                continue
-            if (
-                parked.position != position
-                or parked.push.encode is not encode
-                or parked.token != token
-            ):
-                position, token, encode = parked.position, parked.token, parked.push.encode
+        for parked in self._parked.values():
+            if parked.position != position or parked.encode is not encode or parked.token != token:
+                position, token, encode = parked.position, parked.token, parked.encode
                 built = _build(parked.source, position, token, encode)
+                more = more or (built is not None and built[2])
             if built is None:
-                detached.append(future)
+                detached.append(parked)
                 continue
-            chunk, count, rest = built
-            if not count:
+            if not built[1]:
                 continue
-            more = more or rest
             try:
-                taken = parked.push.deliver(chunk, count)
+                taken = parked.deliver(built[0], built[1])
             except Exception:  # a bug in a sink: that reader takes its own path
                 logger.exception("push to a reader failed")
                 taken = False
             if taken:
-                parked.position = position + count
+                parked.position = position + built[1]
             else:
-                detached.append(future)
-        for future in detached:
-            self._detach(future)
+                detached.append(parked)
+        for parked in detached:
+            self._detach(parked.future)
         if more and self._parked and self._loop is not None:  # the next piece, next iteration
             self._scheduled = True
             self._loop.call_soon(self._pass)
