@@ -67,12 +67,15 @@ def start_send(send: Send, message: Message) -> Pending | None:
 
 
 def start_send_as(
-    send: Send, message: Message, task: asyncio.Task[Any], context: contextvars.Context
+    send: Send,
+    message: Message,
+    loop: asyncio.AbstractEventLoop,
+    task: asyncio.Task[Any],
+    context: contextvars.Context,
 ) -> Pending | None:
-    """:func:`start_send` from a loop callback, as a step of ``task`` in ``context``: code in
-    the send that asks for the current task or reads context variables sees the stream's
-    request task and its variables."""
-    loop = task.get_loop()
+    """:func:`start_send` from a loop callback, as a step of ``task`` (of ``loop``) in
+    ``context``: code in the send that asks for the current task or reads context variables
+    sees the stream's request task and its variables."""
     try:
         _enter_task(loop, task)
     except RuntimeError:  # called from inside a task after all: run it as a step of that one

@@ -96,7 +96,9 @@ class Sender:
         self._complete = False  # the end of the body was handed to the server
         self._guard: ConnectionGuard | None = None  # the server's transport, if offered
         self._loop = asyncio.get_running_loop()
-        self._idle = False  # parked with nothing buffered: pushed bytes may be sent at once
+        # parked on ``_wake`` with nothing buffered: pushed bytes may be sent at once (while
+        # the flag is not set: whatever buffers bytes or stops the stream sets it)
+        self._idle = False
         self._in_flight: Pending | None = None  # a pushed send that suspended
         self._in_flight_items = 0
         self._in_flight_size = 0
@@ -115,12 +117,12 @@ class Sender:
         stream is idle, else buffered; ``False`` if it cannot be taken now (see the module
         docstring). Called from a loop callback (the source's pass), not from a task. The hot
         path of a fan-out: kept to the few attributes it must read."""
-        if not self._idle or self.stop_reason is not None or self._producer.buffer:
+        if not self._idle or self._wake._is_set:  # (buffered bytes and stops set the flag)
             return self._queue(chunk, items)
         self._idle = False  # no second push into this send
         message = {"type": "http.response.body", "body": chunk, "more_body": True}
         try:
-            pending = start_send_as(self.send, message, self._task, self._context)  # type: ignore[arg-type]
+            pending = start_send_as(self.send, message, self._loop, self._task, self._context)  # type: ignore[arg-type]
         except OSError:  # ASGI 2.4 servers raise it for a peer that is gone
             self._peer_gone({"type": "http.disconnect"})
             return True
@@ -130,7 +132,13 @@ class Sender:
             return True
         if pending is None:
             self._idle = True
-            self._sent(len(chunk), items)
+            self._last_sent = self._loop.time()  # (``_sent`` inlined: the hot path)
+            if self._guard is not None:
+                self._guard.sent()
+            if self.supervisor is not None:
+                stats = self.supervisor.stats
+                stats.items_sent += items
+                stats.bytes_sent += len(chunk)
         else:  # the peer reads slower than we write: the task finishes it
             self._in_flight = pending
             self._in_flight_items = items

@@ -128,26 +128,26 @@ class Fanout(Notifier):
         token: Any = None
         encode: Any = None
         built: tuple[bytes, int, bool] | None = None
-        more = False
+        chunk, count, more = b"", 0, False
         for parked in self._parked.values():
             if parked.position != position or parked.encode is not encode or parked.token != token:
                 position, token, encode = parked.position, parked.token, parked.encode
                 built = _build(parked.source, position, token, encode)
-                more = more or (built is not None and built[2])
+                if built is not None:
+                    chunk, count, rest = built
+                    more = more or rest
             if built is None:
                 detached.append(parked)
-                continue
-            if not built[1]:
-                continue
-            try:
-                taken = parked.deliver(built[0], built[1])
-            except Exception:  # a bug in a sink: that reader takes its own path
-                logger.exception("push to a reader failed")
-                taken = False
-            if taken:
-                parked.position = position + built[1]
-            else:
-                detached.append(parked)
+            elif count:
+                try:
+                    taken = parked.deliver(chunk, count)
+                except Exception:  # a bug in a sink: that reader takes its own path
+                    logger.exception("push to a reader failed")
+                    taken = False
+                if taken:
+                    parked.position = position + count
+                else:
+                    detached.append(parked)
         for parked in detached:
             self._detach(parked.future)
         if more and self._parked and self._loop is not None:  # the next piece, next iteration
