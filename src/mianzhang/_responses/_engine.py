@@ -2,7 +2,8 @@
 
 A :class:`Stream` owns every task and timer it starts: the producer task (``_producer``)
 filling the buffer, the sender (this class, in the request task), a watcher on the server's
-``receive()`` for ``http.disconnect``, the optional ``data_sender_callable`` and
+``receive()`` for ``http.disconnect`` (unless the server's transport reports a lost connection
+itself: ``_transport``'s ``on_lost``), the optional ``data_sender_callable`` and
 ``shutdown_event`` watcher, the heartbeat and drain timers.
 
 Guarantees:
@@ -114,9 +115,10 @@ class Stream(Sender):
             self._task = asyncio.current_task()
             self._context = contextvars.copy_context()
         producer = self._producer.start(iterator, response)
-        self._watch_disconnect()
         helpers: list[asyncio.Future[Any]] = [producer]
-        self._guard = ConnectionGuard.of(self.scope, response.send_timeout, self._stalled)
+        guard = self._guard = ConnectionGuard.of(self.scope, response.send_timeout, self._stalled)
+        if guard is None or not guard.on_lost(self._connection_lost):
+            self._watch_disconnect()  # the server does not say: ask receive()
         if response.data_sender_callable is not None:
             helpers.append(asyncio.create_task(response.data_sender_callable()))
         if response.shutdown_event is not None:
@@ -198,11 +200,18 @@ class Stream(Sender):
 
     # -- watchers -------------------------------------------------------------------------------
     def _watch_disconnect(self) -> None:
-        """Listen for ``http.disconnect``: a task on the server's ``receive()`` itself (no
-        coroutine of ours around it: one frame less per idle stream), re-armed by its done
-        callback after any other message (a request body being read)."""
+        """Listen for ``http.disconnect`` where the server's transport does not report a lost
+        connection itself: a task on the server's ``receive()`` (no coroutine of ours around
+        it: one frame less per idle stream), re-armed by its done callback after any other
+        message (a request body being read)."""
         watcher = self._watcher = asyncio.ensure_future(self.receive())
         watcher.add_done_callback(self._received)
+
+    def _connection_lost(self) -> None:
+        """The server lost the connection (its transport's ``on_lost``): the peer is gone,
+        unless the stream cut it itself or had already ended its body."""
+        if not self._ending and self.stop_reason != "send_timeout":
+            self._peer_gone({"type": "http.disconnect"})
 
     def _received(self, watcher: asyncio.Future[Message]) -> None:
         if watcher.cancelled() or watcher.exception() is not None:
