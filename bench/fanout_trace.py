@@ -250,8 +250,11 @@ class Harness:
         if kind == "channel":
             from mianzhang.server import create_app, load_settings
 
+            from mianzhang.server._http_protocol import guarded_protocol
+
             settings = load_settings(stream_ping=15.0, max_connections=30_000, web=False)
             self.app = create_app(settings)
+            self.http: Any = guarded_protocol(settings)  # what `mianzhang serve` runs
             self.subscribe = "/v1/channels/fanout/events?history=false"
             self.publish = "/v1/channels/fanout/publish"
         else:
@@ -260,6 +263,7 @@ class Harness:
 
             self.app = _fanout_apps.mz_log_app() if kind == "log" else _fanout_apps.raw_app()
             self.subscribe, self.publish = "/sub", "/pub"
+            self.http = "httptools"
 
     async def live_streams(self) -> int:
         if self.kind == "channel":
@@ -269,7 +273,9 @@ class Harness:
         return int(await self.app.state.log.readers("fanout"))
 
 
-async def serve_in_process(app: Any, port: int) -> tuple[Any, asyncio.Task[None]]:
+async def serve_in_process(
+    app: Any, port: int, http: Any = "httptools"
+) -> tuple[Any, asyncio.Task[None]]:
     import uvicorn
 
     config = uvicorn.Config(
@@ -277,7 +283,7 @@ async def serve_in_process(app: Any, port: int) -> tuple[Any, asyncio.Task[None]
         host="127.0.0.1",
         port=port,
         loop="none",
-        http="httptools",
+        http=http,
         log_level="warning",
         access_log=False,
         backlog=4096,
@@ -624,7 +630,7 @@ async def wait_main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.subscribers
     harness = Harness(args.app)
     port = fanout.free_port()
-    server, task = await serve_in_process(harness.app, port)
+    server, task = await serve_in_process(harness.app, port, harness.http)
     tracer = Tracer(n)
     restore = install_tracer(tracer)
     try:
@@ -676,7 +682,7 @@ async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.subscribers
     harness = Harness(args.app)
     port = fanout.free_port()
-    server, task = await serve_in_process(harness.app, port)
+    server, task = await serve_in_process(harness.app, port, harness.http)
     path = harness.subscribe
     try:
         warm = {"mode": "idle", "subscribers": [{"port": port, "path": path, "count": 10}],
