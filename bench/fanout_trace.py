@@ -249,7 +249,6 @@ class Harness:
         self.kind = kind
         if kind == "channel":
             from mianzhang.server import create_app, load_settings
-
             from mianzhang.server._http_protocol import guarded_protocol
 
             settings = load_settings(stream_ping=15.0, max_connections=30_000, web=False)

@@ -52,6 +52,7 @@ The package, one job per module, in the order a response runs:
   live sources (``push_iter``: ``mianzhang.log``'s readers);
 * ``_cleanup``: awaiting a stream's tasks at its end, within ``cleanup_timeout``;
 * ``_turns``: fair turns between the busy producers of one event loop;
+* ``_heartbeats``: one timer per event loop for every stream's heartbeat;
 * ``_flag``: the one-waiter flag the producer and the sender wake each other with;
 * ``_transport``: the ``mianzhang.transport`` extension (what a server offers about the
   connection) and its implementation over an asyncio transport;

@@ -30,7 +30,8 @@ Guarantees:
   awaited if the peer went away. The background task runs only after a body that ended
   cleanly. With ``raise_errors`` a failure after the headers aborts the body and is raised
   from ``run()`` once all this is done.
-* **Heartbeat.** A ping only after ``ping`` seconds without body bytes (one re-armed timer).
+* **Heartbeat.** A ping only after ``ping`` seconds without body bytes, at most 50 ms later
+  (one timer per loop for every stream's heartbeat: ``_heartbeats``).
 """
 
 from __future__ import annotations
@@ -144,8 +145,7 @@ class Stream(Sender):
             self._in_flight = None
         if self._drain_handle is not None:
             self._drain_handle.cancel()
-        if self._ping_handle is not None:
-            self._ping_handle.cancel()
+        self._stop_heartbeat()
         self._closed = True
         if self._guard is not None:  # before anything awaits: a cut releases the socket now
             self._guard.release(complete=self._complete, stop_reason=self.stop_reason)

@@ -112,6 +112,9 @@ class _StreamingBase(Response):
         self.shutdown_event = shutdown_event
         self.shutdown_grace_period = shutdown_grace_period
         self.supervisor = supervisor
+        self._set_headers(headers)
+
+    def _set_headers(self, headers: Mapping[str, str] | None) -> None:
         default = self._default_raw_headers
         raw = None
         if default is not None and self.media_type == type(self).media_type:

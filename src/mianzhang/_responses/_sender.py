@@ -29,6 +29,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ._connection import ConnectionGuard
 from ._flag import Flag
+from ._heartbeats import Heartbeats, loop_heartbeats
 from ._producer import Producer
 from ._send import Pending, finish_send, start_send, start_send_as
 from ._supervisor import StreamSupervisor
@@ -46,6 +47,7 @@ class Sender:
     task, parked on ``_wake`` while there is nothing to send."""
 
     __slots__ = (
+        "_beats",
         "_complete",
         "_context",
         "_ending",
@@ -58,7 +60,6 @@ class Sender:
         "_last_sent",
         "_loop",
         "_ping_due",
-        "_ping_handle",
         "_producer",
         "_task",
         "_wake",
@@ -66,6 +67,7 @@ class Sender:
         "draining",
         "finished_cleanly",
         "headers_sent",
+        "heartbeat_tick",
         "receive",
         "response",
         "scope",
@@ -91,7 +93,8 @@ class Sender:
         self._producer = Producer(self._wake)
         self._last_sent = 0.0  # loop time of the last body bytes handed to the server
         self._ping_due = False
-        self._ping_handle: asyncio.TimerHandle | None = None
+        self._beats: Heartbeats | None = None  # the loop's heartbeats, while one is due
+        self.heartbeat_tick = 0
         self._ending = False
         self._complete = False  # the end of the body was handed to the server
         self._guard: ConnectionGuard | None = None  # the server's transport, if offered
@@ -202,11 +205,10 @@ class Sender:
                 continue
             if self.stop_reason is not None or self.draining or producer.done:
                 return
-            if ping > 0 and self._ping_handle is None:
-                # one timer per idle period, re-armed (not re-created) while data flows
-                self._ping_handle = self._loop.call_at(
-                    self._last_sent + ping, self._ping_timer, ping
-                )
+            if ping > 0 and self._beats is None:
+                # one heartbeat due per idle period, moved on (not re-made) while data flows
+                self._beats = beats = loop_heartbeats()
+                beats.add(self, self._last_sent + ping)
             self._idle = True
             await wake.wait()
             self._idle = False
@@ -339,15 +341,24 @@ class Sender:
         self._producer.cancel()
 
     # -- heartbeat ------------------------------------------------------------------------------
-    def _ping_timer(self, ping: float) -> None:
-        """Ping only after ``ping`` seconds without body bytes: re-arm if some were sent."""
-        self._ping_handle = None
-        idle_until = self._last_sent + ping
-        if self._loop.time() < idle_until:
-            self._ping_handle = self._loop.call_at(idle_until, self._ping_timer, ping)
+    def heartbeat_due(self, now: float) -> None:
+        """The heartbeat's time came (``_heartbeats``): ping only after ``ping`` seconds
+        without body bytes, else wait again from the last ones."""
+        beats = self._beats
+        if beats is None:
+            return  # stopped meanwhile
+        idle_until = self._last_sent + self.response.ping_interval
+        if now < idle_until:
+            beats.add(self, idle_until)
             return
+        self._beats = None
         self._ping_due = True
         self._wake.set()
+
+    def _stop_heartbeat(self) -> None:
+        beats, self._beats = self._beats, None
+        if beats is not None:
+            beats.remove(self)
 
     async def _send_ping(self) -> bool:
         """The heartbeat the timer asked for; False if the stream must stop."""
