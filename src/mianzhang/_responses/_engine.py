@@ -30,7 +30,7 @@ Guarantees:
   awaited if the peer went away. The background task runs only after a body that ended
   cleanly. With ``raise_errors`` a failure after the headers aborts the body and is raised
   from ``run()`` once all this is done.
-* **Heartbeat.** A ping only after ``ping`` seconds without body bytes, at most 50 ms later
+* **Heartbeat.** A ping only after ``ping`` seconds without body bytes, at most 20 ms later
   (one timer per loop for every stream's heartbeat: ``_heartbeats``).
 """
 

@@ -23,7 +23,7 @@ from anyio.lowlevel import RunVar
 
 __all__ = ["GRANULARITY", "Beating", "Heartbeats", "loop_heartbeats"]
 
-GRANULARITY = 0.05
+GRANULARITY = 0.02
 """Seconds: how late a heartbeat may be, at most, for sharing one timer."""
 
 
