@@ -2,6 +2,8 @@
 
 One keep-alive connection per worker; a request is written in one ``write``; the chunked (or
 content-length) body is read with ``asyncio`` streams; SSE events are split on blank lines.
+Both OpenAI chat chunks (a non-empty ``content`` is a token, ``[DONE]`` the end) and Anthropic
+Messages events (a ``text_delta`` is a token, ``message_stop`` the end) are read.
 Kept deliberately small so the client's own cost is low and identical for every target.
 """
 
@@ -21,7 +23,7 @@ class StreamResult:
     ttft: float | None  # seconds from request write to the first content token
     duration: float
     tokens: int
-    done: bool  # saw data: [DONE]
+    done: bool  # saw data: [DONE] (chat) or message_stop (Messages)
 
 
 class Connection:
@@ -44,6 +46,20 @@ class Connection:
     async def stream_chat(
         self, path: str, body: dict[str, object], headers: dict[str, str] | None = None
     ) -> StreamResult:
+        """One streamed request; a kept-alive connection the server closed meanwhile (its idle
+        timeout, e.g. while the benchmark paused it) is reopened and the request sent again."""
+        reused = self.writer is not None
+        try:
+            return await self._stream(path, body, headers)
+        except ConnectionError:
+            if not reused:
+                raise
+            await self.close()
+            return await self._stream(path, body, headers)
+
+    async def _stream(
+        self, path: str, body: dict[str, object], headers: dict[str, str] | None
+    ) -> StreamResult:
         if self.writer is None:
             await self._connect()
         assert self.reader is not None and self.writer is not None
@@ -58,6 +74,8 @@ class Connection:
         self.writer.write(head + payload)
         reader = self.reader
         status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection before answering")
         status = int(status_line.split(b" ", 2)[1])
         chunked = False
         length: int | None = None
@@ -92,9 +110,11 @@ class Connection:
                     if not line.startswith(b"data: "):
                         continue
                     payload = line[6:]
-                    if payload == b"[DONE]":
+                    if payload == b"[DONE]" or b'"message_stop"' in payload:
                         done = True
-                    elif b'"content":"' in payload and b'"content":""' not in payload:
+                    elif (
+                        b'"content":"' in payload and b'"content":""' not in payload
+                    ) or b'"text_delta"' in payload:
                         tokens += 1
                         if ttft is None:
                             ttft = time.perf_counter() - start

@@ -1,13 +1,20 @@
 """LLM gateway benchmark: mianzhang vs calling the upstream directly vs LiteLLM's proxy.
 
-All three targets stream from the SAME fake OpenAI-compatible upstream
+All targets stream from the SAME fake OpenAI-compatible upstream
 (``tests/e2e/apps/fake_upstream.py``, uvicorn + uvloop + httptools, no recording), on
 loopback only, each server with one worker process:
 
 * ``direct``  — the client talks to the upstream itself (the baseline);
 * ``mianzhang`` — ``POST /v1/chat/completions`` through mianzhang's ``openai`` provider;
+* ``mianzhang-messages`` — ``POST /v1/messages`` (Anthropic Messages API) on the same
+  mianzhang process: the same upstream chunks, translated and read in the ``anthropic``
+  surface;
 * ``litellm`` — ``POST /v1/chat/completions`` through ``litellm --config`` (LiteLLM proxy,
-  installed in a separate venv, see ``--litellm``).
+  installed in a separate venv, see ``--litellm``);
+* ``litellm-messages`` — LiteLLM's ``POST /v1/messages`` on the same LiteLLM process.
+
+``--apis chat`` (or ``messages``) measures one API only. The first content token is the first
+non-empty ``content`` delta (chat) or ``text_delta`` (Messages).
 
 Measured:
 
@@ -74,13 +81,22 @@ class Target:
     headers: dict[str, str]
     pid: int | None = None  # the gateway process (None: the upstream itself)
 
+    @property
+    def body(self) -> dict[str, object]:
+        """The request: a chat completion, or a Messages request on ``/v1/messages``."""
+        if self.path.endswith("/messages"):
+            return {**body(self.model), "max_tokens": 4096}
+        return body(self.model)
+
 
 def only(target: Target, targets: list[Target]) -> None:
     """Pause every other gateway (SIGSTOP) and wake this one: on a 2-core machine an idle
     gateway's background work (LiteLLM's) would otherwise steal the measured one's CPU."""
-    for other in targets:
-        if other.pid is not None:
-            os.kill(other.pid, signal.SIGCONT if other is target else signal.SIGSTOP)
+    for other in targets:  # two targets may be two APIs of one process
+        if other.pid is not None and other.pid != target.pid:
+            os.kill(other.pid, signal.SIGSTOP)
+    if target.pid is not None:
+        os.kill(target.pid, signal.SIGCONT)
 
 
 def wake_all(targets: list[Target]) -> None:
@@ -167,7 +183,7 @@ async def ttft_phase(
             for t in targets:
                 only(t, targets)
                 for i in range(done, done + block):
-                    r = await conns[t.name].stream_chat(t.path, body(t.model), t.headers)
+                    r = await conns[t.name].stream_chat(t.path, t.body, t.headers)
                     if r.status != 200 or r.ttft is None or not r.done:
                         raise RuntimeError(f"{t.name}: bad stream {r}")
                     if i >= warmup:
@@ -195,7 +211,7 @@ async def throughput_phase(
             while remaining > 0 and time.monotonic() < deadline:
                 remaining -= 1
                 try:
-                    r = await conn.stream_chat(t.path, body(t.model), t.headers)
+                    r = await conn.stream_chat(t.path, t.body, t.headers)
                 except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
                     errors += 1
                     await conn.close()
@@ -240,10 +256,28 @@ def litellm_config(path: Path, upstream_port: int) -> None:
         "      api_key: sk-fake\n"
         "litellm_settings:\n"
         "  drop_params: true\n"
+        # /v1/messages on an openai model: chat completions (the default would call the
+        # upstream's Responses API, which the fake upstream, like most servers, has not)
+        "  use_chat_completions_url_for_anthropic_messages: true\n"
         "  telemetry: false\n"
         "general_settings:\n"
         "  disable_spend_logs: true\n"
     )
+
+
+API_PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages"}
+
+
+def api_targets(
+    name: str, port: int, headers: dict[str, str], pid: int, apis: list[str]
+) -> list[Target]:
+    """One target per API of one gateway process (``name``, ``name-messages``)."""
+    return [
+        Target(
+            name if api == "chat" else f"{name}-{api}", port, API_PATHS[api], "fake", headers, pid
+        )
+        for api in apis
+    ]
 
 
 def gateway_env(upstream_port: int) -> dict[str, str]:
@@ -292,9 +326,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 tmp / "mianzhang.log",
             )
         )
-        targets.append(
-            Target("mianzhang", gw_port, "/v1/chat/completions", "fake", {}, gateway.pid)
-        )
+        targets += api_targets("mianzhang", gw_port, {}, gateway.pid, args.apis)
         if args.baseline_src is not None:
             base_port = free_port()
             src = args.baseline_src
@@ -339,18 +371,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     ready_timeout=180,
                 )
             )
-            targets.append(
-                Target(
-                    "litellm",
-                    ll_port,
-                    "/v1/chat/completions",
-                    "fake",
-                    {"authorization": f"Bearer {LITELLM_KEY}"},
-                    litellm.pid,
-                )
-            )
+            auth = {"authorization": f"Bearer {LITELLM_KEY}"}
+            added = api_targets("litellm", ll_port, auth, litellm.pid, args.apis)
+            targets += added
             # LiteLLM answers its port before its router is ready: wait for a good stream
-            await wait_stream(targets[-1], 120)
+            for target in added:
+                await wait_stream(target, 120)
         samples = await ttft_phase(targets, args.ttft_requests, args.warmup, args.phase_cap)
         base = samples["direct"]
         ttft: dict[str, dict[str, float]] = {}
@@ -390,7 +416,7 @@ async def wait_stream(t: Target, limit: float) -> None:
     while True:
         conn = Connection("127.0.0.1", t.port)
         try:
-            r = await conn.stream_chat(t.path, body(t.model), t.headers)
+            r = await conn.stream_chat(t.path, t.body, t.headers)
             if r.status == 200 and r.done:
                 return
         except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -445,7 +471,16 @@ def main() -> None:
     parser.add_argument("--ttft-requests", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument(
-        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[100, 500]
+        "--levels",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        default=[100, 500],
+        help="concurrency levels of the throughput phase ('' to skip it)",
+    )
+    parser.add_argument(
+        "--apis",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["chat", "messages"],
+        help="APIs measured on each gateway: chat, messages (default both)",
     )
     parser.add_argument(
         "--streams-factor", type=int, default=6, help="streams per level = factor x concurrency"

@@ -15,6 +15,7 @@ PUBLIC_PACKAGES = [
     "mianzhang.client",
     "mianzhang.llm",
     "mianzhang.channels",
+    "mianzhang.chats",
     "mianzhang.jobs",
     "mianzhang.files",
     "mianzhang.tails",

@@ -19,6 +19,7 @@
     │   ├── ModelNotFound (KeyError)      no model configured by that name: 404
     │   ├── InvalidLLMRequest (ValueError) rejected before any stream starts: 400
     │   ├── GenerationCancelled           stopped by a user, or abandoned past the grace period
+    │   ├── GenerationLost                its instance died mid-generation (its lease expired)
     │   └── UpstreamError                 a provider failed; ``retryable`` says if a retry may help
     │       ├── UpstreamConnectError      connecting or sending the request failed
     │       ├── UpstreamTimeout           the upstream stalled past the stall timeout
@@ -31,6 +32,9 @@
     │   ├── InvalidJobInput (ValueError)  the input does not fit the job type: 400, nothing stored
     │   ├── JobNotFound (KeyError)
     │   └── JobQueueFull                  the job queue is full: retry later
+    ├── ChatError                         chats kept by the server (``mianzhang.chats``)
+    │   ├── ChatNotFound (KeyError)       no chat by that id (never made, deleted, expired): 404
+    │   └── ChatConflict                  the chat cannot take this turn now: 409
     ├── FilesError                        file storage and transfer (``mianzhang.files``)
     │   ├── FileNotFound (KeyError)       no stored file (or tus upload) by that id: 404
     │   ├── UploadTooLarge                the body exceeds the size limit: 413, nothing kept
@@ -42,8 +46,14 @@
     │   ├── Unauthorized                  missing, malformed, expired or wrongly signed: 401
     │   └── Forbidden                     valid, but not for this resource: 403
     ├── RateLimited                       a per-key limit is exhausted: 429 with Retry-After
-    ├── RequestTimeout                    the request body stalled past its deadline: 408
-    ├── RequestTooLarge                   the request body exceeds its size limit: 413
+    ├── RequestError                      an HTTP request refused before any work (routes)
+    │   ├── InvalidRequest (ValueError)   a malformed body, query or path parameter: 400
+    │   ├── NotFound (KeyError)           no such route or resource: 404
+    │   ├── MethodNotAllowed              the route exists, not with this method: 405
+    │   ├── Conflict                      the resource's state forbids it (already ended): 409
+    │   ├── UnsupportedMediaType          a body of a content type the route does not take: 415
+    │   ├── RequestTimeout                the request body stalled past its deadline: 408
+    │   └── RequestTooLarge               the request body exceeds its size limit: 413
     ├── Draining                          the instance is shutting down: 503, retry elsewhere
     └── ConfigError (ValueError)          settings rejected at start
 
@@ -194,6 +204,15 @@ class GenerationCancelled(LLMError):
         self.reason = reason
 
 
+class GenerationLost(LLMError):
+    """The instance running a generation stopped (killed, partitioned) before its end: its
+    producer's lease expired and another instance ended the stream with this error (type
+    ``producer_lost``). The output logged until then stays readable; nothing more will come."""
+
+    def __init__(self, message: str = "the instance running this generation stopped") -> None:
+        super().__init__(message)
+
+
 class UpstreamError(LLMError):
     """A provider (an upstream API or a local model) failed.
 
@@ -321,6 +340,27 @@ class JobQueueFull(JobError):
     not run (its record, if written, is marked failed); retry later."""
 
 
+# -- chats ------------------------------------------------------------------------------------
+class ChatError(MianzhangError):
+    """An operation on a chat kept by the server failed."""
+
+
+class ChatNotFound(ChatError, KeyError):
+    """No chat with that id: never created, deleted, or forgotten after its TTL."""
+
+    def __init__(self, chat_id: str) -> None:
+        super().__init__(chat_id)
+        self.chat_id = chat_id
+
+    def __str__(self) -> str:
+        return f"chat not found: {self.chat_id!r}"
+
+
+class ChatConflict(ChatError):
+    """The chat cannot take this turn now: an answer is running (stop or resume it), another
+    instance started one first, or the id is a chat of another kind. Nothing was started."""
+
+
 # -- files ------------------------------------------------------------------------------------
 class FilesError(MianzhangError):
     """A file storage or transfer operation failed. ``status_code`` is the HTTP answer."""
@@ -416,7 +456,7 @@ class Forbidden(AuthError):
     status_code = 403
 
 
-# -- configuration ----------------------------------------------------------------------------
+# -- requests ---------------------------------------------------------------------------------
 class RateLimited(MianzhangError):
     """A limit of the caller is exhausted (before any stream starts): answered 429.
 
@@ -432,18 +472,78 @@ class RateLimited(MianzhangError):
         self.retry_after = max(1, retry_after)
 
 
-class RequestTimeout(MianzhangError):
+class RequestError(MianzhangError):
+    """An HTTP request the server refuses before doing any work (no stream started). Each
+    surface renders it in its own error shape (docs/errors.md); ``status_code`` is the HTTP
+    status (an instance may set its own, e.g. for a framework's ``HTTPException``)."""
+
+    status_code = 400
+
+
+class InvalidRequest(RequestError, ValueError):
+    """A malformed body, query or path parameter (400). ``problems`` lists
+    ``{"loc", "msg"}`` per invalid field, when known; ``param`` names the first one."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+    @property
+    def param(self) -> str | None:
+        return (self.problems[0]["loc"] or None) if self.problems else None
+
+
+class NotFound(RequestError, KeyError):
+    """No route, or no resource of a route, by that name (404)."""
+
+    status_code = 404
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class MethodNotAllowed(RequestError):
+    """The route exists but does not take this method (405); ``allowed`` lists those it takes
+    (the ``Allow`` header)."""
+
+    status_code = 405
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class Conflict(RequestError):
+    """The resource's state forbids the request (a stream or job that already ended): 409."""
+
+    status_code = 409
+
+
+class UnsupportedMediaType(RequestError):
+    """The body has a content type the route does not take (415)."""
+
+    status_code = 415
+
+
+class RequestTimeout(RequestError):
     """The client stopped sending its request body for longer than the body deadline."""
 
+    status_code = 408
 
-class RequestTooLarge(MianzhangError):
+
+class RequestTooLarge(RequestError):
     """The request body exceeds ``limit`` bytes (answered 413 before any stream starts)."""
+
+    status_code = 413
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the request body exceeds the size limit of {limit} bytes")
         self.limit = limit
 
 
+# -- lifecycle and configuration ---------------------------------------------------------------
 class Draining(MianzhangError):
     """This instance is shutting down and starts no new work; another instance will."""
 

@@ -166,9 +166,11 @@ def test_channel_patterns() -> None:
     assert not channel_allowed([], "news")
 
 
-def test_token_from_header_or_cookie() -> None:
+def test_token_from_header_anthropic_s_header_or_cookie() -> None:
     assert extract_token({"authorization": "Bearer abc"}, {}) == "abc"
     assert extract_token({}, {"mianzhang_token": "xyz"}) == "xyz"
     assert extract_token({}, {}) is None
+    assert extract_token({"x-api-key": " mz_k "}, {"mianzhang_token": "xyz"}) == "mz_k"
+    assert extract_token({"authorization": "Bearer a", "x-api-key": "b"}, {}) == "a"
     with pytest.raises(Unauthorized):
         extract_token({"authorization": "Basic dXNlcjpwYXNz"}, {})

@@ -112,7 +112,7 @@ def test_every_refusal_is_json_before_any_stream(hub: Hub) -> None:
                 assert response.status_code == status, (what, body)
                 assert response.headers["content-type"] == "application/json", what
                 error = json.loads(body)["error"]
-                assert error["type"] in ("Unauthorized", "Forbidden") and error["message"], what
+                assert error["type"] in ("unauthorized", "forbidden") and error["message"], what
                 if status == 401:
                     assert response.headers["www-authenticate"] == "Bearer", what
     assert len(cases) == 17

@@ -17,6 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 from mianzhang.llm import demo_answer
 from tests._support.browser import chromium_page
 from tests._support.procs import ARTIFACTS, ServerProcess, uvicorn_process
+from tests._support.wait import eventually_sync
 
 from ._llm import APP, gateway_env
 
@@ -64,12 +65,28 @@ def answer(page: Page) -> str:
     return str(answer_msg(page).get_by_test_id("chat-msg-body").inner_text())
 
 
-def stored_answer(page: Page) -> dict[str, Any]:
-    """The answer as the page's chat store keeps it (localStorage)."""
+def stored_chat(page: Page) -> dict[str, Any]:
+    """The conversation as the server keeps it (the page's chat store lives there)."""
     conv_id = page.evaluate("decodeURIComponent(location.hash.split('/')[2] || '')")
-    raw = page.evaluate("(id) => localStorage.getItem('mianzhang.chat.v1.' + id)", conv_id)
-    message: dict[str, Any] = json.loads(raw)["messages"][-1]
-    return message
+    origin = page.evaluate("location.origin")
+    found: dict[str, Any] = httpx.get(f"{origin}/v1/chats/{conv_id}", timeout=10).json()
+    return found
+
+
+def stored_answer(page: Page) -> str:
+    """The text of the answer the server saved (once its generation has ended)."""
+    found: list[str] = []
+
+    def saved() -> bool:
+        chat = stored_chat(page)
+        if chat["running"] or chat["messages"][-1]["role"] != "assistant":
+            return False
+        parts = chat["messages"][-1]["parts"]
+        found[:] = ["".join(p["text"] for p in parts if p["type"] == "text")]
+        return True
+
+    eventually_sync(saved, timeout=15, interval=0.05)
+    return found[0]
 
 
 def status(page: Page) -> str:
@@ -90,7 +107,7 @@ def send(page: Page, prompt: str) -> None:
 def wait_chars(page: Page, n: int) -> None:
     page.wait_for_function(
         """n => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
-             .textContent.length >= n""",
+             ?.textContent.length >= n""",
         arg=n,
         timeout=30_000,
     )
@@ -117,7 +134,7 @@ def test_tokens_stream_in_and_a_reload_mid_answer_resumes_it(
     while len(set(lengths)) < 5 and time.monotonic() < deadline:
         page.wait_for_function(
             """n => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
-                 .textContent.length > n""",
+                 ?.textContent.length > n""",
             arg=max(lengths, default=0),
             timeout=30_000,
         )
@@ -139,11 +156,11 @@ def test_tokens_stream_in_and_a_reload_mid_answer_resumes_it(
     assert len(before) > 0 and expected.startswith(before)  # what was shown is shown again
     assert answer_msg(page).get_attribute("data-stream") == stream_id  # the same generation
     assert status(page) == "streaming"
-    assert len(stored_answer(page)["content"]) < len(expected)  # reloaded before the end
+    assert stored_chat(page)["stream"] == stream_id  # reloaded before the end: still running
 
     expect(answer_msg(page)).to_have_attribute("data-status", "done", timeout=30_000)
     assert answer(page) == expected  # resumed exactly: nothing lost, nothing twice
-    assert stored_answer(page)["content"] == expected
+    assert stored_answer(page) == expected
     stats = answer_msg(page)
     expect(stats.get_by_test_id("chat-tokens")).to_have_text(f"{TOKENS} tokens")
     expect(stats.get_by_test_id("chat-rate")).to_contain_text("tok/s")
@@ -160,7 +177,7 @@ def test_stop_ends_the_generation_on_the_server(page: Page, server: ServerProces
     stream_id = answer_msg(page).get_attribute("data-stream")
     page.click("[data-testid=chat-stop]")
     expect(answer_msg(page)).to_have_attribute("data-status", "stopped", timeout=10_000)
-    tokens = len(stored_answer(page)["content"].split())
+    tokens = len(stored_answer(page).split())
     assert 10 <= tokens < TOKENS
     expect(page.get_by_test_id("chat-stop")).to_be_hidden()
     expect(page.get_by_test_id("chat-send")).to_be_enabled()

@@ -129,7 +129,7 @@ def test_auth_and_rate_limit_refusals_carry_their_headers() -> None:
         anonymous = http.get("/v1/models")
         assert anonymous.status_code == 401
         assert anonymous.headers["www-authenticate"] == "Bearer"
-        assert anonymous.json()["error"]["type"] == "Unauthorized"
+        assert anonymous.json()["error"]["type"] == "authentication_error"  # OpenAI's shape
         auth = {"Authorization": f"Bearer {key}"}
         assert http.get("/v1/jobs", headers=auth).status_code in (403, 404, 405)
         statuses = [http.get("/v1/models", headers=auth).status_code for _ in range(3)]

@@ -1,9 +1,13 @@
 """The chat page in Debian's Chromium against a real ``mianzhang serve``, at 1280x800 and 390x844:
 a three-turn conversation sends the whole history (the request bodies, and the demo model's
 word count of it), Enter sends and Shift+Enter breaks the line, a reload mid-answer resumes it
-with no text twice, stop marks the answer stopped on the page and on the server, an
+with no text twice, stop marks the answer stopped on the page and on the server (the server's
+live tokens/s and time to first token show while the answer is written), an
 unreachable upstream shows the server's error message with a working Retry, a hostile answer
-from a model renders inert, and conversations can be created, renamed and deleted."""
+from a model renders inert, and conversations can be created, renamed and deleted. The
+conversations live on the server (``/v1/chats``) and answers are AI SDK chat turns
+(``/v1/ui/chat``): a conversation made in one browser shows in another, with its running
+answer."""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ import pytest
 from playwright.sync_api import Locator, Page, Request, expect
 
 from mianzhang.llm import demo_answer
+from tests._support.faultproxy import FaultProxy
 from tests._support.procs import ServerProcess, serve_process, uvicorn_process
+from tests._support.wait import eventually_sync
 
 from ._llm import read_stream
 from ._web import VIEWPORTS, horizontal_overflow, page_errors, screenshot, sized_page
@@ -53,6 +59,19 @@ def server() -> Iterator[ServerProcess]:
             yield srv
 
 
+@pytest.fixture(autouse=True)
+def no_chats(server: ServerProcess) -> None:
+    """Every test starts with no conversation (they live on the server, which the tests of
+    this module share, as one anonymous owner)."""
+    forget_chats(server)
+
+
+def forget_chats(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for chat in http.get("/v1/chats?limit=200").json()["data"]:
+            assert http.delete(f"/v1/chats/{chat['id']}").status_code == 204
+
+
 @pytest.fixture(params=list(VIEWPORTS))
 def viewport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -82,12 +101,33 @@ def send(page: Page, text: str) -> None:
     expect(prompt).to_have_value("")  # the box clears on send
 
 
+def text_of(message: dict[str, Any]) -> str:
+    return "".join(p["text"] for p in message["parts"] if p["type"] == "text")
+
+
 def conversation(page: Page) -> dict[str, Any]:
-    """The current conversation as the page's store keeps it (localStorage)."""
+    """The current conversation as the server keeps it (``GET /v1/chats/{id}``), its messages
+    with their ``content`` (the text parts) beside the UIMessage."""
     conv_id = page.evaluate("decodeURIComponent(location.hash.split('/')[2] || '')")
-    raw = page.evaluate("(id) => localStorage.getItem('mianzhang.chat.v1.' + id)", conv_id)
-    assert raw, f"no stored conversation {conv_id!r}"
-    found: dict[str, Any] = json.loads(raw)
+    origin = page.evaluate("location.origin")
+    found: dict[str, Any] = httpx.get(f"{origin}/v1/chats/{conv_id}", timeout=10).json()
+    assert "messages" in found, f"no stored conversation {conv_id!r}: {found}"
+    for message in found["messages"]:
+        message["content"] = text_of(message)
+    return found
+
+
+def saved_answers(page: Page, count: int) -> list[dict[str, Any]]:
+    """The server's messages once it holds ``count`` of them and nothing runs (the answer is
+    saved when its generation ends, just after the page has read its end)."""
+    found: list[dict[str, Any]] = []
+
+    def ready() -> bool:
+        chat = conversation(page)
+        found[:] = chat["messages"]
+        return len(found) == count and not chat["running"]
+
+    eventually_sync(ready, timeout=15, interval=0.05)
     return found
 
 
@@ -96,10 +136,11 @@ def shown(locator: Locator) -> str:
 
 
 def generation_bodies(page: Page) -> list[dict[str, Any]]:
+    """The bodies of the page's chat turns (``POST /v1/ui/chat``), recorded from now on."""
     bodies: list[dict[str, Any]] = []
 
     def record(request: Request) -> None:
-        if request.method == "POST" and request.url.endswith("/v1/llm/generations"):
+        if request.method == "POST" and request.url.endswith("/v1/ui/chat"):
             bodies.append(json.loads(request.post_data or "{}"))
 
     page.on("request", record)
@@ -124,26 +165,28 @@ def test_three_turns_send_the_whole_history(page: Page, server: ServerProcess) -
     expect(answers(page).nth(2)).to_have_attribute("data-status", "done", timeout=15_000)
 
     assert len(bodies) == 3
-    stored = conversation(page)["messages"]
+    stored = saved_answers(page, 6)
     sent = bodies[2]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user"]
-    assert [m["content"] for m in sent] == [m["content"] for m in stored[:5]]
-    assert [m["content"] for m in sent[::2]] == [
+    assert [text_of(m) for m in sent] == [m["content"] for m in stored[:5]]
+    assert [m["id"] for m in sent] == [m["id"] for m in stored[:5]]  # the server's own ids
+    assert [text_of(m) for m in sent[::2]] == [
         "first question about streaming",
         "a second\nquestion",
         "third",
     ]
     for turn, body in enumerate(bodies):  # each turn sent every earlier message, in order
         assert body["messages"] == sent[: 2 * turn + 1]
-        assert body["model"] == "demo"
+        assert body["model"] == "demo" and body["trigger"] == "submit-message"
+        assert len({body["id"] for body in bodies}) == 1  # one chat
     # the demo model counts the words of everything it was sent: the history reached it
     for turn, body in enumerate(bodies):
-        words = sum(len(m["content"].split()) for m in body["messages"])
+        words = sum(len(text_of(m).split()) for m in body["messages"])
         answer = answers(page).nth(turn)
         assert f"You wrote {words} words" in shown(answer)
         assert " ".join(stored[2 * turn + 1]["content"].split()) == shown(answer)
     # two answers of 20 words each and the three questions' 4 + 3 + 1 words
-    assert sum(len(m["content"].split()) for m in sent) == 2 * 20 + 8
+    assert sum(len(text_of(m).split()) for m in sent) == 2 * 20 + 8
     convs = page.get_by_test_id("chat-conv")
     expect(convs).to_have_count(1)
     expect(convs.first).to_have_text("first question about streaming")
@@ -170,7 +213,9 @@ def test_regenerate_replaces_the_last_answer_with_the_same_history(
     expect(answers(page)).to_have_count(1)
     expect(answers(page).nth(0)).not_to_have_attribute("data-stream", old_stream or "")
     expect(answers(page).nth(0)).to_have_attribute("data-status", "done", timeout=15_000)
-    assert len(bodies) == 2 and bodies[1] == bodies[0]
+    assert len(bodies) == 2 and bodies[1]["messages"] == bodies[0]["messages"]
+    assert bodies[1]["trigger"] == "regenerate-message" and bodies[1]["messageId"] == old_stream
+    assert [m["role"] for m in saved_answers(page, 2)] == ["user", "assistant"]
     assert page_errors(page) == []
 
 
@@ -185,37 +230,31 @@ def test_a_reload_mid_answer_resumes_it_with_no_text_twice(
     expect(answer).to_have_attribute("data-status", "streaming", timeout=10_000)
     page.wait_for_function(
         """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
-             .innerText.length > 120""",
+             ?.innerText.length > 120""",
         timeout=15_000,
     )
     stream_id = answer.get_attribute("data-stream")
     assert stream_id and stream_id.startswith("gen-")
-    resumed_with: list[str | None] = []
-    page.on(
-        "request",
-        lambda r: (
-            resumed_with.append(r.headers.get("last-event-id"))
-            if f"/v1/streams/{stream_id}" in r.url and "/info" not in r.url
-            else None
-        ),
-    )
+    conv_id = page.evaluate("decodeURIComponent(location.hash.split('/')[2])")
+    resumed: list[str] = []
+    page.on("request", lambda r: resumed.append(r.url) if "/v1/ui/chat" in r.url else None)
 
     page.reload()
     page.wait_for_selector("body[data-ready='1'][data-page='chat'] #page[data-ready='1']")
     answer = answers(page).nth(0)
-    before = conversation(page)["messages"][1]
-    assert before["streamId"] == stream_id  # the same generation, not a new one
-    assert 0 < len(before["content"]) < len(expected)  # reloaded mid-answer
-    assert expected.startswith(before["content"])  # what was shown is kept
+    expect(answer).to_have_attribute("data-stream", stream_id)  # the same generation
+    before = conversation(page)
+    assert before["running"] and before["stream"] == stream_id  # reloaded mid-answer
+    assert len(before["messages"]) == 1  # the answer is saved when it ends
     expect(answer).to_have_attribute("data-status", "done", timeout=30_000)
-    after = conversation(page)["messages"][1]
-    assert after["content"] == expected  # nothing lost, nothing twice
-    assert " ".join(expected.split()) == shown(answer)
-    # the first request after the reload resumed after an event in the middle of the answer
-    assert resumed_with and resumed_with[0]
-    assert 1 < int(resumed_with[0].rsplit("-", 1)[1]) < SLOW_TOKENS
-    assert after["stats"]["outputTokens"] == SLOW_TOKENS
+    assert " ".join(expected.split()) == shown(answer)  # nothing lost, nothing twice
+    after = saved_answers(page, 2)[1]
+    assert after["content"] == expected and after["id"] == stream_id
+    # after the reload the page asked for the chat's running answer (a full replay)
+    assert resumed and resumed[0].endswith(f"/v1/ui/chat/{conv_id}/stream")
+    assert after["metadata"]["usage"]["outputTokens"] == SLOW_TOKENS
     expect(answer.get_by_test_id("chat-ttft")).to_contain_text("ms to first token")
+    expect(answer.get_by_test_id("chat-tokens")).to_have_text(f"{SLOW_TOKENS} tokens")
     screenshot(page, "chat-resumed", _name(page))
     assert page_errors(page) == []
 
@@ -229,8 +268,20 @@ def test_stop_marks_the_answer_stopped(page: Page, server: ServerProcess) -> Non
     expect(answer).to_have_attribute("data-status", "streaming", timeout=10_000)
     page.wait_for_function(
         """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
-             .innerText.length > 80""",
+             ?.innerText.length > 80""",
         timeout=15_000,
+    )
+    # the server's live figures while the answer is written (the stream's data-progress)
+    page.wait_for_function(
+        r"""() => {
+             const a = document.querySelector('[data-testid=chat-msg][data-role=assistant]');
+             const text = (id) => a?.querySelector(`[data-testid=${id}]`)?.innerText ?? '';
+             return a?.dataset.status === 'streaming'
+               && /^\d+\.\d tok\/s$/.test(text('chat-rate'))
+               && / ms to first token$/.test(text('chat-ttft'))
+               && /^\d+ tokens$/.test(text('chat-tokens'));
+           }""",
+        timeout=10_000,
     )
     expect(page.get_by_test_id("chat-send")).to_be_disabled()
     page.get_by_test_id("chat-stop").click()
@@ -241,8 +292,11 @@ def test_stop_marks_the_answer_stopped(page: Page, server: ServerProcess) -> Non
     expect(page.get_by_test_id("chat-stop")).to_be_hidden()
     expect(page.get_by_test_id("chat-send")).to_be_enabled()
     expect(answer.get_by_test_id("chat-regenerate")).to_be_visible()
-    content = conversation(page)["messages"][1]["content"]
+    stopped = saved_answers(page, 2)[1]
+    content = stopped["content"]
     assert 0 < len(content) < len(expected) and expected.startswith(content)
+    assert stopped["metadata"]["status"] == "stopped"
+    assert " ".join(content.split()) == shown(answer)
     stream_id = answer.get_attribute("data-stream")
     info = httpx.get(f"{server.url}/v1/streams/{stream_id}/info", timeout=10).json()
     assert info["state"] == "cancelled"
@@ -279,8 +333,9 @@ def test_an_unreachable_upstream_shows_its_message_and_retry(
     expect(answers(page)).to_have_count(1)
     expect(answers(page).nth(0)).not_to_have_attribute("data-stream", stream_id)
     expect(answers(page).nth(0)).to_have_attribute("data-status", "failed", timeout=20_000)
-    assert len(bodies) == 2 and bodies[0] == bodies[1]
-    assert bodies[0]["messages"] == [{"role": "user", "content": "will this fail"}]
+    assert len(bodies) == 2 and bodies[0]["messages"] == bodies[1]["messages"]
+    [question] = bodies[0]["messages"]
+    assert question["role"] == "user" and text_of(question) == "will this fail"
     again = answers(page).nth(0).get_attribute("data-stream") or ""
     expect(answers(page).nth(0).get_by_test_id("chat-error-message")).to_have_text(
         server_error(server, again)
@@ -315,7 +370,7 @@ def test_a_hostile_answer_from_a_model_renders_inert(page: Page, server: ServerP
     send(page, "say something nasty")
     answer = answers(page).nth(0)
     expect(answer).to_have_attribute("data-status", "done", timeout=15_000)
-    assert conversation(page)["messages"][1]["content"] == HOSTILE_TEXT
+    assert saved_answers(page, 2)[1]["content"] == HOSTILE_TEXT
     body = answer.get_by_test_id("chat-msg-body")
     assert body.evaluate(INERT) == []
     links = body.locator("a")
@@ -432,7 +487,7 @@ def test_conversations_can_be_created_renamed_and_deleted(
         "chat-delete"
     ).click()
     expect(convs).to_have_text(["Renamed chat"])
-    page.reload()  # kept by the browser
+    page.reload()  # kept by the server
     page.wait_for_selector("#page[data-ready='1']")
     open_conversations(page)
     expect(page.get_by_test_id("chat-conv")).to_have_text(["Renamed chat"])
@@ -440,4 +495,85 @@ def test_conversations_can_be_created_renamed_and_deleted(
     models = httpx.get(f"{server.url}/v1/models", timeout=10).json()["data"]
     options = page.locator("[data-testid=chat-model] option")
     assert [o.get_attribute("value") for o in options.all()] == [m["id"] for m in models]
+    assert page_errors(page) == []
+
+
+def other_browser(page: Page) -> Page:
+    """A page in a new browser context of ``page``'s browser: its own storage and
+    connections (another browser, as far as the server can tell), errors recorded."""
+    browser = page.context.browser
+    assert browser is not None
+    other = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    errors: list[str] = []
+    failed: list[tuple[int, str]] = []
+    other.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    other.on("pageerror", lambda exc: errors.append(str(exc)))
+    other.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
+    other.console_errors = errors  # type: ignore[attr-defined]
+    other.failed = failed  # type: ignore[attr-defined]
+    return other
+
+
+def test_a_conversation_made_in_one_browser_shows_in_another_with_its_running_answer(
+    server: ServerProcess,
+) -> None:
+    prompt = "share this conversation"
+    expected = " ".join("".join(demo_answer(prompt, SLOW_TOKENS)).split())
+    with sized_page("wide") as first:
+        second = other_browser(first)
+        open_chat(first, server, "slow")
+        send(first, prompt)
+        expect(answers(first).nth(0)).to_have_attribute("data-status", "streaming", timeout=10_000)
+        conv_id = first.evaluate("decodeURIComponent(location.hash.split('/')[2])")
+        # another browser (its own storage, its own connection) opens the chat page
+        second.goto(f"{server.url}/#/chat")
+        second.wait_for_selector("#page[data-ready='1']")
+        open_conversations(second)
+        expect(second.get_by_test_id("chat-conv")).to_have_text([prompt])
+        expect(second.get_by_test_id("chat-title")).to_have_text(prompt)
+        assert second.evaluate("decodeURIComponent(location.hash.split('/')[2])") == conv_id
+        # it follows the answer while the first browser is still receiving it
+        theirs = answers(second).nth(0)
+        expect(theirs).to_have_attribute("data-status", "streaming", timeout=10_000)
+        expect(answers(first).nth(0)).to_have_attribute("data-status", "streaming")
+        for page in (first, second):
+            expect(answers(page).nth(0)).to_have_attribute("data-status", "done", timeout=30_000)
+            assert shown(answers(page).nth(0)) == expected
+        user_turns = second.locator("[data-role=user] [data-testid=chat-msg-body]")
+        expect(user_turns).to_have_text([prompt])
+        assert page_errors(first) == [] and page_errors(second) == []
+
+
+def test_a_dropped_connection_resumes_after_the_last_event(
+    page: Page, server: ServerProcess
+) -> None:
+    prompt = "drop my connection"
+    expected = "".join(demo_answer(prompt, SLOW_TOKENS))
+    with FaultProxy(server.port) as proxy:  # the page talks to the server through it
+        page.goto(f"{proxy.url('http')}/#/chat/new")
+        page.wait_for_selector("#page[data-ready='1'] [data-testid=chat-model][data-ready='1']")
+        page.select_option("[data-testid=chat-model]", "slow")
+        resumed_with: list[str | None] = []
+        page.on(
+            "request",
+            lambda r: (
+                resumed_with.append(r.headers.get("last-event-id"))
+                if r.url.endswith("/stream")
+                else None
+            ),
+        )
+        send(page, prompt)
+        answer = answers(page).nth(0)
+        page.wait_for_function(
+            """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
+                 ?.innerText.length > 80""",
+            timeout=15_000,
+        )
+        assert proxy.reset_all() >= 1  # the answer's connection is cut (RST) mid-answer
+        expect(answer).to_have_attribute("data-status", "done", timeout=30_000)
+        assert saved_answers(page, 2)[1]["content"] == expected
+    assert " ".join(expected.split()) == shown(answer)  # nothing lost, nothing twice
+    # the page reconnected asking for what came after the last event it received
+    assert resumed_with and resumed_with[0]
+    assert 1 < int(resumed_with[0].rsplit("-", 1)[1].split(".")[0]) < SLOW_TOKENS
     assert page_errors(page) == []

@@ -75,6 +75,13 @@ def metrics_ttft_ms(server: ServerProcess, model: str) -> float:
     return round(float(found[0]) * 1000, 3)
 
 
+def position(event_id: str) -> tuple[int, float]:
+    """Where an SSE id of a generation stands (``llm/_reader.py``): ``{epoch}-{seq}`` is the
+    last wire event of log event ``seq``, ``{epoch}-{seq}.{k}`` the k-th one before it."""
+    seq, _, sub = event_id.rsplit("-", 1)[1].partition(".")
+    return int(seq), int(sub) if sub else float("inf")
+
+
 def event_ids(page: Page) -> list[str]:
     ids: list[str] = page.locator("[data-testid=inspect-rows] tr[data-kind=event]").evaluate_all(
         "rows => rows.map((r) => r.dataset.id)"
@@ -122,8 +129,13 @@ def _run_live(page: Page, server: ServerProcess, model: str, viewport: str) -> N
 
     # every event once, in order: start, a content event per token (plus progress), complete
     ids = event_ids(page)
-    seqs = [int(i.rsplit("-", 1)[1]) for i in ids]
-    assert seqs == list(range(1, len(seqs) + 1))
+    positions = [position(i) for i in ids]
+    assert positions == sorted(set(positions))  # strictly increasing: nothing twice
+    # from the first log event to the last (a log event that encodes to nothing in this
+    # surface, like the usage-only chunk, has no wire event and so no id)
+    info = httpx.get(f"{server.url}/v1/streams/{stream}/info").json()
+    assert positions[0][0] == 1 and ids[-1] == info["last_id"]
+    epoch = info["epoch"]
     types = page.locator("[data-testid=inspect-rows] tr[data-kind=event] td.c-type")
     kinds = types.all_inner_texts()
     assert kinds[0] == "start" and kinds[-1] == "complete" and kinds.count("content") == TOKENS
@@ -133,7 +145,8 @@ def _run_live(page: Page, server: ServerProcess, model: str, viewport: str) -> N
     ttft = float(shown.get_attribute("data-ms") or "nan")
     assert ttft == metrics_ttft_ms(server, model)
     assert shown.inner_text() == f"{shown.get_attribute('data-ms')} ms"
-    assert ttft >= 300  # the model's configured 0.3 s
+    # the model's configured 0.3 s (the event loop may fire a timer a clock tick early)
+    assert ttft >= 290
     # the mean time per token is the server's (its tokens_per_second), not this page's view
     native = read_stream(f"{server.url}/v1/streams/{stream}?format=native")
     timings = json.loads(native[-1].data)["timings"]
@@ -146,18 +159,18 @@ def _run_live(page: Page, server: ServerProcess, model: str, viewport: str) -> N
     screenshot(page, "inspect-live", viewport)
 
     # replay after id N: the next event shown is N + 1, and the rest follows in order
-    epoch = ids[0].rsplit("-", 1)[0]
     total = len(ids)
+    expected = [i for i in ids if position(i)[0] > 10]  # after the whole of log event 10
     page.get_by_test_id("inspect-after").fill("10")
     page.get_by_test_id("inspect-replay").click()
     page.wait_for_function(
         "n => document.querySelectorAll('[data-testid=inspect-rows] tr[data-kind=event]').length"
         " >= n",
-        arg=total + (total - 10),
+        arg=total + len(expected),
         timeout=10_000,
     )
     replayed = event_ids(page)[total:]
-    assert replayed == [f"{epoch}-{n}" for n in range(11, total + 1)]
+    assert replayed == expected
     opens = page.locator("[data-testid=inspect-rows] tr[data-kind=open]")
     assert f"{epoch}-10" in opens.evaluate_all("rows => rows.map((r) => r.dataset.id)")
     assert page_errors(page) == []

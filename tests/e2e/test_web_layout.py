@@ -129,10 +129,17 @@ def test_every_page_fits_is_accessible_and_is_photographed(
         for name, page_id, route, fill in PAGES:
             if name == "inspect":
                 stream = page.evaluate(
-                    """() => Object.keys(localStorage)
-                         .filter((k) => k.startsWith('mianzhang.chat.v1.'))
-                         .map((k) => JSON.parse(localStorage.getItem(k)).messages)
-                         .flat().find((m) => m.streamId).streamId"""
+                    """async () => {
+                         const chats = (await (await fetch('/v1/chats')).json()).data;
+                         return chats.find((c) => c.stream || c.id).id;
+                       }"""
+                )
+                stream = page.evaluate(
+                    """async (id) => {
+                         const chat = await (await fetch('/v1/chats/' + id)).json();
+                         return chat.stream || chat.last_stream;
+                       }""",
+                    stream,
                 )
                 route = f"#/inspect/{stream}?format=native"
             open_page(page, f"{server.url}/{route}", page_id)

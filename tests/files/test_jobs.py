@@ -111,9 +111,11 @@ async def test_handing_a_missing_file_or_an_unknown_type(
     url = f"/v1/files/{uploaded.json()['id']}/jobs"
     unknown = await jobs_client.post(url, json={"type": "nope"})
     assert unknown.status_code == 400
-    assert unknown.json()["error"]["type"] == "unknown_job_type"
+    assert unknown.json()["error"]["type"] == "invalid_request"
+    assert "unknown job type 'nope'" in unknown.json()["error"]["message"]
     malformed = await jobs_client.post(url, json={"type": "checksum", "extra": 1})
-    assert malformed.status_code == 422  # FastAPI's validation answer (JSON)
+    assert malformed.status_code == 400  # FastAPI's validation error, in mianzhang's shape
+    assert malformed.json()["error"]["problems"][0]["loc"] == "extra"
 
 
 async def test_no_jobs_route_without_a_job_service(client: httpx.AsyncClient) -> None:

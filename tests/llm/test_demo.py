@@ -1,8 +1,20 @@
-"""The demo model: deterministic, honest about being a demo, timed as configured."""
+"""The demo model: deterministic, honest about being a demo, timed as configured; it refuses
+tools rather than ignoring them."""
 
 from __future__ import annotations
 
-from mianzhang.llm import ChatRequest, DemoProvider, Usage, demo_answer
+import pytest
+
+from mianzhang._errors import UpstreamUnsupported
+from mianzhang.llm import (
+    ChatRequest,
+    DemoProvider,
+    Gateway,
+    ModelEntry,
+    ModelRegistry,
+    Usage,
+    demo_answer,
+)
 
 
 def request(text: str, max_tokens: int | None = None) -> ChatRequest:
@@ -37,3 +49,15 @@ async def test_max_tokens_cuts_with_finish_reason_length() -> None:
     assert chunks[-1].finish_reason == "length"
     usage = chunks[-1].usage
     assert isinstance(usage, Usage) and usage.completion_tokens == 3
+
+
+async def test_tools_are_refused_before_anything_streams() -> None:
+    demo = DemoProvider(ttft=0, token_delay=0, tokens=3)
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    request = ChatRequest([{"role": "user", "content": "hi"}], params={"tools": tools})
+    with pytest.raises(UpstreamUnsupported, match="scripted"):
+        demo.check_request(request)
+    registry = ModelRegistry([ModelEntry("demo", demo, "demo")], default_model="demo")
+    with pytest.raises(UpstreamUnsupported):
+        Gateway(registry).start("demo", request)  # at start: a 400 before any stream
+    Gateway(registry).start("demo", ChatRequest([{"role": "user", "content": "hi"}]))

@@ -3,11 +3,14 @@ the parameter."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
 from mianzhang.llm import InvalidLLMRequest
 from mianzhang.llm._requests import (
+    MAX_OUTPUT_TOKENS,
     ChatCompletionBody,
     GenerationBody,
     ResponsesBody,
@@ -90,3 +93,23 @@ def test_generation_body_is_strict() -> None:
     assert body.chat_request().params == {"temperature": 0.5}
     with pytest.raises(InvalidLLMRequest):
         parse_body(orjson.dumps({"messages": [{"role": "user"}], "surprise": 1}), GenerationBody)
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        (ChatCompletionBody, "max_tokens"),
+        (ChatCompletionBody, "max_completion_tokens"),
+        (GenerationBody, "max_tokens"),
+        (ResponsesBody, "max_output_tokens"),
+    ],
+)
+def test_output_token_limits_are_bounded(model: type[Any], field: str) -> None:
+    base = {"messages": [{"role": "user", "content": "x"}], "input": "x"}
+    if model is GenerationBody:
+        base.pop("input")
+    accepted = parse_body(orjson.dumps({**base, field: MAX_OUTPUT_TOKENS}), model)
+    assert getattr(accepted, field) == MAX_OUTPUT_TOKENS
+    with pytest.raises(InvalidLLMRequest) as refused:
+        parse_body(orjson.dumps({**base, field: MAX_OUTPUT_TOKENS + 1}), model)
+    assert refused.value.param == field

@@ -70,6 +70,35 @@ def test_a_completed_response_has_openai_event_order_and_dense_sequence_numbers(
     assert events[6]["text"] == "Hi there"
 
 
+@pytest.mark.parametrize(
+    ("finish", "reason"), [("length", "max_output_tokens"), ("content_filter", "content_filter")]
+)
+def test_an_answer_cut_short_is_an_incomplete_response(finish: str, reason: str) -> None:
+    enc = encoder()
+    out = enc.encode(Started("demo", 5)) + enc.encode(Token(Chunk(text="Hi")))
+    out += enc.encode(
+        Finished(finish, Usage(3, 1), T, provider="demo", upstream_model="m", usage_reported=True)
+    )
+    events = decode(out)
+    assert events[-1]["type"] == "response.incomplete"
+    response = events[-1]["response"]
+    assert response["status"] == "incomplete"
+    assert response["incomplete_details"] == {"reason": reason}
+    assert response["output"][0]["status"] == "incomplete"
+    assert response["output"][0]["content"][0]["text"] == "Hi"
+    item_done = [e for e in events if e["type"] == "response.output_item.done"]
+    assert item_done[0]["item"]["status"] == "incomplete"
+
+
+def test_the_response_echoes_the_request_s_tools() -> None:
+    tools = [{"type": "function", "name": "f", "parameters": None, "strict": True}]
+    params = {"tools": tools, "tool_choice": "required", "parallel_tool_calls": False}
+    enc = ResponsesEncoder(response_id="r", model="m", created=1, background=False, params=params)
+    created = decode(enc.encode(Started("m", 1)))[0]["response"]
+    assert created["tools"] == tools and created["tool_choice"] == "required"
+    assert created["parallel_tool_calls"] is False
+
+
 def test_failure_after_output_sends_error_then_response_failed() -> None:
     enc = encoder()
     out = enc.encode(Started("demo", 5)) + enc.encode(Token(Chunk(text="par")))
@@ -183,6 +212,39 @@ def test_input_conversion() -> None:
     ]
 
 
+def test_function_calls_and_their_outputs_become_tool_calls_and_tool_messages() -> None:
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": '{"a": 1}'}
+    items = [
+        {"role": "user", "content": "go"},
+        {"type": "reasoning", "id": "rs_1", "summary": []},  # not sent back upstream
+        {"role": "assistant", "content": [{"type": "output_text", "text": "calling"}]},
+        call,
+        {**call, "call_id": "c2", "id": "fc_2", "status": "completed"},
+        {"type": "function_call_output", "call_id": "c1", "output": "one"},
+        {
+            "type": "function_call_output",
+            "call_id": "c2",
+            "output": [{"type": "input_text", "text": "t"}, {"type": "input_text", "text": "wo"}],
+        },
+    ]
+    function = {"name": "f", "arguments": '{"a": 1}'}
+    assert responses_input_to_messages(items, None) == [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": "calling",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": function},
+                {"id": "c2", "type": "function", "function": function},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "one"},
+        {"role": "tool", "tool_call_id": "c2", "content": "two"},
+    ]
+    alone = responses_input_to_messages([call], None)
+    assert alone[0]["role"] == "assistant" and alone[0]["content"] is None
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -190,6 +252,10 @@ def test_input_conversion() -> None:
         5,
         [{"role": "tool", "content": "x"}],
         [{"type": "function_call"}],
+        [{"type": "function_call", "call_id": "c", "name": "f"}],
+        [{"type": "function_call_output", "output": "x"}],
+        [{"type": "function_call_output", "call_id": "c", "output": 5}],
+        [{"type": "item_reference", "id": "x"}],
         [{"role": "user", "content": 3}],
     ],
 )

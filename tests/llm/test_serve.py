@@ -1,5 +1,5 @@
 """``GET /v1/streams/{id}`` for generations: the home surface from the stream's metadata, any
-other with ``?format=``, 400 JSON for an unknown format, 404/204 as for any stream, resume
+other with ``?format=``, ``InvalidRequest`` for an unknown format, 404/204 as for any stream, resume
 with the reader's ids, and other streams still served by the generic reader."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mianzhang import SSEDecoder
+from mianzhang import InvalidRequest, SSEDecoder
 from mianzhang.llm import Chunk, Finished, Started, Timings, Token, Usage
 from mianzhang.llm._canonical import StartRecord, event_entry, start_entry, start_meta
 from mianzhang.llm._serve import serve_stream
@@ -100,12 +100,14 @@ async def test_resume_and_the_end_of_a_read_stream(http: httpx.AsyncClient) -> N
     assert done.status_code == 204
 
 
-async def test_bad_formats_are_400_json_and_unknown_streams_404(http: httpx.AsyncClient) -> None:
-    unknown = await http.get(f"/s/{S}", params={"format": "morse"})
-    assert unknown.status_code == 400
-    assert "morse" in unknown.json()["error"]["message"]
-    plain = await http.get("/s/plain", params={"format": "chat"})
-    assert plain.status_code == 400 and plain.json()["error"]["type"] == "invalid_request"
+async def test_bad_formats_raise_invalid_request_and_unknown_streams_404(
+    http: httpx.AsyncClient,
+) -> None:
+    with pytest.raises(InvalidRequest, match="morse") as unknown:
+        await http.get(f"/s/{S}", params={"format": "morse"})
+    assert unknown.value.param == "format"  # rendered 400 by the server (tests/server)
+    with pytest.raises(InvalidRequest, match="not a generation"):
+        await http.get("/s/plain", params={"format": "chat"})
     missing = await http.get("/s/nope", params={"format": "chat"})
     assert missing.status_code == 404
 

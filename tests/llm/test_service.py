@@ -17,6 +17,7 @@ from mianzhang.llm import (
     ModelNotFound,
     ModelRegistry,
 )
+from mianzhang.llm._anthropic_requests import parse_count_tokens, parse_messages
 from mianzhang.llm._canonical import StartRecord, parse_event, record_from_meta
 from mianzhang.llm._requests import ChatCompletionBody, GenerationBody, ResponsesBody
 from mianzhang.llm._service import LLMService
@@ -112,3 +113,15 @@ async def test_aclose_releases_providers() -> None:
     svc = service(provider)
     await svc.aclose()
     assert provider.aclosed
+
+
+async def test_a_messages_generation_has_a_msg_id_and_its_input_estimate() -> None:
+    svc = service(ScriptedProvider([text_chunks("x")]))
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi there"}]}
+    prepared = svc.prepare_messages(parse_messages({**body, "max_tokens": 5}))
+    assert prepared.stream_id.startswith("msg_") and prepared.surface == "anthropic"
+    assert prepared.options == svc.count_tokens(parse_count_tokens(body))
+    assert prepared.options["input_tokens"] > 0
+    with pytest.raises(ModelNotFound):
+        svc.count_tokens(parse_count_tokens({**body, "model": "nope"}))
+    await svc.aclose()

@@ -8,7 +8,7 @@ import pytest
 
 from mianzhang.llm import UpstreamStatusError
 from mianzhang.llm._types import Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
-from mianzhang.llm._ui_surface import UISurface, ui_finish_reason
+from mianzhang.llm._ui_surface import UIMessageStreamEncoder, UISurface, ui_finish_reason
 from tests._support.node import run_node
 
 from ._generations import cancelled, context, encode, generate, payloads, sse
@@ -22,6 +22,19 @@ SCRIPT: list[Any] = [
     {"words": "It is sunny."},
     {"tool_call": {"name": "get_weather", "id": "call_w", "arguments": {"city": "Paris"}}},
 ]
+WORDS = " ".join(f"w{i}" for i in range(40))
+LONG: list[Any] = [  # 2 + 40 + 5 output tokens: progress after the 1st, 16th, 32nd
+    {"reasoning": ["Thinking ", "hard."]},
+    {"words": WORDS},
+    {
+        "tool_call": {
+            "name": "get_weather",
+            "id": "call_w",
+            "arguments": {"city": "Paris"},
+            "chunks": 4,
+        }
+    },
+]
 
 
 def finished(reason: str = "stop") -> Finished:
@@ -32,11 +45,30 @@ def chunks(events: list[GenEvent], **options: Any) -> list[Any]:
     return payloads(encode(UI, events, **options))
 
 
+def progress(
+    tokens: int, elapsed: float | None = None, first: float | None = None, rate: float | None = None
+) -> dict[str, Any]:
+    data = {
+        "outputTokens": tokens,
+        "elapsedMs": elapsed,
+        "timeToFirstTokenMs": first,
+        "tokensPerSecond": rate,
+    }
+    return {"type": "data-progress", "data": data, "transient": True}
+
+
+def bare(out: list[Any]) -> list[Any]:
+    """The chunks without our ``data-progress`` parts."""
+    return [c for c in out if not (isinstance(c, dict) and c["type"] == "data-progress")]
+
+
 METADATA = {
     "model": "scripted",
     "usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10},
     "timings": {"timeToFirstTokenMs": 500.0, "durationMs": 2000.0, "tokensPerSecond": 1.333},
 }
+DONE_STOP = {**METADATA, "finishReason": "stop"}
+DONE_TOOLS = {**METADATA, "finishReason": "tool-calls"}
 
 
 def test_surface_name_media_type_and_headers() -> None:
@@ -51,9 +83,9 @@ def test_surface_name_media_type_and_headers() -> None:
 def test_a_text_answer() -> None:
     events: list[GenEvent] = [
         Started("scripted", 1),
-        Token(Chunk(text="Hel")),
-        Token(Chunk(text="lo")),
-        Token(Chunk(finish_reason="stop", usage=USAGE)),
+        Token(Chunk(text="Hel"), 0.5),
+        Token(Chunk(text="lo"), 0.75),
+        Token(Chunk(finish_reason="stop", usage=USAGE), 0.75),
         finished(),
     ]
     assert chunks(events) == [
@@ -61,10 +93,11 @@ def test_a_text_answer() -> None:
         {"type": "start-step"},
         {"type": "text-start", "id": "text-1"},
         {"type": "text-delta", "id": "text-1", "delta": "Hel"},
+        progress(1, elapsed=500.0, first=500.0),  # at once: the time to first token
         {"type": "text-delta", "id": "text-1", "delta": "lo"},
         {"type": "text-end", "id": "text-1"},
         {"type": "finish-step"},
-        {"type": "finish", "finishReason": "stop", "messageMetadata": METADATA},
+        {"type": "finish", "finishReason": "stop", "messageMetadata": DONE_STOP},
         "[DONE]",
     ]
 
@@ -85,6 +118,7 @@ def test_reasoning_text_and_a_tool_call_with_streamed_input() -> None:
     assert out[2:-1] == [
         {"type": "reasoning-start", "id": "reasoning-1"},
         {"type": "reasoning-delta", "id": "reasoning-1", "delta": "hmm"},
+        progress(1),  # (these events carry no clock)
         {"type": "reasoning-end", "id": "reasoning-1"},
         {"type": "text-start", "id": "text-2"},
         {"type": "text-delta", "id": "text-2", "delta": "ok"},
@@ -94,7 +128,7 @@ def test_reasoning_text_and_a_tool_call_with_streamed_input() -> None:
         {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": "1}"},
         {"type": "tool-input-available", "toolCallId": "c1", "toolName": "f", "input": {"a": 1}},
         {"type": "finish-step"},
-        {"type": "finish", "finishReason": "tool-calls", "messageMetadata": METADATA},
+        {"type": "finish", "finishReason": "tool-calls", "messageMetadata": DONE_TOOLS},
     ]
 
 
@@ -105,7 +139,7 @@ def test_tool_call_whose_name_comes_late_and_arguments_that_are_not_json() -> No
         Token(Chunk(tool_calls=[{"index": 3, "function": {"name": "g", "arguments": "json"}}])),
         finished("tool_calls"),
     ]
-    out = chunks(events)
+    out = bare(chunks(events))
     tool_id = "gen-1-tool-3"
     assert out[2:5] == [
         {"type": "tool-input-start", "toolCallId": tool_id, "toolName": "g"},
@@ -128,8 +162,20 @@ def test_a_failure_closes_the_open_part_then_error_and_finish() -> None:
         Failed(error, USAGE, TIMINGS, partial=True),
     ]
     assert chunks(events)[4:] == [
+        progress(1),
         {"type": "text-end", "id": "text-1"},
-        {"type": "message-metadata", "messageMetadata": METADATA},
+        {
+            "type": "message-metadata",
+            "messageMetadata": {
+                **METADATA,
+                "status": "failed",
+                "error": {
+                    "message": "upstream overloaded",
+                    "type": "upstream_error",
+                    "code": "upstream_503",
+                },
+            },
+        },
         {"type": "error", "errorText": "upstream overloaded"},
         {"type": "finish-step"},
         {"type": "finish", "finishReason": "error"},
@@ -156,6 +202,8 @@ async def test_a_cancelled_generation_ends_with_abort_and_no_finish() -> None:
                     "durationMs": 1000.0,
                     "tokensPerSecond": 2.0,
                 },
+                "status": "stopped",
+                "stopReason": "stopped",
             },
         },
         {"type": "abort", "reason": "stopped"},
@@ -184,10 +232,61 @@ def test_nothing_after_the_terminal_event_and_estimated_usage_is_flagged() -> No
     assert encoder.encode(Token(Chunk(text="late"))) == []
 
 
-async def test_encoding_is_pure_so_a_replay_rebuilds_the_state_exactly() -> None:
+def test_progress_after_the_first_output_token_and_every_16() -> None:
+    """Every token with output counts (reasoning, text, tool-call deltas; not a role, a
+    finish reason or usage alone), on the hot path (a delta of the open part) and off it;
+    the part comes right after its token's chunks, with the gateway's clock of that token."""
+    call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f"}}
+    args = {"index": 0, "function": {"arguments": "{}"}}
+    outputs = [Chunk(reasoning="r"), *(Chunk(text=f" t{n}") for n in range(2, 31))]
+    outputs += [Chunk(tool_calls=[call]), Chunk(tool_calls=[args]), Chunk(text="end")]
+    events: list[GenEvent] = [Started("scripted", 1), Token(Chunk(role="assistant"), 0.5)]
+    for n, chunk in enumerate(outputs, 1):
+        events.append(Token(chunk, 0.5 + 0.25 * (n - 1)))
+        if n == 20:
+            events.append(Token(Chunk(usage=USAGE), 5.0))  # no output: not counted
+    events += [Token(Chunk(finish_reason="tool_calls"), 9.0), finished("tool_calls")]
+    out = chunks(events)
+    assert [c for c in out if c not in bare(out)] == [
+        progress(1, elapsed=500.0, first=500.0),
+        progress(16, elapsed=4250.0, first=500.0, rate=4.0),
+        progress(32, elapsed=8250.0, first=500.0, rate=4.0),
+    ]
+    after = [out[i - 1] for i, c in enumerate(out) if c not in bare(out)]
+    assert after == [
+        {"type": "reasoning-delta", "id": "reasoning-1", "delta": "r"},
+        {"type": "text-delta", "id": "text-2", "delta": " t16"},
+        {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": "{}"},  # 31, 32
+    ]
+
+    # the cadence is the encoder's option; with no clock the times are null
+    timeless = [Started("scripted", 1), *(Token(Chunk(text="x")) for _ in range(5))]
+
+    def progress_of(encoder: UIMessageStreamEncoder) -> list[Any]:
+        out = [c for event in timeless for c in payloads(encoder.encode(event))]
+        return [c for c in out if c not in bare(out)]
+
+    assert progress_of(UI.encoder(context())) == [progress(1)]
+    every_2 = progress_of(UIMessageStreamEncoder(context(), progress_every=2))
+    assert every_2 == [progress(1), progress(2), progress(4)]
+    with pytest.raises(ValueError, match="progress_every"):
+        UIMessageStreamEncoder(context(), progress_every=0)
+
+
+async def test_the_final_figures_are_metadata_not_progress() -> None:
+    """Nothing after the last token's progress: the ending carries usage and timings."""
+    out = chunks(await generate(LONG))
+    last = max(i for i, c in enumerate(out) if c not in bare(out))
+    assert out[last]["data"]["outputTokens"] == 32
+    assert [c for c in out[last:] if c not in bare(out)] == [out[last]]
+    assert out[-2]["messageMetadata"]["usage"]["outputTokens"] == 47
+
+
+@pytest.mark.parametrize("script", [SCRIPT, LONG], ids=["short", "long"])
+async def test_encoding_is_pure_so_a_replay_rebuilds_the_state_exactly(script: Any) -> None:
     """A reader resuming after event ``k`` feeds events ``[:k]`` to a fresh encoder, drops
     the output, and goes on: what it sends is exactly the rest of a full read."""
-    events = await generate(SCRIPT)
+    events = await generate(script)
     full = encode(UI, events)
     assert encode(UI, events) == full
     for k in range(len(events) + 1):
@@ -264,6 +363,27 @@ async def test_chat_resume_by_replay_shows_no_duplicate_parts(cut: int) -> None:
     user, answer = result["messages"]
     assert user["parts"] == [{"type": "text", "text": "weather?"}]
     assert answer["id"] == "gen-1" and answer["parts"] == EXPECTED_PARTS
+
+
+@pytest.mark.parametrize("cut", [6, 25, 40, 60])
+async def test_progress_reaches_on_data_and_a_replay_adds_no_part(cut: int) -> None:
+    """``Chat`` hands every ``data-progress`` part to ``onData`` and keeps none in the
+    message. After a drop, the replay hands them all over again (the ones seen before the
+    drop come twice, in order) and the message still equals the clean read's."""
+    wire = encode(UI, await generate(LONG))
+    sent = [c for c in payloads(wire)[:-1] if c["type"] == "data-progress"]
+    assert [c["data"]["outputTokens"] for c in sent] == [1, 16, 32]
+    clean = run_node("ai_sdk.mjs", {"mode": "chat", "text": "go", "post": sse(wire)})
+    assert clean["status"] == "ready" and clean["data"] == sent
+    job = {"mode": "chat", "text": "go", "post": sse(wire), "cut": cut, "resume": sse(wire)}
+    result = run_node("ai_sdk.mjs", job)
+    assert result["afterPost"]["status"] == "error" and result["status"] == "ready"
+    seen = len(result["data"]) - len(sent)
+    assert seen <= sum(c in sent for c in payloads(wire)[:cut])
+    assert result["data"] == sent[:seen] + sent
+    assert result["messages"] == clean["messages"]
+    answer = result["messages"][1]
+    assert not any(p["type"].startswith("data-") for p in answer["parts"])
 
 
 async def test_resume_on_mount_replaces_a_persisted_partial_message() -> None:

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from mianzhang._errors import LogError
-from mianzhang.log import EventLog, LogEvent, MemoryEventLog, RedisEventLog, Reset, StreamState
+from mianzhang.log import (
+    EventLog,
+    LogEntry,
+    LogEvent,
+    MemoryEventLog,
+    RedisEventLog,
+    Reset,
+    StreamState,
+)
 from mianzhang.log._fanout import PIECE, Fanout, Push
 from mianzhang.log.serve import encode_event
 from tests._support.wait import eventually
@@ -40,7 +48,7 @@ async def log(backend: str | None) -> AsyncIterator[EventLog]:
             await client.flushall()
         finally:
             await client.aclose()
-        made = RedisEventLog(backend)
+        made = RedisEventLog(backend, lease_idle=0.2, lease_check=0.05)
     try:
         yield made
     finally:
@@ -214,6 +222,25 @@ async def test_the_end_of_the_stream_reaches_parked_readers(log: EventLog) -> No
     for reader in readers:
         assert reader.arrivals == [1]
         assert reader.error is None
+
+
+async def test_an_expired_lease_reaches_parked_readers_with_its_entries_once(
+    log: EventLog,
+) -> None:
+    readers = await start_readers(log, 3, encode_event)
+    await log.append(STREAM, "a")
+    await eventually(lambda: all(reader.arrivals == [1] for reader in readers))
+    lost = LogEntry('{"type":"producer_lost"}', "error")
+    assert await log.lease(STREAM, "producer", ttl=0.2, entries=[lost])
+    # nobody renews: the backend applies the lease (memory: its timer; Redis: the probe)
+    await eventually(lambda: all(reader.ended for reader in readers))
+    for reader in readers:
+        assert reader.error is None
+        assert reader.arrivals == [1, 2]  # the entry once, pushed or yielded
+    info = await log.info(STREAM)
+    assert info is not None
+    assert info.state is StreamState.FAILED
+    assert parked_on(log) == 0
 
 
 async def test_a_cancelled_reader_leaves_the_fanout(log: EventLog) -> None:

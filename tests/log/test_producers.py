@@ -169,3 +169,31 @@ async def test_appends_are_retried_while_the_backend_is_down_without_duplicates(
         await runner.aclose()
     finally:
         await log.aclose()
+
+
+class RecordingLog(MemoryEventLog):
+    """Records the idempotency window of every append."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.windows: list[float | None] = []
+
+    async def append(self, stream: str, data: str, **kwargs: object) -> str:
+        self.windows.append(kwargs.get("idempotency_ttl"))  # type: ignore[arg-type]
+        return await super().append(stream, data, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_idempotency_keys_are_kept_only_for_the_retry_window() -> None:
+    # one key per appended event: kept an hour (the log's default), a long generation leaves
+    # thousands of keys in Redis long after its stream expired (found by bench/soak.py)
+    async with RecordingLog() as log:
+        runner = ProducerRunner(log, append_retry_timeout=7.0)
+
+        async def two() -> AsyncIterator[LogEntry]:
+            yield LogEntry("a")
+            yield LogEntry("b")
+
+        await runner.start("s", two(), background=True)
+        await _wait_state(log, "s", StreamState.CLOSED)
+        assert log.windows[:2] == [14.0, 14.0]
+        await runner.aclose()

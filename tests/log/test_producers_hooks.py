@@ -1,6 +1,7 @@
 """ProducerRunner hooks: ``closing(reason)`` is appended exactly once when (and only when) the
-producer is cancelled, while the stream is open; ``on_end()`` is awaited exactly once after the
-stream has ended, whatever happened, also when a shutdown cancels the runner meanwhile."""
+producer is cancelled, while the stream is open (and asked once, at start, for the entries of
+a lost producer: the lease's); ``on_end()`` is awaited exactly once after the stream has
+ended, whatever happened, also when a shutdown cancels the runner meanwhile."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from mianzhang.log import LogEntry, MemoryEventLog, ProducerRunner, StreamState
+from mianzhang.log._protocol import PRODUCER_LOST
 from tests._support.wait import eventually
 
 
@@ -19,12 +21,16 @@ class Hooks:
     def __init__(self, log: MemoryEventLog, stream: str = "s") -> None:
         self.log = log
         self.stream = stream
-        self.reasons: list[str] = []
+        self.reasons: list[str] = []  # the cancellations' reasons
+        self.lost_asked = 0  # closing(PRODUCER_LOST): the lease's entries, asked at start
         self.ends: list[StreamState | None] = []
         self.ended = asyncio.Event()
 
     def closing(self, reason: str) -> Sequence[LogEntry]:
-        self.reasons.append(reason)
+        if reason == PRODUCER_LOST:
+            self.lost_asked += 1
+        else:
+            self.reasons.append(reason)
         return [LogEntry(f"tail:{reason}", event="closing"), LogEntry("last")]
 
     async def on_end(self) -> None:
@@ -74,6 +80,7 @@ async def test_a_producer_that_ends_gets_on_end_and_no_closing() -> None:
         await runner.aclose()
         assert hooks.ends == [StreamState.CLOSED]  # awaited after the stream was closed
         assert hooks.reasons == [] and await data(log) == ["a", "b"]
+        assert hooks.lost_asked == 1  # once, at start: the entries stored with the lease
 
 
 async def test_a_failing_producer_gets_on_end_and_no_closing() -> None:

@@ -195,3 +195,27 @@ async def test_a_second_cancellation_while_finishing_still_ends_the_stream() -> 
             stop.cancel()
         assert await data(log, "s") == ["e0", "tail"]
         assert await state(log, "s") is StreamState.CANCELLED
+
+
+async def test_a_producer_stopped_before_its_task_first_ran_still_ends_its_stream() -> None:
+    """A task cancelled before its first step never runs its body: the runner defers the
+    cancel to the start of its body, so the stream's end (and on_end) still happen."""
+    async with MemoryEventLog() as log:
+        runner = ProducerRunner(log)
+        ends: list[str] = []
+
+        async def on_end() -> None:
+            ends.append("end")
+
+        async def never() -> AsyncIterator[LogEntry]:
+            await asyncio.Event().wait()
+            yield LogEntry("never")
+
+        await runner.start("s", never(), background=True, on_end=on_end)
+        assert await runner.cancel("s")  # before the producer's task ever ran
+        assert await state(log, "s") is StreamState.CANCELLED
+        assert ends == ["end"]
+        await runner.start("t", never(), background=True, on_end=on_end)
+        await runner.aclose()  # the same for a shutdown
+        assert await state(log, "t") is StreamState.CANCELLED
+        assert ends == ["end", "end"]

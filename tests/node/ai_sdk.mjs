@@ -7,12 +7,13 @@
 //     -> {chunks, message, errors}: `readUIMessageStream` over the transport's chunks.
 //   {"mode": "chat", "messages": [...], "text": "..." | null, "post": "...", "cut": N | null,
 //    "resume": "..." | null, "resumeStatus": 200 | 204}
-//     -> {afterPost, messages, status, error, errors, requests}: an `AbstractChat` (what
+//     -> {afterPost, messages, status, error, errors, requests, data}: an `AbstractChat` (what
 //        `useChat` wraps) starts with `messages` (as after a page reload) and sends `text`
 //        (if any); the POST answers `post`, cut after its first `cut` SSE events with a network
 //        error (as a dropped connection); then `chat.resumeStream()` GETs `{api}/{id}/stream`
 //        (as `useChat({resume: true})` does on mount), answered by `resume` or a 204.
-//        `requests` are the requests the transport made, with their JSON bodies.
+//        `requests` are the requests the transport made, with their JSON bodies; `data` the
+//        data parts the chat handed to `onData`, in order (`useChat({ onData })`).
 //        With "followUp": {"toolOutput": {tool, toolCallId, output}, "text", "post"} the chat
 //        then adds the tool's output (`addToolOutput`) and sends `text`, answered by `post`.
 import { AbstractChat, DefaultChatTransport, readUIMessageStream } from 'ai';
@@ -106,6 +107,7 @@ class Chat extends AbstractChat {
 async function chat({ messages, text, post, cut, resume, resumeStatus, followUp }) {
   const requests = [];
   const errors = [];
+  const data = [];
   const fetch = async (url, init) => {
     requests.push({ method: init.method, url, body: init.body ? JSON.parse(init.body) : null });
     if (init.method === 'GET') {
@@ -123,6 +125,7 @@ async function chat({ messages, text, post, cut, resume, resumeStatus, followUp 
     generateId: () => `client-id-${++counter}`,
     transport: new DefaultChatTransport({ api: 'http://test/api/chat', fetch }),
     onError: error => errors.push(String(error.message ?? error)),
+    onData: part => data.push(structuredClone(part)),
   });
   if (text != null) await c.sendMessage({ text });
   const afterPost = { status: c.status, messages: structuredClone(c.store.messages) };
@@ -138,6 +141,7 @@ async function chat({ messages, text, post, cut, resume, resumeStatus, followUp 
     error: c.store.error ? String(c.store.error.message) : null,
     errors,
     requests,
+    data,
   };
 }
 

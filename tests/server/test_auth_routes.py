@@ -40,7 +40,8 @@ def test_configured_keys_turn_anonymous_access_off(keyed: TestClient) -> None:
     response = keyed.get("/v1/models")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
-    assert response.json()["error"]["type"] == "Unauthorized"
+    assert response.json()["error"]["type"] == "authentication_error"  # OpenAI's shape
+    assert response.json()["error"]["code"] == "unauthorized"
 
 
 def test_a_key_reaches_only_its_scopes(keyed: TestClient) -> None:

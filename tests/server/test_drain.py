@@ -21,7 +21,7 @@ def test_a_draining_instance_refuses_new_work_and_sends_readers_elsewhere() -> N
         refused = client.post("/v1/chat/completions", json=body)
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
-        assert refused.json()["error"]["type"] == "Draining"
+        assert refused.json()["error"]["code"] == "draining"  # OpenAI's shape under /v1/
         assert client.get("/v1/models").status_code == 200  # reads still work
         stream = client.get("/v1/demo/ticks", params={"interval": 1, "count": 100})
         events = SSEDecoder().decode(stream.content)

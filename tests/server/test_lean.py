@@ -62,12 +62,12 @@ def subscriber_of(channel: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("path", "headers", "status", "kind"),
     [
-        ("/v1/channels/news/events", {}, 401, "Unauthorized"),
-        ("/v1/channels/news/events", "other-channel", 403, "Forbidden"),
+        ("/v1/channels/news/events", {}, 401, "unauthorized"),
+        ("/v1/channels/news/events", "other-channel", 403, "forbidden"),
         ("/v1/channels/news/events?history=maybe", "news", 400, "invalid_request"),
         ("/v1/channels/-bad/events", "-bad", 400, "invalid_request"),
-        ("/v1/streams/nope", {}, 401, "Unauthorized"),
-        ("/v1/streams/nope", "other-key", 403, "Forbidden"),
+        ("/v1/streams/nope", {}, 401, "unauthorized"),
+        ("/v1/streams/nope", "other-key", 403, "forbidden"),
         ("/v1/streams/nope", "streams-key", 404, "not_found"),
     ],
 )
@@ -137,8 +137,8 @@ def test_other_requests_go_to_fastapi(client: Any) -> None:
     client.get("/v1/streams/x", headers=bearer(STREAMS))  # (the fixture checks the path taken)
 
 
-def test_an_unexpected_failure_is_the_apps_500_json_and_reaches_the_server(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+def test_an_unexpected_failure_is_the_routes_500_json_and_is_logged(
+    client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import mianzhang.server.routes.channels as channels
 
@@ -147,9 +147,10 @@ def test_an_unexpected_failure_is_the_apps_500_json_and_reaches_the_server(
 
     monkeypatch.setattr(channels, "subscribe", broken)
     monkeypatch.setattr(lean, "subscribe", broken)
-    with pytest.raises(RuntimeError, match="a bug"):  # raised to the server, as Starlette does
-        client.get("/v1/channels/news/events", headers=subscriber_of("news"))
-    quiet = TestClient(client.app, raise_server_exceptions=False)
-    got = quiet.get("/v1/channels/news/events", headers=subscriber_of("news"))
+    with caplog.at_level("ERROR", logger="mianzhang.server"):
+        got = client.get("/v1/channels/news/events", headers=subscriber_of("news"))
     assert got.status_code == 500
     assert got.json() == {"error": {"type": "internal_error", "message": "internal server error"}}
+    assert got.headers["x-request-id"]
+    logged = [r for r in caplog.records if r.name == "mianzhang.server" and r.exc_info]
+    assert [str(r.exc_info[1]) for r in logged if r.exc_info] == ["a bug"]  # with its traceback

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,7 +28,8 @@ def test_requests_over_the_minute_budget_get_429_with_headers() -> None:
         assert 1 <= int(refused.headers["retry-after"]) <= 61
         assert refused.headers["ratelimit-policy"] == '"requests";q=3;w=60'
         assert refused.headers["ratelimit"].startswith('"requests";r=0;t=')
-        assert refused.json()["error"]["type"] == "rate_limited"
+        assert refused.json()["error"]["type"] == "rate_limit_error"  # OpenAI's shape
+        assert refused.json()["error"]["code"] == "rate_limited"
 
 
 async def test_memory_limiter_counts_concurrent_streams_and_releases_them() -> None:
@@ -45,10 +47,23 @@ async def test_memory_limiter_counts_concurrent_streams_and_releases_them() -> N
     await limiter.aclose()
 
 
-async def test_redis_limiter_is_shared_between_instances(redis_url: str) -> None:
+@pytest.fixture(
+    params=[
+        pytest.param("redis_server", marks=pytest.mark.redis),
+        pytest.param("redis_cluster_server", marks=pytest.mark.redis),
+        pytest.param("redis_sentinel_server", marks=pytest.mark.redis),
+    ]
+)
+def deployment_url(request: pytest.FixtureRequest) -> str:
+    """One server, a Redis Cluster and a Sentinel-managed master (the session's)."""
+    return str(request.getfixturevalue(request.param).url)
+
+
+async def test_redis_limiter_is_shared_between_instances(deployment_url: str) -> None:
     settings = LimitsSettings(concurrent_streams=1, requests_per_minute=2)
-    a = RateLimiter(settings, redis_url=redis_url)
-    b = RateLimiter(settings, redis_url=redis_url)
+    prefix = f"t{secrets.token_hex(4)}:"  # the session's Redis is not flushed here
+    a = RateLimiter(settings, redis_url=deployment_url, prefix=prefix)
+    b = RateLimiter(settings, redis_url=deployment_url, prefix=prefix)
     try:
         lease = await a.stream("k")
         with pytest.raises(RateLimited):

@@ -152,12 +152,16 @@ class JWTVerifier:
 def extract_token(
     headers: Mapping[str, str], cookies: Mapping[str, str], cookie_name: str = "mianzhang_token"
 ) -> str | None:
-    """The bearer token from ``Authorization`` or, for browsers' EventSource (which cannot set
-    headers), from a cookie. Query parameters are deliberately not read: they end up in logs."""
+    """The bearer token from ``Authorization``; else an ``x-api-key`` header (how the
+    Anthropic SDKs send their key); else, for browsers' EventSource (which cannot set
+    headers), a cookie. Query parameters are deliberately not read: they end up in logs."""
     value = headers.get("authorization")
     if value:
         scheme, _, credentials = value.partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
             return credentials.strip()
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    key = headers.get("x-api-key", "").strip()
+    if key:
+        return key
     return cookies.get(cookie_name) or None

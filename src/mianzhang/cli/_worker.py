@@ -118,6 +118,7 @@ async def _work(plan: _Plan, name: str | None) -> None:
             keep_finished=settings.jobs.keep_finished,
             resources=job_resources(llm.gateway, files),
             consumer=name,
+            lease_ttl=settings.producer_lease_ttl,
         )
     finally:
         try:

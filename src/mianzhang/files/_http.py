@@ -8,25 +8,10 @@ from collections.abc import Mapping
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from .._error_body import error_body
 from .._errors import FilesError
 
 __all__ = ["combined_header", "error_response", "files_error_response"]
-
-_ERROR_TYPES = {
-    400: "invalid_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    412: "precondition_failed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    416: "range_not_satisfiable",
-    423: "locked",
-    460: "checksum_mismatch",
-    500: "internal_error",
-    503: "unavailable",
-}
 
 
 def error_response(
@@ -36,9 +21,10 @@ def error_response(
     kind: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """``{"error": {"type": KIND, "message": ...}}`` with ``status`` (a 4xx before any body);
-    ``kind`` defaults to a name for the status (``not_found``, ``payload_too_large``...)."""
-    body = {"error": {"type": kind or _ERROR_TYPES.get(status, "error"), "message": message}}
+    """mianzhang's error body (``mianzhang._error_body``: ``{"error": {"type", "message"}}``)
+    with ``status`` (a 4xx before any body); ``kind`` defaults to the name of the status
+    (``not_found``, ``payload_too_large``...)."""
+    body = error_body(status, message, **({"type": kind} if kind else {}))
     return Response(
         json.dumps(body, separators=(",", ":")),
         status_code=status,

@@ -8,6 +8,10 @@ Events on the job's stream (``job:{id}`` in the event log), data is JSON:
 ``state`` ``{"state", "attempt"}``, ``progress`` ``{"percent", "message"}``, ``partial``
 ``{"data"}``, and exactly one final ``complete`` ``{"result"}`` or ``error``
 ``{"type", "message"}`` or ``state`` ``{"state": "cancelled"}`` before the stream is closed.
+When the worker running an attempt is lost (``_runner.py``, "Liveness"): ``state``
+``{"state": "requeued", "attempt", "reason": "producer_lost"}`` (the stream stays open, the
+next attempt follows), or, for a job nothing can re-run, ``error`` ``{"type":
+"producer_lost"}`` and the stream ends FAILED.
 """
 
 from __future__ import annotations

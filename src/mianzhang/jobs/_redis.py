@@ -24,10 +24,10 @@ import time
 from typing import Any, cast
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from .._errors import BackendUnavailable, JobQueueFull
+from ..log.redis._connect import Client
 from ._model import JobRecord, JobState
 from ._runner import JobRunner
 
@@ -69,7 +69,7 @@ class RedisJobStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         prefix: str = "mz:",
         keep_finished: float = 3600.0,
@@ -178,7 +178,7 @@ class RedisJobQueue:
     waiting or running (``None``: unbounded)."""
 
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "mz:", max_queued: int | None = None
+        self, client: Client, *, prefix: str = "mz:", max_queued: int | None = None
     ) -> None:
         self._client = client
         self.stream = f"{prefix}jobs:queue"
@@ -206,7 +206,7 @@ class RedisJobWorker:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         runner: JobRunner,
         *,
         prefix: str = "mz:",
@@ -269,9 +269,11 @@ class RedisJobWorker:
             async with asyncio.TaskGroup() as group:
                 beat = group.create_task(self._heartbeat(entry_id))
                 try:
-                    await self._runner.run(job_id, worker=self.consumer)
+                    state = await self._runner.run(job_id, worker=self.consumer)
                 finally:
                     beat.cancel()
+            if state is JobState.RUNNING:
+                return  # taken over by another worker (lease lost): its entry, not ours
             await self._client.xack(self.stream, self.group, entry_id)
             await self._client.xdel(self.stream, entry_id)
             self.completed += 1

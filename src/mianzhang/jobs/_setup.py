@@ -55,12 +55,13 @@ class JobHost:
         resources: Mapping[str, Any] | None = None,
         redis_url: str | None = None,
         prefix: str = "mz:",
+        lease_ttl: float = 5.0,
     ) -> JobHost:
         """Build and start. ``redis_url`` is the Redis the shared log lives on (``None``
         when the log is not on Redis): ``queue="redis"`` without it is a
         :class:`ConfigError`, since workers elsewhere could not write progress readers see.
         If starting fails, whatever was started is stopped again before the error goes on."""
-        parts = _Parts(settings, log, registry, dict(resources or {}), JobStatistics())
+        parts = _Parts(settings, log, registry, dict(resources or {}), JobStatistics(), lease_ttl)
         async with contextlib.AsyncExitStack() as stack:
             if settings.queue != "redis":
                 service = await _start_local(stack, parts)
@@ -99,6 +100,7 @@ class _Parts:
     registry: JobRegistry
     resources: dict[str, Any]
     stats: JobStatistics
+    lease_ttl: float
 
     def runner(self, store: JobStore, *, requeue_on_shutdown: bool = False) -> JobRunner:
         return JobRunner(
@@ -109,6 +111,7 @@ class _Parts:
             cancel_poll=self.settings.cancel_poll,
             requeue_on_shutdown=requeue_on_shutdown,
             stats=self.stats,
+            lease_ttl=self.lease_ttl,
         )
 
     def service(self, store: JobStore, queue: JobQueue) -> JobService:
@@ -138,13 +141,12 @@ async def _start_redis(
 ) -> JobService:
     """The Redis store and queue on one client, and the embedded worker when
     ``serve_locally`` (all owned by ``stack``)."""
-    import redis.asyncio as aioredis
-
+    from ..log.redis._connect import close, connect
     from ._redis import RedisJobQueue, RedisJobStore, RedisJobWorker
 
     settings = parts.settings
-    client = aioredis.Redis.from_url(redis_url)
-    stack.push_async_callback(client.aclose)
+    client = connect(redis_url, decode_responses=False, client_name="mz-jobs")
+    stack.push_async_callback(close, client)
     store = RedisJobStore(client, prefix=prefix, keep_finished=settings.keep_finished)
     queue = RedisJobQueue(client, prefix=prefix, max_queued=settings.max_queued)
     if settings.serve_locally:

@@ -13,9 +13,8 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from ..log.redis import RedisEventLog
+from ..log.redis._connect import close, connect
 from ._redis import RedisJobStore, RedisJobWorker
 from ._registry import JobRegistry
 from ._runner import JobRunner
@@ -35,6 +34,7 @@ async def run_worker(
     resources: Mapping[str, Any] | None = None,
     stop: asyncio.Event | None = None,
     consumer: str | None = None,
+    lease_ttl: float = 5.0,
 ) -> None:
     """Run jobs from ``{prefix}jobs:queue`` until ``stop`` is set or SIGTERM/SIGINT arrives
     (see the module docstring); ``resources`` are handed to every job as ``ctx.resources``."""
@@ -45,8 +45,8 @@ async def run_worker(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
-    client = aioredis.Redis.from_url(redis_url)
-    log = RedisEventLog(redis_url, prefix=prefix)
+    client = connect(redis_url, decode_responses=False, client_name="mz-jobs")
+    log = RedisEventLog(redis_url, prefix=prefix, lease_idle=lease_ttl)
     try:
         store = RedisJobStore(client, prefix=prefix, keep_finished=keep_finished)
         runner = JobRunner(
@@ -56,6 +56,7 @@ async def run_worker(
             resources=resources,
             cancel_poll=cancel_poll,
             requeue_on_shutdown=True,
+            lease_ttl=lease_ttl,
         )
         worker = RedisJobWorker(
             client,
@@ -70,4 +71,4 @@ async def run_worker(
         for sig in handled:
             loop.remove_signal_handler(sig)
         await log.aclose()
-        await client.aclose()
+        await close(client)

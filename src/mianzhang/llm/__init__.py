@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import (
     GenerationCancelled,
+    GenerationLost,
     InvalidLLMRequest,
     LLMError,
     ModelNotFound,
@@ -72,6 +73,7 @@ __all__ = [
     "GenEvent",
     "Generation",
     "GenerationCancelled",
+    "GenerationLost",
     "GenerationState",
     "InvalidLLMRequest",
     "LLMError",

@@ -47,7 +47,7 @@ from ._openai_errors import error_payload
 from ._surface import SurfaceContext, WireEvent
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
-__all__ = ["AGUI_HEADERS", "AGUIEncoder", "AGUISurface", "agui_reopen"]
+__all__ = ["AGUI", "AGUI_HEADERS", "AGUIEncoder", "AGUISurface", "agui_reopen"]
 
 AGUI_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -273,3 +273,6 @@ class AGUISurface:
 
     def encoder(self, context: SurfaceContext) -> AGUIEncoder:
         return AGUIEncoder(context)
+
+
+AGUI = AGUISurface()

@@ -13,10 +13,12 @@ exception                                      status  ``error.type``
 ``Forbidden``                                  403     permission_error
 ``ModelNotFound``, ``StreamNotFound``          404     not_found_error
 ``RequestTooLarge``, ``UploadTooLarge``        413     request_too_large
+other ``RequestError`` (``InvalidRequest``,    its own (400, 404, 405, 408, 409, 415), type
+``NotFound``, ``MethodNotAllowed``, ...)       per ``ERROR_TYPES``
 ``RateLimited``                                429     rate_limit_error
 ``GenerationCancelled``                        499     cancelled_error
                                                        (``shutdown``: 529 overloaded_error)
-``Draining``                                   529     overloaded_error
+``Draining``, ``BackendUnavailable``           529     overloaded_error
 ``UpstreamTimeout``                            504     timeout_error
 ``UpstreamStatusError`` (upstream status s)    see ``UPSTREAM_STATUSES`` (else 502)
 ``UpstreamStreamError`` (upstream error type)  as its status; the type kept if the status is
@@ -34,6 +36,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .._errors import (
+    BackendUnavailable,
     Draining,
     Forbidden,
     GenerationCancelled,
@@ -41,6 +44,7 @@ from .._errors import (
     MianzhangError,
     ModelNotFound,
     RateLimited,
+    RequestError,
     RequestTooLarge,
     StreamNotFound,
     Unauthorized,
@@ -66,6 +70,7 @@ _STATUSES: Final[tuple[tuple[type[BaseException], int], ...]] = (
     (UploadTooLarge, 413),
     (RateLimited, 429),
     (Draining, 529),
+    (BackendUnavailable, 529),
     (UpstreamTimeout, 504),
 )
 """Exception class -> status, first match wins (the classes that need no inspection)."""
@@ -76,6 +81,8 @@ def error_status_and_type(exc: BaseException) -> tuple[int, str]:
     for cls, status in _STATUSES:
         if isinstance(exc, cls):
             return status, error_type_for_status(status)
+    if isinstance(exc, RequestError):
+        return exc.status_code, error_type_for_status(exc.status_code)
     if isinstance(exc, GenerationCancelled):
         status = CANCEL_ERRORS.get(exc.reason, 499)
         return status, error_type_for_status(status)

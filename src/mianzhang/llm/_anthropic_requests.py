@@ -1,9 +1,10 @@
 """Anthropic Messages API request bodies: ``POST /v1/messages`` and ``.../count_tokens``.
 
 :func:`parse_messages` and :func:`parse_count_tokens` validate a body completely before
-anything streams, as Anthropic's API does: ``model``, ``max_tokens`` (``/v1/messages``) and a
-non-empty ``messages`` are required; every content block is checked against its kind (text,
-image, document, tool_use, tool_result, thinking, redacted_thinking); unknown top-level fields
+anything streams, as Anthropic's API does: ``model``, ``max_tokens`` (``/v1/messages``; at
+most ``MAX_OUTPUT_TOKENS``, as on every route) and a non-empty ``messages`` are required;
+every content block is checked against its kind (text, image, document, tool_use,
+tool_result, thinking, redacted_thinking); unknown top-level fields
 are refused ("Extra inputs are not permitted"), except a few hints that have no effect through
 a gateway (:data:`IGNORED_FIELDS`). Every problem is an :class:`~mianzhang.InvalidLLMRequest`
 whose message names the field the way Anthropic does (``max_tokens: Field required``), for a
@@ -25,6 +26,7 @@ from pydantic import ValidationError as _ValidationError
 
 from .._errors import InvalidLLMRequest
 from ._anthropic_tables import ASSISTANT_BLOCKS, USER_BLOCKS
+from ._requests import MAX_OUTPUT_TOKENS
 
 __all__ = [
     "IGNORED_FIELDS",
@@ -217,7 +219,7 @@ class MessagesBody(CountTokensBody):
     """``POST /v1/messages``. ``background`` is mianzhang's extension (keep generating when
     every reader is gone), as on the OpenAI routes."""
 
-    max_tokens: StrictInt = Field(ge=1)
+    max_tokens: StrictInt = Field(ge=1, le=MAX_OUTPUT_TOKENS)
     stop_sequences: list[StrictStr] | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)

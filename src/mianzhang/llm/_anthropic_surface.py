@@ -60,7 +60,13 @@ from ._anthropic_tables import stop_reason_for
 from ._surface import Surface, SurfaceContext, SurfaceEncoder, WireEvent
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Token
 
-__all__ = ["AnthropicEncoder", "AnthropicMessageCollector", "AnthropicSurface", "message_id"]
+__all__ = [
+    "ANTHROPIC",
+    "AnthropicEncoder",
+    "AnthropicMessageCollector",
+    "AnthropicSurface",
+    "message_id",
+]
 
 Payload = dict[str, Any]
 _HEADERS: Final = MappingProxyType({"cache-control": "no-cache", "x-accel-buffering": "no"})
@@ -209,6 +215,10 @@ class AnthropicSurface:
 
     def encoder(self, context: SurfaceContext) -> AnthropicEncoder:
         return AnthropicEncoder(context)
+
+
+ANTHROPIC = AnthropicSurface()
+"""The ``anthropic`` surface (``?format=anthropic``; home surface of ``POST /v1/messages``)."""
 
 
 class AnthropicMessageCollector:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import (
     GenerationCancelled,
+    GenerationLost,
     InvalidLLMRequest,
     LLMError,
     ModelNotFound,
@@ -39,6 +40,8 @@ _UPSTREAM_KINDS: tuple[tuple[type[UpstreamError], str], ...] = (
 def error_json(exc: LLMError) -> dict[str, Any]:
     if isinstance(exc, GenerationCancelled):
         return {"kind": "cancelled", "message": str(exc), "reason": exc.reason}
+    if isinstance(exc, GenerationLost):
+        return {"kind": "producer_lost", "message": str(exc)}
     if isinstance(exc, ModelNotFound):
         return {"kind": "model_not_found", "message": str(exc), "model": exc.model}
     if isinstance(exc, InvalidLLMRequest):
@@ -77,6 +80,8 @@ def error_from_json(value: Mapping[str, Any]) -> LLMError:
     message = str(value.get("message", ""))
     if kind == "cancelled":
         return GenerationCancelled(str(value.get("reason", "cancelled")))
+    if kind == "producer_lost":
+        return GenerationLost(message)
     if kind == "model_not_found":
         return ModelNotFound(str(value.get("model", "")))
     if kind == "invalid_request":

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
+from .._errors import UpstreamUnsupported
 from ._tokens import estimate_prompt_tokens
 from ._types import ChatRequest, Chunk, Usage
 
@@ -18,7 +19,8 @@ __all__ = ["DEMO_DESCRIPTION", "DemoProvider", "demo_answer"]
 
 DEMO_DESCRIPTION: Final = (
     "Built-in demo model (not an LLM): streams a fixed, deterministic answer without any "
-    "network access or API key."
+    "network access or API key. It calls no tools: a request with tools is refused (use the "
+    "scripted model to test tool calls)."
 )
 
 _FILLER: Final = (
@@ -55,8 +57,10 @@ class DemoProvider:
     """Streams :func:`demo_answer` after ``ttft`` seconds, one piece every ``token_delay``.
 
     ``tokens`` pieces are sent (or ``max_tokens`` if smaller: then ``finish_reason`` is
-    ``length``). Usage is exact: one completion token per piece. Closing the iterator stops it
-    at once; nothing else is held.
+    ``length``; a ``max_tokens`` of at least ``tokens`` cuts nothing: ``stop``). Usage is
+    exact: one completion token per piece. Closing the iterator stops it at once; nothing else
+    is held. A request with ``tools`` is refused (:meth:`check_request`): the demo never calls
+    one, and answering as if there were none would hide that from the caller.
     """
 
     kind = "demo"
@@ -76,7 +80,16 @@ class DemoProvider:
         self.tokens = tokens
         self._sleep = sleep
 
+    def check_request(self, request: ChatRequest) -> None:
+        """Refuse ``tools`` (a 400 before anything streams; see the class docstring)."""
+        if request.params.get("tools"):
+            raise UpstreamUnsupported(
+                "the demo model calls no tools: send the request without tools, or use the"
+                " scripted model (provider 'scripted') to test tool calls"
+            )
+
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]:
+        self.check_request(request)
         limit = self.tokens
         finish = "stop"
         if request.max_tokens is not None and request.max_tokens < limit:

@@ -109,9 +109,16 @@ class Gateway:
 
     def start(self, model: str | None, request: ChatRequest) -> Generation:
         """A generation of ``model`` (the default model if ``None``). Raises
-        :class:`ModelNotFound` now; nothing is sent upstream until ``events()`` is iterated."""
+        :class:`ModelNotFound` now, and the refusal of a provider that checks its requests
+        (``_provider.RequestCheck``: the model asked for, not its fallbacks); nothing is sent
+        upstream until ``events()`` is iterated."""
         name = model or self.registry.default_model
-        return Generation(self, name, self.registry.chain(name), request)
+        chain = self.registry.chain(name)
+        # duck-typed, not isinstance(.., RequestCheck): a runtime protocol check costs ~7 us
+        check = getattr(chain[0].provider, "check_request", None)
+        if check is not None:
+            check(request)
+        return Generation(self, name, chain, request)
 
 
 @dataclass(frozen=True, slots=True)

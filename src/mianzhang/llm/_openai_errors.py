@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from .._errors import (
     GenerationCancelled,
+    GenerationLost,
     InvalidLLMRequest,
     LLMError,
     ModelNotFound,
@@ -33,6 +34,7 @@ _STATUSES: Final[tuple[tuple[type[LLMError], int], ...]] = (
     (UpstreamUnsupported, 400),
     (UpstreamTimeout, 504),
     (GenerationCancelled, 499),
+    (GenerationLost, 503),
 )
 """Exception class -> status, first match wins (the classes that need no inspection)."""
 
@@ -75,6 +77,8 @@ def _type_and_code(exc: LLMError) -> tuple[str, str | None]:
         return "invalid_request_error", "unsupported_by_upstream"
     if isinstance(exc, GenerationCancelled):
         return "cancelled", "cancelled"
+    if isinstance(exc, GenerationLost):
+        return "producer_lost", "producer_lost"
     if isinstance(exc, UpstreamTimeout):
         return "upstream_error", "upstream_timeout"
     upstream = _upstream_status(exc)

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from ._types import ChatRequest, Chunk
 
-__all__ = ["Provider"]
+__all__ = ["Provider", "RequestCheck"]
 
 
 @runtime_checkable
@@ -31,3 +31,13 @@ class Provider(Protocol):
     def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RequestCheck(Protocol):
+    """A provider that refuses some requests before anything streams: ``check_request``
+    raises :class:`~mianzhang.UpstreamUnsupported` (a 400) for a request it cannot serve
+    faithfully (the demo model and ``tools``), so the client learns it from the status of its
+    request instead of from an answer that silently ignored part of it."""
+
+    def check_request(self, request: ChatRequest) -> None: ...

@@ -5,25 +5,34 @@ Parsing is strict where the gateway acts on a field (``model``, ``messages``, ``
 ``tools``, ``seed``, ...) are passed on to the upstream unchanged. Every problem becomes an
 :class:`~mianzhang.InvalidLLMRequest` naming the parameter, answered as HTTP 400 in OpenAI's
 error shape.
+
+Every output-token limit (``max_tokens``, ``max_completion_tokens``, ``max_output_tokens``,
+Anthropic's ``max_tokens``) is at most :data:`MAX_OUTPUT_TOKENS`: a larger one is a 400, not
+a generation left to run until its upstream stops it.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from .._errors import InvalidLLMRequest
 from ._responses_input import responses_input_to_messages
+from ._responses_tools import ResponsesTools
 from ._types import ChatRequest
 
 __all__ = [
+    "MAX_OUTPUT_TOKENS",
     "ChatCompletionBody",
     "GenerationBody",
     "ResponsesBody",
     "parse_body",
 ]
+
+MAX_OUTPUT_TOKENS: Final = 1_000_000
+"""The largest output-token limit a request may ask for (far above any model's own)."""
 
 B = TypeVar("B", bound=BaseModel)
 
@@ -64,8 +73,8 @@ class ChatCompletionBody(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1)
     stream: bool = Field(default=False, strict=True)
     stream_options: _StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     n: int = Field(default=1, ge=1, le=1)
     background: bool = Field(default=False, strict=True)
 
@@ -94,8 +103,10 @@ class ChatCompletionBody(BaseModel):
         return self.stream_options is not None and self.stream_options.include_usage
 
 
-class ResponsesBody(BaseModel):
-    """``POST /v1/responses`` (text input and output)."""
+class ResponsesBody(ResponsesTools):
+    """``POST /v1/responses``: text input and output, function tools (``tools``,
+    ``tool_choice``, ``parallel_tool_calls``: ``_responses_tools.py``), ``function_call`` and
+    ``function_call_output`` input items (``_responses_input.py``)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -104,13 +115,13 @@ class ResponsesBody(BaseModel):
     instructions: str | None = None
     stream: bool = Field(default=False, strict=True)
     background: bool = Field(default=False, strict=True)
-    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = None
     top_p: float | None = None
     metadata: dict[str, str] | None = None
 
     def chat_request(self) -> ChatRequest:
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = self.chat_tool_params()
         if self.temperature is not None:
             params["temperature"] = self.temperature
         if self.top_p is not None:
@@ -129,6 +140,7 @@ class ResponsesBody(BaseModel):
             "temperature": 1.0 if self.temperature is None else self.temperature,
             "top_p": 1.0 if self.top_p is None else self.top_p,
             "metadata": self.metadata or {},
+            **self.echo_tool_params(),
         }
 
 
@@ -139,9 +151,9 @@ class GenerationBody(BaseModel):
 
     model: str | None = None
     messages: list[dict[str, Any]] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = None
-    background: bool = Field(default=False, strict=True)
+    background: StrictBool = False
 
     def chat_request(self) -> ChatRequest:
         as_chat = ChatCompletionBody(messages=self.messages, max_tokens=self.max_tokens)

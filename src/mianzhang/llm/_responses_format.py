@@ -3,8 +3,10 @@
 One generation becomes, in order: ``response.created``, ``response.in_progress``, its output
 items (``_responses_items.py``: a ``message`` with ``response.output_text.delta`` per token,
 ``reasoning`` items for reasoning text, one ``function_call`` item per tool call with
-``response.function_call_arguments.delta``), then ``response.completed`` (with usage). A
-generation with no output still gets an empty message. A failure before any output is
+``response.function_call_arguments.delta``), then ``response.completed`` (with usage), or
+``response.incomplete`` (``incomplete_details.reason``: ``max_output_tokens`` or
+``content_filter``) for an answer cut by ``max_output_tokens`` or a filter. A generation with
+no output still gets an empty message. A failure before any output is
 ``response.failed``; a failure after output is an ``error`` event, the open item closed as
 ``incomplete``, then ``response.failed`` (the deltas already sent stay in the log). A cancelled
 response ends the same way, its ``response.status`` being ``cancelled``.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -39,6 +41,10 @@ __all__ = [
     "ResponsesSurface",
     "responses_input_to_messages",
 ]
+
+
+_INCOMPLETE: Final = {"length": "max_output_tokens", "content_filter": "content_filter"}
+"""``finish_reason`` -> ``incomplete_details.reason`` of a response ended short."""
 
 
 def _dumps(value: Any) -> str:
@@ -60,14 +66,14 @@ def _base_response(
         "max_output_tokens": params.get("max_output_tokens"),
         "model": model,
         "output": [],
-        "parallel_tool_calls": True,
+        "parallel_tool_calls": params.get("parallel_tool_calls", True),
         "previous_response_id": None,
         "reasoning": {"effort": None, "summary": None},
         "store": True,
         "temperature": params.get("temperature", 1.0),
         "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
+        "tool_choice": params.get("tool_choice", "auto"),
+        "tools": params.get("tools", []),
         "top_p": params.get("top_p", 1.0),
         "truncation": "disabled",
         "usage": None,
@@ -159,14 +165,20 @@ class ResponsesEncoder:
         return response
 
     def _completed(self, event: Finished) -> list[WireEvent]:
+        """``response.completed``; ``response.incomplete`` for an answer cut by the token
+        limit or a content filter (its last item ``incomplete``)."""
+        cut = _INCOMPLETE.get(event.finish_reason)
+        status = "completed" if cut is None else "incomplete"
         out = [] if self._items else self._switch(MessageItem(self.response_id, 0))
-        out += self._close_current("completed")
-        response = self._final("completed", event.usage, None)
+        out += self._close_current(status)
+        response = self._final(status, event.usage, None)
+        if cut is not None:
+            response["incomplete_details"] = {"reason": cut}
         completed = event.completed_at
         if completed is None:
             completed = self._created + int(event.timings.duration)
         response["completed_at"] = completed
-        out.append(self._event("response.completed", response=response))
+        out.append(self._event(f"response.{status}", response=response))
         return out
 
     def encode(self, event: GenEvent) -> list[WireEvent]:

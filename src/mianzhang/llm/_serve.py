@@ -4,8 +4,9 @@
 through its surface encoder (``_reader.py``), in its home surface (the API that started it,
 from the stream's metadata) or in the one asked for with ``?format=``; any other stream is
 served by the generic log reader. Answers before the stream: 404 JSON for an unknown stream,
-400 JSON for an unknown format (or a format asked of a stream that is not a generation), 204
-for a finished stream the client has read to its end (so ``EventSource`` stops reconnecting).
+:class:`~mianzhang.InvalidRequest` (400) for an unknown format (or a format asked of a stream
+that is not a generation), 204 for a finished stream the client has read to its end (so
+``EventSource`` stops reconnecting).
 
 A generation stream written by a version before canonical logs (its metadata has no
 ``options``: it holds its wire events) is served as it is stored, by the generic reader, so a
@@ -15,8 +16,9 @@ client resuming during a rolling upgrade still gets its stream.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from .._errors import InvalidRequest
 from ..log import StreamState
 from ..log.serve import StreamHost, requested_after
 from ._canonical import record_from_meta
@@ -27,9 +29,8 @@ from ._surface_registry import SURFACES, surface_named
 __all__ = ["serve_stream", "surface_response"]
 
 
-def _bad_format(message: str) -> JSONResponse:
-    body = {"error": {"type": "invalid_request", "message": message}}
-    return JSONResponse(body, status_code=400)
+def _bad_format(message: str) -> InvalidRequest:
+    return InvalidRequest(message, problems=[{"loc": "format", "msg": message}])
 
 
 def surface_response(
@@ -52,11 +53,11 @@ async def serve_stream(
     if info is None or legacy or (record is None and format is None):
         return await host.reader(request, stream, info=info)
     if record is None:
-        return _bad_format(f"stream {stream!r} is not a generation: it has no formats")
+        raise _bad_format(f"stream {stream!r} is not a generation: it has no formats")
     surface = surface_named(format or record.surface)
     if surface is None:
         known = ", ".join(sorted(SURFACES))
-        return _bad_format(f"unknown format {format or record.surface!r} (known: {known})")
+        raise _bad_format(f"unknown format {format or record.surface!r} (known: {known})")
     after = requested_after(request)
     if info.state is not StreamState.OPEN and after is not None and after == info.last_id:
         return Response(status_code=204)

@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from ..log import EventLog, LogEntry
 from ..log.serve import StreamHost
+from ._anthropic_convert import chat_request, count_tokens, estimate_input_tokens
+from ._anthropic_requests import MessagesBody, MessagesRequest
 from ._canonical import StartRecord, start_meta
 from ._gateway import Gateway, Generation
 from ._metrics import LLMMetrics
@@ -32,6 +34,7 @@ from ._requests import ChatCompletionBody, GenerationBody, ResponsesBody
 from ._settings import LLMSettings
 from ._streams import cancelled_entries, generation_entries
 from ._surface import SurfaceContext
+from ._types import ChatRequest
 
 __all__ = ["LLMService", "PreparedStream"]
 
@@ -43,7 +46,7 @@ class PreparedStream:
 
     stream_id: str
     generation: Generation
-    surface: str  # "chat", "responses", "native", ...
+    surface: str  # "chat", "responses", "native", "anthropic", ...
     background: bool
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +110,39 @@ class LLMService:
         generation = self.gateway.start(body.model, body.chat_request())
         stream_id = "gen-" + secrets.token_hex(12)
         return PreparedStream(stream_id, generation, "native", body.background)
+
+    def prepare_messages(self, request: MessagesRequest) -> PreparedStream:
+        """An Anthropic Messages request; its stream id is the message id (``msg_…``), and
+        ``message_start`` reports the request's estimated input tokens."""
+        chat = chat_request(request)
+        generation = self.gateway.start(request.body.model, chat)
+        stream_id = "msg_" + secrets.token_hex(12)
+        options = {"input_tokens": estimate_input_tokens(chat)}
+        body = request.body
+        background = isinstance(body, MessagesBody) and body.background
+        return PreparedStream(stream_id, generation, "anthropic", background, options)
+
+    def count_tokens(self, request: MessagesRequest) -> dict[str, int]:
+        """``POST /v1/messages/count_tokens``: ``{"input_tokens": n}`` by the gateway's
+        estimate; :class:`~mianzhang.ModelNotFound` for a model that is not configured."""
+        self.registry.get(request.body.model)
+        return count_tokens(request)
+
+    def prepare_surface(
+        self,
+        surface: str,
+        model: str | None,
+        request: ChatRequest,
+        *,
+        background: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> PreparedStream:
+        """A generation whose home surface is ``surface`` (``ui``, ``agui``, ...) with that
+        surface's ``options`` (stored with the generation, so every reader on every instance
+        rebuilds the same ids); its stream id is ``gen-<hex>``."""
+        generation = self.gateway.start(model, request)
+        stream_id = "gen-" + secrets.token_hex(12)
+        return PreparedStream(stream_id, generation, surface, background, dict(options or {}))
 
     async def create_stream(self, log: EventLog, prepared: PreparedStream) -> None:
         """Create the log stream with the gateway's retention and the generation's metadata."""

@@ -24,10 +24,12 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from .._errors import GenerationLost
 from ..log import LogEntry
+from ..log._protocol import PRODUCER_LOST
 from ._canonical import event_entry, start_entry, token_entry
 from ._gateway import Generation
-from ._types import Cancelled, Started, Token
+from ._types import Cancelled, Failed, Started, Token
 
 __all__ = ["cancelled_entries", "generation_entries"]
 
@@ -61,8 +63,14 @@ async def generation_entries(
 
 def cancelled_entries(generation: Generation, reason: str) -> list[LogEntry]:
     """The ``gen.cancelled`` entry closing ``generation``'s stream after a stop (``reason``:
-    ``stopped``, ``abandoned``, ``shutdown``), with the usage and timings so far."""
-    event = Cancelled(
-        reason, generation.usage, generation.timings(), partial=generation.output_tokens > 0
-    )
+    ``stopped``, ``abandoned``, ``shutdown``), with the usage and timings so far.
+
+    For ``producer_lost`` (asked once when the generation starts: the entries its lease keeps
+    in case this instance dies) a ``gen.error`` of :class:`~mianzhang.llm.GenerationLost` instead:
+    every surface renders it as its own error shape (type ``producer_lost``). Its usage and
+    timings are those known at the start (zero): the dead instance took the rest with it."""
+    usage, timings = generation.usage, generation.timings()
+    if reason == PRODUCER_LOST:
+        return [event_entry(Failed(GenerationLost(), usage, timings, partial=False))]
+    event = Cancelled(reason, usage, timings, partial=generation.output_tokens > 0)
     return [event_entry(event)]

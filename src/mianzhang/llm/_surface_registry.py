@@ -10,14 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from ._agui_surface import AGUI
+from ._anthropic_surface import ANTHROPIC
 from ._chat_format import CHAT
 from ._native_format import NATIVE
 from ._responses_format import RESPONSES
 from ._surface import Surface
+from ._ui_surface import UI
 
 __all__ = ["SURFACES", "surface_named"]
 
-_BUILTIN: tuple[Surface, ...] = (CHAT, RESPONSES, NATIVE)
+_BUILTIN: tuple[Surface, ...] = (CHAT, RESPONSES, NATIVE, ANTHROPIC, UI, AGUI)
 
 SURFACES: Mapping[str, Surface] = MappingProxyType({s.name: s for s in _BUILTIN})
 """Every registered surface by name (read-only)."""

@@ -17,6 +17,9 @@ Conversion to OpenAI chat messages follows the SDK's own ``convertToModelMessage
   (``output-available``: the output, JSON unless a string; ``output-error``: the error text;
   ``output-denied`` or a denied approval: the denial). A ``steering-message`` part becomes a
   user message between steps.
+* An assistant message whose ``metadata.status`` is ``"failed"`` (how the ``ui`` surface marks
+  an answer that ended in an error) is not sent: its text is a fragment the model did not
+  finish. It stays in the chat for the reader.
 * Tool calls without a result yet (``input-streaming``, ``input-available``,
   ``approval-requested``, an approved call not run yet) are left out with their step's text
   kept: OpenAI rejects an assistant ``tool_calls`` message not followed by every result.
@@ -261,6 +264,12 @@ def _assistant(parts: Sequence[Any], where: str, into: list[dict[str, Any]]) -> 
     step.flush(into)
 
 
+def _failed(message: UIMessage) -> bool:
+    """An answer whose metadata says it failed (the ``ui`` surface's ``status: "failed"``)."""
+    metadata = message.metadata
+    return isinstance(metadata, dict) and metadata.get("status") == "failed"
+
+
 def ui_messages_to_chat(messages: Sequence[UIMessage]) -> list[dict[str, Any]]:
     """OpenAI chat messages for ``messages`` (rules in the module docstring)."""
     out: list[dict[str, Any]] = []
@@ -275,6 +284,6 @@ def ui_messages_to_chat(messages: Sequence[UIMessage]) -> list[dict[str, Any]]:
             out.append({"role": "system", "content": "".join(texts)})
         elif message.role == "user":
             out.append({"role": "user", "content": _user_content(message.parts, where)})
-        else:
+        elif not _failed(message):
             _assistant(message.parts, where, out)
     return out

@@ -10,14 +10,35 @@ and ``x-accel-buffering: no``. A generation reads as::
     text-start/-delta/-end{id}
     tool-input-start{toolCallId, toolName}     tool-input-delta{toolCallId, inputTextDelta}
     tool-input-available{toolCallId, toolName, input}   (tool-input-error if not JSON)
-    finish-step  finish{finishReason, messageMetadata{usage, timings, model}}
+    finish-step  finish{finishReason, messageMetadata{usage, timings, model, finishReason}}
 
-A failed generation ends ``message-metadata``, ``error{errorText}``, ``finish-step``,
-``finish{finishReason: "error"}`` (``streamText``'s order for an in-stream model error); a
-cancelled one ends ``message-metadata``, ``abort{reason}`` with no ``finish`` (``streamText``
+and, between them, our progress: a *transient* data part after the 1st output token and every
+:data:`PROGRESS_EVERY` (16) output tokens (tokens with text, reasoning or tool-call deltas)::
+
+    data-progress{data{outputTokens, elapsedMs, timeToFirstTokenMs, tokensPerSecond}, transient}
+
+``elapsedMs`` is the gateway's clock at that token (``Token.elapsed``, since the generation
+started; ``null`` when unknown), ``tokensPerSecond`` the rate after the first token (``null``
+until the second), as ``timings`` computes it. ``ai`` hands a transient data part to
+``onData`` (``useChat({onData})``) and does not store it in the message: progress is a live
+figure, not content to save with the chat and send back as history every turn. A replay
+(below) calls ``onData`` again for the parts it repeats, in order, but adds no part, so the
+message of a resumed read equals that of a clean read (and the server's saved message,
+``_ui_fold.py``, holds no progress either). The final figures are not sent as one more data
+part: they are the ending's ``messageMetadata`` (``usage``, ``timings``), which ``ai`` keeps
+in ``message.metadata``.
+
+A failed generation ends ``message-metadata`` (with ``status: "failed"`` and ``error{message,
+type, code}``), ``error{errorText}``, ``finish-step``, ``finish{finishReason: "error"}``
+(``streamText``'s order for an in-stream model error); a cancelled one ends
+``message-metadata`` (with ``status: "stopped"``, ``stopReason``), ``abort{reason}`` with no
+``finish`` (``streamText``
 ends an aborted stream with ``abort`` alone; ``handleUIMessageStreamFinish`` reports it as
 aborted). Open text and reasoning parts are closed first in both cases, so a client's parts
 end ``done`` rather than ``streaming`` forever (``streamText`` leaves them open on abort).
+The SDK merges ``messageMetadata`` into ``message.metadata`` and keeps neither ``error`` nor
+``abort`` in the message: the ``status`` and ``error`` keys are how a saved message (the
+server's chat store, a reloaded page) still says how its answer ended.
 
 Resume: the message id is ``options["message_id"]`` or the stream id, so a replay from the
 first event repeats the same ``start``. ``Chat.resumeStream`` with ``DefaultChatTransport``
@@ -37,10 +58,21 @@ from typing import Any, Final
 import orjson
 
 from ._deltas import ToolCall, ToolCallDeltas, single_piece
+from ._openai_errors import error_payload
 from ._surface import SurfaceContext, WireEvent
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
-__all__ = ["UI_STREAM_HEADERS", "UIMessageStreamEncoder", "UISurface", "ui_finish_reason"]
+__all__ = [
+    "PROGRESS_EVERY",
+    "UI",
+    "UI_STREAM_HEADERS",
+    "UIMessageStreamEncoder",
+    "UISurface",
+    "ui_finish_reason",
+]
+
+PROGRESS_EVERY: Final = 16
+"""Output tokens between two ``data-progress`` parts (the native surface's cadence)."""
 
 UI_STREAM_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -82,6 +114,10 @@ def _usage(usage: Usage) -> dict[str, Any]:
     return out
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
 def _timings(timings: Timings) -> dict[str, Any]:
     raw = timings.to_json()
     return {
@@ -93,9 +129,12 @@ def _timings(timings: Timings) -> dict[str, Any]:
 
 class UIMessageStreamEncoder:
     """Encodes one generation as UI message chunks (see the module docstring). Pure: the
-    same events always give the same chunks."""
+    same events always give the same chunks. ``progress_every`` is the cadence of the
+    ``data-progress`` parts, in output tokens (at least 1, else ``ValueError``)."""
 
-    def __init__(self, context: SurfaceContext) -> None:
+    def __init__(self, context: SurfaceContext, *, progress_every: int = PROGRESS_EVERY) -> None:
+        if progress_every < 1:
+            raise ValueError(f"progress_every must be at least 1, not {progress_every}")
         self.message_id = str(context.options.get("message_id") or context.stream_id)
         self._model = context.model
         self._started = False
@@ -104,6 +143,9 @@ class UIMessageStreamEncoder:
         self._delta_head = ""  # the JSON of a delta of the open part, up to the delta
         self._parts = 0
         self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
+        self._every = progress_every
+        self._tokens = 0  # output tokens so far
+        self._first: float | None = None  # the first output token's elapsed seconds
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
         if type(event) is Token and self._open is not None:
@@ -111,16 +153,23 @@ class UIMessageStreamEncoder:
                 event.chunk, self._open[0]
             )  # the hot path: a delta of the open part
             if piece:
-                return [(None, f"{self._delta_head}{_dumps(piece)}}}")]
+                self._tokens += 1
+                delta = (None, f"{self._delta_head}{_dumps(piece)}}}")
+                if self._tokens % self._every:
+                    return [delta]
+                return [delta, (None, self._progress(event.elapsed))]
         if self._ended:
             return []
         out: list[dict[str, Any]] = []
+        progress: list[WireEvent] = []
         if not self._started:
             self._started = True
             start = {"type": "start", "messageId": self.message_id}
             out += [{**start, "messageMetadata": {"model": self._model}}, {"type": "start-step"}]
         if isinstance(event, Token):
             out += self._token(event.chunk)
+            if event.chunk.is_token:
+                progress = self._tick(event.elapsed)
         elif isinstance(event, Finished):
             out += self._finished(event)
         elif isinstance(event, Failed):
@@ -129,12 +178,35 @@ class UIMessageStreamEncoder:
             out += self._cancelled(event)
         else:
             assert isinstance(event, Started)
-        return [(None, _dumps(chunk)) for chunk in out]
+        return [(None, _dumps(chunk)) for chunk in out] + progress
 
     def end(self) -> list[WireEvent]:
         return [(None, "[DONE]")]
 
     # -- output -------------------------------------------------------------------------------
+    def _tick(self, elapsed: float | None) -> list[WireEvent]:
+        """Count one output token; its ``data-progress`` part when one is due."""
+        self._tokens += 1
+        if self._tokens == 1:
+            self._first = elapsed
+        elif self._tokens % self._every:
+            return []
+        return [(None, self._progress(elapsed))]
+
+    def _progress(self, elapsed: float | None) -> str:
+        """The ``data-progress`` chunk after ``self._tokens`` tokens (rate as ``Timings``)."""
+        first, tokens = self._first, self._tokens
+        rate = None
+        if first is not None and elapsed is not None and tokens > 1 and elapsed > first:
+            rate = round((tokens - 1) / (elapsed - first), 3)
+        data = {
+            "outputTokens": tokens,
+            "elapsedMs": _ms(elapsed),
+            "timeToFirstTokenMs": _ms(first),
+            "tokensPerSecond": rate,
+        }
+        return f'{{"type":"data-progress","data":{_dumps(data)},"transient":true}}'
+
     def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if chunk.reasoning:
@@ -212,12 +284,18 @@ class UIMessageStreamEncoder:
         out = [*self._close(), *self._tool_inputs(), {"type": "finish-step"}]
         metadata = self._metadata(event.usage, event.timings)
         reason = ui_finish_reason(event.finish_reason)
+        metadata["finishReason"] = reason
         out.append({"type": "finish", "finishReason": reason, "messageMetadata": metadata})
         return out
 
     def _failed(self, event: Failed) -> list[dict[str, Any]]:
         self._ended = True
         metadata = self._metadata(event.usage, event.timings)
+        error = error_payload(event.error)["error"]
+        metadata["status"] = "failed"
+        metadata["error"] = {"message": error["message"], "type": error["type"]}
+        if error["code"] is not None:
+            metadata["error"]["code"] = error["code"]
         return [
             *self._close(),
             {"type": "message-metadata", "messageMetadata": metadata},
@@ -229,6 +307,8 @@ class UIMessageStreamEncoder:
     def _cancelled(self, event: Cancelled) -> list[dict[str, Any]]:
         self._ended = True
         metadata = self._metadata(event.usage, event.timings)
+        metadata["status"] = "stopped"
+        metadata["stopReason"] = event.reason
         return [
             *self._close(),
             {"type": "message-metadata", "messageMetadata": metadata},
@@ -245,3 +325,6 @@ class UISurface:
 
     def encoder(self, context: SurfaceContext) -> UIMessageStreamEncoder:
         return UIMessageStreamEncoder(context)
+
+
+UI = UISurface()

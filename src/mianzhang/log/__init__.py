@@ -20,6 +20,7 @@ from ._protocol import (
     format_id,
     parse_id,
 )
+from ._sweeper import LeaseSweeper
 from .memory import MemoryEventLog
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventLog",
+    "LeaseSweeper",
     "LogEntry",
     "LogEvent",
     "LogStatistics",

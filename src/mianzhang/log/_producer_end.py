@@ -16,19 +16,20 @@ from typing import Any
 import orjson
 
 from .._errors import LogError, MianzhangError
-from ._protocol import EventLog, StreamState
+from ._protocol import PRODUCER_LOST, EventLog, LogEntry, StreamState
 
-__all__ = ["Closing", "Hooks", "LogEntry", "OnEnd", "complete_shielded", "error_body", "finish"]
+__all__ = [
+    "Closing",
+    "Hooks",
+    "LogEntry",
+    "OnEnd",
+    "complete_shielded",
+    "error_body",
+    "finish",
+    "lost_entries",
+]
 
 logger = logging.getLogger("mianzhang.producers")
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One event to append: ``data`` (text, usually JSON) and ``event`` its name."""
-
-    data: str
-    event: str | None = None
 
 
 Closing = Callable[[str], Sequence[LogEntry]]
@@ -117,3 +118,18 @@ def error_body(exc: BaseException) -> str:
     else:
         payload = {"type": "internal_error", "message": "the producer failed on the server"}
     return orjson.dumps(payload).decode()
+
+
+LOST_MESSAGE = "the instance running this stream's producer stopped (its lease expired)"
+
+
+def lost_entries(stream: str, closing: Closing | None) -> list[LogEntry]:
+    """The entries ending ``stream`` if its producer is lost: ``closing("producer_lost")``,
+    else (or if that hook fails) an ``error`` event ``{"type": "producer_lost", "message"}``."""
+    if closing is not None:
+        try:
+            return list(closing(PRODUCER_LOST))
+        except Exception:
+            logger.exception("the closing hook of %r failed", stream)
+    body = orjson.dumps({"type": PRODUCER_LOST, "message": LOST_MESSAGE}).decode()
+    return [LogEntry(body, "error")]

@@ -25,17 +25,47 @@ Guarantees every backend gives (checked by ONE contract suite, ``tests/log/contr
   number or speed of readers.
 * A reader that is iterating ``follow`` counts in ``readers(stream)`` (on every instance sharing
   the backend) until its iterator is closed.
+
+Producer leases (no reader waits forever on a dead producer)
+------------------------------------------------------------
+The producer of a stream (an LLM generation, a job attempt) holds a *lease* on it in the
+backend, taken with :meth:`EventLog.lease` together with the entries that end the stream if the
+producer is lost (for a generation, a ``gen.error`` of type ``producer_lost``), and renewed by
+its owner with :meth:`EventLog.renew_leases` (all of one owner's streams in one round trip).
+A lease that is not renewed for ``ttl`` seconds *expires*: its owner is presumed dead (its
+process was killed, its host partitioned, its event loop blocked that long, or, in one
+process, its task ended without ending its stream). Then:
+
+* whoever notices first (a follower waiting on the stream, :meth:`EventLog.sweep_leases`, or
+  :meth:`EventLog.expire_lease`) appends the stored entries and, for a *final* lease, ends the
+  stream in state ``FAILED``, in one atomic step: exactly once across every instance, and
+  never after the stream ended otherwise (closing a stream drops its lease);
+* a follower waiting on the stream receives those entries and ends within ``ttl`` plus the
+  backend's check delay after the producer's last renewal (memory: a timer at the expiry;
+  Redis: followers idle for ``lease_idle`` seconds have the lease checked, then again when it
+  would expire, every ``lease_check`` seconds at most: ``ttl + lease_check`` plus one round
+  trip; with the defaults, under ``ttl + 1`` s);
+* appends to a ``FAILED`` stream raise ``StreamClosedError``: a producer that was only
+  partitioned, or an instance restarted, cannot resurrect it; its next renewal reports the
+  lease lost, and its owner stops it.
+
+A *non-final* lease (``final=False``: a producer that will be resumed elsewhere, like a job the
+queue re-delivers) keeps the stream open: its entries are appended (a ``requeued`` state) and
+the lease is dropped; a new owner taking a non-final lease held by another first applies the
+old owner's entries the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "PRODUCER_LOST",
     "EventLog",
+    "LogEntry",
     "LogEvent",
     "Reset",
     "ResetReason",
@@ -46,10 +76,23 @@ __all__ = [
 ]
 
 
+PRODUCER_LOST = "producer_lost"
+"""The reason (and error type) of a stream whose producer's lease expired."""
+
+
 class StreamState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"  # finished normally: followers end after the last event
     CANCELLED = "cancelled"  # stopped by a user or by abandonment: followers end too
+    FAILED = "failed"  # its producer was lost (lease expired): ended with the stored entries
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One event to append: ``data`` (text, usually JSON) and ``event`` its name."""
+
+    data: str
+    event: str | None = None
 
 
 ResetReason = Literal["retention", "epoch", "invalid_id", "unknown_stream"]
@@ -162,8 +205,50 @@ class EventLog(Protocol):
         ...
 
     async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
-        """Mark the stream finished (CLOSED or CANCELLED). Followers finish after the last
-        event; the stream is deleted ``ttl_after_close`` seconds later. Idempotent."""
+        """Mark the stream finished (CLOSED, CANCELLED or FAILED) and drop its lease.
+        Followers finish after the last event; the stream is deleted ``ttl_after_close``
+        seconds later. Idempotent (the first final state is kept)."""
+        ...
+
+    async def lease(
+        self,
+        stream: str,
+        owner: str,
+        *,
+        ttl: float,
+        entries: Sequence[LogEntry] = (),
+        final: bool = True,
+    ) -> bool:
+        """Take the producer lease of OPEN ``stream`` for ``owner`` for ``ttl`` seconds,
+        storing ``entries`` to append if it expires (see the module docstring). True if
+        taken (or renewed: ``owner`` held it already; its entries are replaced). False if the
+        stream is not open, or another owner holds a live final lease (a non-final one, or an
+        expired one, is first applied as if it had expired; if that ends the stream: False).
+        Raises ``StreamNotFound``."""
+        ...
+
+    async def renew_leases(self, owner: str, streams: Sequence[str], *, ttl: float) -> set[str]:
+        """Extend ``owner``'s leases on ``streams`` to ``ttl`` seconds from now, in one round
+        trip (per cluster node); return the streams whose lease ``owner`` no longer holds (the
+        stream ended, vanished, or another owner took it over): their producers must stop. A
+        lease that expired but was not applied yet is still ``owner``'s."""
+        ...
+
+    async def release_lease(self, stream: str, owner: str, *, apply: bool = False) -> bool:
+        """Drop ``owner``'s lease on ``stream`` (nothing if another owner holds it). With
+        ``apply``, its entries are applied first, exactly as on expiry. True if a lease of
+        ``owner`` was dropped."""
+        ...
+
+    async def expire_lease(self, stream: str) -> float | None:
+        """The atomic check-and-end: if ``stream``'s lease has expired, apply it (its entries;
+        FAILED for a final lease) and return ``None``. Otherwise the seconds until it
+        expires, or ``None`` when there is no lease (or the stream is not open)."""
+        ...
+
+    async def sweep_leases(self) -> int:
+        """Apply every expired lease this backend can find (also of streams nobody follows);
+        return how many this call applied."""
         ...
 
     async def info(self, stream: str) -> StreamInfo | None:

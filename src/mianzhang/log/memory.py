@@ -15,6 +15,9 @@ Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
   handle the log owns (cancelled by :meth:`aclose`), and lazily on access if the timer could
   not run. A follower still lagging behind a deleted stream gets ``StreamNotFound``.
 * :meth:`aclose` wakes every follower, which then raises ``LogError``; later calls raise too.
+* Producer leases (``_memory_leases.py``): one timer per leased stream applies an expired
+  lease at its deadline, so followers get the stored entries (and the end, FAILED) within the
+  loop iteration after ``ttl`` passed without a renewal.
 
 Not shared between processes: use :class:`~mianzhang.log.RedisEventLog` for that.
 """
@@ -23,10 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
 
 from .._errors import LogError, StreamClosedError, StreamNotFound
+from . import _memory_leases as leases
 from ._common import (
     DEFAULT_IDEMPOTENCY_TTL,
     DEFAULT_MAX_EVENTS,
@@ -35,109 +39,13 @@ from ._common import (
     check_retention,
     check_stream_name,
     lapped,
-    new_epoch,
     resolve_after,
 )
-from ._fanout import Fanout, Push
-from ._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id
+from ._fanout import Push
+from ._memory_stream import MemoryStream
+from ._protocol import LogEntry, LogEvent, Reset, StreamInfo, StreamState, format_id
 
 __all__ = ["MemoryEventLog"]
-
-
-class _Stream:
-    """One stream's history: a ring of at most ``max_events`` events (a list that grows to
-    ``max_events`` and then wraps), so the event with seq ``s`` is at ``(s - 1) % cap``."""
-
-    __slots__ = (
-        "created",
-        "deleted",
-        "epoch",
-        "expires_at",
-        "expiry",
-        "keys",
-        "last",
-        "max_events",
-        "meta",
-        "name",
-        "notifier",
-        "readers",
-        "ring",
-        "state",
-        "ttl_after_close",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        max_events: int | None,
-        ttl_after_close: float | None,
-        meta: dict[str, str],
-        created: float,
-    ) -> None:
-        self.name = name
-        self.epoch = new_epoch()
-        self.state = StreamState.OPEN
-        self.created = created
-        self.max_events = max_events
-        self.ttl_after_close = ttl_after_close
-        self.meta = meta
-        self.ring: list[LogEvent] = []
-        self.last = 0
-        self.readers = 0
-        self.notifier = Fanout()
-        self.deleted = False
-        self.expires_at: float | None = None  # monotonic deadline once closed with a ttl
-        self.expiry: asyncio.TimerHandle | None = None
-        self.keys: dict[str, tuple[int, float]] = {}  # idempotency key -> (seq, deadline)
-
-    @property
-    def first(self) -> int | None:
-        """Seq of the oldest retained event, ``None`` if empty."""
-        if not self.ring:
-            return None
-        return self.last - len(self.ring) + 1
-
-    def at(self, seq: int) -> LogEvent:
-        cap = self.max_events
-        return self.ring[(seq - 1) % cap if cap else seq - 1]
-
-    def push(self, event: LogEvent) -> None:
-        cap = self.max_events
-        if cap is None or len(self.ring) < cap:
-            self.ring.append(event)
-        else:
-            self.ring[(event.seq - 1) % cap] = event
-        self.last = event.seq
-
-    def seen(self, key: str, now: float) -> int | None:
-        """The seq appended under idempotency ``key``, if still remembered."""
-        entry = self.keys.get(key)
-        return entry[0] if entry is not None and entry[1] > now else None
-
-    def remember(self, key: str, seq: int, deadline: float, limit: int) -> None:
-        keys = self.keys
-        keys.pop(key, None)
-        keys[key] = (seq, deadline)
-        now = time.monotonic()
-        while keys:  # oldest first: drop expired keys and those beyond ``limit``
-            oldest = next(iter(keys))
-            if len(keys) <= limit and keys[oldest][1] > now:
-                break
-            del keys[oldest]
-
-    def info(self) -> StreamInfo:
-        return StreamInfo(
-            name=self.name,
-            epoch=self.epoch,
-            state=self.state,
-            created=self.created,
-            last_id=format_id(self.epoch, self.last) if self.last else None,
-            length=len(self.ring),
-            max_events=self.max_events,
-            ttl_after_close=self.ttl_after_close,
-            meta=dict(self.meta),
-        )
 
 
 class MemoryEventLog:
@@ -166,7 +74,7 @@ class MemoryEventLog:
         self._max_events = max_events
         self._ttl_after_close = ttl_after_close
         self._clock = clock
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, MemoryStream] = {}
         self._closed = False
 
     async def __aenter__(self) -> MemoryEventLog:
@@ -185,7 +93,7 @@ class MemoryEventLog:
         if self._closed:
             raise LogError("the event log is closed")
 
-    def _get(self, name: str) -> _Stream | None:
+    def _get(self, name: str) -> MemoryStream | None:
         stream = self._streams.get(name)
         if (
             stream is not None
@@ -196,12 +104,15 @@ class MemoryEventLog:
             return None
         return stream
 
-    def _delete(self, stream: _Stream) -> None:
+    def _delete(self, stream: MemoryStream) -> None:
         if self._streams.get(stream.name) is stream:
             del self._streams[stream.name]
         if stream.expiry is not None:
             stream.expiry.cancel()
             stream.expiry = None
+        if stream.lease is not None:
+            stream.lease.cancel()
+            stream.lease = None
         stream.deleted = True
         stream.ring = []
         stream.notifier.notify()
@@ -212,8 +123,8 @@ class MemoryEventLog:
         max_events: int | None,
         ttl_after_close: float | None,
         meta: dict[str, str] | None,
-    ) -> _Stream:
-        stream = _Stream(
+    ) -> MemoryStream:
+        stream = MemoryStream(
             name,
             max_events=self._max_events if max_events is None else max_events,
             ttl_after_close=self._ttl_after_close if ttl_after_close is None else ttl_after_close,
@@ -334,17 +245,24 @@ class MemoryEventLog:
             found.readers -= 1
 
     async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
-        """Mark ``stream`` finished; followers end after its last event. Deleted
-        ``ttl_after_close`` seconds later. Idempotent (the first final state is kept)."""
+        """Mark ``stream`` finished and drop its lease; followers end after its last event.
+        Deleted ``ttl_after_close`` seconds later. Idempotent (the first final state is
+        kept)."""
         self._check_open()
         if state is StreamState.OPEN:
-            raise ValueError("close() needs state CLOSED or CANCELLED")
+            raise ValueError("close() needs a final state (CLOSED, CANCELLED or FAILED)")
         found = self._get(stream)
         if found is None:
             raise StreamNotFound(stream)
+        self._end(found, StreamState(state))
+
+    def _end(self, found: MemoryStream, state: StreamState) -> None:
         if found.state is not StreamState.OPEN:
             return
-        found.state = StreamState(state)
+        found.state = state
+        if found.lease is not None:
+            found.lease.cancel()
+            found.lease = None
         found.notifier.notify()
         ttl = found.ttl_after_close
         if ttl is not None:
@@ -352,7 +270,52 @@ class MemoryEventLog:
             loop = asyncio.get_running_loop()
             found.expiry = loop.call_later(ttl, self._expire, found)
 
-    def _expire(self, stream: _Stream) -> None:
+    # -- producer leases (see ``_memory_leases.py``) --------------------------------------
+    def _found(self, stream: str) -> MemoryStream:
+        self._check_open()
+        found = self._get(stream)
+        if found is None:
+            raise StreamNotFound(stream)
+        return found
+
+    async def lease(
+        self,
+        stream: str,
+        owner: str,
+        *,
+        ttl: float,
+        entries: Sequence[LogEntry] = (),
+        final: bool = True,
+    ) -> bool:
+        """Take (or renew) the producer lease of open ``stream`` (see the protocol)."""
+        if not ttl > 0:
+            raise ValueError(f"ttl must be > 0, not {ttl!r}")
+        return leases.take(self._found(stream), owner, ttl, entries, final, self._end)
+
+    async def renew_leases(self, owner: str, streams: Sequence[str], *, ttl: float) -> set[str]:
+        """Extend ``owner``'s leases; the streams whose lease it lost."""
+        self._check_open()
+        return {s for s in streams if not leases.renew(self._get(s), owner, ttl)}
+
+    async def release_lease(self, stream: str, owner: str, *, apply: bool = False) -> bool:
+        """Drop ``owner``'s lease (applying it first with ``apply``)."""
+        self._check_open()
+        found = self._get(stream)
+        return found is not None and leases.release(found, owner, apply, self._end)
+
+    async def expire_lease(self, stream: str) -> float | None:
+        """Apply ``stream``'s lease if expired; else the seconds it has left (or ``None``)."""
+        left = await leases.check(self._found(stream), self._end)
+        return None if isinstance(left, bool) else left
+
+    async def sweep_leases(self) -> int:
+        """Apply every expired lease (the timers do this too); how many this call applied."""
+        self._check_open()
+        now = time.monotonic()
+        due = [s for s in self._streams.values() if s.lease and s.lease.deadline <= now]
+        return sum([await leases.check(found, self._end) is True for found in due])
+
+    def _expire(self, stream: MemoryStream) -> None:
         stream.expiry = None
         self._delete(stream)
 
@@ -379,6 +342,8 @@ class MemoryEventLog:
             if found.expiry is not None:
                 found.expiry.cancel()
                 found.expiry = None
+            if found.lease is not None:
+                found.lease.cancel()
             found.notifier.notify()
             found.notifier.release()  # parked followers resume now, and raise
 
@@ -392,7 +357,7 @@ class MemoryEventLog:
         )
 
 
-def _live(position: int, found: _Stream) -> list[LogEvent] | None:
+def _live(position: int, found: MemoryStream) -> list[LogEvent] | None:
     """Events from ``position`` on for parked followers (``_fanout.Source``)."""
     first, last = found.last - len(found.ring) + 1, found.last
     if found.deleted or found.state is not StreamState.OPEN or position < first:

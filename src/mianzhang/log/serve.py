@@ -25,6 +25,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .._error_body import error_body
 from .._responses import DEFAULT_OPEN_TIMEOUT, EventSourceResponse, StreamSupervisor
 from .._sse import ServerSentEvent, encode_data
 from ._fanout import Push
@@ -182,10 +183,13 @@ class StreamHost:
         poll_interval: float = 0.5,
         ping: float | None = None,
         send_timeout: float | None = 30.0,
+        lease_ttl: float = 5.0,
     ) -> None:
         self.log = log
         self.supervisor = supervisor
-        self.producers = ProducerRunner(log, grace_period=grace_period, poll_interval=poll_interval)
+        self.producers = ProducerRunner(
+            log, grace_period=grace_period, poll_interval=poll_interval, lease_ttl=lease_ttl
+        )
         self.ping = ping
         self.send_timeout = send_timeout
         self.stats = ServeStatistics()
@@ -236,8 +240,7 @@ class StreamHost:
         if info is None:
             info = await self.log.info(stream)
         if info is None:
-            body = {"error": {"type": "not_found", "message": f"no stream {stream!r}"}}
-            return JSONResponse(body, status_code=404)
+            return JSONResponse(error_body(404, f"no stream {stream!r}"), status_code=404)
         if info.state is not StreamState.OPEN and after is not None and after == info.last_id:
             return Response(status_code=204)
         return self.sse(request, stream, after, {"X-Stream-Id": stream})

@@ -20,16 +20,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from .. import __version__
-from .._errors import MianzhangError
 from .._responses import SUPERVISOR_STATE_KEY
-from ._deps import require, services, token_budget
-from ._errors import error_response
+from ._deps import require
+from ._errors import install_error_handlers
 from ._lean import LeanStreams
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._otel import otlp_tracer_provider, telemetry_config
 from ._services import open_services
 from ._settings import Settings, load_settings
+from .routes.agui import agui_router
+from .routes.ai_sdk import ai_sdk_router
+from .routes.anthropic import anthropic_router
 from .routes.channels import channels_router
+from .routes.chats import chats_router
 from .routes.demo import demo_router
 from .routes.files import file_jobs_router, files_read_router, files_write_router
 from .routes.jobs import jobs_router
@@ -76,10 +79,9 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(StreamSlots)
     app.add_middleware(BodyDeadline, timeout=settings.body_timeout)
     app.add_middleware(RequestContext)
-    # Our own errors are answered by the exception middleware (no traceback logged); anything
-    # else reaches the outermost handler, which answers JSON and lets the server log it.
-    app.add_exception_handler(MianzhangError, error_response)
-    app.add_exception_handler(Exception, error_response)
+    # errors outside a route (unknown routes, wrong methods, middleware refusals) in the
+    # request's error shape; routes answer their own (server/_errors)
+    install_error_handlers(app)
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -91,10 +93,11 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(ops_router)
     app.include_router(streams_router, dependencies=guarded("streams"))
     app.include_router(demo_router)
-    app.include_router(
-        llm_router(lambda r: services(r).llm, lambda r: services(r).host, get_budget=token_budget),
-        dependencies=guarded("llm", new_work=True),
-    )
+    app.include_router(llm_router, dependencies=guarded("llm", new_work=True))
+    app.include_router(anthropic_router, dependencies=guarded("llm", new_work=True))
+    app.include_router(ai_sdk_router, dependencies=guarded("llm", new_work=True))
+    app.include_router(agui_router, dependencies=guarded("llm", new_work=True))
+    app.include_router(chats_router, dependencies=guarded("llm", new_work=True))
     app.include_router(files_read_router, dependencies=guarded("files:read"))
     app.include_router(files_write_router, dependencies=guarded("files:write"))
     app.include_router(file_jobs_router, dependencies=guarded("files:write"))

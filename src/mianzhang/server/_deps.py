@@ -1,11 +1,13 @@
 """FastAPI dependencies shared by the routers: each service of the app, and who is calling.
 
-A route receives the one service it uses through an ``Annotated`` alias defined here
-(``Host``, ``Jobs``, ``Files``, ``Channels``, ``Tails``, ``Limiter``, ``Settings``, ``LLM``,
-``Budget``...). Each alias resolves through a ``get_x`` function, which by default reads the
+A route receives the one service it uses through an ``Annotated`` alias defined here (``Host``,
+``Jobs``, ``Files``, ``Channels``, ``Tails``, ``Limiter``, ``Settings``, ``LLM``, ``Budget``,
+``Chats``...). Each alias resolves through a ``get_x`` function, which by default reads the
 app's :class:`~mianzhang.server.Services` (``app.state.services``, built by ``create_app``'s
-lifespan). An app that mounts a router by itself provides the service by overriding
-``get_x``::
+lifespan). The accessors are coroutines although they do no I/O: FastAPI runs a plain function
+dependency in its thread pool, a hop per dependency on every request (measured on the LLM
+routes' time to first token). An app that mounts a router by itself provides the service by
+overriding ``get_x``::
 
     app = FastAPI()
     app.include_router(streams_router)
@@ -27,6 +29,7 @@ from starlette.requests import Request
 from .._errors import Draining, FileNotFound
 from .._responses import StreamSupervisor
 from ..channels import ChannelHub
+from ..chats import ChatStore
 from ..files import FilesService
 from ..jobs import JobService
 from ..llm import LLMService
@@ -34,6 +37,7 @@ from ..log import EventLog
 from ..log.serve import StreamHost
 from ..tails import TailsSettings
 from ._auth import ANONYMOUS, Authenticator, Principal
+from ._chat_turns import ChatTurns, owner_of
 from ._limits import RateLimiter
 from ._services import Services
 from ._settings import Settings as ServerSettings
@@ -43,6 +47,8 @@ __all__ = [
     "Auth",
     "Budget",
     "Channels",
+    "ChatStoreDep",
+    "Chats",
     "Files",
     "Host",
     "Jobs",
@@ -50,6 +56,7 @@ __all__ = [
     "LimiterBudget",
     "Log",
     "Metrics",
+    "Owner",
     "Settings",
     "Supervisor",
     "Tails",
@@ -58,6 +65,8 @@ __all__ = [
     "get_auth",
     "get_budget",
     "get_channels",
+    "get_chat_store",
+    "get_chats",
     "get_files",
     "get_host",
     "get_jobs",
@@ -65,13 +74,13 @@ __all__ = [
     "get_llm",
     "get_log",
     "get_metrics",
+    "get_owner",
     "get_settings",
     "get_supervisor",
     "get_tails",
     "not_draining",
     "require",
     "services",
-    "token_budget",
 ]
 
 
@@ -82,8 +91,6 @@ def services(request: Request) -> Services:
 
 
 # -- one accessor per service (override these with app.dependency_overrides) ---------------
-# ``async def``: FastAPI would run a plain ``def`` dependency in the thread pool, a thread hop
-# per dependency on every request.
 async def get_settings(request: Request) -> ServerSettings:
     return services(request).settings
 
@@ -138,7 +145,8 @@ async def get_files(request: Request) -> FilesService:
 
 
 class LimiterBudget:
-    """The LLM routes' token budget (``routes.llm.TokenBudget``) on the app's rate limiter."""
+    """The LLM routes' token budget (``routes._generations.TokenBudget``) on the app's rate
+    limiter."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
@@ -175,9 +183,28 @@ async def get_budget(limiter: Limiter) -> LimiterBudget:
 Budget = Annotated[LimiterBudget, Depends(get_budget)]
 
 
-def token_budget(request: Request) -> LimiterBudget:
-    """:func:`get_budget` as a plain accessor, for ``llm_router(get_budget=...)``."""
-    return LimiterBudget(services(request).limiter)
+async def get_chat_store(request: Request) -> ChatStore:
+    return services(request).chats
+
+
+ChatStoreDep = Annotated[ChatStore, Depends(get_chat_store)]
+
+
+async def get_chats(store: ChatStoreDep, llm: LLM, host: Host, settings: Settings) -> ChatTurns:
+    """Chats and their generations (follows overrides of the store, gateway, host, settings)."""
+    return ChatTurns(store, llm, host, settings.chats)
+
+
+Chats = Annotated[ChatTurns, Depends(get_chats)]
+
+
+async def get_owner(request: Request) -> str:
+    """Who owns the chats this request creates or may touch (the principal the route's auth
+    dependency recorded; anonymous when auth is off)."""
+    return owner_of(getattr(request.state, "principal", ANONYMOUS))
+
+
+Owner = Annotated[str, Depends(get_owner)]
 
 
 # -- who is calling --------------------------------------------------------------------------

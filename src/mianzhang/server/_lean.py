@@ -12,9 +12,9 @@ the app's own middleware that matters for a stream (request id and access log, s
 Guarantees: the answers are those of the FastAPI routes, which stay registered (OpenAPI, and
 apps that mount the routers themselves): the same auth (a subscriber of the channel; an API
 key with ``streams``), the same rate limit, the same JSON 400/401/403/404/429 and 204 before
-any stream, a mianzhang error answered by the app's ``error_response``; any other exception
-is answered with the app's 500 JSON and raised to the server (as Starlette's server error
-middleware does). Only an app running on its own services and without OpenTelemetry takes this
+any stream, every error before the stream answered as the routes' ``ErrorRoute`` answers it
+(``server._errors.render``: the request's error shape; anything unexpected a 500, logged with
+its traceback). Only an app running on its own services and without OpenTelemetry takes this
 path: once ``app.dependency_overrides`` holds anything, or request spans are on, every request
 goes through FastAPI, where the overrides and the spans apply.
 """
@@ -28,10 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .._errors import MianzhangError
 from ..llm._serve import serve_stream
 from ._deps import admit
-from ._errors import error_response
+from ._errors import render
 from ._middleware import RequestContext, StreamSlots
 from ._services import Services
 from .routes.channels import subscribe
@@ -76,26 +75,22 @@ def _match(scope: Scope) -> tuple[bool, str] | None:
 async def _endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         response = await _answer(scope, receive)  # its frame (the request) is gone after
-    except Exception as exc:  # a bug: the app's 500 JSON, and the server logs it
-        await (await error_response(Request(scope, receive), exc))(scope, receive, send)
-        raise
+    except Exception as exc:  # as ErrorRoute: the request's error shape (a bug: a 500)
+        response = render(scope, exc)
     await response(scope, receive, send)
 
 
 async def _answer(scope: Scope, receive: Receive) -> Response:
-    """What the route answers: the SSE response, or a JSON refusal."""
+    """What the route answers: the SSE response, or it raises its refusal."""
     request = Request(scope, receive)
     services: Services = scope["app"].state.services
     route = _match(scope)
     assert route is not None
     is_channel, name = route
-    try:
-        if is_channel:
-            principal = services.auth.subscriber(request, name)
-            await admit(request, principal, services.limiter)
-            return await subscribe(request, name, services.channels, services.host)
-        await admit(request, services.auth.require(request, "streams"), services.limiter)
-        surface = request.query_params.get("format")
-        return await serve_stream(services.host, request, name, surface)
-    except MianzhangError as exc:
-        return await error_response(request, exc)
+    if is_channel:
+        principal = services.auth.subscriber(request, name)
+        await admit(request, principal, services.limiter)
+        return await subscribe(request, name, services.channels, services.host)
+    await admit(request, services.auth.require(request, "streams"), services.limiter)
+    surface = request.query_params.get("format")
+    return await serve_stream(services.host, request, name, surface)

@@ -6,6 +6,10 @@ streams are leases: in memory a counter; in Redis a sorted set per caller whose 
 unless the owning instance renews them, so a crashed instance cannot leak slots for longer than
 ``lease_ttl`` seconds.
 
+On Redis every ``MIANZHANG_REDIS_URL`` form works (one server, a Redis Cluster, a Sentinel):
+the client is the log's connection factory's (``log/redis/_connect.py``), handed to ``limits``
+as its storage's connection; every key and script names one key (one cluster slot).
+
 A refusal raises :class:`~mianzhang.RateLimited` before any stream starts; the app answers 429
 with ``Retry-After`` and the IETF ``RateLimit-Policy`` / ``RateLimit`` headers.
 """
@@ -20,7 +24,7 @@ import time
 from typing import Any, Protocol
 
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,10 +107,8 @@ class _RedisLease:
 
 
 class _RedisSlots:
-    def __init__(self, pool: Any, prefix: str, ttl: float) -> None:
-        import redis.asyncio as aioredis
-
-        self.client: Any = aioredis.Redis(connection_pool=pool)
+    def __init__(self, client: Any, prefix: str, ttl: float) -> None:
+        self.client: Any = client
         self.prefix = prefix
         self.ttl = ttl
         self.leases: dict[str, _RedisLease] = {}
@@ -145,6 +147,19 @@ class _RedisSlots:
             await lease.release()
 
 
+def _shared_storage(client: Any, prefix: str) -> Storage:
+    """``limits``' Redis storage on ``client`` (any deployment) instead of a URL of its own."""
+    from limits.aio.storage import RedisStorage
+
+    class _ClientStorage(RedisStorage):
+        def configure_bridge(self) -> None:
+            bridge: Any = self.bridge
+            bridge.storage = client
+            bridge.connection_getter = lambda _readonly: client
+
+    return _ClientStorage("async+redis://", implementation="redispy", key_prefix=prefix)
+
+
 class RateLimiter:
     """The limits of one app (see the module docstring). ``redis_url``: share them."""
 
@@ -153,17 +168,14 @@ class RateLimiter:
     ) -> None:
         self.settings = settings
         self._storage: Storage
-        self._pool: Any = None
+        self._client: Any = None
         if redis_url:
-            import redis.asyncio as aioredis
+            from ..log.redis._connect import connect
 
-            # one connection pool for both, owned (and closed) here
-            self._pool = aioredis.ConnectionPool.from_url(redis_url)
-            uri = redis_url.replace("redis://", "async+redis://", 1)
-            self._storage = RedisStorage(
-                uri, implementation="redispy", key_prefix=f"{prefix}rl", connection_pool=self._pool
-            )
-            self._slots: _Slots = _RedisSlots(self._pool, prefix, settings.lease_ttl)
+            # one client for both, owned (and closed) here
+            self._client = connect(redis_url, decode_responses=False, client_name="mz-limits")
+            self._storage = _shared_storage(self._client, f"{prefix}rl")
+            self._slots: _Slots = _RedisSlots(self._client, prefix, settings.lease_ttl)
         else:
             self._storage = MemoryStorage()
             self._slots = _MemorySlots()
@@ -215,5 +227,7 @@ class RateLimiter:
         try:
             await self._slots.aclose()
         finally:
-            if self._pool is not None:
-                await self._pool.aclose()
+            if self._client is not None:
+                from ..log.redis._connect import close
+
+                await close(self._client)

@@ -22,11 +22,10 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import RateLimited, RequestTimeout
-from ._errors import rate_limit_headers
+from ._errors import render
 from ._limits import RateLimiter, StreamLease
 
 __all__ = ["BodyDeadline", "RequestContext", "StreamSlots", "request_id_var", "stream_id_var"]
@@ -162,7 +161,7 @@ class StreamSlots:
                         lease = await limiter.stream(_caller(scope))
                     except RateLimited as exc:
                         refused = True
-                        await _send_429(send, exc)
+                        await _send_429(scope, send, exc)
                         return
             await send(message)
 
@@ -181,14 +180,13 @@ def _caller(scope: Scope) -> str:
     return f"ip:{client[0] if client else 'unknown'}"
 
 
-async def _send_429(send: Send, exc: RateLimited) -> None:
-    body = orjson.dumps(
-        {"error": {"type": "rate_limited", "message": str(exc), "policy": exc.policy}}
-    )
-    headers = [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(exc).items()]
-    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 429, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+async def _send_429(scope: Scope, send: Send, exc: RateLimited) -> None:
+    """The refusal of a stream over the caller's limit, in the request's error shape."""
+
+    async def nothing() -> Message:
+        return {"type": "http.disconnect"}
+
+    await render(scope, exc)(scope, nothing, send)
 
 
 class BodyDeadline:

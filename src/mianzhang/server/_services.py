@@ -4,12 +4,15 @@
 each service is registered for closing as soon as it is built, so a failure while building
 closes what was built so far, and shutdown closes them in the reverse order:
 
-1. the job host (its workers use the log, the files and the gateway);
+1. the job host (its workers use the log, the files and the gateway), and the lease
+   sweeper (it ends the streams of producers that died on any instance, see
+   ``mianzhang.log.LeaseSweeper``);
 2. the task that drains uploads once the supervisor drains (cancelled and awaited);
 3. a bounded wait (``producer_drain_timeout``) for running producers to finish by themselves
    (their readers have moved to other instances), then the stream host (cancels the rest);
-4. the files (interrupted uploads publish a last event, so before the log), the LLM gateway,
-   the rate limiter;
+4. the chat store (producers' ``on_end`` hooks write to it until the host is closed), the
+   files (interrupted uploads publish a last event, so before the log), the LLM gateway, the
+   rate limiter;
 5. the event log, last.
 
 Every step runs even when an earlier one raised.
@@ -26,10 +29,11 @@ from prometheus_client import CollectorRegistry
 
 from .._responses import StreamSupervisor
 from ..channels import ChannelHub
+from ..chats import ChatStore, open_chat_store
 from ..files import FilesService
 from ..jobs import JobHost, JobService, job_registry, job_resources
 from ..llm import LLMService
-from ..log import EventLog, MemoryEventLog
+from ..log import EventLog, LeaseSweeper, MemoryEventLog
 from ..log.serve import StreamHost
 from ._auth import Authenticator
 from ._limits import RateLimiter
@@ -54,6 +58,7 @@ class Services:
     channels: ChannelHub
     limiter: RateLimiter
     jobs: JobService
+    chats: ChatStore
 
 
 def _open_log(settings: Settings) -> EventLog:
@@ -61,7 +66,11 @@ def _open_log(settings: Settings) -> EventLog:
         from ..log.redis import RedisEventLog
 
         assert settings.redis_url is not None  # checked by Settings
-        return RedisEventLog(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisEventLog(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            lease_idle=settings.producer_lease_ttl,  # followers check a lease once that idle
+        )
     return MemoryEventLog()
 
 
@@ -78,6 +87,7 @@ def _stream_host(settings: Settings, log: EventLog, supervisor: StreamSupervisor
         poll_interval=settings.producer_poll_interval,
         ping=settings.stream_ping,
         send_timeout=settings.send_timeout,
+        lease_ttl=settings.producer_lease_ttl,
     )
 
 
@@ -126,6 +136,7 @@ async def _start_jobs(
         resources=job_resources(llm.gateway, files),
         redis_url=_redis_url(settings),
         prefix=settings.redis_prefix,
+        lease_ttl=settings.producer_lease_ttl,
     )
 
 
@@ -143,6 +154,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(limiter.aclose)
         llm = LLMService(settings.llm, metrics_registry=metrics)
         stack.push_async_callback(llm.aclose)
+        # before the host: producers' on_end hooks write to the chats until the host is closed
+        chats = await stack.enter_async_context(
+            open_chat_store(
+                settings.chats, redis_url=_redis_url(settings), prefix=settings.redis_prefix
+            )
+        )
         files = FilesService(settings.files, log) if settings.files.enabled else None
         if files is not None:
             stack.push_async_callback(files.aclose)
@@ -152,6 +169,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         if files is not None:
             _drain_files_on_drain(stack, supervisor, files)
         jobs = await stack.enter_async_context(await _start_jobs(settings, log, llm, files))
+        sweeper = LeaseSweeper(log, interval=settings.producer_lease_ttl / 3)
+        await stack.enter_async_context(sweeper)
         stats = (files.stats if files else None, host.stats, jobs.service.stats)
         register_stream_metrics(metrics, supervisor, log, *stats)
         yield Services(
@@ -166,4 +185,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             channels=_channel_hub(settings, log),
             limiter=limiter,
             jobs=jobs.service,
+            chats=chats,
         )

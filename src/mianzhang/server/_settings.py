@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .._errors import ConfigError
 from .._responses._transport import DEFAULT_STREAM_SEND_BUFFER
 from ..channels import ChannelsSettings
+from ..chats import ChatsSettings
 from ..files import FilesSettings
 from ..jobs import JobsSettings
 from ..llm import LLMSettings
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     # other instances and keep receiving through Redis) before they are cancelled.
     producer_drain_timeout: float = Field(default=5.0, ge=0)
     producer_poll_interval: float = Field(default=0.5, gt=0)
+    # Liveness of producers (generations, job attempts): each holds a lease in the log renewed
+    # every third of this; a producer not renewed for this long is presumed dead, and its
+    # stream is ended (FAILED, an explicit error event) by whichever instance notices.
+    producer_lease_ttl: float = Field(default=5.0, ge=0.5)
     web: bool = True
     llm: LLMSettings = Field(default_factory=LLMSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
@@ -72,17 +77,35 @@ class Settings(BaseSettings):
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     tails: TailsSettings = Field(default_factory=TailsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    chats: ChatsSettings = Field(default_factory=ChatsSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.log_backend == "redis" and not self.redis_url:
             raise ValueError("log_backend 'redis' needs MIANZHANG_REDIS_URL")
+        if self.log_backend == "redis" and self.redis_url:
+            _check_redis_url(self.redis_url)
         if self.jobs.queue == "redis" and self.log_backend != "redis":
             raise ValueError("jobs.queue 'redis' needs MIANZHANG_LOG_BACKEND=redis")
         low, high = self.reconnect_retry_ms
         if low < 0 or high < low:
             raise ValueError("reconnect_retry_ms must be (low, high) with 0 <= low <= high")
         return self
+
+
+def _check_redis_url(url: str) -> None:
+    """Any form ``log/redis/_connect.py`` opens: ``redis://`` (``rediss://``, ``unix://``),
+    ``redis+cluster://host:port,...``, ``redis+sentinel://host:port,.../service``."""
+    try:
+        from ..log.redis._connect import parse_redis_url
+    except ImportError as exc:  # pragma: no cover - the redis extra is missing
+        raise ValueError(
+            "a Redis URL needs the redis extra: pip install 'mianzhang[redis]'"
+        ) from exc
+    try:
+        parse_redis_url(url)
+    except ValueError as exc:
+        raise ValueError(f"MIANZHANG_REDIS_URL is not a Redis URL: {exc}") from None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -5,6 +5,10 @@ A reconnect with that id as ``Last-Event-ID`` continues with the next line. A ``
 asked for are gone (the file was rotated or truncated, or the id is not one of this file's);
 its id is ``{epoch}-0``, the start of the current file, so a reconnect after it resumes from
 there instead of asking for the lost position again.
+
+A tail has no producer to lose (unlike generations and jobs, which hold a lease in the log):
+each reader's own request reads the file. If the instance serving it dies, the connection
+drops and the reader reconnects, to any instance that can read the file, after its last id.
 """
 
 from __future__ import annotations

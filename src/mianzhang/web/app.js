@@ -15,14 +15,14 @@ import notifications from "./pages/notifications.js";
 import jobs from "./pages/jobs.js";
 import files from "./pages/files.js";
 import tails from "./pages/tails.js";
-import { LocalChatStore } from "./lib/chat-store.js";
+import { ServerChatStore } from "./lib/chat-store.js";
 
 const PAGES = [demo, chat, notifications, jobs, files, tails, inspect];
 const nav = document.getElementById("nav");
 const root = document.getElementById("page");
 const ctx = {
   api: "",
-  chats: new LocalChatStore({ api: "" }),
+  chats: new ServerChatStore({ api: "" }),
   setTitle(text) {
     document.title = text ? `${text} · mianzhang` : "mianzhang";
   },
@@ -84,7 +84,7 @@ function show() {
 
 window.addEventListener("hashchange", show);
 show();
-// answers that were streaming when the page was left are followed again at once (a generation
-// nobody reads is cancelled after the server's grace period)
+// answers running on the server are followed at once (a generation nobody reads is cancelled
+// after the server's grace period)
 ctx.chats.list().then((list) => list.filter((c) => c.running).forEach((c) => ctx.chats.resume(c.id)));
 document.body.dataset.ready = "1";

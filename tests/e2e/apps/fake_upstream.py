@@ -16,7 +16,10 @@ takes the next step; when the plan is empty, the defaults apply), with these key
 * ``drop_after`` (int): abort the connection after this many tokens (no ``[DONE]``);
 * ``stall_after`` (int), ``stall`` (s): after this many tokens, send nothing for ``stall``
   seconds (then go on);
-* ``usage`` (bool, default true): send the usage chunk when ``include_usage`` was asked.
+* ``usage`` (bool, default true): send the usage chunk when ``include_usage`` was asked;
+* ``tool_call`` (``{"id", "name", "arguments"}``, arguments a JSON text): after the tokens,
+  stream that tool call as OpenAI does (a delta with id and name, then the arguments in three
+  pieces) and finish with ``tool_calls``.
 
 Defaults come from ``FAKE_TTFT``, ``FAKE_TOKEN_DELAY``, ``FAKE_TOKENS`` (env), else 0, 0, 16.
 
@@ -201,7 +204,12 @@ class FakeUpstream:
                 await wait(float(step.get("stall", 0)))
             await chunk(orjson.dumps({"content": _token(i)}).decode(), None)
             entry["tokens_sent"] = i + 1
-        await chunk("{}", "stop")
+        finish = "stop"
+        if step.get("tool_call") is not None:
+            for delta in _tool_call_deltas(step["tool_call"]):
+                await chunk(orjson.dumps(delta).decode(), None)
+            finish = "tool_calls"
+        await chunk("{}", finish)
         if include_usage and step.get("usage", True):
             usage = {
                 "prompt_tokens": prompt_tokens,
@@ -218,6 +226,17 @@ class FakeUpstream:
             )
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
         entry["completed"] = True
+
+
+def _tool_call_deltas(call: dict[str, Any]) -> list[dict[str, Any]]:
+    arguments = str(call["arguments"])
+    size = max(1, -(-len(arguments) // 3))
+    head = {"index": 0, "id": call["id"], "type": "function"}
+    deltas = [{"tool_calls": [{**head, "function": {"name": call["name"], "arguments": ""}}]}]
+    for i in range(0, len(arguments), size):
+        piece = {"index": 0, "function": {"arguments": arguments[i : i + size]}}
+        deltas.append({"tool_calls": [piece]})
+    return deltas
 
 
 def _token(i: int) -> str:

@@ -54,6 +54,9 @@ async def make_log(backend_url: str | None) -> AsyncIterator[MakeLog]:
             from mianzhang.log import RedisEventLog
 
             options.setdefault("validate_interval", 0.5)
+            # followers check an idle stream's producer lease soon (the leases' contract)
+            options.setdefault("lease_idle", 0.2)
+            options.setdefault("lease_check", 0.05)
             log = RedisEventLog(url, **options)
         made.append(log)
         return log

@@ -18,6 +18,8 @@ The package:
   wake-ups, one connection per master, per-slot reads);
 * ``_scripts.py``: the key layout and the atomic Lua scripts; ``_keys.py``: key names;
 * ``_snapshot.py``: decoding reads; ``_presence.py``: reader counts across processes;
+* ``_leases.py``, ``_lease_scripts.py``: producer leases (atomic scripts in each stream's
+  slot, the lease index for sweeps); ``_lease_probe.py``: followers' check of idle streams;
 * ``_connect.py``: the connection factory; ``_errors.py``: redis-py errors ->
   ``BackendUnavailable``; ``_retry.py``: backoff.
 
@@ -52,6 +54,10 @@ Guarantees (on top of :class:`~mianzhang.log.EventLog`'s):
   raises ``StreamNotFound``; if it had already seen the stream closed, it raises at once.
 * ``readers()`` counts open follow iterators of every instance (presence expires ``presence_ttl``
   seconds after a process dies).
+* Producer leases (``log/_protocol.py``): an expired lease is applied exactly once, by one
+  atomic script; followers of an idle stream (idle ``lease_idle`` seconds) have its lease
+  checked every ``lease_check`` seconds at most, so they end within ``ttl + lease_check``
+  plus a round trip of the producer's death; nothing is added to ``append`` or to delivery.
 
 On one server, the shared read names every watched stream, so its cost per round trip grows
 with the number of streams this process follows at once (fine for hundreds; shard processes

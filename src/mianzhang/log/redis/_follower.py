@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from ..._errors import LogError, StreamNotFound
 from .._common import lapped, resolve_after
 from .._fanout import Push
-from .._protocol import LogEvent, Reset, StreamState, format_id, parse_id
+from .._protocol import LogEvent, Reset, StreamState, format_id
 from ._errors import REDIS_ERRORS, backend_errors, translate
 from ._keys import StreamKeys
 from ._presence import Presence
 from ._retry import Backoff, Outage
-from ._snapshot import Snapshot
+from ._snapshot import Snapshot, position
 from ._watch import Watch, Watcher
 
 __all__ = [
@@ -150,8 +150,7 @@ async def follow(
 async def _first_read(
     ctx: FollowContext, stream: str, keys: StreamKeys, after: str | None
 ) -> Snapshot:
-    parsed = parse_id(after) if after is not None else None
-    epoch, seq = parsed if parsed is not None else ("", 0)
+    epoch, seq = position(after)
     with backend_errors():
         first = await ctx.read(keys, epoch, seq, min(ctx.policy.read_batch, FIRST_READ))
     if first is None:

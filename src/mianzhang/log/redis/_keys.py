@@ -23,11 +23,20 @@ class StreamKeys:
     reader_counts: str
     wake: str
     """The sharded pub/sub channel ``append`` and ``close`` publish to on a Redis Cluster."""
+    lease: str
+    """The producer's lease (``_lease_scripts.py``)."""
 
     @classmethod
     def of(cls, prefix: str, stream: str) -> StreamKeys:
         base = f"{prefix}{{{stream}}}:"
-        return cls(base + "meta", base + "log", base + "rdr", base + "rdc", base + "wake")
+        return cls(
+            base + "meta",
+            base + "log",
+            base + "rdr",
+            base + "rdc",
+            base + "wake",
+            base + "lease",
+        )
 
     def idempotency(self, key: str) -> str:
         """The key remembering an append made under idempotency ``key`` (hashed: no ``}`` can

@@ -22,15 +22,16 @@ from .._common import (
     resolve_after,
 )
 from .._fanout import Push
-from .._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id, parse_id
+from .._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id
 from ._connect import Client, close, connect, is_cluster
 from ._errors import backend_errors
 from ._follower import FollowContext, FollowPolicy, follow
 from ._keys import StreamKeys
+from ._leases import LeaseMethods, RedisLeases
 from ._presence import Presence
 from ._retry import Backoff
 from ._scripts import Scripts
-from ._snapshot import Snapshot, parse_snapshot, stream_info
+from ._snapshot import Snapshot, parse_snapshot, position, stream_info
 from ._watch import Watcher
 from ._watch_shards import ShardWatcher
 from ._watch_xread import XReadWatcher
@@ -39,21 +40,24 @@ __all__ = ["RedisEventLog"]
 
 
 def _check_sizes(
-    max_connections: int, cache_size: int, read_batch: int, idempotency_ttl: float
+    max_events: int | None,
+    ttl_after_close: float | None,
+    max_connections: int,
+    cache_size: int,
+    read_batch: int,
 ) -> None:
+    check_retention(max_events, ttl_after_close)
     if max_connections < 1 or cache_size < 1 or read_batch < 1:
         raise ValueError("max_connections, cache_size and read_batch must be >= 1")
-    if not idempotency_ttl > 0:
-        raise ValueError("idempotency_ttl must be > 0")
 
 
-def _position(after: str | None) -> tuple[str, int]:
-    """The (epoch, seq) a reader asks to read after (``("", 0)``: from the start)."""
-    parsed = parse_id(after) if after is not None else None
-    return parsed if parsed is not None else ("", 0)
+def _positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, not {value!r}")
+    return value
 
 
-class RedisEventLog:
+class RedisEventLog(LeaseMethods):
     """:class:`~mianzhang.log.EventLog` on Redis Streams, shared by every process using the same
     Redis and ``prefix`` (see the package docstring for guarantees).
 
@@ -72,6 +76,9 @@ class RedisEventLog:
     which bounds how late a ``FLUSHALL`` is noticed), ``cache_size`` and ``read_batch``
     (memory, see the package docstring), ``presence_ttl`` (how long a dead process's readers
     still count), ``idempotency_ttl`` (default for ``append(idempotency_key=...)``).
+    Producer leases (``_leases.py``): a followed stream idle for ``lease_idle`` seconds has
+    its producer's lease checked, at most every ``lease_check`` seconds (``_lease_probe.py``);
+    set ``lease_idle`` to the producers' lease ttl or less.
     """
 
     def __init__(
@@ -95,26 +102,22 @@ class RedisEventLog:
         cache_size: int = 1024,
         read_batch: int = 100,
         idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL,
+        lease_idle: float = 5.0,
+        lease_check: float = 0.25,
     ) -> None:
-        check_retention(max_events, ttl_after_close)
-        _check_sizes(max_connections, cache_size, read_batch, idempotency_ttl)
+        _check_sizes(max_events, ttl_after_close, max_connections, cache_size, read_batch)
+        self._idempotency_ttl = _positive("idempotency_ttl", idempotency_ttl)
         self._prefix = prefix
         self._max_events = max_events
         self._ttl_after_close = ttl_after_close
-        self._read_batch = read_batch
         self._timeout = timeout
-        self._idempotency_ttl = idempotency_ttl
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._policy = FollowPolicy(read_batch, reconnect_timeout, missing_timeout, self._backoff)
         self._instance = secrets.token_hex(8)
         self._closed = False
-        self._redis = connect(
-            url,
-            max_connections=max_connections,
-            pool_timeout=pool_timeout,
-            connect_timeout=connect_timeout,
-            client_name=f"mz-log:{self._instance}",
-        )
+        name = f"mz-log:{self._instance}"
+        self._redis = connect(url, max_connections=max_connections, pool_timeout=pool_timeout,
+                              connect_timeout=connect_timeout, client_name=name)  # fmt: skip
         self._cluster = is_cluster(self._redis)
         self._blocking: Client | None = None
         self._scripts = Scripts.register(self._redis)
@@ -124,6 +127,19 @@ class RedisEventLog:
         self._presence = Presence(
             self._redis, self._instance, self._keys, presence_ttl, self._backoff, timeout
         )
+        self._leases = self._open_leases(lease_idle, lease_check)
+
+    def _open_leases(self, idle: float, interval: float) -> RedisLeases:
+        """The lease operations, and the watcher's check of idle streams' leases."""
+        leases = RedisLeases(
+            self._redis,
+            keys=self._keys,
+            wake=self._wake,
+            index=f"{self._prefix}leases",
+            timeout=self._timeout,
+        )
+        self._watcher.enable_lease_probe(leases.check_many, idle=idle, interval=interval)
+        return leases
 
     def _open_watcher(
         self,
@@ -279,7 +295,7 @@ class RedisEventLog:
         self._check_open()
         if limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit!r}")
-        epoch, seq = _position(after)
+        epoch, seq = position(after)
         with backend_errors():
             snap = await self._snapshot(self._keys(stream), epoch, seq, limit)
         if snap is None:
@@ -305,16 +321,19 @@ class RedisEventLog:
         return follow(ctx, stream, self._keys(stream), after, push)
 
     async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
-        """Mark ``stream`` finished and wake followers (end marker); its keys expire
-        ``ttl_after_close`` seconds later. Idempotent (the first final state is kept)."""
+        """Mark ``stream`` finished, drop its lease and wake followers (end marker); its keys
+        expire ``ttl_after_close`` seconds later. Idempotent (the first final state is
+        kept)."""
         self._check_open()
         if state is StreamState.OPEN:
-            raise ValueError("close() needs state CLOSED or CANCELLED")
+            raise ValueError("close() needs a final state (CLOSED, CANCELLED or FAILED)")
         keys = self._keys(stream)
         args = [StreamState(state).value, repr(time.time()), new_epoch(), self._wake(keys)]
         with backend_errors():
             async with asyncio.timeout(self._timeout):
-                result = await self._scripts.close(keys=[keys.meta, keys.log], args=args)
+                result = await self._scripts.close(
+                    keys=[keys.meta, keys.log, keys.lease], args=args
+                )
         if result is None:
             raise StreamNotFound(stream)
 

@@ -3,7 +3,7 @@
 Layout of one stream (all keys share the hash tag ``{stream}``, so one cluster slot, and every
 script names keys of one stream only: they run unchanged on Redis Cluster):
 
-* ``<prefix>{<stream>}:meta`` hash: ``epoch``, ``state`` (open/closed/cancelled), ``created``
+* ``<prefix>{<stream>}:meta`` hash: ``epoch``, ``state`` (open/closed/cancelled/failed), ``created``
   (unix time), ``seq`` (last seq assigned), ``max`` / ``ttl`` (retention, ``""`` = none),
   ``closed`` (unix time), ``run`` (the ``run_id`` of the Redis server that last wrote the
   stream), and the user's meta as ``m:<key>`` fields.
@@ -16,6 +16,7 @@ script names keys of one stream only: they run unchanged on Redis Cluster):
   append made under an idempotency key.
 * ``<prefix>{<stream>}:rdr`` sorted set (instance -> presence expiry, server ms) and
   ``<prefix>{<stream>}:rdc`` hash (instance -> open follow iterators on that instance).
+* ``<prefix>{<stream>}:lease`` hash: the producer's lease (``_lease_scripts.py``).
 * ``<prefix>{<stream>}:wake`` sharded pub/sub channel (Redis Cluster only): ``append`` and
   ``close`` publish the new seq there (``SPUBLISH``), which wakes the cluster watcher.
 
@@ -40,6 +41,9 @@ __all__ = [
     "CLOSE",
     "CREATE",
     "INFO",
+    "LUA_NOW_MS",
+    "LUA_SAME_SERVER",
+    "LUA_SERVER_RUN",
     "MAX_ID",
     "PRESENCE",
     "READ",
@@ -50,14 +54,14 @@ __all__ = [
 
 MAX_ID = "0-18446744073709551615"  # the largest event id: XRANGE ... MAX_ID excludes the end marker
 
-_SERVER_RUN = """
+LUA_SERVER_RUN = """
 local function server_run()
   return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 end
 """
 
 _CREATE_IF_MISSING = (
-    _SERVER_RUN
+    LUA_SERVER_RUN
     + """
 local function create_if_missing()
   if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -71,7 +75,7 @@ end
 
 # Called with the meta's epoch and run: the epoch to write in (new if another server wrote
 # the stream last: writes acknowledged by that one may be missing here).
-_SAME_SERVER = """
+LUA_SAME_SERVER = """
 local function same_server(epoch, run, candidate)
   local here = server_run()
   if run == here then return epoch end
@@ -109,7 +113,7 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('XLEN', KEYS[2])}
 # false if the stream is closed or cancelled.
 APPEND = (
     _CREATE_IF_MISSING
-    + _SAME_SERVER
+    + LUA_SAME_SERVER
     + """
 create_if_missing()
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch', 'max', 'run')
@@ -159,17 +163,18 @@ end
 return {{m[1], m[2], m[3], oldest, entries, m[4]}}
 """
 
-# KEYS: meta, log. ARGV: final state, closed time, epoch candidate, wake channel ('' for
+# KEYS: meta, log, lease. ARGV: final state, closed time, epoch candidate, wake channel ('' for
 # none). Returns false if the stream does not exist, else the state it ends up in
-# (idempotent: the first final state is kept).
+# (idempotent: the first final state is kept). Closing drops the producer's lease.
 CLOSE = (
-    _SERVER_RUN
-    + _SAME_SERVER
+    LUA_SERVER_RUN
+    + LUA_SAME_SERVER
     + """
 local m = redis.call('HMGET', KEYS[1], 'state', 'ttl', 'epoch', 'run')
 if not m[1] then return false end
 if m[1] ~= 'open' then return m[1] end
 same_server(m[3], m[4], ARGV[3])
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'closed', ARGV[2])
 redis.call('XADD', KEYS[2], '1-0', 'end', ARGV[1])
 if m[2] ~= '' then
@@ -199,7 +204,7 @@ end
 return out
 """
 
-_NOW_MS = """
+LUA_NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
@@ -207,7 +212,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # KEYS: rdr, rdc. ARGV: instance, count, ttl ms. Publishes (or withdraws, count 0) this
 # instance's reader count for one stream until server time + ttl.
 PRESENCE = (
-    _NOW_MS
+    LUA_NOW_MS
     + """
 if tonumber(ARGV[2]) <= 0 then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -225,7 +230,7 @@ return 1
 
 # KEYS: rdr, rdc. Drops instances whose presence expired; returns the sum of the live counts.
 READERS = (
-    _NOW_MS
+    LUA_NOW_MS
     + """
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, inst in ipairs(dead) do redis.call('HDEL', KEYS[2], inst) end

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._protocol import LogEvent, StreamInfo, StreamState, format_id
+from .._protocol import LogEvent, StreamInfo, StreamState, format_id, parse_id
 
-__all__ = ["Snapshot", "decode_events", "parse_snapshot", "seq_of", "stream_info"]
+__all__ = ["Snapshot", "decode_events", "parse_snapshot", "position", "seq_of", "stream_info"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,12 @@ class Snapshot:
     first: int | None
     events: list[LogEvent]
     max_events: int | None
+
+
+def position(after: str | None) -> tuple[str, int]:
+    """The (epoch, seq) a reader asks to read after (``("", 0)``: from the start)."""
+    parsed = parse_id(after) if after is not None else None
+    return parsed if parsed is not None else ("", 0)
 
 
 def seq_of(entry_id: str) -> int:

@@ -22,8 +22,12 @@ writes), rewinds the watch (bumps ``Watch.version``), which makes followers re-r
 receive a ``Reset``. An outage longer than ``reconnect_timeout`` fails every watch with
 ``BackendUnavailable``.
 
-Ownership: the watcher task is started by the first :meth:`Watcher.attach` and cancelled and
-awaited by :meth:`Watcher.aclose` (with every task or connection it opened).
+Dead producers: with :meth:`Watcher.enable_lease_probe`, a :class:`~._lease_probe.LeaseProbe`
+checks the producer's lease of watched streams that stay idle (``_lease_probe.py``).
+
+Ownership: the watcher task (and the probe's) is started by :meth:`Watcher.attach` when not
+running, and cancelled and awaited by :meth:`Watcher.aclose` (with every task or connection it
+opened).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from .._fanout import Fanout
 from .._protocol import LogEvent, format_id
 from ._errors import translate
 from ._keys import StreamKeys
+from ._lease_probe import CheckFn, LeaseProbe
 from ._retry import Backoff, Outage, stop_task
 
 __all__ = ["Watch", "Watcher"]
@@ -167,7 +172,14 @@ class Watcher:
         self._watches: dict[str, Watch] = {}  # by log key
         self._idle = Notifier()
         self._task: asyncio.Task[None] | None = None
+        self._probe: LeaseProbe | None = None
+        self._probe_task: asyncio.Task[None] | None = None
         self._closed = False
+
+    def enable_lease_probe(self, check: CheckFn, *, idle: float, interval: float) -> None:
+        """Check the producer's lease of streams idle for ``idle`` seconds, every
+        ``interval`` seconds (see ``_lease_probe.py``)."""
+        self._probe = LeaseProbe(self._watches, check, idle=idle, interval=interval)
 
     # -- followers' side --------------------------------------------------------------------
     def _size(self, max_events: int | None) -> int:
@@ -198,9 +210,12 @@ class Watcher:
         elif watch.epoch != epoch:
             watch.rewind(epoch, last, closed=closed, size=self._size(max_events))
         watch.followers += 1
+        loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._guarded(), name=f"mianzhang-watch:{self._name}"
+            self._task = loop.create_task(self._guarded(), name=f"mianzhang-watch:{self._name}")
+        if self._probe is not None and (self._probe_task is None or self._probe_task.done()):
+            self._probe_task = loop.create_task(
+                self._guarded_probe(self._probe), name=f"mianzhang-leases:{self._name}"
             )
         self._idle.notify()
         return watch
@@ -245,6 +260,13 @@ class Watcher:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    async def _guarded_probe(probe: LeaseProbe) -> None:
+        try:
+            await probe.run()
+        except Exception:  # a bug: followers still get every event, only later ends
+            logger.exception("lease probe crashed")
 
     def _check(
         self, watch: Watch, epoch: str | None, seq: str | None, state: str | None, max_: Any
@@ -295,8 +317,10 @@ class Watcher:
         """Stop the loop; every follower still attached raises ``LogError``."""
         self._closed = True
         task, self._task = self._task, None
-        if task is not None:
-            await stop_task(task)
+        probe, self._probe_task = self._probe_task, None
+        for running in (task, probe):
+            if running is not None:
+                await stop_task(running)
         self._fail_all(LogError("the event log was closed while following"))
 
     def statistics(self) -> LogStatistics:

@@ -29,6 +29,8 @@ two. Every refusal (401/403) and every bad request (400) is JSON, before any str
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -37,11 +39,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import Response
 
-from ..._errors import AuthError, Forbidden
+from ..._errors import (
+    AuthError,
+    Forbidden,
+    InvalidRequest,
+    MianzhangError,
+    RequestTooLarge,
+    UnsupportedMediaType,
+)
 from ...channels import ChannelHub, channel_stream, check_channel_name
 from ...log.serve import StreamHost, requested_after
 from .._auth import Principal
 from .._deps import Auth, Channels, Host, Limiter, Settings, admit, require
+from .._errors import ErrorRoute
 
 __all__ = ["PublishEnvelope", "channels_router", "subscribe"]
 
@@ -60,16 +70,15 @@ class PublishEnvelope(BaseModel):
     idempotency_key: str | None = None
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    kind = {413: "too_large", 415: "unsupported_media_type"}.get(status, "invalid_request")
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+@contextlib.contextmanager
+def _invalid_values() -> Iterator[None]:
+    """A ``ValueError`` of the channel layer (a bad channel name or event name) as a 400."""
+    try:
+        yield
+    except MianzhangError:
+        raise
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def _history(value: str | None) -> int:
@@ -80,25 +89,25 @@ def _history(value: str | None) -> int:
         return 0
     if value.isascii() and value.isdigit() and len(value) <= 9:
         return int(value)
-    raise _BadRequest(400, "history must be true, false or a number of events")
+    raise InvalidRequest("history must be true, false or a number of events")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BadRequest(413, f"the body exceeds {limit} bytes")
+        raise RequestTooLarge(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _BadRequest(413, f"the body exceeds {limit} bytes")
+            raise RequestTooLarge(limit)
     return bytes(body)
 
 
 def _one(name: str, *values: str | None) -> str | None:
     given = {v for v in values if v is not None}
     if len(given) > 1:
-        raise _BadRequest(400, f"{name} is given twice with different values")
+        raise InvalidRequest(f"{name} is given twice with different values")
     return given.pop() if given else None
 
 
@@ -111,22 +120,23 @@ async def _parse_publish(request: Request, limit: int) -> tuple[Any, str | None,
         try:
             envelope = PublishEnvelope.model_validate(orjson.loads(body))
         except orjson.JSONDecodeError as exc:
-            raise _BadRequest(400, f"the body is not JSON: {exc}") from None
+            raise InvalidRequest(f"the body is not JSON: {exc}") from None
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-            )
-            raise _BadRequest(
-                400, f'expected {{"data": ..., "event"?, "idempotency_key"?}}: {problems}'
-            ) from None
+            problems = [
+                {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
+                for e in exc.errors(include_url=False)
+            ]
+            listed = "; ".join(f"{p['loc'] or 'body'}: {p['msg']}" for p in problems)
+            expected = 'expected {"data": ..., "event"?, "idempotency_key"?}'
+            raise InvalidRequest(f"{expected}: {listed}", problems=problems) from None
         data: Any = envelope.data
     elif media == "text/plain":
         try:
             data = body.decode("utf-8")
         except UnicodeDecodeError:
-            raise _BadRequest(400, "a text/plain body must be UTF-8") from None
+            raise InvalidRequest("a text/plain body must be UTF-8") from None
     else:
-        raise _BadRequest(415, "send application/json (an envelope) or text/plain (the data)")
+        raise UnsupportedMediaType("send application/json (an envelope) or text/plain (the data)")
     query = request.query_params
     event = _one("event", envelope.event, query.get("event"))
     key = _one(
@@ -157,7 +167,7 @@ async def _reader_or_publisher(
     return await admit(request, principal, limiter)
 
 
-channels_router = APIRouter(prefix="/v1/channels", tags=["channels"])
+channels_router = APIRouter(prefix="/v1/channels", tags=["channels"], route_class=ErrorRoute)
 
 
 @channels_router.post(
@@ -168,15 +178,11 @@ channels_router = APIRouter(prefix="/v1/channels", tags=["channels"])
 )
 async def publish(request: Request, name: str, hub: Channels, settings: Settings) -> Response:
     """Publish one event (see the module docstring for the body)."""
-    try:
+    with _invalid_values():
         check_channel_name(name)
         limit = settings.channels.max_publish_bytes
         data, event, key = await _parse_publish(request, limit)
         published = await hub.publish(name, data, event=event, idempotency_key=key)
-    except _BadRequest as exc:
-        return _error(exc.status, exc.message)
-    except ValueError as exc:
-        return _error(400, str(exc))
     body = {"channel": name, "id": published.id, "duplicate": published.duplicate}
     return JSONResponse(body, status_code=200 if published.duplicate else 201)
 
@@ -190,20 +196,17 @@ async def events(request: Request, name: str, hub: Channels, host: Host) -> Resp
 
 
 async def subscribe(request: Request, name: str, hub: ChannelHub, host: StreamHost) -> Response:
-    """The subscribe route's answer once the caller is admitted: a JSON 400 for a bad name
-    or ``history``, else the SSE response (also served without FastAPI: ``server._lean``)."""
+    """The subscribe route's answer once the caller is admitted: ``InvalidRequest`` (a 400)
+    for a bad name or ``history``, else the SSE response (also served without FastAPI:
+    ``server._lean``)."""
     after = requested_after(request)
-    try:
+    with _invalid_values():
         check_channel_name(name)
         history = _history(request.query_params.get("history"))
         if after is None:
             after = await hub.start_after(name, history)
         else:
             await hub.prepare(name)
-    except _BadRequest as exc:
-        return _error(exc.status, exc.message)
-    except ValueError as exc:
-        return _error(400, str(exc))
     return host.sse(request, channel_stream(name), after, {"X-Channel": name})
 
 
@@ -212,10 +215,8 @@ async def subscribe(request: Request, name: str, hub: ChannelHub, host: StreamHo
 )
 async def info(name: str, hub: Channels) -> Response:
     """The channel's retained history and current subscribers (on every instance)."""
-    try:
+    with _invalid_values():
         check_channel_name(name)
-    except ValueError as exc:
-        return _error(400, str(exc))
     found = await hub.info(name)
     return JSONResponse(
         {

@@ -12,32 +12,33 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from ..._errors import InvalidRequest
 from ..._responses import EventSourceResponse
 from ..._sse import ServerSentEvent, json_dumps
+from .._errors import ErrorRoute
 
 __all__ = ["demo_router"]
 
 
-def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": "invalid_request", "message": message}}, 400)
+def _bad(param: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, problems=[{"loc": param, "msg": message}])
 
 
-demo_router = APIRouter(prefix="/v1/demo", tags=["demo"])
+demo_router = APIRouter(prefix="/v1/demo", tags=["demo"], route_class=ErrorRoute)
 
 
 @demo_router.get("/ticks", name="demo:ticks")
 async def ticks(request: Request, interval: float = 0.5, count: int = 1000) -> Response:
     """One tick event per ``interval`` seconds; resumable with ``Last-Event-ID``."""
     if not 0.05 <= interval <= 10:
-        return _bad("interval must be between 0.05 and 10 seconds")
+        raise _bad("interval", "interval must be between 0.05 and 10 seconds")
     if not 1 <= count <= 100_000:
-        return _bad("count must be between 1 and 100000")
+        raise _bad("count", "count must be between 1 and 100000")
     last = request.headers.get("last-event-id", "0")
     if not last.isascii() or not last.isdigit():
-        return _bad("Last-Event-ID must be a tick number")
+        raise _bad("Last-Event-ID", "Last-Event-ID must be a tick number")
     start = int(last) + 1
     if start > count:
         return Response(status_code=204)  # read to the end: EventSource stops here

@@ -37,9 +37,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from ..._errors import FileNotFound, JobQueueFull, UnknownJobType
-from ...files import FilesService, file_json
+from ..._errors import FileNotFound
+from ...files import file_json
 from .._deps import Files, Jobs
+from .._errors import ErrorRoute
 
 __all__ = [
     "FileJobRequest",
@@ -60,12 +61,6 @@ class FileJobRequest(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
-def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(
-        {"error": {"type": kind, "message": message}}, status_code=status, headers=headers
-    )
-
-
 def _file_url(request: Request) -> Callable[[str], str]:
     return lambda file_id: request.url_for("files:download", file_id=file_id).path
 
@@ -75,7 +70,7 @@ def _upload_url(request: Request) -> Callable[[str], str]:
 
 
 # -- read -------------------------------------------------------------------------------------
-files_read_router = APIRouter(prefix="/v1", tags=["files"])
+files_read_router = APIRouter(prefix="/v1", tags=["files"], route_class=ErrorRoute)
 
 
 @files_read_router.api_route("/files/{file_id}", methods=["GET", "HEAD"], name="files:download")
@@ -95,15 +90,12 @@ async def recent(request: Request, files: Files, limit: int = 100) -> Response:
 @files_read_router.get("/files/{file_id}/meta", name="files:meta")
 async def meta(request: Request, file_id: str, files: Files) -> Response:
     """A stored file's metadata."""
-    try:
-        found = await files.info(file_id)
-    except FileNotFound as exc:
-        return FilesService.not_found(exc)
+    found = await files.info(file_id)
     return JSONResponse(file_json(found, _file_url(request)(found.id)))
 
 
 # -- write ------------------------------------------------------------------------------------
-files_write_router = APIRouter(prefix="/v1", tags=["files"])
+files_write_router = APIRouter(prefix="/v1", tags=["files"], route_class=ErrorRoute)
 
 
 @files_write_router.post("/files", name="files:upload", status_code=201)
@@ -129,7 +121,7 @@ async def put_named(request: Request, name: str, files: Files) -> Response:
 async def delete(file_id: str, files: Files) -> Response:
     """Remove a stored file (204), or 404."""
     if not await files.delete(file_id):
-        return FilesService.not_found(FileNotFound(file_id))
+        raise FileNotFound(file_id)
     return Response(status_code=204)
 
 
@@ -164,7 +156,7 @@ async def tus_delete(request: Request, upload_id: str, files: Files) -> Response
 
 
 # -- jobs -------------------------------------------------------------------------------------
-file_jobs_router = APIRouter(prefix="/v1", tags=["files"])
+file_jobs_router = APIRouter(prefix="/v1", tags=["files"], route_class=ErrorRoute)
 
 
 @file_jobs_router.post("/files/{file_id}/jobs", name="files:job", status_code=202)
@@ -175,21 +167,13 @@ async def hand_to_job(
     ``name``, ``size``, ``sha256``, ``content_type`` and ``url``). The job reads it
     with ``ctx.resources["files"].read(id)``. 202 with the job record and its
     progress ``stream``; 404 if there is no such file."""
-    try:
-        found = await files.info(file_id)
-    except FileNotFound as exc:
-        return FilesService.not_found(exc)
+    found = await files.info(file_id)
     job_input = {**body.input, "file": file_json(found, _file_url(request)(found.id))}
-    try:
-        record = await jobs.submit(body.type, job_input)
-    except UnknownJobType as exc:
-        return _error(400, str(exc), "unknown_job_type")
-    except JobQueueFull as exc:
-        return _error(503, str(exc), "queue_full", {"Retry-After": "1"})
+    record = await jobs.submit(body.type, job_input)
     payload = {**record.to_dict(), "stream": record.stream}
     return JSONResponse(payload, status_code=202)
 
 
-files_router = APIRouter()
+files_router = APIRouter(route_class=ErrorRoute)
 files_router.include_router(files_read_router)
 files_router.include_router(files_write_router)

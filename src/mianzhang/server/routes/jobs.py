@@ -33,11 +33,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
-from ..._errors import InvalidJobInput, JobNotFound, JobQueueFull
+from ..._errors import Conflict, InvalidRequest, JobNotFound, NotFound, RequestTooLarge
 from ...jobs import JobRecord, JobService, JobState
 from ...log import StreamState
 from ...log.serve import requested_after
 from .._deps import Host, Jobs
+from .._errors import ErrorRoute
 
 __all__ = ["SubmitJob", "job_json", "jobs_router"]
 
@@ -52,13 +53,6 @@ class SubmitJob(BaseModel):
 
     type: str = Field(min_length=1, max_length=64)
     input: dict[str, Any] = Field(default_factory=dict)
-
-
-def _error(
-    status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    body = {"error": {"type": kind, "message": message, **extra}}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def job_json(record: JobRecord, request: Request, *, with_input: bool = True) -> dict[str, Any]:
@@ -78,32 +72,37 @@ async def _find(jobs: JobService, job_id: str) -> JobRecord:
     return await jobs.get(job_id)
 
 
-def _already_finished(record: JobRecord) -> JSONResponse | None:
+def _refuse_finished(record: JobRecord) -> None:
     """The 409 for a job that already succeeded or failed (cancelling it means nothing)."""
     if record.state in (JobState.SUCCEEDED, JobState.FAILED):
-        return _error(409, "conflict", f"job {record.id!r} already {record.state.value}")
-    return None
+        raise Conflict(f"job {record.id!r} already {record.state.value}")
 
 
-jobs_router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+def _submission(raw: bytes) -> SubmitJob:
+    if len(raw) > _MAX_BODY:
+        raise RequestTooLarge(_MAX_BODY)
+    try:
+        return SubmitJob.model_validate(orjson.loads(raw))
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"expected {{'type', 'input'}} JSON: {exc}") from None
+    except ValidationError as exc:
+        problems = [
+            {"loc": ".".join(str(p) for p in error["loc"]), "msg": error["msg"]}
+            for error in exc.errors(include_url=False)
+        ]
+        raise InvalidRequest(
+            f"expected {{'type', 'input'}} JSON: {exc}", problems=problems
+        ) from None
+
+
+jobs_router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=ErrorRoute)
 
 
 @jobs_router.post("", name="jobs:submit", status_code=202)
 async def submit(request: Request, jobs: Jobs) -> Response:
     """Queue a job; 202 with its id, state and links."""
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        return _error(413, "too_large", f"the request body exceeds {_MAX_BODY} bytes")
-    try:
-        body = SubmitJob.model_validate(orjson.loads(raw))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        return _error(400, "invalid_request", f"expected {{'type', 'input'}} JSON: {exc}")
-    try:
-        record = await jobs.submit(body.type, body.input)
-    except InvalidJobInput as exc:
-        return _error(400, "InvalidJobInput", str(exc), problems=exc.problems)
-    except JobQueueFull as exc:
-        return _error(503, "JobQueueFull", str(exc), {"Retry-After": "1"})
+    body = _submission(await request.body())
+    record = await jobs.submit(body.type, body.input)
     payload = job_json(record, request, with_input=False)  # the client has it
     return JSONResponse(payload, status_code=202, headers={"Location": payload["links"]["self"]})
 
@@ -128,7 +127,7 @@ async def events(request: Request, job_id: str, jobs: Jobs, host: Host) -> Respo
     after = requested_after(request)
     info = await host.log.info(record.stream)
     if info is None:
-        return _error(404, "not_found", f"the events of job {job_id!r} are no longer kept")
+        raise NotFound(f"the events of job {job_id!r} are no longer kept")
     if info.state is not StreamState.OPEN and after is not None and after == info.last_id:
         return Response(status_code=204)
     return host.sse(request, record.stream, after, {"X-Job-Id": record.id})
@@ -137,12 +136,8 @@ async def events(request: Request, job_id: str, jobs: Jobs, host: Host) -> Respo
 @jobs_router.post("/{job_id}/cancel", name="jobs:cancel")
 async def cancel(request: Request, job_id: str, jobs: Jobs) -> Response:
     """Ask the job to stop wherever it runs."""
-    refused = _already_finished(await _find(jobs, job_id))
-    if refused is not None:
-        return refused
+    _refuse_finished(await _find(jobs, job_id))
     record = await jobs.cancel(job_id)
-    refused = _already_finished(record)  # finished meanwhile
-    if refused is not None:
-        return refused
+    _refuse_finished(record)  # finished meanwhile
     status = 200 if record.state.terminal else 202
     return JSONResponse(job_json(record, request, with_input=False), status_code=status)

@@ -14,12 +14,13 @@ from starlette.responses import Response
 
 from ..._errors import LogError
 from .._deps import Log, Metrics, Settings, Supervisor
+from .._errors import ErrorRoute
 
 __all__ = ["ops_router"]
 
 _PROBE_STREAM = "mz:readyz-probe"
 
-ops_router = APIRouter(tags=["ops"], include_in_schema=False)
+ops_router = APIRouter(tags=["ops"], include_in_schema=False, route_class=ErrorRoute)
 
 
 @ops_router.get("/healthz")

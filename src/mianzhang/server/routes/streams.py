@@ -4,7 +4,8 @@
 ``GET /v1/streams/{id}``             SSE after ``Last-Event-ID`` / ``?last_event_id=``; 404
                                      JSON if unknown; 204 once a finished stream is read out;
                                      an LLM generation in the surface that started it, or
-                                     ``?format=chat|responses|native`` (400 JSON if unknown)
+                                     ``?format=chat|responses|native|ui|agui`` (400 JSON
+                                     if unknown)
 ``GET /v1/streams/{id}/info``        the stream's metadata and reader count (JSON)
 ``POST /v1/streams/{id}/cancel``     stop its producer on whichever instance runs it
 ==================================  =========================================================
@@ -16,18 +17,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from ..._errors import Conflict, StreamNotFound
 from ...llm._serve import serve_stream
 from .._deps import Host
+from .._errors import ErrorRoute
 
 __all__ = ["streams_router"]
 
-
-def _not_found(stream: str) -> JSONResponse:
-    body = {"error": {"type": "not_found", "message": f"no stream {stream!r}"}}
-    return JSONResponse(body, status_code=404)
-
-
-streams_router = APIRouter(prefix="/v1/streams", tags=["streams"])
+streams_router = APIRouter(prefix="/v1/streams", tags=["streams"], route_class=ErrorRoute)
 
 
 @streams_router.get("/{stream}", name="streams:read")
@@ -44,7 +41,7 @@ async def info(stream: str, host: Host) -> Response:
     """The stream's state, epoch, last id, retention and current readers."""
     found = await host.log.info(stream)
     if found is None:
-        return _not_found(stream)
+        raise StreamNotFound(stream)
     return JSONResponse(
         {
             "stream": found.name,
@@ -65,8 +62,7 @@ async def info(stream: str, host: Host) -> Response:
 async def cancel(stream: str, host: Host) -> Response:
     """Stop the stream's producer: 200 ``{"cancelled": true}``, or 409 if already ended."""
     if await host.log.info(stream) is None:
-        return _not_found(stream)
+        raise StreamNotFound(stream)
     if await host.cancel(stream):
         return JSONResponse({"stream": stream, "cancelled": True})
-    body = {"error": {"type": "conflict", "message": f"stream {stream!r} has already ended"}}
-    return JSONResponse(body, status_code=409)
+    raise Conflict(f"stream {stream!r} has already ended")

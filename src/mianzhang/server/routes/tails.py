@@ -21,22 +21,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from ..._errors import InvalidRequest, NotFound
 from ..._responses import EventSourceResponse
 from ...log.serve import requested_after
 from ...tails import FileTail, tail_events
 from .._deps import Host, Tails
+from .._errors import ErrorRoute
 
 __all__ = ["tails_router"]
 
 _MAX_LAST_LINES = 10_000
-
-
-def _error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
-
-
-class _BadLastLines(Exception):
-    pass
 
 
 def _last_lines(raw: str | None, default: int) -> int:
@@ -44,11 +38,12 @@ def _last_lines(raw: str | None, default: int) -> int:
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and int(raw) <= _MAX_LAST_LINES):
-        raise _BadLastLines
+        problem = {"loc": "last_lines", "msg": "must be a number 0..10000"}
+        raise InvalidRequest("last_lines must be a number 0..10000", problems=[problem])
     return int(raw)
 
 
-tails_router = APIRouter(prefix="/v1/tails", tags=["tails"])
+tails_router = APIRouter(prefix="/v1/tails", tags=["tails"], route_class=ErrorRoute)
 
 
 @tails_router.get("", name="tails:list")
@@ -62,13 +57,10 @@ async def follow(request: Request, name: str, tails: Tails, host: Host) -> Respo
     """Follow one allow-listed file as SSE (see the module docstring)."""
     path = tails.files.get(name)
     if path is None:
-        return _error(404, "not_found", f"no tail named {name!r}")
-    try:
-        last_lines = _last_lines(request.query_params.get("last_lines"), tails.last_lines)
-    except _BadLastLines:
-        return _error(400, "invalid_request", "last_lines must be a number 0..10000")
+        raise NotFound(f"no tail named {name!r}")
+    last_lines = _last_lines(request.query_params.get("last_lines"), tails.last_lines)
     if not path.is_file():
-        return _error(404, "not_found", f"tail {name!r}: its file does not exist now")
+        raise NotFound(f"tail {name!r}: its file does not exist now")
     tail = FileTail(path, poll_interval=tails.poll_interval, max_line_bytes=tails.max_line_bytes)
     return EventSourceResponse(
         tail_events(tail, name, requested_after(request), last_lines=last_lines),

@@ -1,9 +1,10 @@
-// The chat page's conversations: the ONE module that knows where conversations live. Today it
-// is client-side (LocalChatStore): conversations are kept in localStorage, and each answer is a
-// generation of the gateway's native protocol (lib/native-answer.js: `POST
-// /v1/llm/generations` with the whole history as `messages`, read from `GET
-// /v1/streams/{id}?format=native`). A server-side store replaces this module by another class
-// with the same methods (app.js constructs it); the page does not change.
+// The chat page's conversations: the ONE module that knows where conversations live. They live
+// on the server (ServerChatStore), in its chat store (`/v1/chats`: the list, titles, the
+// messages as UIMessages, which answer is running), owned by the caller, shared by every tab
+// and browser of that caller and kept whatever happens to this page. Each answer is a turn of
+// the AI SDK chat protocol (lib/ui-answer.js: `POST /v1/ui/chat`, resumed from the log with
+// `GET /v1/ui/chat/{id}/stream`, stopped with `POST /v1/ui/chat/{id}/stop`); the server saves
+// the answer when its generation ends, even if no page is open any more.
 //
 // Interface (every method returns a Promise unless said otherwise; ids are strings):
 //
@@ -17,11 +18,13 @@
 //   regenerate(id, {model?})   replaces the last answer (also "retry" after a failure) with a
 //                              new one to the same history
 //   stop(id)                   stops the running answer (it ends "stopped", text kept)
-//   resume(id)                 follows the running answer from the last event it received
-//                              (after a reload, or after the connection was lost)
-//   watch(id, cb)              -> unwatch() (sync); cb(conversation) now and after every
-//                              change, tokens included; also resumes its running answer
-//   watchList(cb)              -> unwatch() (sync); cb(list) now and after every change
+//   resume(id)                 follows the running answer (after a reload, in another tab, or
+//                              after the connection was lost)
+//   watch(id, cb)              -> unwatch() (sync); cb(conversation) once it is loaded and
+//                              after every change, tokens included; also follows its running
+//                              answer
+//   watchList(cb)              -> unwatch() (sync); cb(list) once loaded and after every change
+//                              (this page's, and others' when the page comes back into view)
 //   close()                    (sync) stops following; the server keeps the answers
 //
 // Conversation: {id, title, model, created, updated, messages: [Message]} (read-only for
@@ -31,17 +34,15 @@
 // "interrupted" (the connection was lost; resume() continues it). stats: {ttftMs,
 // tokensPerSecond, durationMs, outputTokens, finishReason} with the server's own timings.
 //
-// Guarantees: the history sent is every user turn and every answer that has text and did not
-// fail, in order. An answer's text and the id of the last event it holds are saved together, so
-// a reload resumes after exactly that event: no text is lost or shown twice (events at or
-// before that id are also ignored if a server sends them again).
+// Guarantees: the history sent is every user turn and every answer that did not fail, in order
+// (a failed answer stays in the conversation; the server does not send it to the model either).
+// A running answer is read from its first event after a reload or in another tab, and after a
+// lost connection from the last event received: no text is lost or shown twice.
 
-import { followAnswer, startAnswer, stopAnswer } from "./native-answer.js";
+import { followAnswer, startAnswer, stopAnswer } from "./ui-answer.js";
 
-const INDEX_KEY = "mianzhang.chats.v1";
-const CONV_PREFIX = "mianzhang.chat.v1.";
-const SAVE_DELAY = 250;
 const RUNNING = new Set(["pending", "streaming"]);
+const SENT = new Set(["done", "stopped", "interrupted"]);
 
 function newId(prefix) {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
@@ -49,147 +50,153 @@ function newId(prefix) {
 }
 
 function titleFrom(text) {
-  const line = text.trim().split("\n")[0];
+  const line = text.trim().split("\n")[0].trim();
   return line.length > 48 ? `${line.slice(0, 47)}…` : line || "New chat";
 }
 
-export function historyOf(messages) {
-  return messages
-    .filter((m) => m.role === "user" || (m.content && ["done", "stopped", "interrupted"].includes(m.status)))
-    .map((m) => ({ role: m.role, content: m.content }));
+function textOf(ui) {
+  return (ui.parts || []).filter((p) => p.type === "text").map((p) => p.text).join("");
 }
 
-export class LocalChatStore {
-  constructor({ api = "", storage = window.localStorage } = {}) {
+// A server UIMessage as the page's Message (the UIMessage kept as `ui`).
+function fromUI(ui) {
+  const m = ui.metadata || {};
+  const base = { id: ui.id, role: ui.role, content: textOf(ui), ui, created: m.created || 0 };
+  if (ui.role !== "assistant") return { ...base, status: "done" };
+  const timings = m.timings || {};
+  const stats = {
+    ttftMs: timings.timeToFirstTokenMs,
+    tokensPerSecond: timings.tokensPerSecond,
+    durationMs: timings.durationMs,
+    outputTokens: (m.usage || {}).outputTokens,
+    finishReason: m.finishReason,
+  };
+  const status = m.status === "failed" || m.status === "stopped" ? m.status : "done";
+  return { ...base, status, error: m.status === "failed" ? m.error || { message: "failed" } : null, model: m.model || "", streamId: ui.id, stats };
+}
+
+// The page's Message as the UIMessage sent back as history.
+function toUI(msg) {
+  if (msg.ui) return msg.ui;
+  return { id: msg.id, role: msg.role, parts: [{ type: "text", text: msg.content }] };
+}
+
+export function historyOf(messages) {
+  return messages.filter((m) => m.role === "user" || (m.content && SENT.has(m.status))).map(toUI);
+}
+
+function fromServer(chat) {
+  return {
+    id: chat.id,
+    title: chat.title || "New chat",
+    model: chat.model,
+    created: chat.created,
+    updated: chat.updated,
+    messages: chat.messages.map(fromUI),
+    stream: chat.stream,
+  };
+}
+
+export class ServerChatStore {
+  constructor({ api = "" } = {}) {
     this.api = api;
-    this.storage = storage;
     this.cache = new Map(); // id -> Conversation
-    this.followers = new Map(); // id -> follow handle of its running answer
+    this.followers = new Map(); // id -> handle of its running answer
     this.watchers = new Map(); // id -> Set(cb)
     this.listWatchers = new Set();
-    this.timers = new Map(); // id -> pending save timer
-    this.creating = new Set(); // answers whose POST this page has in flight
-    this.onStorage = (event) => this.fromOtherTab(event);
-    this.onHide = () => this.flush();
-    window.addEventListener("storage", this.onStorage);
-    window.addEventListener("pagehide", this.onHide);
+    this.onVisible = () => {
+      if (document.visibilityState === "visible") this.refresh();
+    };
+    document.addEventListener("visibilitychange", this.onVisible);
+    window.addEventListener("focus", this.onVisible);
   }
 
-  // ---- persistence ------------------------------------------------------------------------
-  index() {
+  // ---- the server ---------------------------------------------------------------------------
+  async call(method, path, body) {
+    let response;
     try {
-      const ids = JSON.parse(this.storage.getItem(INDEX_KEY) || "[]");
-      return Array.isArray(ids) ? ids : [];
-    } catch {
-      return [];
-    }
-  }
-
-  load(id) {
-    if (this.cache.has(id)) return this.cache.get(id);
-    try {
-      const conv = JSON.parse(this.storage.getItem(CONV_PREFIX + id) || "null");
-      if (conv && Array.isArray(conv.messages)) {
-        this.cache.set(id, conv);
-        return conv;
-      }
-    } catch {
-      // a corrupt entry: treated as missing
-    }
-    return null;
-  }
-
-  write(id) {
-    clearTimeout(this.timers.get(id));
-    this.timers.delete(id);
-    const conv = this.cache.get(id);
-    if (!conv) return;
-    try {
-      this.storage.setItem(CONV_PREFIX + id, JSON.stringify(conv));
-      conv.unsaved = false;
+      response = await fetch(`${this.api}/v1/chats${path}`, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     } catch (error) {
-      // the browser's quota (a few MB): the conversation lives on in this tab only
-      conv.unsaved = `not kept by the browser: ${error.message}`;
+      throw new Error(`cannot reach the server: ${error.message}`);
     }
+    if (response.status === 204) return null;
+    const found = await response.json().catch(() => null);
+    if (response.status === 404 && method === "GET") return null;
+    if (!response.ok) throw new Error((found && found.error && found.error.message) || `HTTP ${response.status}`);
+    return found;
   }
 
-  flush() {
-    for (const id of [...this.timers.keys()]) this.write(id);
+  async load(id) {
+    const chat = await this.call("GET", `/${encodeURIComponent(id)}`);
+    if (!chat) return null;
+    if (this.followers.has(id) && this.cache.has(id)) return this.cache.get(id); // this page writes it
+    const conv = fromServer(chat);
+    this.cache.set(id, conv);
+    return conv;
   }
 
-  // Save soon (tokens arrive fast); `now` for state changes that must survive a crash.
-  changed(conv, { now = false, list = false, touch = true } = {}) {
-    if (touch) conv.updated = Date.now() / 1000; // the list is ordered by activity
-    if (now) this.write(conv.id);
-    else if (!this.timers.has(conv.id)) this.timers.set(conv.id, setTimeout(() => this.write(conv.id), SAVE_DELAY));
+  emit(conv) {
     for (const cb of this.watchers.get(conv.id) || []) cb(conv);
-    if (list) this.emitList();
   }
 
-  fromOtherTab(event) {
-    if (event.key === INDEX_KEY) this.emitList();
-    if (!event.key || !event.key.startsWith(CONV_PREFIX)) return;
-    const id = event.key.slice(CONV_PREFIX.length);
-    if (this.followers.has(id)) return; // this tab is writing it
-    this.cache.delete(id);
-    const conv = this.load(id);
-    for (const cb of this.watchers.get(id) || []) cb(conv);
-    this.emitList();
-  }
-
-  summaries() {
-    return this.index()
-      .map((id) => this.load(id))
-      .filter(Boolean)
-      .map((c) => ({
-        id: c.id,
-        title: c.title,
-        model: c.model,
-        updated: c.updated,
-        running: c.messages.some((m) => RUNNING.has(m.status)),
-      }))
-      .sort((a, b) => b.updated - a.updated);
-  }
-
-  emitList() {
-    const list = this.summaries();
+  async emitList() {
+    if (!this.listWatchers.size) return;
+    const list = await this.list();
     for (const cb of this.listWatchers) cb(list);
   }
 
-  // ---- the interface ----------------------------------------------------------------------
+  // Others may have changed things (another tab or browser): read them again.
+  async refresh() {
+    this.emitList().catch(() => {});
+    for (const id of this.watchers.keys()) {
+      // a conversation being answered here, or holding a turn the server refused (kept on
+      // this page so the text is not lost), is this page's to show
+      if (this.followers.has(id) || this.cache.get(id)?.messages.some((m) => m.local)) continue;
+      const conv = await this.load(id).catch(() => null);
+      if (conv) {
+        this.emit(conv);
+        this.resume(id);
+      }
+    }
+  }
+
+  // ---- the interface ------------------------------------------------------------------------
   async list() {
-    return this.summaries();
+    const found = await this.call("GET", "?limit=200");
+    // a title the server does not have yet (its first answer is being created) is this page's
+    const title = (c) => c.title || this.cache.get(c.id)?.title || "New chat";
+    return found.data
+      .filter((c) => c.kind === "ui") // (AG-UI threads of the same caller are not chats here)
+      .map((c) => ({ id: c.id, title: title(c), model: c.model, updated: c.updated, running: c.running }));
   }
 
   async create({ model = "", title = "" } = {}) {
-    const now = Date.now() / 1000;
-    const conv = { id: newId("c_"), title: title || "New chat", titled: !!title, model, created: now, updated: now, messages: [] };
+    const conv = fromServer(await this.call("POST", "", { model, title }));
     this.cache.set(conv.id, conv);
-    this.storage.setItem(INDEX_KEY, JSON.stringify([conv.id, ...this.index()]));
-    this.changed(conv, { now: true, list: true });
+    this.emitList();
     return conv;
   }
 
   async get(id) {
-    return this.load(id);
+    return this.cache.get(id) || (await this.load(id));
   }
 
   async rename(id, title) {
     const conv = this.must(id);
-    conv.title = title.trim() || conv.title;
-    conv.titled = true;
-    this.changed(conv, { now: true, list: true, touch: false });
+    const changed = await this.call("PATCH", `/${encodeURIComponent(id)}`, { title: title.trim() || conv.title });
+    conv.title = changed.title;
+    this.emit(conv);
+    this.emitList();
   }
 
   async remove(id) {
-    const conv = this.load(id);
-    if (conv && conv.messages.some((m) => RUNNING.has(m.status))) await this.stop(id);
     this.unfollow(id);
-    clearTimeout(this.timers.get(id));
-    this.timers.delete(id);
+    await this.call("DELETE", `/${encodeURIComponent(id)}`);
     this.cache.delete(id);
-    this.storage.removeItem(CONV_PREFIX + id);
-    this.storage.setItem(INDEX_KEY, JSON.stringify(this.index().filter((x) => x !== id)));
     this.emitList();
   }
 
@@ -197,9 +204,10 @@ export class LocalChatStore {
     const conv = this.must(id);
     if (conv.messages.some((m) => RUNNING.has(m.status))) throw new Error("an answer is still running");
     if (model) conv.model = model;
-    if (!conv.titled && !conv.messages.length) conv.title = titleFrom(text);
-    conv.messages.push({ id: newId("m_"), role: "user", content: text, status: "done", created: Date.now() / 1000 });
-    await this.answer(conv);
+    if (!conv.messages.length) conv.title = titleFrom(text);
+    const ui = { id: newId("m_"), role: "user", parts: [{ type: "text", text }] };
+    conv.messages.push({ ...fromUI(ui), created: Date.now() / 1000, local: true });
+    this.answer(conv, { trigger: "submit-message" });
   }
 
   async regenerate(id, { model } = {}) {
@@ -209,127 +217,151 @@ export class LocalChatStore {
     if (RUNNING.has(last.status)) throw new Error("an answer is still running");
     conv.messages.pop();
     if (model) conv.model = model;
-    await this.answer(conv);
+    this.answer(conv, { trigger: "regenerate-message", messageId: last.id });
   }
 
   async stop(id) {
     const conv = this.must(id);
     const msg = conv.messages[conv.messages.length - 1];
     if (!msg || !RUNNING.has(msg.status)) return;
-    if (!msg.streamId) {
+    // stopped: the follower receives the end ("abort") and ends "stopped"; not running any
+    // more (ended meanwhile, or never started): nothing will arrive, end it here
+    if (!(await stopAnswer(this.api, id).catch(() => false)) && RUNNING.has(msg.status)) {
       this.end(conv, msg, "stopped");
-      return;
     }
-    // taken: the follower receives the end with code "cancelled" and ends "stopped";
-    // not taken: the stream is gone, nothing will arrive any more
-    if (!(await stopAnswer(this.api, msg.streamId))) this.end(conv, msg, "stopped");
   }
 
   async resume(id) {
-    const conv = this.load(id);
-    if (!conv) return;
-    const msg = conv.messages[conv.messages.length - 1];
-    if (!msg || msg.role !== "assistant" || this.followers.has(id)) return;
-    if (msg.status === "pending" && !msg.streamId && !this.creating.has(msg.id)) {
-      // the page was left while the request creating it was in flight
-      this.end(conv, msg, "failed", { message: "the page was reloaded before the answer started", type: "network" });
+    const conv = this.cache.get(id) || (await this.load(id).catch(() => null));
+    if (!conv || this.followers.has(id)) return;
+    const last = conv.messages[conv.messages.length - 1];
+    if (last && last.role === "assistant" && last.status === "interrupted") {
+      last.status = "streaming";
+      last.error = null;
+      this.follow(conv, last, { lastEventId: last.lastEventId || null });
       return;
     }
-    if (!msg.streamId) return;
-    if (msg.status === "interrupted") {
-      msg.status = "streaming";
-      msg.error = null;
-      this.changed(conv, { now: true, list: true });
-    }
-    if (msg.status === "streaming") this.follow(conv, msg);
+    if (!conv.stream) return;
+    const msg = this.placeholder(conv.stream);
+    msg.status = "streaming";
+    conv.messages.push(msg);
+    conv.stream = null;
+    this.follow(conv, msg, {});
   }
 
   watch(id, cb) {
     if (!this.watchers.has(id)) this.watchers.set(id, new Set());
     this.watchers.get(id).add(cb);
-    cb(this.load(id));
-    this.resume(id);
+    const cached = this.cache.get(id);
+    if (cached) {
+      cb(cached);
+      this.resume(id);
+    } else {
+      this.load(id).then((conv) => {
+        if (!conv) return;
+        this.emit(conv);
+        this.resume(id);
+      }).catch(() => {});
+    }
     return () => this.watchers.get(id)?.delete(cb);
   }
 
   watchList(cb) {
     this.listWatchers.add(cb);
-    cb(this.summaries());
+    this.list().then((list) => this.listWatchers.has(cb) && cb(list)).catch(() => {});
     return () => this.listWatchers.delete(cb);
   }
 
   close() {
-    this.flush();
     for (const id of [...this.followers.keys()]) this.unfollow(id);
-    window.removeEventListener("storage", this.onStorage);
-    window.removeEventListener("pagehide", this.onHide);
+    document.removeEventListener("visibilitychange", this.onVisible);
+    window.removeEventListener("focus", this.onVisible);
   }
 
   // ---- answers ------------------------------------------------------------------------------
   must(id) {
-    const conv = this.load(id);
+    const conv = this.cache.get(id);
     if (!conv) throw new Error(`no conversation ${id}`);
     return conv;
   }
 
-  async answer(conv) {
-    const msg = {
-      id: newId("m_"),
+  placeholder(streamId = "") {
+    return {
+      id: streamId || newId("m_"),
       role: "assistant",
       content: "",
       status: "pending",
       error: null,
-      model: conv.model,
-      streamId: "",
-      lastEventId: "",
+      model: "",
+      streamId,
       stats: {},
       created: Date.now() / 1000,
     };
-    const messages = historyOf(conv.messages);
+  }
+
+  answer(conv, { trigger, messageId }) {
+    const history = historyOf(conv.messages);
+    const msg = this.placeholder();
+    msg.model = conv.model;
     conv.messages.push(msg);
-    this.changed(conv, { now: true, list: true });
-    let started;
-    this.creating.add(msg.id);
-    try {
-      started = await startAnswer(this.api, { model: conv.model, messages });
-    } catch (error) {
-      this.end(conv, msg, "failed", error);
+    this.changed(conv, { list: true });
+    const request = { id: conv.id, messages: history, trigger, model: conv.model || undefined };
+    if (messageId) request.messageId = messageId;
+    const handle = startAnswer(this.api, request, msg, this.callbacks(conv, msg, () => handle));
+    this.followers.set(conv.id, handle);
+  }
+
+  follow(conv, msg, { lastEventId }) {
+    const handle = followAnswer(this.api, conv.id, msg, { lastEventId, ...this.callbacks(conv, msg, () => handle) });
+    this.followers.set(conv.id, handle);
+    this.changed(conv, { list: true });
+  }
+
+  callbacks(conv, msg, handle) {
+    return {
+      onChange: () => {
+        if (msg.status === "pending") {
+          msg.status = "streaming";
+          for (const m of conv.messages) delete m.local; // the server has the turn now
+        }
+        this.changed(conv);
+      },
+      onEnd: (status, error) => {
+        if (this.followers.get(conv.id) === handle()) this.followers.delete(conv.id);
+        if (status === "gone") this.reloadAfter(conv, msg);
+        else this.end(conv, msg, status, error);
+      },
+    };
+  }
+
+  // The server had no running answer any more: it ended while nobody here read it, and the
+  // chat holds the saved answer.
+  async reloadAfter(conv, msg) {
+    const fresh = await this.load(conv.id).catch(() => null);
+    if (!fresh) {
+      this.end(conv, msg, "interrupted", { message: "the answer is no longer on the server", type: "stream" });
       return;
-    } finally {
-      this.creating.delete(msg.id);
     }
-    if (this.cache.get(conv.id) !== conv) {
-      stopAnswer(this.api, started.streamId).catch(() => {}); // deleted meanwhile: nobody reads it
-      return;
-    }
-    msg.streamId = started.streamId;
-    msg.model = started.model || msg.model;
-    msg.status = "streaming";
-    this.changed(conv, { now: true });
-    this.follow(conv, msg);
+    this.emit(fresh);
+    this.emitList();
   }
 
   end(conv, msg, status, error = null) {
     msg.status = status;
     msg.error = error;
     this.unfollow(conv.id);
-    this.changed(conv, { now: true, list: true });
+    this.changed(conv, { list: true });
+  }
+
+  changed(conv, { list = false } = {}) {
+    conv.updated = Date.now() / 1000;
+    this.emit(conv);
+    if (list) this.emitList().catch(() => {});
   }
 
   unfollow(id) {
     const handle = this.followers.get(id);
     if (handle) handle.stop();
     this.followers.delete(id);
-  }
-
-  follow(conv, msg) {
-    const handle = followAnswer(this.api, msg, {
-      onChange: () => this.changed(conv),
-      onEnd: (status, error) => {
-        if (this.followers.get(conv.id) === handle) this.followers.delete(conv.id);
-        this.end(conv, msg, status, error);
-      },
-    });
-    this.followers.set(conv.id, handle);
   }
 }

@@ -1,0 +1,33 @@
+"""The app's chat store from its settings: in memory, or on the Redis the log uses."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from ._settings import ChatsSettings
+from ._store import ChatStore, MemoryChatStore
+
+__all__ = ["open_chat_store"]
+
+
+@contextlib.asynccontextmanager
+async def open_chat_store(
+    settings: ChatsSettings, *, redis_url: str | None = None, prefix: str = "mz:"
+) -> AsyncIterator[ChatStore]:
+    """A :class:`MemoryChatStore`, or a :class:`~mianzhang.chats.RedisChatStore` on
+    ``redis_url`` (its connections closed on exit)."""
+    if redis_url is None:
+        yield MemoryChatStore(ttl=settings.ttl, max_chats=settings.max_chats)
+        return
+    import redis.asyncio as aioredis
+
+    from ._redis import RedisChatStore
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield RedisChatStore(
+            client, prefix=prefix, ttl=settings.ttl, max_per_owner=settings.max_per_owner
+        )
+    finally:
+        await client.aclose()
