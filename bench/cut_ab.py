@@ -30,7 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, merge_base
+
 RESULTS = ROOT / "bench" / "results" / "cut_ab.json"
 MODULES = ("src/mianzhang/_responses", "src/mianzhang/_sse", "src/mianzhang/_errors.py")
 PAYLOAD = "x" * 92
@@ -121,16 +122,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    base = (
-        args.base
-        or subprocess.run(
-            ["git", "merge-base", "HEAD", "main"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    base = merge_base(args.base)
     with tempfile.TemporaryDirectory() as tmp:
         _copy(base, "ab_base", Path(tmp))
         _copy(None, "ab_tree", Path(tmp))

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +296,28 @@ async def serve_in_process(
             task.result()
         await asyncio.sleep(0.02)
     return server, task
+
+
+Result = dict[str, Any]
+
+
+def served(
+    body: Callable[[argparse.Namespace, Harness, int], Awaitable[Result]],
+) -> Callable[[argparse.Namespace], Awaitable[Result]]:
+    """``body(args, harness, port)`` against ``args.app``'s harness served by uvicorn in this
+    process on a free port; the server is stopped (at most 30 s) after it, however it ends."""
+
+    async def main(args: argparse.Namespace) -> Result:
+        harness = Harness(args.app)
+        port = fanout.free_port()
+        server, task = await serve_in_process(harness.app, port, harness.http)
+        try:
+            return await body(args, harness, port)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 30)
+
+    return main
 
 
 async def client_process(spec: dict[str, Any], cap: float) -> dict[str, Any]:
@@ -625,11 +648,9 @@ def turn_summary(tracer: Tracer) -> dict[str, Any]:
     return out
 
 
-async def wait_main(args: argparse.Namespace) -> dict[str, Any]:
+@served
+async def wait_main(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
     n = args.subscribers
-    harness = Harness(args.app)
-    port = fanout.free_port()
-    server, task = await serve_in_process(harness.app, port, harness.http)
     tracer = Tracer(n)
     restore = install_tracer(tracer)
     try:
@@ -651,8 +672,6 @@ async def wait_main(args: argparse.Namespace) -> dict[str, Any]:
         for owner, name, original in reversed(restore):
             setattr(owner, name, original)
         gc.callbacks.remove(tracer.on_gc)
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
     return {
         "bench": {k: v for k, v in outcome.items() if k != "per_event_ms"},
         "trace": analyse_wait(tracer, 5),
@@ -677,11 +696,9 @@ def census() -> collections.Counter[str]:
     return counts
 
 
-async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
+@served
+async def memory_main(args: argparse.Namespace, harness: Harness, port: int) -> dict[str, Any]:
     n = args.subscribers
-    harness = Harness(args.app)
-    port = fanout.free_port()
-    server, task = await serve_in_process(harness.app, port, harness.http)
     path = harness.subscribe
     try:
         warm = {"mode": "idle", "subscribers": [{"port": port, "path": path, "count": 10}],
@@ -712,8 +729,6 @@ async def memory_main(args: argparse.Namespace) -> dict[str, Any]:
         await client
     finally:
         tracemalloc.stop()
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
     return memory_report(before, after, objects_before, objects_after, n)
 
 

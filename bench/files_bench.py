@@ -52,7 +52,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests._support.procs import free_port, stop_process, wait_for_port  # noqa: E402
+from tests._support.procs import (  # noqa: E402
+    free_port,
+    status_kib,
+    stop_process,
+    uvicorn_command,
+    wait_for_port,
+)
 
 from mianzhang.files import new_file_id  # noqa: E402
 
@@ -74,20 +80,7 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 @contextlib.contextmanager
 def uvicorn(factory: str, env: dict[str, str]) -> Iterator[tuple[int, int]]:
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        factory,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    cmd = uvicorn_command(factory, port, factory=True)
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
@@ -236,13 +229,6 @@ def measure(
         f"{result.cpu_s_per_gb:5.2f} server CPU s/GB"
     )
     return result
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def stalled_rss(port: int, pid: int, path: str, connections: int) -> float:
@@ -440,26 +426,27 @@ def bench_uploads(
     return results
 
 
+# the peers each mianzhang target is compared with, by kind: (target, label)
+RATIO_PEERS = {
+    "download": [("starlette FileResponse", "Starlette"), ("nginx (sendfile)", "nginx")],
+    "upload": [
+        ("starlette request.stream()", "Starlette stream"),
+        ("starlette request.form()", "Starlette form"),
+    ],
+}
+
+
 def print_ratios(results: list[Result]) -> None:
+    """Each mianzhang target's throughput as a multiple of its peers' (kinds measured)."""
     by = {(r.kind, r.target): r.mb_per_s for r in results}
-    if ("download", "nginx (sendfile)") in by:
-        print("\nratios (download):")
+    for kind, peers in RATIO_PEERS.items():
+        if not all((kind, peer) in by for peer, _ in peers):
+            continue
+        print(f"\nratios ({kind}):")
         for r in results:
-            if r.kind == "download" and r.target.startswith("mianzhang"):
-                print(
-                    f"  {r.target:30} {r.mb_per_s / by['download', 'starlette FileResponse']:5.2f}x"
-                    f" Starlette  {r.mb_per_s / by['download', 'nginx (sendfile)']:5.2f}x nginx"
-                )
-    if ("upload", "starlette request.stream()") in by:
-        print("ratios (upload):")
-        for r in results:
-            if r.kind == "upload" and r.target.startswith("mianzhang"):
-                print(
-                    f"  {r.target:30} "
-                    f"{r.mb_per_s / by['upload', 'starlette request.stream()']:5.2f}x Starlette"
-                    f" stream  {r.mb_per_s / by['upload', 'starlette request.form()']:5.2f}x"
-                    " Starlette form"
-                )
+            if r.kind == kind and r.target.startswith("mianzhang"):
+                ratios = [f"{r.mb_per_s / by[kind, p]:5.2f}x {label}" for p, label in peers]
+                print(f"  {r.target:30} {'  '.join(ratios)}")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from _common import raw_chunk
 from mianzhang.llm import ChatRequest, Chunk, Gateway, ModelEntry, ModelRegistry, Usage
 from mianzhang.llm._openai import parse_chunk
 from mianzhang.log import MemoryEventLog, StreamState
@@ -32,13 +33,9 @@ from mianzhang.log import MemoryEventLog, StreamState
 REQUEST = ChatRequest(messages=[{"role": "user", "content": "benchmark prompt"}])
 
 
-def raw_chunk(i: int) -> str:
-    delta = '{"role":"assistant","content":""}' if i < 0 else f'{{"content":" tok{i}"}}'
-    return (
-        '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,'
-        '"model":"fake-up","system_fingerprint":null,'
-        f'"choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":null}}]}}'
-    )
+def token(i: int) -> str | None:
+    """The ``i``-th token (``None``: the role chunk before them)."""
+    return None if i < 0 else f" tok{i}"
 
 
 class InstantProvider:
@@ -49,7 +46,7 @@ class InstantProvider:
     def __init__(self, tokens: int, raw: bool) -> None:
         self.tokens = tokens
         self.raw = raw
-        self.chunks = [parse_chunk(raw_chunk(i)) for i in range(-1, tokens)]
+        self.chunks = [parse_chunk(raw_chunk(token(i))) for i in range(-1, tokens)]
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]:
         if self.raw:

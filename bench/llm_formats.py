@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from _common import raw_chunk
 from mianzhang.llm import (
     SURFACES,
     ChatRequest,
@@ -52,14 +53,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "llm_formats.json"
 REQUEST = ChatRequest(messages=[{"role": "user", "content": "benchmark prompt"}])
 
 
-def raw_chunk(i: int) -> str:
-    """An OpenAI ``chat.completion.chunk`` as an upstream sends it (a 6-character token)."""
-    delta = '{"role":"assistant","content":""}' if i < 0 else f'{{"content":" tok{i % 100:02d}"}}'
-    return (
-        '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,'
-        '"model":"fake-up","system_fingerprint":null,'
-        f'"choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":null}}]}}'
-    )
+def token(i: int) -> str | None:
+    """The ``i``-th token, 6 characters (``None``: the role chunk before them)."""
+    return None if i < 0 else f" tok{i % 100:02d}"
 
 
 class InstantProvider:
@@ -73,7 +69,7 @@ class InstantProvider:
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]:
         for i in range(-1 if self.raw else 0, self.tokens):
-            yield parse_chunk(raw_chunk(i)) if self.raw else Chunk(text=f" tok{i % 100:02d}")
+            yield parse_chunk(raw_chunk(token(i))) if self.raw else Chunk(text=token(i))
         yield Chunk(finish_reason="stop", usage=Usage(3, self.tokens))
 
     async def aclose(self) -> None:

@@ -63,7 +63,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from tests._support.procs import free_port, stop_process, wait_for_port  # noqa: E402
+from tests._support.procs import (  # noqa: E402
+    free_port,
+    stop_process,
+    uvicorn_command,
+    wait_for_port,
+)
 
 from _sse_http import Connection, StreamResult  # noqa: E402
 
@@ -128,26 +133,8 @@ def process(
 
 
 def uvicorn_cmd(app: str, port: int, *, factory: bool = False) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--backlog",
-        "4096",
-    ]
-    return [*cmd, "--factory"] if factory else cmd
+    args = ("--loop", "uvloop", "--http", "httptools", "--backlog", "4096")
+    return uvicorn_command(app, port, factory=factory, args=args)
 
 
 def body(model: str) -> dict[str, object]:

@@ -41,9 +41,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import ROOT, git, merge_base
 from responses_ab import archive, load_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "log_ab.json"
 PAYLOAD = '{"text":"' + "x" * 80 + '"}'
 
@@ -195,12 +195,6 @@ async def run(
     return table.summary()
 
 
-def git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", default=None, help="commit of the old tree (merge-base)")
@@ -210,7 +204,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000, help="memory; Redis: a tenth")
     parser.add_argument("--backends", nargs="+", default=["memory", "redis"])
     args = parser.parse_args()
-    old = args.old or git("merge-base", "HEAD", "main")
+    old = merge_base(args.old)
     new = git("rev-parse", "HEAD")
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         url = stack.enter_context(redis_server()) if "redis" in args.backends else None

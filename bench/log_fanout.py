@@ -119,6 +119,21 @@ async def resume(log: EventLog, stream: str, total: int, limit_s: float) -> dict
     return {"missed": got, "seconds": round(elapsed, 3), "events_per_s": round(got / elapsed)}
 
 
+async def report(
+    log: EventLog, args: argparse.Namespace, append_ms: float, start: float, latencies: list[int]
+) -> dict[str, Any]:
+    """The fan-out figures (wall time since ``start``, latency percentiles), then the resume
+    measurement on the same log."""
+    fanout = {
+        "followers": args.followers,
+        "events": args.events,
+        "append_p50_ms": append_ms,
+        "wall_s": round(time.perf_counter() - start, 2),
+        **percentiles(latencies),
+    }
+    return {"fanout": fanout, "resume": await resume(log, "resume", args.replay, args.timeout)}
+
+
 async def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
     async with MemoryEventLog(max_events=max(args.replay, 10_000)) as log:
         await log.create("fan")
@@ -134,14 +149,7 @@ async def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         append_ms = await publish(log, "fan", args.events, args.interval)
         latencies = await followers
-        fanout = {
-            "followers": args.followers,
-            "events": args.events,
-            "append_p50_ms": append_ms,
-            "wall_s": round(time.perf_counter() - start, 2),
-            **percentiles(latencies),
-        }
-        return {"fanout": fanout, "resume": await resume(log, "resume", args.replay, args.timeout)}
+        return await report(log, args, append_ms, start, latencies)
 
 
 CHILD = """
@@ -191,14 +199,7 @@ async def bench_redis(args: argparse.Namespace, url: str) -> dict[str, Any]:
             if child.returncode is None:
                 child.kill()
             await child.wait()
-        fanout = {
-            "followers": args.followers,
-            "events": args.events,
-            "append_p50_ms": append_ms,
-            "wall_s": round(time.perf_counter() - start, 2),
-            **percentiles(latencies),
-        }
-        return {"fanout": fanout, "resume": await resume(log, "resume", args.replay, args.timeout)}
+        return await report(log, args, append_ms, start, latencies)
 
 
 def main() -> None:

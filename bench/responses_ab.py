@@ -33,7 +33,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, git, merge_base
+
 RESULTS = ROOT / "bench" / "results" / "responses_ab.json"
 
 
@@ -129,19 +130,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    old = (
-        args.old
-        or subprocess.run(
-            ["git", "merge-base", "HEAD", "main"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    new = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    old = merge_base(args.old)
+    new = git("rev-parse", "HEAD")
     with tempfile.TemporaryDirectory() as tmp:
         packages = {
             "old": load_tree(archive(old, Path(tmp)), "mianzhang_old"),

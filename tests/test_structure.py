@@ -42,6 +42,7 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 LAYERS: dict[str, int] = {
     "_sse": 1,
     "_errors": 0,
+    "_tasks": 0,
     "_error_body": 0,
     "_responses": 2,
     "log": 3,

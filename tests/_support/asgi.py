@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import anyio
 from starlette.types import Scope
 
-__all__ = ["http_scope", "websocket_scope"]
+__all__ = ["StalledClient", "http_scope", "websocket_scope"]
 
 
 def http_scope(
@@ -46,3 +47,24 @@ def websocket_scope(path: str = "/", **extra: Any) -> Scope:
     scope["scheme"] = "ws"
     scope.pop("method")
     return scope
+
+
+class StalledClient:
+    """An ASGI client that sends ``first`` (more body announced) and then nothing ever again,
+    without disconnecting (a slow loris, a vanished peer); ``taken`` is set once the app has
+    received ``first``, and ``sent`` records every message the app sends."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+        self.taken = anyio.Event()
+        self.sent: list[dict[str, Any]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if not self.taken.is_set():
+            self.taken.set()
+            return {"type": "http.request", "body": self.first, "more_body": True}
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)

@@ -106,6 +106,53 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
+def uvicorn_command(
+    app: str, port: int, *, factory: bool = False, args: tuple[str, ...] = ()
+) -> list[str]:
+    """``python -m uvicorn APP`` on 127.0.0.1:PORT, no access log, warnings only; ``args``
+    last (the benchmarks add ``--loop uvloop``, ``--backlog``...)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    if factory:
+        cmd.append("--factory")
+    return [*cmd, *args]
+
+
+@contextlib.contextmanager
+def _listening(
+    cmd: list[str], port: int, env: dict[str, str] | None, name: str, stop_signal: int
+) -> Iterator[ServerProcess]:
+    """Run ``cmd`` (cwd = repo root, output to ``test-artifacts/NAME-PORT.log``) until it
+    listens on ``port``; stop it with ``stop_signal`` on exit. Raises with the log if it never
+    listens or has already exited."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / f"{name}-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(env), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port(port, None)
+        except TimeoutError:
+            raise RuntimeError(log_path.read_text(errors="replace")) from None
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log_path.read_text(errors='replace')}")
+        yield ServerProcess(proc, port, log_path=log_path)
+    finally:
+        stop_process(proc, stop_signal)
+        log.close()
+
+
 @contextlib.contextmanager
 def uvicorn_process(
     app: str,
@@ -123,39 +170,11 @@ def uvicorn_process(
     Output goes to ``test-artifacts/uvicorn-PORT.log`` (read it with ``.output()``).
     """
     port = port or free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        cmd.append("--factory")
     if graceful_timeout is not None:
-        cmd += ["--timeout-graceful-shutdown", str(graceful_timeout)]
-    cmd += list(args)
-    ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / f"uvicorn-{port}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(env), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        try:
-            wait_for_port(port, None)
-        except TimeoutError:
-            raise RuntimeError(log_path.read_text(errors="replace")) from None
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited: {log_path.read_text(errors='replace')}")
-        yield ServerProcess(proc, port, log_path=log_path)
-    finally:
-        stop_process(proc, stop_signal)
-        log.close()
+        args = ("--timeout-graceful-shutdown", str(graceful_timeout), *args)
+    cmd = uvicorn_command(app, port, factory=factory, args=args)
+    with _listening(cmd, port, env, "uvicorn", stop_signal) as server:
+        yield server
 
 
 @contextlib.contextmanager
@@ -177,19 +196,67 @@ def serve_process(
         "warning",
         *args,
     ]
-    ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / f"serve-{port}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(env), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        try:
-            wait_for_port(port, None)
-        except TimeoutError:
-            raise RuntimeError(log_path.read_text(errors="replace")) from None
-        yield ServerProcess(proc, port, log_path=log_path)
-    finally:
-        stop_process(proc)
-        log.close()
+    with _listening(cmd, port, env, "serve", signal.SIGTERM) as server:
+        yield server
+
+
+def cli_command(*args: str) -> list[str]:
+    """``python -m mianzhang ARGS``: the product's command line."""
+    return [sys.executable, "-m", "mianzhang", *args]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``mianzhang ARGS`` to its end (cwd = repo root, this tree on ``PYTHONPATH``, ``env``
+    added); its output captured as text, its exit code not checked."""
+    return subprocess.run(
+        cli_command(*args),
+        cwd=ROOT,
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``mianzhang ARGS`` (as :func:`run_cli`) with its stdout and stderr piped as
+    text; the caller stops it (``with``, or the ``cli_procs`` fixture)."""
+    return subprocess.Popen(
+        cli_command(*args),
+        cwd=ROOT,
+        env=_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def reap(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill whichever of ``procs`` still runs, wait for each, close their pipes."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A ``/proc/PID/status`` field in KiB (``VmRSS``, ``VmHWM``...)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak(pid: int) -> int:
+    """Reset VmHWM to the current RSS (Linux ``clear_refs`` 5); return that RSS in KiB."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return status_kib(pid, "VmRSS")
 
 
 def redis_server_binary() -> str:

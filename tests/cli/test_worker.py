@@ -4,23 +4,15 @@ connects to anything. (Running workers: ``tests/e2e/test_jobs_worker_kill.py``.)
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from tests._support.procs import ROOT, _env
+from tests._support.procs import run_cli
 
 
 def run_worker(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: "" for k in ("MIANZHANG_REDIS_URL",)}
-    return subprocess.run(
-        [sys.executable, "-m", "mianzhang", "worker", *args],
-        cwd=ROOT,
-        env=_env({**clean, **(env or {})}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli("worker", *args, env={**clean, **(env or {})})
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ gateway's environment."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import orjson
 
 from mianzhang import SSEDecoder
 from mianzhang.auth import hash_api_key
+from tests._support.wait import eventually_sync
 
 GRACE = 1.0  # llm.grace_period of the test gateways (seconds)
 API_KEY = "mz_e2e-llm-test-key"  # the key the openai SDK presents (scopes llm and streams)
@@ -42,15 +42,18 @@ class UpstreamControl:
     def wait_for(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 15.0
     ) -> list[dict[str, Any]]:
-        """Poll the recorded requests until ``predicate`` holds (raises after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            requests = self.requests()
-            if predicate(requests):
-                return requests
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"upstream never satisfied the condition: {requests}")
-            time.sleep(0.02)
+        """Poll the recorded requests until ``predicate`` holds (fails after ``timeout``);
+        the requests it held for."""
+        seen: list[dict[str, Any]] = []
+
+        def holds() -> bool:
+            seen[:] = self.requests()
+            return predicate(seen)
+
+        eventually_sync(
+            holds, timeout=timeout, interval=0.02, message="upstream never met the condition"
+        )
+        return seen
 
 
 def sse_events(response: httpx.Response) -> Iterator[Any]:

@@ -6,30 +6,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests._support.lines import Lines
-from tests._support.procs import ROOT, free_port, uvicorn_process
+from tests._support.procs import cli_process, free_port, run_cli, uvicorn_process
 from tests.channels._tokens import SECRET, grant, hs256
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 APP = "mianzhang.server:create_app"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mianzhang", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def next_json(lines: Lines, timeout: float = 30.0) -> dict[str, Any]:
@@ -48,37 +35,17 @@ def env(redis_url: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def subscriber_factory() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
-        if proc.stderr:
-            proc.stderr.close()
-
-
 def test_publish_and_subscribe_across_a_server_restart(
-    env: dict[str, str], subscriber_factory: list[subprocess.Popen[str]]
+    env: dict[str, str], cli_procs: list[subprocess.Popen[str]]
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with uvicorn_process(APP, factory=True, env=env, port=port):
-        sub = subprocess.Popen(
-            [sys.executable, "-m", "mianzhang", "subscribe", "news", "--url", url, "--count", "4"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        subscriber_factory.append(sub)
+        sub = cli_process("subscribe", "news", "--url", url, "--count", "4")
+        cli_procs.append(sub)
         assert sub.stdout is not None
         lines = Lines(sub.stdout)
-        first = cli("publish", "news", '{"n": 1}', "--json", "--event", "note", "--url", url)
+        first = run_cli("publish", "news", '{"n": 1}', "--json", "--event", "note", "--url", url)
         assert first.returncode == 0, first.stderr
         published = json.loads(first.stdout)
         assert published["channel"] == "news" and published["duplicate"] is False
@@ -86,10 +53,10 @@ def test_publish_and_subscribe_across_a_server_restart(
 
     # the server is gone (its streams were drained); a new one takes over on the same port
     with uvicorn_process(APP, factory=True, env=env, port=port):
-        second = cli("publish", "news", "plain text", "--idempotency-key", "k-7", "--url", url)
-        repeat = cli("publish", "news", "plain text", "--idempotency-key", "k-7", "--url", url)
-        third = cli("publish", "news", "[1, 2]", "--json", "--url", url)
-        fourth = cli("publish", "news", "bye", "--url", url)
+        second = run_cli("publish", "news", "plain text", "--idempotency-key", "k-7", "--url", url)
+        repeat = run_cli("publish", "news", "plain text", "--idempotency-key", "k-7", "--url", url)
+        third = run_cli("publish", "news", "[1, 2]", "--json", "--url", url)
+        fourth = run_cli("publish", "news", "bye", "--url", url)
         results = [json.loads(p.stdout) for p in (second, repeat, third, fourth)]
         assert results[1] == {**results[0], "duplicate": True}
         # reconnecting backs off while the server is down: up to 30 s between attempts
@@ -104,9 +71,9 @@ def test_publish_and_subscribe_across_a_server_restart(
 
 
 def test_bad_arguments_and_refusals_exit_non_zero() -> None:
-    bad_json = cli("publish", "news", "{nope", "--json", "--url", "http://127.0.0.1:9")
+    bad_json = run_cli("publish", "news", "{nope", "--json", "--url", "http://127.0.0.1:9")
     assert bad_json.returncode == 2 and "not JSON" in bad_json.stderr
-    bad_count = cli("subscribe", "news", "--url", "http://127.0.0.1:9", "--count", "0")
+    bad_count = run_cli("subscribe", "news", "--url", "http://127.0.0.1:9", "--count", "0")
     assert bad_count.returncode == 2
     env = {
         "MIANZHANG_FILES__ENABLED": "false",
@@ -114,9 +81,9 @@ def test_bad_arguments_and_refusals_exit_non_zero() -> None:
         "MIANZHANG_AUTH__JWT_KEYS": json.dumps([{"algorithm": "HS256", "key": SECRET}]),
     }
     with uvicorn_process(APP, factory=True, env=env) as server:
-        unauthorized = cli("publish", "news", "x", "--url", server.url)
+        unauthorized = run_cli("publish", "news", "x", "--url", server.url)
         assert unauthorized.returncode == 1 and "HTTP 401" in unauthorized.stderr
-        no_token = cli("subscribe", "news", "--url", server.url)
+        no_token = run_cli("subscribe", "news", "--url", server.url)
         assert no_token.returncode == 1 and "HTTP 401: subscribing needs a token" in no_token.stderr
-        wrong = cli("subscribe", "news", "--url", server.url, "--token", hs256(grant("other")))
+        wrong = run_cli("subscribe", "news", "--url", server.url, "--token", hs256(grant("other")))
         assert wrong.returncode == 1 and "HTTP 403" in wrong.stderr

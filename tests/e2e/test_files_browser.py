@@ -12,21 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Route
 
+from tests._support.browser import chromium_page
 from tests._support.procs import ServerProcess, uvicorn_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 MiB = 1 << 20
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -38,12 +31,8 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def test_upload_with_progress_and_resume_then_download(page: Page, server: ServerProcess) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from mianzhang.files import new_file_id
-from tests._support.procs import ServerProcess, uvicorn_process
+from tests._support.procs import ServerProcess, reset_peak, status_kib, uvicorn_process
 from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -21,19 +21,6 @@ pytestmark = pytest.mark.e2e
 GiB = 1 << 30
 MiB = 1 << 20
 LIMIT_KIB = 50 * 1000  # 50 MB
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def reset_peak(pid: int) -> int:
-    """Reset VmHWM to the current RSS (Linux clear_refs 5); return that RSS in KiB."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return status_kib(pid, "VmRSS")
 
 
 @pytest.fixture

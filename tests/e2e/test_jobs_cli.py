@@ -12,7 +12,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,15 @@ import pytest
 
 from mianzhang import SSEDecoder, __version__
 from tests._support.lines import Lines
-from tests._support.procs import ROOT, ServerProcess, _env, uvicorn_process
+from tests._support.procs import (
+    ROOT,
+    ServerProcess,
+    _env,
+    cli_command,
+    cli_process,
+    run_cli,
+    uvicorn_process,
+)
 from tests._support.terminal import run_on_terminal
 
 pytestmark = pytest.mark.e2e
@@ -57,14 +64,8 @@ def env(tmp_path: Path, server: ServerProcess) -> dict[str, str]:
     return _env({"MIANZHANG_URL": server.url, "XDG_CACHE_HOME": str(tmp_path / "cache")})
 
 
-def mianzhang(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mianzhang", *args]
-
-
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        mianzhang(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(*args, env=env)
 
 
 def submit_summary(env: dict[str, str], *extra: str) -> str:
@@ -87,16 +88,14 @@ def all_event_ids(server: ServerProcess, job_id: str) -> list[str]:
 
 
 def test_version_prints_the_package_version() -> None:
-    result = subprocess.run(
-        mianzhang("--version"), cwd=ROOT, env=_env(None), capture_output=True, text=True
-    )
+    result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout == f"mianzhang {__version__}\n"
 
 
 def test_submit_watch_draws_the_bar_to_100_percent(env: dict[str, str]) -> None:
     args = ("jobs", "submit", "summarize", "--set", f"text={TEXT}", "--set", "chunk_chars:=300")
-    run = run_on_terminal(mianzhang(*args, "--watch"), env=env, cwd=ROOT)
+    run = run_on_terminal(cli_command(*args, "--watch"), env=env, cwd=ROOT)
     assert run.returncode == 0, run.terminal
     percents = [int(p) for p in re.findall(r"(\d+)%", run.terminal)]
     assert percents[-1] == 100
@@ -113,14 +112,7 @@ def test_watch_resumes_after_ctrl_c_without_repeating_events(
     env: dict[str, str], server: ServerProcess
 ) -> None:
     job_id = submit_summary(env, "--set", "chunk_chars:=300")
-    with subprocess.Popen(
-        mianzhang("jobs", "watch", job_id),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as first:
+    with cli_process("jobs", "watch", job_id, env=env) as first:
         try:
             assert first.stderr is not None
             lines = Lines(first.stderr)
@@ -178,14 +170,7 @@ def test_a_failed_job_exits_1_with_its_error(env: dict[str, str]) -> None:
 
 def test_cancel_stops_a_watched_job_which_exits_3(env: dict[str, str]) -> None:
     job_id = submit_summary(env, "--set", "chunk_chars:=300")
-    with subprocess.Popen(
-        mianzhang("jobs", "watch", job_id),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as watcher:
+    with cli_process("jobs", "watch", job_id, env=env) as watcher:
         try:
             assert watcher.stderr is not None
             lines = Lines(watcher.stderr)

@@ -36,19 +36,8 @@ MESSAGES: Any = [{"role": "user", "content": "say the tokens"}]
 
 
 @pytest.fixture(scope="module")
-def upstream_proc() -> Iterator[ServerProcess]:
-    with uvicorn_process("tests.e2e.apps.fake_upstream:app", env={"FAKE_TOKENS": str(TOKENS)}) as p:
-        yield p
-
-
-@pytest.fixture
-def upstream(upstream_proc: ServerProcess) -> Iterator[UpstreamControl]:
-    control = UpstreamControl(upstream_proc.url)
-    control.reset()
-    try:
-        yield control
-    finally:
-        control.close()
+def upstream_env() -> dict[str, str]:
+    return {"FAKE_TOKENS": str(TOKENS)}
 
 
 @pytest.fixture(scope="module")

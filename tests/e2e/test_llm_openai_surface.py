@@ -34,22 +34,6 @@ TOOL_SCRIPT = {
 
 
 @pytest.fixture(scope="module")
-def upstream_proc() -> Iterator[ServerProcess]:
-    with uvicorn_process("tests.e2e.apps.fake_upstream:app") as proc:
-        yield proc
-
-
-@pytest.fixture
-def upstream(upstream_proc: ServerProcess) -> Iterator[UpstreamControl]:
-    control = UpstreamControl(upstream_proc.url)
-    control.reset()
-    try:
-        yield control
-    finally:
-        control.close()
-
-
-@pytest.fixture(scope="module")
 def gateway(upstream_proc: ServerProcess) -> Iterator[ServerProcess]:
     env = gateway_env(upstream_proc.url)
     models = json.loads(env["MIANZHANG_LLM__MODELS"])

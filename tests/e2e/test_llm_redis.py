@@ -28,22 +28,6 @@ def tokens(n: int) -> str:
     return "".join(f"tok{i}" if i == 0 else f" tok{i}" for i in range(n))
 
 
-@pytest.fixture(scope="module")
-def upstream_proc() -> Iterator[ServerProcess]:
-    with uvicorn_process("tests.e2e.apps.fake_upstream:app") as p:
-        yield p
-
-
-@pytest.fixture
-def upstream(upstream_proc: ServerProcess) -> Iterator[UpstreamControl]:
-    control = UpstreamControl(upstream_proc.url)
-    control.reset()
-    try:
-        yield control
-    finally:
-        control.close()
-
-
 @pytest.fixture
 def instances(
     upstream_proc: ServerProcess, redis_url: str

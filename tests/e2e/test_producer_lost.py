@@ -30,6 +30,7 @@ from mianzhang import SSEDecoder
 from mianzhang._sse import ServerSentEvent
 from mianzhang.log import parse_id
 from tests._support.procs import ARTIFACTS, ServerProcess, free_port, serve_process
+from tests._support.wait import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -103,9 +104,7 @@ class Reader:
                     self.events.append((time.monotonic(), event))
 
     async def count(self, n: int) -> None:
-        async with asyncio.timeout(30):
-            while len(self.events) < n:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: len(self.events) >= n, timeout=30, message=f"not {n} events")
 
     async def done(self) -> list[ServerSentEvent]:
         assert self.task is not None
@@ -268,7 +267,5 @@ async def test_a_job_whose_worker_instance_is_killed_is_requeued_and_continues(
 
 
 async def _until(reader: Reader, pred: Any) -> list[ServerSentEvent]:
-    async with asyncio.timeout(40):
-        while not any(pred(e) for _, e in reader.events):
-            await asyncio.sleep(0.01)
+    await eventually(lambda: any(pred(e) for _, e in reader.events), timeout=40)
     return [e for _, e in reader.events]

@@ -237,12 +237,7 @@ async def crowd(
             published = time.monotonic()
             cut_while_publishing = (await stream_ends(client)).get("send_timeout")
             # every stalled reader cut, its connection gone
-            await eventually(
-                lambda: server.established(peers) == 0,
-                timeout=SEND_TIMEOUT + 1,
-                interval=0.05,
-                message="stalled readers' connections still open",
-            )
+            await all_closed(server, peers)
             released = time.monotonic() - published
         finally:
             sampler.cancel()
@@ -288,6 +283,17 @@ async def test_a_thousand_stalled_readers_are_cut_and_release_everything() -> No
     assert max(rss) < rss[0] + stalled * 0.25, rss
 
 
+async def all_closed(server: Server, peers: set[int]) -> None:
+    """Wait (at most the send timeout and a second) until no connection of ``peers`` is
+    established any more."""
+    await eventually(
+        lambda: server.established(peers) == 0,
+        timeout=SEND_TIMEOUT + 1,
+        interval=0.05,
+        message="stalled readers' connections still open",
+    )
+
+
 async def _idle(client: httpx.AsyncClient) -> bool:
     """No stream open (the fast reader's connection is gone)."""
     text = (await client.get("/metrics")).text
@@ -310,12 +316,7 @@ async def test_stalled_readers_the_kernel_absorbs_are_cut_by_the_watchdog() -> N
                 peers = {sock.getsockname()[1] for sock in sockets}
                 await fan_out(client, "absorbed", stalled, events)
                 published = time.monotonic()
-                await eventually(
-                    lambda: server.established(peers) == 0,
-                    timeout=SEND_TIMEOUT + 1,
-                    interval=0.05,
-                    message="stalled readers' connections still open",
-                )
+                await all_closed(server, peers)
                 released = time.monotonic() - published
                 endings = [ending(sock) for sock in sockets]
             ends = await stream_ends(client)

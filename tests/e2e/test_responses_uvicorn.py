@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from mianzhang import ServerSentEvent, SSEDecoder
-from tests._support.procs import ServerProcess, uvicorn_process
+from tests._support.procs import ServerProcess, reset_peak, status_kib, uvicorn_process
 from tests._support.wait import eventually_sync
 
 pytestmark = pytest.mark.e2e
@@ -130,18 +130,6 @@ def stats(server: ServerProcess) -> dict[str, int]:
     return result
 
 
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def reset_peak_rss(pid: int) -> None:
-    """Linux ``clear_refs`` 5: VmHWM restarts from the current RSS."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
 # -- (1) client disconnect ---------------------------------------------------------------------
 def _disconnect_and_measure(server: ServerProcess, key: str, path: str, *, reset: bool) -> float:
     sock = open_stream(server.port, path)
@@ -203,7 +191,7 @@ def test_stalled_reader_keeps_memory_bounded_and_is_cut_off_by_send_timeout(
     process = psutil.Process(pid)
     before = stats(server)
     rss_before = process.memory_info().rss
-    reset_peak_rss(pid)
+    reset_peak(pid)
     sock = open_stream(server.port, f"/big?key={key}&size={size}&send_timeout=1", rcvbuf=4096)
     try:
         started = time.monotonic()

@@ -5,13 +5,17 @@ with the job queue and the rate limiter on it too:
 * a channel published on A reaches a subscriber on B, in order, once each;
 * a generation started on A is resumed on B after its last event id, with no gap or repeat;
 * a job submitted on B runs on a worker and finishes, its progress read on A;
-* a per-key request limit is shared by both instances (the window lives in the cluster).
+* a per-key request limit is shared by both instances (the window lives in the cluster);
+* a chat created on A (``/v1/chats``) is listed on B; an AI SDK turn (``POST /v1/ui/chat``)
+  started on A and dropped after a few chunks is resumed on B after its last event id, with
+  no gap or repeat; B then has the answer saved in the chat, lists it, and deletes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,11 +134,59 @@ async def limit_is_shared(a: ServerProcess, b: ServerProcess) -> None:
         refused = await http.get(f"{a.url}/v1/models")
     assert statuses == [200] * LIMIT + [429, 429]  # one window for both instances
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
-    assert refused.json()["error"]["type"] == "rate_limited"
+    error = refused.json()["error"]  # /v1/models is an OpenAI route: OpenAI's shape
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limited")
+
+
+def ui_text(events: list[ServerSentEvent]) -> str:
+    chunks = (orjson.loads(e.data) for e in events if e.data and e.data != "[DONE]")
+    return "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+
+
+async def chat_turn_resumes_on_the_other_instance(a: ServerProcess, b: ServerProcess) -> None:
+    chat_id = f"cluster-{secrets.token_hex(4)}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(
+            f"{a.url}/v1/chats", json={"id": chat_id, "title": "On a cluster"}
+        )
+        assert created.status_code == 201, created.text
+        listed = (await http.get(f"{b.url}/v1/chats")).json()["data"]
+        assert [c["id"] for c in listed if c["id"] == chat_id] == [chat_id]
+    question = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+    body = {"id": chat_id, "messages": [question], "trigger": "submit-message", "model": "demo"}
+    seen: list[ServerSentEvent] = []
+
+    def enough(event: ServerSentEvent) -> bool:  # a few text deltas on A, then drop it
+        seen.append(event)
+        return event.id is not None and len(ui_text(seen)) > 8
+
+    first = await read_until(f"{a.url}/v1/ui/chat", enough, method="POST", json=body)
+    assert first[-1].id is not None and ui_text(first)
+    rest = await read_until(
+        f"{b.url}/v1/ui/chat/{chat_id}/stream",
+        lambda e: e.data == "[DONE]",
+        last_event_id=first[-1].id,
+    )
+    ids = [e.id for e in first + rest if e.id is not None]
+    assert len(ids) == len(set(ids)) and rest[0].id not in {e.id for e in first}
+    assert any(orjson.loads(e.data)["type"] == "finish" for e in rest if e.data != "[DONE]")
+    async with httpx.AsyncClient(timeout=10) as http:
+        saved = (await http.get(f"{b.url}/v1/chats/{chat_id}")).json()
+        assert saved["title"] == "On a cluster" and saved["running"] is False
+        assert [m["role"] for m in saved["messages"]] == ["user", "assistant"]
+        answer = saved["messages"][1]["parts"]
+        assert "".join(p["text"] for p in answer if p["type"] == "text") == ui_text(first + rest)
+        listed = (await http.get(f"{a.url}/v1/chats")).json()["data"]
+        assert [c["id"] for c in listed][:1] == [chat_id]  # the most recently active
+        assert (await http.delete(f"{b.url}/v1/chats/{chat_id}")).status_code == 204
+        assert (await http.get(f"{a.url}/v1/chats/{chat_id}")).status_code == 404
+        listed = (await http.get(f"{a.url}/v1/chats")).json()["data"]
+        assert chat_id not in [c["id"] for c in listed]
 
 
 async def test_the_server_runs_on_a_redis_cluster(pair: list[ServerProcess]) -> None:
     a, b = pair
+    await chat_turn_resumes_on_the_other_instance(a, b)
     await channel_crosses_instances(a, b)
     await generation_resumes_on_the_other_instance(a, b)
     await job_runs_to_the_end(a, b)

@@ -4,17 +4,15 @@ losing a line, and Ctrl-C says how to resume by hand."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests._support.lines import Lines
-from tests._support.procs import ROOT, _env, free_port, uvicorn_process
+from tests._support.procs import cli_process, free_port, run_cli, uvicorn_process
+from tests.e2e._tails import log_with, tails_env
 
 pytestmark = pytest.mark.e2e
 
@@ -23,20 +21,12 @@ APP = "mianzhang.server:create_app"
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
-    path = tmp_path / "app.log"
-    path.write_text("old 1\nold 2\n")
-    return path
+    return log_with(tmp_path, ["old 1", "old 2"])
 
 
 @pytest.fixture
 def server_env(log: Path) -> dict[str, str]:
-    return {
-        "MIANZHANG_WEB": "false",
-        "MIANZHANG_FILES__ENABLED": "false",
-        "MIANZHANG_TAILS__FILES": json.dumps({"app": str(log)}),
-        "MIANZHANG_TAILS__POLL_INTERVAL": "0.05",
-        "MIANZHANG_GRACEFUL_TIMEOUT": "2",
-    }
+    return tails_env(log, MIANZHANG_WEB="false", MIANZHANG_GRACEFUL_TIMEOUT="2")
 
 
 def append(path: Path, line: str) -> None:
@@ -44,39 +34,19 @@ def append(path: Path, line: str) -> None:
         f.write(line + "\n")
 
 
-@pytest.fixture
-def tails() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
-
-
 def start_tail(procs: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mianzhang", "tail", "app", *args],
-        cwd=ROOT,
-        env=_env(None),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli_process("tail", "app", *args)
     procs.append(proc)
     return proc
 
 
 def test_tail_follows_appended_lines_across_a_restart(
-    log: Path, server_env: dict[str, str], tails: list[subprocess.Popen[str]]
+    log: Path, server_env: dict[str, str], cli_procs: list[subprocess.Popen[str]]
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with uvicorn_process(APP, factory=True, env=server_env, port=port):
-        proc = start_tail(tails, "--lines", "1", "--url", url)
+        proc = start_tail(cli_procs, "--lines", "1", "--url", url)
         assert proc.stdout is not None and proc.stderr is not None
         lines = Lines(proc.stdout)
         assert lines.next() == "old 2"
@@ -103,20 +73,13 @@ def test_tail_follows_appended_lines_across_a_restart(
         ]
 
         append(log, "later")
-        resumed = start_tail(tails, "--url", url, "--after", hint.rsplit(" ", 1)[1])
+        resumed = start_tail(cli_procs, "--url", url, "--after", hint.rsplit(" ", 1)[1])
         assert resumed.stdout is not None
         assert Lines(resumed.stdout).next() == "later"  # nothing shown twice
 
 
 def test_an_unknown_tail_is_refused(server_env: dict[str, str]) -> None:
     with uvicorn_process(APP, factory=True, env=server_env) as server:
-        result = subprocess.run(
-            [sys.executable, "-m", "mianzhang", "tail", "nope", "--url", server.url],
-            cwd=ROOT,
-            env=_env(None),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_cli("tail", "nope", "--url", server.url)
     assert result.returncode == 1
     assert "mianzhang tail: HTTP 404: no tail named 'nope'" in result.stderr

@@ -6,7 +6,6 @@ connection, and nothing reachable but the allow-listed names."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,25 +17,19 @@ import pytest
 from mianzhang import ServerSentEvent
 from mianzhang.client import EventStream, ResetEvent, connect
 from tests._support.procs import ServerProcess, uvicorn_process
+from tests.e2e._tails import log_with, tails_env
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def log_file(tmp_path: Path) -> Path:
-    path = tmp_path / "app.log"
-    path.write_text("".join(f"boot {i}\n" for i in range(5)))
-    return path
+    return log_with(tmp_path, [f"boot {i}" for i in range(5)])
 
 
 @pytest.fixture
 def server(log_file: Path) -> Iterator[ServerProcess]:
-    env = {
-        "MIANZHANG_FILES__ENABLED": "false",
-        "MIANZHANG_WEB": "false",
-        "MIANZHANG_TAILS__FILES": json.dumps({"app": str(log_file)}),
-        "MIANZHANG_TAILS__POLL_INTERVAL": "0.05",
-    }
+    env = tails_env(log_file, MIANZHANG_WEB="false")
     with uvicorn_process("mianzhang.server:create_app", factory=True, env=env) as proc:
         yield proc
 

@@ -219,20 +219,30 @@ def test_regenerate_replaces_the_last_answer_with_the_same_history(
     assert page_errors(page) == []
 
 
-def test_a_reload_mid_answer_resumes_it_with_no_text_twice(
-    page: Page, server: ServerProcess
-) -> None:
-    prompt = "show me a resumed stream"
-    expected = "".join(demo_answer(prompt, SLOW_TOKENS))
+def slow_answer_under_way(
+    page: Page, server: ServerProcess, prompt: str, shown_chars: int
+) -> Locator:
+    """Send ``prompt`` to the slow model; the answer's locator once it is streaming and shows
+    more than ``shown_chars`` characters."""
     open_chat(page, server, "slow")
     send(page, prompt)
     answer = answers(page).nth(0)
     expect(answer).to_have_attribute("data-status", "streaming", timeout=10_000)
     page.wait_for_function(
-        """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
-             ?.innerText.length > 120""",
+        """n => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
+             ?.innerText.length > n""",
+        arg=shown_chars,
         timeout=15_000,
     )
+    return answer
+
+
+def test_a_reload_mid_answer_resumes_it_with_no_text_twice(
+    page: Page, server: ServerProcess
+) -> None:
+    prompt = "show me a resumed stream"
+    expected = "".join(demo_answer(prompt, SLOW_TOKENS))
+    answer = slow_answer_under_way(page, server, prompt, shown_chars=120)
     stream_id = answer.get_attribute("data-stream")
     assert stream_id and stream_id.startswith("gen-")
     conv_id = page.evaluate("decodeURIComponent(location.hash.split('/')[2])")
@@ -262,15 +272,7 @@ def test_a_reload_mid_answer_resumes_it_with_no_text_twice(
 def test_stop_marks_the_answer_stopped(page: Page, server: ServerProcess) -> None:
     prompt = "stop me halfway"
     expected = "".join(demo_answer(prompt, SLOW_TOKENS))
-    open_chat(page, server, "slow")
-    send(page, prompt)
-    answer = answers(page).nth(0)
-    expect(answer).to_have_attribute("data-status", "streaming", timeout=10_000)
-    page.wait_for_function(
-        """() => document.querySelector('[data-role=assistant] [data-testid=chat-msg-body]')
-             ?.innerText.length > 80""",
-        timeout=15_000,
-    )
+    answer = slow_answer_under_way(page, server, prompt, shown_chars=80)
     # the server's live figures while the answer is written (the stream's data-progress)
     page.wait_for_function(
         r"""() => {

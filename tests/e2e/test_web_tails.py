@@ -5,7 +5,6 @@ files the page says how to configure them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests._support.procs import ServerProcess, serve_process
 
+from ._tails import log_with, tails_env
 from ._web import VIEWPORTS, open_page, page_errors, screenshot, sized_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -21,19 +21,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 @pytest.fixture
 def log_file(tmp_path: Path) -> Path:
-    path = tmp_path / "app.log"
-    path.write_text("".join(f"line {i}\n" for i in range(30)))
-    return path
+    return log_with(tmp_path, [f"line {i}" for i in range(30)])
 
 
 @pytest.fixture
 def server(log_file: Path) -> Iterator[ServerProcess]:
-    env = {
-        "MIANZHANG_FILES__ENABLED": "false",
-        "MIANZHANG_TAILS__FILES": json.dumps({"app": str(log_file)}),
-        "MIANZHANG_TAILS__POLL_INTERVAL": "0.05",
-    }
-    with serve_process(env=env) as srv:
+    with serve_process(env=tails_env(log_file)) as srv:
         yield srv
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 from contextlib import aclosing
-from typing import Any
 
 import anyio
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from mianzhang._errors import FileNotFound
 from mianzhang.files import FilesService, new_file_id
-from tests._support.asgi import http_scope
+from tests._support.asgi import StalledClient, http_scope
 
 from .conftest import StoreFile, make_app
 from .test_tus import OCTETS, TUS, create
@@ -64,25 +63,14 @@ async def test_drain_stops_running_patches_and_refuses_new_uploads(
     data = os.urandom(300_000)
     url = await create(client, len(data))
     app = make_app(service)
-    taken = anyio.Event()
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if not taken.is_set():
-            taken.set()
-            return {"type": "http.request", "body": data[:100_000], "more_body": True}
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
+    stalled = StalledClient(data[:100_000])
+    sent = stalled.sent
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
             patch_headers = {**OCTETS, "Upload-Offset": "0"}
             scope = http_scope("PATCH", url, headers=patch_headers.items())
-            group.start_soon(app, scope, receive, send)
-            await taken.wait()
+            group.start_soon(app, scope, stalled.receive, stalled.send)
+            await stalled.taken.wait()
             assert service.stats.active_uploads == 1
             stopped = await service.drain()
     assert stopped == 1

@@ -16,7 +16,7 @@ import pytest
 from mianzhang.files import FilesService, parse_upload_metadata, progress_stream
 from mianzhang.files._tus import TusUploads
 from mianzhang.log import MemoryEventLog
-from tests._support.asgi import http_scope
+from tests._support.asgi import StalledClient, http_scope
 
 from .conftest import make_app
 
@@ -283,24 +283,14 @@ async def test_head_supersedes_a_stalled_patch(
     data = os.urandom(400_000)
     url = await create(client, len(data))
     app = make_app(service)
-    first_chunk_taken = anyio.Event()
-    responses: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if not first_chunk_taken.is_set():
-            first_chunk_taken.set()
-            return {"type": "http.request", "body": data[:123_456], "more_body": True}
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        responses.append(message)
-
+    stalled = StalledClient(data[:123_456])
+    responses = stalled.sent
     headers = {**OCTETS, "Upload-Offset": "0"}
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
-            group.start_soon(app, http_scope("PATCH", url, headers=headers.items()), receive, send)
-            await first_chunk_taken.wait()
+            scope = http_scope("PATCH", url, headers=headers.items())
+            group.start_soon(app, scope, stalled.receive, stalled.send)
+            await stalled.taken.wait()
             head = await client.head(url, headers=TUS)
             assert head.headers["upload-offset"] == "123456"
             group.cancel_scope.cancel()
@@ -350,23 +340,11 @@ async def test_stalled_patch_keeps_what_arrived(
     service.settings.upload_idle_timeout = 0.2
     url = await create(client, 100_000)
     app = make_app(service)
-    first = True
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"x" * 4321, "more_body": True}
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
+    stalled = StalledClient(b"x" * 4321)
     with anyio.fail_after(10):
         headers = {**OCTETS, "Upload-Offset": "0"}
-        await app(http_scope("PATCH", url, headers=headers.items()), receive, send)
+        await app(http_scope("PATCH", url, headers=headers.items()), stalled.receive, stalled.send)
+    sent = stalled.sent
     assert sent[0]["status"] == 408
     assert (b"upload-offset", b"4321") in sent[0]["headers"]
     assert (await client.head(url, headers=TUS)).headers["upload-offset"] == "4321"

@@ -20,7 +20,7 @@ import pytest
 from mianzhang._errors import UploadStalled
 from mianzhang.files import FilesService, FilesSettings, FilesStats, limited_body, progress_stream
 from mianzhang.log import MemoryEventLog
-from tests._support.asgi import http_scope
+from tests._support.asgi import StalledClient, http_scope
 
 from .conftest import make_app
 
@@ -248,25 +248,15 @@ async def test_multipart_upload_interrupted_leaves_nothing(service: FilesService
 async def test_cancelled_upload_leaves_nothing(service: FilesService) -> None:
     """A request cancelled mid-body (server shutdown) removes its temporary file."""
     app = make_app(service)
-    started = anyio.Event()
-
-    async def receive() -> dict[str, Any]:
-        if not started.is_set():
-            started.set()
-            return {"type": "http.request", "body": b"a" * 2_000_000, "more_body": True}
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        raise AssertionError("no response expected")
-
+    stalled = StalledClient(b"a" * 2_000_000)
     scope = http_scope("POST", "/v1/files")
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
-            group.start_soon(app, scope, receive, send)
-            await started.wait()
+            group.start_soon(app, scope, stalled.receive, stalled.send)
+            await stalled.taken.wait()
             assert service.storage.temp_count() == 1  # created before the body is read
             group.cancel_scope.cancel()
+    assert stalled.sent == []  # no response
     assert_nothing_kept(service)
 
 
@@ -417,23 +407,11 @@ async def test_stalled_upload_is_cut_with_408_and_nothing_kept(
     ``upload_idle_timeout`` seconds of silence."""
     service = FilesService(settings.model_copy(update={"upload_idle_timeout": 0.2}), log)
     app = make_app(service)
-    first = True
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
+    stalled = StalledClient(b"x" * 1000)
     scope = http_scope("POST", "/v1/files")
     with anyio.fail_after(10):
-        await app(scope, receive, send)
+        await app(scope, stalled.receive, stalled.send)
+    sent = stalled.sent
     assert sent[0]["status"] == 408
     assert (b"connection", b"close") in sent[0]["headers"]
     assert_nothing_kept(service)

@@ -4,7 +4,6 @@ checks at submission; the registry every server and worker builds."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -36,6 +35,7 @@ from mianzhang.jobs._summarize import summarize_plan
 from mianzhang.llm import LLMService, LLMSettings
 from mianzhang.log import LogEvent, MemoryEventLog
 from tests._support.wait import eventually
+from tests.jobs._util import events_of
 
 FAST_DEMO = {"demo": {"provider": "demo", "ttft": 0, "token_delay": 0, "tokens": 12}}
 
@@ -83,15 +83,6 @@ async def make_service(files: FilesService) -> AsyncIterator[Make]:
         await pool.__aexit__(None, None, None)
         await llm.aclose()
         await log.aclose()
-
-
-async def events_of(service: JobService, job_id: str) -> list[LogEvent]:
-    out: list[LogEvent] = []
-    async with asyncio.timeout(20):
-        async for item in service.log.follow(f"job:{job_id}"):
-            assert isinstance(item, LogEvent)
-            out.append(item)
-    return out
 
 
 def data_of(events: list[LogEvent], kind: str) -> list[Any]:

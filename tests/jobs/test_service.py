@@ -19,7 +19,8 @@ from mianzhang.jobs import (
     LocalJobPool,
     MemoryJobStore,
 )
-from mianzhang.log import LogEvent, MemoryEventLog, StreamState
+from mianzhang.log import MemoryEventLog, StreamState
+from tests.jobs._util import events_of
 
 registry = JobRegistry()
 gate: dict[str, asyncio.Event] = {}
@@ -81,19 +82,10 @@ async def service() -> AsyncIterator[JobService]:
     await log.aclose()
 
 
-async def events_of(service: JobService, job_id: str) -> list[LogEvent]:
-    out: list[LogEvent] = []
-    async with asyncio.timeout(5):
-        async for item in service.log.follow(f"job:{job_id}"):
-            assert isinstance(item, LogEvent)
-            out.append(item)
-    return out
-
-
 async def test_progress_and_result_stream_through_the_log(service: JobService) -> None:
     rec = await service.submit("count", {"n": 4})
     assert rec.state is JobState.QUEUED
-    events = await events_of(service, rec.id)
+    events = await events_of(service, rec.id, timeout=5)
     kinds = [e.event for e in events]
     assert kinds[:2] == ["state", "state"]
     assert kinds.count("progress") == 4 and kinds.count("partial") == 4
@@ -128,7 +120,7 @@ async def test_unknown_type_is_refused_before_anything_is_stored(service: JobSer
 )
 async def test_failures_end_with_an_error_event(service: JobService, job: str, kind: str) -> None:
     rec = await service.submit(job)
-    events = await events_of(service, rec.id)
+    events = await events_of(service, rec.id, timeout=5)
     assert events[-1].event == "error"
     assert json.loads(events[-1].data)["type"] == kind
     done = await service.get(rec.id)
@@ -140,7 +132,7 @@ async def test_cancel_running_job_runs_its_finally(service: JobService) -> None:
     async with asyncio.timeout(5):
         await gate["started"].wait()
     await service.cancel(rec.id)
-    events = await events_of(service, rec.id)
+    events = await events_of(service, rec.id, timeout=5)
     assert json.loads(events[-1].data)["state"] == "cancelled"
     assert finally_ran == [rec.id]
     assert (await service.get(rec.id)).state is JobState.CANCELLED
@@ -164,7 +156,7 @@ async def test_cancel_queued_job_never_runs_it(service: JobService) -> None:
 
 async def test_cancel_finished_job_changes_nothing(service: JobService) -> None:
     rec = await service.submit("count", {"n": 1})
-    await events_of(service, rec.id)
+    await events_of(service, rec.id, timeout=5)
     assert (await service.cancel(rec.id)).state is JobState.SUCCEEDED
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 import orjson
@@ -12,6 +13,18 @@ import orjson
 from mianzhang.llm import ChatRequest, Chunk
 
 Step = Chunk | BaseException | asyncio.Event
+T = TypeVar("T")
+
+
+async def play(step: T | BaseException | asyncio.Event) -> T | None:
+    """One step of a script: an ``asyncio.Event`` is waited for (``None``), an exception is
+    raised, anything else is returned to be yielded."""
+    if isinstance(step, asyncio.Event):
+        await step.wait()
+        return None
+    if isinstance(step, BaseException):
+        raise step
+    return step
 
 
 @dataclass
@@ -32,12 +45,9 @@ class ScriptedProvider:
         script = self.scripts[min(attempt, len(self.scripts) - 1)]
         try:
             for step in script:
-                if isinstance(step, asyncio.Event):
-                    await step.wait()
-                elif isinstance(step, BaseException):
-                    raise step
-                else:
-                    yield step
+                chunk = await play(step)
+                if chunk is not None:
+                    yield chunk
         finally:
             self.closed.append(attempt)
             self.closed_event.set()
@@ -96,12 +106,9 @@ class ScriptedBody(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for part in self.parts:
             self.consumed += 1
-            if isinstance(part, asyncio.Event):
-                await part.wait()
-            elif isinstance(part, BaseException):
-                raise part
-            else:
-                yield part
+            data = await play(part)
+            if data is not None:
+                yield data
 
     async def aclose(self) -> None:
         self.closed.set()

@@ -29,13 +29,15 @@ from mianzhang.llm._types import (
 
 
 class StepClock:
-    """A clock that advances a quarter second per reading."""
+    """A gateway clock that advances ``step`` seconds per reading (a quarter by default),
+    from ``start``."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, start: float = 0.0, step: float = 0.25) -> None:
+        self.now = start
+        self.step = step
 
     def __call__(self) -> float:
-        self.now += 0.25
+        self.now += self.step
         return self.now
 
 

@@ -29,6 +29,7 @@ from mianzhang.llm import (
     UpstreamTimeout,
     Usage,
 )
+from tests._support.wait import eventually
 
 from ._fakes import ScriptedProvider, text_chunks
 
@@ -309,7 +310,7 @@ async def test_cancelling_while_waiting_for_the_first_chunk_closes_the_provider(
 
     task = asyncio.create_task(consume())
     try:
-        await asyncio.wait_for(asyncio.shield(_wait_calls(p)), 5)
+        await eventually(lambda: bool(p.calls), timeout=5, interval=0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -322,11 +323,6 @@ async def test_cancelling_while_waiting_for_the_first_chunk_closes_the_provider(
         == 1
     )
     assert env.value("mianzhang_llm_active_generations", gen_ai_request_model="m") == 0
-
-
-async def _wait_calls(p: ScriptedProvider) -> None:
-    while not p.calls:
-        await asyncio.sleep(0)
 
 
 async def test_closing_the_iterator_mid_stream_closes_the_provider_and_records_usage() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import orjson
@@ -10,6 +11,7 @@ import pytest
 
 from mianzhang.llm import (
     ChatRequest,
+    Chunk,
     OpenAIProvider,
     UpstreamConnectError,
     UpstreamError,
@@ -32,6 +34,15 @@ def provider(upstream: Upstream, **kwargs: object) -> OpenAIProvider:
     )  # type: ignore[arg-type]
 
 
+async def chunks_of(up: Upstream, model: str = "m") -> list[Chunk]:
+    """Everything the provider yields for one streamed request to ``up`` (provider closed)."""
+    p = provider(up)
+    try:
+        return [c async for c in p.stream(model, REQUEST)]
+    finally:
+        await p.aclose()
+
+
 async def test_chunks_pass_through_verbatim_and_the_request_is_openai_shaped() -> None:
     payloads = [
         chunk_json(role=True, content=""),
@@ -44,11 +55,7 @@ async def test_chunks_pass_through_verbatim_and_the_request_is_openai_shaped() -
     ]
     up = Upstream([])
     up.responses.append(up.stream([*sse(*payloads), b"data: [DONE]\n\n"]))
-    p = provider(up)
-    try:
-        chunks = [c async for c in p.stream("gpt-up", REQUEST)]
-    finally:
-        await p.aclose()
+    chunks = await chunks_of(up, "gpt-up")
     assert [c.raw for c in chunks] == [orjson.dumps(x).decode() for x in payloads]
     assert "".join(c.text for c in chunks) == "Hello"
     assert chunks[0].role == "assistant"
@@ -84,11 +91,7 @@ async def test_events_split_across_network_chunks_are_reassembled() -> None:
     parts = [whole[i : i + 7] for i in range(0, len(whole), 7)]
     up = Upstream([])
     up.responses.append(up.stream(parts))
-    p = provider(up)
-    try:
-        chunks = [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
+    chunks = await chunks_of(up)
     assert "".join(c.text for c in chunks) == "abc"
 
 
@@ -137,12 +140,37 @@ async def test_stream_ending_before_done_is_a_protocol_error() -> None:
         await p.aclose()
 
 
-async def test_stream_breaking_off_is_a_protocol_error() -> None:
+@pytest.mark.parametrize(
+    ("body", "error", "match"),
+    [
+        pytest.param(
+            [*sse(chunk_json("a")), httpx.ReadError("reset")],
+            UpstreamProtocolError,
+            None,
+            id="stream-breaking-off-is-a-protocol-error",
+        ),
+        pytest.param(
+            sse({"error": {"message": "overloaded"}}),
+            UpstreamError,
+            "overloaded",
+            id="error-payload-inside-the-stream-is-an-upstream-error",
+        ),
+        pytest.param(
+            [b"data: {not json\n\n"],
+            UpstreamProtocolError,
+            None,
+            id="garbage-chunk-is-a-protocol-error",
+        ),
+    ],
+)
+async def test_a_bad_stream_body_is_a_typed_error(
+    body: list[Any], error: type[Exception], match: str | None
+) -> None:
     up = Upstream([])
-    up.responses.append(up.stream([*sse(chunk_json("a")), httpx.ReadError("reset")]))
+    up.responses.append(up.stream(body))
     p = provider(up)
     try:
-        with pytest.raises(UpstreamProtocolError):
+        with pytest.raises(error, match=match):
             [c async for c in p.stream("m", REQUEST)]
     finally:
         await p.aclose()
@@ -151,34 +179,8 @@ async def test_stream_breaking_off_is_a_protocol_error() -> None:
 async def test_eof_after_finish_reason_without_done_is_accepted() -> None:
     up = Upstream([])
     up.responses.append(up.stream(sse(chunk_json("a", finish="stop"))))
-    p = provider(up)
-    try:
-        chunks = [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
+    chunks = await chunks_of(up)
     assert chunks[-1].finish_reason == "stop"
-
-
-async def test_error_payload_inside_the_stream_is_an_upstream_error() -> None:
-    up = Upstream([])
-    up.responses.append(up.stream(sse({"error": {"message": "overloaded"}})))
-    p = provider(up)
-    try:
-        with pytest.raises(UpstreamError, match="overloaded"):
-            [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
-
-
-async def test_garbage_chunk_is_a_protocol_error() -> None:
-    up = Upstream([])
-    up.responses.append(up.stream([b"data: {not json\n\n"]))
-    p = provider(up)
-    try:
-        with pytest.raises(UpstreamProtocolError):
-            [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
 
 
 async def test_closing_the_iterator_closes_the_upstream_response() -> None:
@@ -200,11 +202,7 @@ async def test_body_after_done_is_drained_so_the_connection_can_be_reused() -> N
     up.responses.append(
         up.stream([*sse(chunk_json("a", finish="stop")), b"data: [DONE]\n\n", b"\n"])
     )
-    p = provider(up)
-    try:
-        chunks = [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
+    chunks = await chunks_of(up)
     assert chunks[-1].finish_reason == "stop"
     assert up.bodies[0].consumed == 3  # read to the end, not abandoned after [DONE]
 
@@ -227,11 +225,7 @@ async def test_reasoning_deltas_become_chunk_reasoning_and_pass_through_unchange
     ]
     up = Upstream([])
     up.responses.append(up.stream([*sse(*payloads), b"data: [DONE]\n\n"]))
-    p = provider(up)
-    try:
-        chunks = [c async for c in p.stream("m", REQUEST)]
-    finally:
-        await p.aclose()
+    chunks = await chunks_of(up)
     assert [c.raw for c in chunks] == [orjson.dumps(x).decode() for x in payloads]
     assert [c.reasoning for c in chunks] == ["", "Let me", " think.", "", ""]
     assert [c.text for c in chunks] == ["", "", "", "Hi", ""]

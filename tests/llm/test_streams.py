@@ -23,26 +23,16 @@ from mianzhang.llm._canonical import StartRecord, parse_event
 from mianzhang.llm._streams import cancelled_entries, generation_entries
 
 from ._fakes import ScriptedProvider, text_chunks
+from ._generations import StepClock
 
 REQUEST = ChatRequest(messages=[{"role": "user", "content": "hi"}])
-
-
-class Clock:
-    """A gateway clock that advances one second per reading."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
 
 
 def gateway(provider: ScriptedProvider) -> Gateway:
     registry = ModelRegistry(
         [ModelEntry("m", provider, "m", description="a demo")], default_model="m"
     )
-    return Gateway(registry, clock=Clock())
+    return Gateway(registry, clock=StepClock(start=100.0, step=1.0))
 
 
 async def test_the_entries_are_the_gateway_events_in_order() -> None:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import datetime
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from mianzhang.llm import (
     UpstreamTimeout,
 )
 from mianzhang.llm._upstream import UpstreamPool, UpstreamResponse
-from tests._support.procs import ServerProcess, free_port, uvicorn_process
+from tests._support.procs import ServerProcess, free_port
+from tests._support.wait import eventually
 from tests.e2e._llm import UpstreamControl
 
 CHAT = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
@@ -40,25 +41,9 @@ REQUEST = ChatRequest(messages=[{"role": "user", "content": "hi"}])
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def fake_upstream() -> Iterator[ServerProcess]:
-    with uvicorn_process("tests.e2e.apps.fake_upstream:app") as proc:
-        yield proc
-
-
 @pytest.fixture
-def control(fake_upstream: ServerProcess) -> Iterator[UpstreamControl]:
-    ctl = UpstreamControl(fake_upstream.url)
-    ctl.reset()
-    try:
-        yield ctl
-    finally:
-        ctl.close()
-
-
-@pytest.fixture
-async def pool(fake_upstream: ServerProcess) -> AsyncIterator[UpstreamPool]:
-    p = UpstreamPool(fake_upstream.url + "/v1", headers={"content-type": "application/json"})
+async def pool(upstream_proc: ServerProcess) -> AsyncIterator[UpstreamPool]:
+    p = UpstreamPool(upstream_proc.url + "/v1", headers={"content-type": "application/json"})
     try:
         yield p
     finally:
@@ -70,13 +55,6 @@ async def read_all(response: UpstreamResponse) -> bytes:
         return b"".join([part async for part in response])
     finally:
         await response.aclose()
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` each loop turn (a few ms) until it holds; fail after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -147,7 +125,7 @@ def response(body: bytes, *headers: str) -> bytes:
 
 # -- keep-alive and framings against the real uvicorn upstream --------------------------------
 async def test_keep_alive_connection_is_reused_after_a_fully_read_stream(
-    pool: UpstreamPool, control: UpstreamControl
+    pool: UpstreamPool, upstream: UpstreamControl
 ) -> None:
     for _ in range(3):
         res = await pool.request("POST", "/chat/completions", CHAT)
@@ -157,14 +135,14 @@ async def test_keep_alive_connection_is_reused_after_a_fully_read_stream(
         assert body.endswith(b"data: [DONE]\n\n")
         assert body.count(b"chat.completion.chunk") == 18  # role + 16 tokens + finish
     assert pool.open_connections == 1
-    ports = {r["client_port"] for r in control.requests()}
+    ports = {r["client_port"] for r in upstream.requests()}
     assert len(ports) == 1, "all three requests went over one keep-alive connection"
 
 
 async def test_error_status_and_headers_come_through(
-    pool: UpstreamPool, control: UpstreamControl
+    pool: UpstreamPool, upstream: UpstreamControl
 ) -> None:
-    control.plan({"status": 429, "retry_after_ms": 250})
+    upstream.plan({"status": 429, "retry_after_ms": 250})
     res = await pool.request("POST", "/chat/completions", CHAT)
     assert res.status == 429
     assert res.headers["retry-after-ms"] == "250"
@@ -172,24 +150,24 @@ async def test_error_status_and_headers_come_through(
 
 
 async def test_abandoned_stream_closes_its_connection_and_is_not_reused(
-    pool: UpstreamPool, control: UpstreamControl
+    pool: UpstreamPool, upstream: UpstreamControl
 ) -> None:
-    control.plan({"tokens": 200, "token_delay": 0.02})
+    upstream.plan({"tokens": 200, "token_delay": 0.02})
     res = await pool.request("POST", "/chat/completions", CHAT)
     assert b"assistant" in await anext(aiter(res))
     await res.aclose()  # mid-body
     assert pool.idle_connections == 0
-    await asyncio.to_thread(control.wait_for, lambda rs: rs[0]["disconnected_at"] is not None)
+    await asyncio.to_thread(upstream.wait_for, lambda rs: rs[0]["disconnected_at"] is not None)
     await read_all(await pool.request("POST", "/chat/completions", CHAT))
-    first, second = control.requests()
+    first, second = upstream.requests()
     assert not first["completed"]
     assert first["client_port"] != second["client_port"]
 
 
 async def test_cancelled_read_closes_the_connection(
-    pool: UpstreamPool, control: UpstreamControl
+    pool: UpstreamPool, upstream: UpstreamControl
 ) -> None:
-    control.plan({"stall_after": 1, "stall": 30})
+    upstream.plan({"stall_after": 1, "stall": 30})
     res = await pool.request("POST", "/chat/completions", CHAT)
     body = aiter(res)
     received = b""
@@ -199,14 +177,14 @@ async def test_cancelled_read_closes_the_connection(
         async with asyncio.timeout(0.2):
             await anext(body)
     await res.aclose()
-    await wait_until(lambda: pool.open_connections == 0)
-    await asyncio.to_thread(control.wait_for, lambda rs: rs[0]["disconnected_at"] is not None)
+    await eventually(lambda: pool.open_connections == 0, timeout=5, interval=0.005)
+    await asyncio.to_thread(upstream.wait_for, lambda rs: rs[0]["disconnected_at"] is not None)
 
 
 async def test_upstream_dying_mid_body_is_a_protocol_error(
-    pool: UpstreamPool, control: UpstreamControl
+    pool: UpstreamPool, upstream: UpstreamControl
 ) -> None:
-    control.plan({"drop_after": 2})
+    upstream.plan({"drop_after": 2})
     res = await pool.request("POST", "/chat/completions", CHAT)
     received = b""
     with pytest.raises(UpstreamProtocolError, match="broke off"):
@@ -327,7 +305,7 @@ async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
         try:
             with pytest.raises(UpstreamProtocolError, match="malformed"):
                 await pool.request("GET", "/")
-            await wait_until(lambda: pool.open_connections == 0)
+            await eventually(lambda: pool.open_connections == 0, timeout=5, interval=0.005)
         finally:
             await pool.aclose()
 
@@ -460,10 +438,10 @@ async def test_https_verifies_the_certificate_and_sends_sni(tmp_path: Path) -> N
 
 # -- the pool bound ---------------------------------------------------------------------------
 async def test_pool_never_opens_more_than_max_connections(
-    fake_upstream: ServerProcess, control: UpstreamControl
+    upstream_proc: ServerProcess, upstream: UpstreamControl
 ) -> None:
-    control.plan(*[{"tokens": 3, "token_delay": 0.05}] * 6)
-    pool = UpstreamPool(fake_upstream.url + "/v1", max_connections=2, connect_timeout=10)
+    upstream.plan(*[{"tokens": 3, "token_delay": 0.05}] * 6)
+    pool = UpstreamPool(upstream_proc.url + "/v1", max_connections=2, connect_timeout=10)
     peak = 0
 
     async def one() -> bytes:
@@ -479,14 +457,14 @@ async def test_pool_never_opens_more_than_max_connections(
         await pool.aclose()
     assert all(b.endswith(b"[DONE]\n\n") for b in bodies)
     assert peak == 2
-    assert len({r["client_port"] for r in control.requests()}) == 2
+    assert len({r["client_port"] for r in upstream.requests()}) == 2
 
 
 async def test_a_full_pool_times_out_waiting_then_serves_once_a_connection_is_free(
-    fake_upstream: ServerProcess, control: UpstreamControl
+    upstream_proc: ServerProcess, upstream: UpstreamControl
 ) -> None:
-    control.plan({"tokens": 1000, "token_delay": 0.01})
-    pool = UpstreamPool(fake_upstream.url + "/v1", max_connections=1, connect_timeout=0.2)
+    upstream.plan({"tokens": 1000, "token_delay": 0.01})
+    pool = UpstreamPool(upstream_proc.url + "/v1", max_connections=1, connect_timeout=0.2)
     try:
         held = await pool.request("POST", "/chat/completions", CHAT)
         with pytest.raises(UpstreamTimeout, match="no free connection"):
@@ -505,16 +483,16 @@ async def test_a_full_pool_times_out_waiting_then_serves_once_a_connection_is_fr
         await pool.aclose()
 
 
-async def test_idle_connections_expire(pool: UpstreamPool, control: UpstreamControl) -> None:
+async def test_idle_connections_expire(pool: UpstreamPool, upstream: UpstreamControl) -> None:
     short = UpstreamPool(pool.url, keepalive_expiry=0.05)
     try:
         await read_all(await short.request("POST", "/chat/completions", CHAT))
         assert short.idle_connections == 1
-        await wait_until(lambda: short.open_connections == 0)
+        await eventually(lambda: short.open_connections == 0, timeout=5, interval=0.005)
         await read_all(await short.request("POST", "/chat/completions", CHAT))
     finally:
         await short.aclose()
-    first, second = control.requests()
+    first, second = upstream.requests()
     assert first["client_port"] != second["client_port"]
 
 
@@ -526,9 +504,9 @@ async def test_a_closed_pool_refuses_requests(pool: UpstreamPool) -> None:
 
 # -- the provider's choice of client ----------------------------------------------------------
 async def test_provider_uses_the_fast_client_by_default(
-    fake_upstream: ServerProcess, control: UpstreamControl
+    upstream_proc: ServerProcess, upstream: UpstreamControl
 ) -> None:
-    provider = OpenAIProvider(fake_upstream.url + "/v1", api_key="sk-x")
+    provider = OpenAIProvider(upstream_proc.url + "/v1", api_key="sk-x")
     try:
         assert provider.client == "fast"
         for _ in range(2):
@@ -539,7 +517,7 @@ async def test_provider_uses_the_fast_client_by_default(
             assert chunks[-1].usage is not None
     finally:
         await provider.aclose()
-    requests = control.requests()
+    requests = upstream.requests()
     assert requests[0]["authorization"] == "Bearer sk-x"
     assert requests[0]["client_port"] == requests[1]["client_port"]
 

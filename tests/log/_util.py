@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from mianzhang.log import LogEvent, Reset, parse_id
+from mianzhang.log import LogEvent, MemoryEventLog, Reset, StreamState, parse_id
 from tests._support.wait import eventually
 
-__all__ = ["Item", "drain", "eventually", "seq_of", "seqs", "take"]
+__all__ = ["Item", "SlowCloseLog", "drain", "eventually", "seq_of", "seqs", "take"]
 
 Item = LogEvent | Reset
 
@@ -35,3 +35,20 @@ def seq_of(event_id: str) -> int:
     parsed = parse_id(event_id)
     assert parsed is not None, event_id
     return parsed[1]
+
+
+class SlowCloseLog(MemoryEventLog):
+    """A memory log whose ``close`` of stream ``s`` sets ``closing`` and waits for ``hold``:
+    a slow backend while the producer runner ends the stream (a second cancellation, a
+    shutdown, can arrive meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = asyncio.Event()
+        self.closing = asyncio.Event()
+
+    async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
+        if stream == "s":
+            self.closing.set()
+            await self.hold.wait()
+        await super().close(stream, state=state)

@@ -13,6 +13,7 @@ import pytest
 from mianzhang.log import LogEntry, MemoryEventLog, ProducerRunner, StreamState
 from mianzhang.log._protocol import PRODUCER_LOST
 from tests._support.wait import eventually
+from tests.log._util import SlowCloseLog
 
 
 class Hooks:
@@ -136,22 +137,6 @@ async def test_abandonment_and_shutdown_give_their_reason_to_closing() -> None:
         assert await data(log, "a") == ["e0", "tail:abandoned", "last"]
         assert await data(log, "b") == ["e0", "tail:shutdown", "last"]
         assert abandoned.ends == kept.ends == [StreamState.CANCELLED]
-
-
-class SlowCloseLog(MemoryEventLog):
-    """``close`` of stream ``s`` waits for ``hold``: the runner is ending the stream when the
-    second cancellation (a shutdown) arrives."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hold = asyncio.Event()
-        self.closing = asyncio.Event()
-
-    async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
-        if stream == "s":
-            self.closing.set()
-            await self.hold.wait()
-        await super().close(stream, state=state)
 
 
 async def test_a_shutdown_during_a_stop_keeps_one_tail_and_one_on_end() -> None:

@@ -12,6 +12,7 @@ import pytest
 from mianzhang.log import LogEntry, MemoryEventLog, ProducerRunner, StreamState
 from mianzhang.log._producers import cancel_marker
 from tests._support.wait import eventually
+from tests.log._util import SlowCloseLog
 
 
 class Recorder:
@@ -156,21 +157,6 @@ async def test_abandonment_and_shutdown_reach_the_producer_with_their_reason() -
         assert await state(log, "b") is StreamState.CANCELLED
         with pytest.raises(Exception, match="closed"):
             await runner.start("c", Recorder(log, "c")(), background=True)
-
-
-class SlowCloseLog(MemoryEventLog):
-    """``close`` of stream ``s`` waits for ``hold`` (a slow backend while the runner ends it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hold = asyncio.Event()
-        self.closing = asyncio.Event()
-
-    async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
-        if stream == "s":
-            self.closing.set()
-            await self.hold.wait()
-        await super().close(stream, state=state)
 
 
 async def test_a_second_cancellation_while_finishing_still_ends_the_stream() -> None:

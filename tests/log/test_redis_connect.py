@@ -86,14 +86,10 @@ async def test_each_form_connects_to_its_deployment(
             await close(client)
 
 
-DEPLOYMENTS = ["redis_server", "redis_cluster_server", "redis_sentinel_server"]
-
-
-@pytest.mark.parametrize("deployment", DEPLOYMENTS)
 async def test_commands_wait_for_a_free_connection_rather_than_fail(
-    request: pytest.FixtureRequest, deployment: str
+    redis_deployment_url: str,
 ) -> None:
-    url = request.getfixturevalue(deployment).url
+    url = redis_deployment_url
     client = connect(url, max_connections=1, pool_timeout=10)
     try:
         await client.delete("{c}:n")
@@ -103,11 +99,8 @@ async def test_commands_wait_for_a_free_connection_rather_than_fail(
         await close(client)
 
 
-@pytest.mark.parametrize("deployment", DEPLOYMENTS)
-async def test_commands_give_up_after_pool_timeout(
-    request: pytest.FixtureRequest, deployment: str
-) -> None:
-    url = request.getfixturevalue(deployment).url
+async def test_commands_give_up_after_pool_timeout(redis_deployment_url: str) -> None:
+    url = redis_deployment_url
     client = connect(url, max_connections=1, pool_timeout=0.2)
     try:
         blocked = asyncio.ensure_future(client.blpop(["{c}:never"], timeout=2))

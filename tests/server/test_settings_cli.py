@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from mianzhang import ConfigError
 from mianzhang.server import load_settings
-from tests._support.procs import ROOT, _env
+from tests._support.procs import run_cli
 
 
 def test_defaults_need_nothing() -> None:
@@ -42,28 +39,14 @@ def test_redis_backend_needs_a_url() -> None:
 
 
 def test_serve_exits_2_with_a_clear_message_on_bad_settings() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mianzhang", "serve"],
-        cwd=ROOT,
-        env=_env({"MIANZHANG_LOG_BACKEND": "cassandra"}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("serve", env={"MIANZHANG_LOG_BACKEND": "cassandra"})
     assert result.returncode == 2
     assert "MIANZHANG_LOG_BACKEND" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_the_cli_lists_its_commands() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mianzhang", "--help"],
-        cwd=ROOT,
-        env=_env(None),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("--help")
     assert result.returncode == 0
     for command in ("serve", "chat", "publish", "subscribe", "worker"):
         assert command in result.stdout

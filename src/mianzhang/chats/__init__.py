@@ -3,7 +3,8 @@ which generation is its running answer, in the log's backend (memory or Redis) w
 
 The AI SDK routes (``useChat``), the AG-UI routes and the web UI's conversations share it:
 :class:`ChatStore` is the contract, :class:`MemoryChatStore` and :class:`RedisChatStore` the
-implementations (one contract suite runs on both), :func:`open_chat_store` picks one from
+implementations (one contract suite runs on both; the Redis one on every Redis URL form: one
+server, a Redis Cluster, a Sentinel's master), :func:`open_chat_store` picks one from
 :class:`ChatsSettings`.
 """
 

@@ -1,7 +1,8 @@
 """The changes a chat store makes, as pure functions on a :class:`Chat` (no I/O, no clock).
 
 Both backends run these, so they agree: the memory store under no lock at all (nothing awaits
-between read and write), the Redis store inside an optimistic transaction (``WATCH``).
+between read and write), the Redis store between a read and a compare-and-set write of the
+chat's revision (retried when another write got in between).
 """
 
 from __future__ import annotations

@@ -1,45 +1,46 @@
 """Chats on Redis: one hash per chat, one sorted set per owner for listing.
 
-Keys (``{...}`` is the Redis Cluster hash tag: every key of one chat is in one slot):
+Keys (``{...}`` is the Redis Cluster hash tag):
 
-* ``{prefix}chat:{<chat id>}`` — a hash: ``meta`` (the chat without its messages, JSON) and
-  ``messages`` (JSON), expiring ``ttl`` seconds after the last write (``PEXPIRE``);
+* ``{prefix}chat:{<chat id>}`` — a hash: ``meta`` (the chat without its messages, JSON),
+  ``messages`` (JSON) and ``rev`` (its revision, one more at every write), expiring ``ttl``
+  seconds after the last write (``PEXPIRE``);
 * ``{prefix}chats:owner:{<owner>}`` — the owner's chat ids scored by their last update; an
-  index only: ids whose chat expired or was deleted are dropped when met (a listing reads on past
-  them), only the newest ``max_per_owner`` are kept, and the set itself expires ``ttl``
-  after the owner's last write.
+  index only, in another slot than the chats (on a cluster, usually another master).
 
-Every change of a chat reads it, applies the same pure function the memory store applies
-(``_ops.py``) and writes it back in one optimistic transaction (``WATCH``/``MULTI``), retried
-when another writer got in between; the owner's index is another slot, updated after it.
-redis-py errors become :class:`~mianzhang.BackendUnavailable`.
+Every operation touches one key at a time, through a Lua script on that key alone
+(``_redis_scripts.py``), so it runs the same on one server, a Sentinel's master and a Redis
+Cluster, never ``CROSSSLOT``. A change of a chat reads it, applies the same pure function the
+memory store applies (``_ops.py``) and writes it back with a compare-and-set on ``rev``,
+retried when another writer got in between. The owner's index is written after the chat:
+entries only move forward (``ZADD GT``), at most ``max_per_owner`` are kept, and a failed
+index write is logged, not raised (the chat's own write stands; its next write lists it
+again). A listing reads past index entries whose chat is gone or now has another owner, and
+removes them unless they were indexed again meanwhile. Errors of the chat's own key become
+:class:`~mianzhang.BackendUnavailable`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
 from .._errors import BackendUnavailable
+from ..log.redis._connect import Client
+from . import _redis_scripts as scripts
 from ._model import Chat, ChatSummary, Turn
 from ._ops import begin_turn, finish_turn, rename
 
 __all__ = ["RedisChatStore"]
 
-_RETRIES = 16
+logger = logging.getLogger("mianzhang.chats")
 
-# KEYS[1] chat hash; ARGV[1] meta, ARGV[2] messages, ARGV[3] ttl ms. 0 if the id is taken.
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'messages', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
+_RETRIES = 16
 
 
 def _meta(chat: Chat) -> bytes:
@@ -48,7 +49,7 @@ def _meta(chat: Chat) -> bytes:
     return orjson.dumps(data)
 
 
-def _decode(raw: dict[bytes, bytes]) -> Chat | None:
+def _decode(raw: Mapping[bytes, bytes]) -> Chat | None:
     if b"meta" not in raw:
         return None
     data = orjson.loads(raw[b"meta"])
@@ -57,11 +58,12 @@ def _decode(raw: dict[bytes, bytes]) -> Chat | None:
 
 
 class RedisChatStore:
-    """:class:`~mianzhang.chats.ChatStore` on Redis (see the module docstring)."""
+    """:class:`~mianzhang.chats.ChatStore` on Redis: one server, a Redis Cluster or a
+    Sentinel's master (see the module docstring)."""
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         prefix: str = "mz:",
         ttl: float = 30 * 86400.0,
@@ -70,37 +72,43 @@ class RedisChatStore:
         self._client = client
         self._prefix = prefix
         self._ttl_ms = max(1, int(ttl * 1000))
-        self._ttl = ttl
         self._max = max(1, max_per_owner)
-        self._create = client.register_script(_CREATE)
+        self._create = client.register_script(scripts.CREATE)
+        self._write = client.register_script(scripts.WRITE)
+        self._delete = client.register_script(scripts.DELETE)
+        self._index_script = client.register_script(scripts.INDEX)
+        self._prune = client.register_script(scripts.PRUNE)
 
-    def _key(self, chat_id: str) -> str:
+    def key(self, chat_id: str) -> str:
+        """The key of a chat's hash."""
         return f"{self._prefix}chat:{{{chat_id}}}"
 
-    def _index(self, owner: str) -> str:
+    def index(self, owner: str) -> str:
+        """The key of an owner's index."""
         return f"{self._prefix}chats:owner:{{{owner}}}"
 
     async def _indexed(self, chat: Chat) -> None:
-        index = self._index(chat.owner)
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.zadd(index, {chat.id: chat.updated})
-            pipe.zremrangebyrank(index, 0, -self._max - 1)
-            pipe.pexpire(index, self._ttl_ms)
-            await pipe.execute()
+        """List the chat under its owner at its last update (never moving it back); a failure
+        is logged, not raised."""
+        args: list[Any] = [chat.id, chat.updated, self._max, self._ttl_ms]
+        try:
+            await self._index_script(keys=[self.index(chat.owner)], args=args)
+        except RedisError as exc:
+            logger.warning("chat %r not indexed for %r: %s", chat.id, chat.owner, exc)
 
     async def create(self, chat: Chat) -> bool:
+        args: list[Any] = [_meta(chat), orjson.dumps(chat.messages), self._ttl_ms]
         try:
-            args: list[bytes | int] = [_meta(chat), orjson.dumps(chat.messages), self._ttl_ms]
-            created = await self._create(keys=[self._key(chat.id)], args=args)
-            if created:
-                await self._indexed(chat)
+            created = await self._create(keys=[self.key(chat.id)], args=args)
         except RedisError as exc:
             raise BackendUnavailable(f"redis: {exc}") from exc
+        if created:
+            await self._indexed(chat)
         return bool(created)
 
     async def get(self, chat_id: str) -> Chat | None:
         try:
-            raw: dict[bytes, bytes] = cast(Any, await self._client.hgetall(self._key(chat_id)))
+            raw: dict[bytes, bytes] = cast(Any, await self._client.hgetall(self.key(chat_id)))
         except RedisError as exc:
             raise BackendUnavailable(f"redis: {exc}") from exc
         return _decode(raw)
@@ -122,48 +130,64 @@ class RedisChatStore:
     async def _list_page(
         self, owner: str, start: int, count: int
     ) -> tuple[list[ChatSummary], int, bool]:
-        """``count`` index entries from rank ``start``: the live chats among them, how many
-        entries stay in the index, and whether it may hold more. Entries whose chat is gone
-        are removed."""
-        index = self._index(owner)
-        ids: list[bytes] = cast(Any, await self._client.zrevrange(index, start, start + count - 1))
+        """``count`` index entries from rank ``start``: the owner's live chats among them, how
+        many entries stay in the index, and whether it may hold more. Entries pointing at no
+        chat of the owner are pruned."""
+        entries: list[tuple[bytes, float]] = cast(
+            Any,
+            await self._client.zrevrange(
+                self.index(owner), start, start + count - 1, withscores=True
+            ),
+        )
         async with self._client.pipeline(transaction=False) as pipe:
-            for chat_id in ids:
-                pipe.hget(self._key(chat_id.decode()), "meta")
+            for chat_id, _ in entries:
+                pipe.hget(self.key(chat_id.decode()), "meta")
             metas: list[bytes | None] = await pipe.execute()
-        gone = [chat_id for chat_id, meta in zip(ids, metas, strict=True) if meta is None]
-        if gone:
-            await self._client.zrem(index, *gone)
-        chats = [_decode({b"meta": meta}) for meta in metas if meta is not None]
-        live = [c.summary() for c in chats if c is not None and c.owner == owner]
-        return live, len(ids) - len(gone), len(ids) == count
+        live: list[ChatSummary] = []
+        gone: dict[str, float] = {}
+        for (chat_id, score), meta in zip(entries, metas, strict=True):
+            chat = _decode({b"meta": meta}) if meta is not None else None
+            if chat is None or chat.owner != owner:
+                gone[chat_id.decode()] = score
+            else:
+                live.append(chat.summary())
+        removed = await self.prune(owner, gone) if gone else 0
+        return live, len(entries) - removed, len(entries) == count
+
+    async def prune(self, owner: str, seen: Mapping[str, float]) -> int:
+        """Remove the owner's index entries ``seen`` (id: score) pointing at no chat of the
+        owner, each only if its score is still the one seen. How many were removed."""
+        args: list[Any] = [x for pair in seen.items() for x in pair]
+        return int(await self._prune(keys=[self.index(owner)], args=args))
 
     async def _change(self, chat_id: str, change: Callable[[Chat], bool]) -> Chat | None:
-        """Read the chat, apply ``change`` and write it back if it returned true, in one
-        optimistic transaction (retried on a concurrent write). The chat as it ends up;
-        ``None`` if unknown."""
-        key = self._key(chat_id)
+        """Read the chat, apply ``change`` and write it back if it returned true, as a
+        compare-and-set on its revision (retried when another write got in first). The chat
+        as it ends up; ``None`` if unknown."""
+        key = self.key(chat_id)
         try:
             for _ in range(_RETRIES):
-                try:
-                    return await self._change_once(key, change)
-                except WatchError:
-                    continue
+                raw: dict[bytes, bytes] = cast(Any, await self._client.hgetall(key))
+                chat = _decode(raw)
+                if chat is None or not change(chat):
+                    return chat
+                args: list[Any] = [
+                    raw.get(b"rev", b"0"),
+                    _meta(chat),
+                    orjson.dumps(chat.messages),
+                    self._ttl_ms,
+                ]
+                written = await self._write(keys=[key], args=args)
+                if written == 1:
+                    break
+                if written == -1:
+                    return None
+            else:
+                raise BackendUnavailable(
+                    f"redis: chat {chat_id!r} kept changing under {_RETRIES} tries"
+                )
         except RedisError as exc:
             raise BackendUnavailable(f"redis: {exc}") from exc
-        raise BackendUnavailable(f"redis: chat {chat_id!r} kept changing under {_RETRIES} tries")
-
-    async def _change_once(self, key: str, change: Callable[[Chat], bool]) -> Chat | None:
-        async with self._client.pipeline(transaction=True) as pipe:
-            await pipe.watch(key)
-            chat = _decode(cast(Any, await pipe.hgetall(key)))
-            if chat is None or not change(chat):
-                await pipe.unwatch()  # type: ignore[no-untyped-call]
-                return chat
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.hset(key, mapping={"meta": _meta(chat), "messages": orjson.dumps(chat.messages)})
-            pipe.pexpire(key, self._ttl_ms)
-            await pipe.execute()
         await self._indexed(chat)
         return chat
 
@@ -177,14 +201,18 @@ class RedisChatStore:
         return await self._change(chat_id, change)
 
     async def delete(self, chat_id: str) -> bool:
-        chat = await self.get(chat_id)
         try:
-            deleted = await self._client.delete(self._key(chat_id))
-            if chat is not None:
-                await self._client.zrem(self._index(chat.owner), chat_id)
+            meta: bytes | None = await self._delete(keys=[self.key(chat_id)])
         except RedisError as exc:
             raise BackendUnavailable(f"redis: {exc}") from exc
-        return bool(deleted)
+        chat = _decode({b"meta": meta}) if meta is not None else None
+        if chat is None:
+            return False
+        try:
+            await self._client.zrem(self.index(chat.owner), chat_id)
+        except RedisError as exc:  # a listing reads past it: the chat is gone
+            logger.warning("deleted chat %r left in %r's index: %s", chat_id, chat.owner, exc)
+        return True
 
     async def begin(
         self,

@@ -16,18 +16,18 @@ async def open_chat_store(
     settings: ChatsSettings, *, redis_url: str | None = None, prefix: str = "mz:"
 ) -> AsyncIterator[ChatStore]:
     """A :class:`MemoryChatStore`, or a :class:`~mianzhang.chats.RedisChatStore` on
-    ``redis_url`` (its connections closed on exit)."""
+    ``redis_url`` (any form ``mianzhang.log.redis._connect`` takes: one server, a Redis
+    Cluster, a Sentinel's master); its connections are closed on exit."""
     if redis_url is None:
         yield MemoryChatStore(ttl=settings.ttl, max_chats=settings.max_chats)
         return
-    import redis.asyncio as aioredis
-
+    from ..log.redis._connect import close, connect
     from ._redis import RedisChatStore
 
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url, decode_responses=False, client_name="mz-chats")
     try:
         yield RedisChatStore(
             client, prefix=prefix, ttl=settings.ttl, max_per_owner=settings.max_per_owner
         )
     finally:
-        await client.aclose()
+        await close(client)

@@ -1,5 +1,6 @@
 """Where chats live: the :class:`ChatStore` protocol and its memory implementation (Redis in
-``_redis.py``); ``tests/chats/contract`` runs one suite on both."""
+``_redis.py``); ``tests/chats/contract`` runs one suite on every backend (memory, and Redis as
+one server, a Redis Cluster and a Sentinel's master)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,15 @@ class ChatStore(Protocol):
       clock), then reads as ``None`` and leaves its owner's list;
     * ``begin`` is a compare-and-set on the chat's turn, so two instances starting a turn of
       the same chat at once cannot both win; ``finish`` is idempotent;
-    * ``recent`` gives an owner's chats, most recently active first, at most ``limit``.
+    * ``recent`` gives an owner's chats, most recently active first, at most ``limit``: a
+      chat is listed once ``create`` has returned ``True``, and never once ``delete`` has
+      returned or the chat was forgotten (nor under its former owner once its id was
+      re-created by another). Implementations may keep the listing in an index written
+      apart from the chat (Redis: another cluster slot); a failed index write then leaves
+      the chat unlisted or misplaced until its next write (logged, not raised: the chat's
+      own write stands), and index entries of gone chats are filtered out when read;
+    * every change of one chat is atomic in that chat alone: no operation spans two chats,
+      or a chat and its owner's listing.
     Unknown ids are ``None``/``False``; nothing but ``create`` makes a chat."""
 
     async def create(self, chat: Chat) -> bool:

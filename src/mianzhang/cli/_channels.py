@@ -23,10 +23,11 @@ import httpx
 import orjson
 import typer
 
-from .._errors import ClientError, ResponseRejected
+from .._errors import ClientError
+from .._sse import ServerSentEvent
 from ..channels import publish_sync
 from ..client import ResetEvent, connect_sync
-from ._common import DEFAULT_URL, APIKey, ServerURL, rejection, write_line
+from ._common import DEFAULT_URL, APIKey, ServerURL, print_stream, write_line
 
 __all__ = ["publish", "run_publish", "run_subscribe", "subscribe"]
 
@@ -145,25 +146,17 @@ def run_subscribe(
         last_event_id=last_event_id,
         max_reconnects=max_reconnects,
     )
-    try:
-        with stream:
-            for event in stream:
-                if isinstance(event, ResetEvent):
-                    err.write(f"[history lost ({event.reason}): continuing from there]\n")
-                write_line(
-                    out, {"id": event.id, "event": event.event or "message", "data": event.data}
-                )
-                printed += 1
-                if count is not None and printed >= count:
-                    return 0
-        return 0
-    except KeyboardInterrupt:
-        if stream.last_event_id:
-            err.write(f"resume with: --last-event-id {stream.last_event_id}\n")
-        return 130
-    except ResponseRejected as exc:
-        err.write(f"mianzhang subscribe: {rejection(exc)}\n")
-        return 1
-    except (ClientError, httpx.HTTPError) as exc:
-        err.write(f"mianzhang subscribe: {exc}\n")
-        return 1
+
+    def show(event: ServerSentEvent) -> bool:
+        nonlocal printed
+        if isinstance(event, ResetEvent):
+            err.write(f"[history lost ({event.reason}): continuing from there]\n")
+        write_line(out, {"id": event.id, "event": event.event or "message", "data": event.data})
+        printed += 1
+        return count is not None and printed >= count
+
+    def resume(last: str) -> str:
+        return f"resume with: --last-event-id {last}\n"
+
+    failures = (ClientError, httpx.HTTPError)
+    return print_stream("subscribe", stream, show, resume=resume, err=err, failures=failures)

@@ -8,13 +8,16 @@ the ``Authorization`` header they make, and one way to print a refusal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Final, TextIO
 
 import httpx
 import orjson
 import typer
 
-from .._errors import ClientError, ResponseRejected
+from .._errors import ClientError, MianzhangError, ResponseRejected
+from .._sse import ServerSentEvent
+from ..client import SyncEventStream
 
 __all__ = [
     "DEFAULT_URL",
@@ -23,6 +26,7 @@ __all__ = [
     "bearer",
     "call",
     "http_client",
+    "print_stream",
     "refusal",
     "rejection",
     "write_line",
@@ -92,3 +96,34 @@ def write_line(out: TextIO, payload: Any) -> None:
     """One JSON line, flushed at once (a pipe reader sees it as it is printed)."""
     out.write(orjson.dumps(payload).decode() + "\n")
     out.flush()
+
+
+def print_stream(
+    command: str,
+    stream: SyncEventStream,
+    show: Callable[[ServerSentEvent], bool],
+    *,
+    resume: Callable[[str], str],
+    err: TextIO,
+    failures: tuple[type[BaseException], ...] = (MianzhangError, httpx.HTTPError),
+) -> int:
+    """Open ``stream`` and hand each event to ``show`` until the stream ends or ``show``
+    returns true; the exit status. 0: done; 130: Ctrl-C, after writing ``resume(last event
+    id)`` on ``err`` when an event came; 1: the server refused the stream or one of
+    ``failures`` ended it (``mianzhang COMMAND: ...`` on ``err``). The stream is closed."""
+    try:
+        with stream:
+            for event in stream:
+                if show(event):
+                    break
+        return 0
+    except KeyboardInterrupt:
+        if stream.last_event_id:
+            err.write(resume(stream.last_event_id))
+        return 130
+    except ResponseRejected as exc:
+        err.write(f"mianzhang {command}: {rejection(exc)}\n")
+        return 1
+    except failures as exc:
+        err.write(f"mianzhang {command}: {exc}\n")
+        return 1

@@ -10,7 +10,7 @@ cannot replace: on positional arguments (whose metavar is already their name), o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
@@ -32,29 +32,26 @@ def _untag(params: Iterable[Any]) -> None:
             param.metavar = ""  # a flag takes no value: nothing to name
 
 
-class Command(TyperCommand):
+class _Untagged:
+    """Mixed into a Typer command class: its parameters and its ``--help`` lose their type
+    tags (see the module docstring)."""
+
+    params: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cast(Any, super()).__init__(*args, **kwargs)
+        _untag(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = cast(Any, super()).get_help_option(ctx)
+        if option is not None:
+            _untag([option])
+        return option
+
+
+class Command(_Untagged, TyperCommand):
     """A command whose help has no type tags (see the module docstring)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _untag(self.params)
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _untag([option])
-        return option
-
-
-class Group(TyperGroup):
+class Group(_Untagged, TyperGroup):
     """A command group whose help has no type tags (see the module docstring)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _untag(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _untag([option])
-        return option

@@ -18,12 +18,11 @@ import sys
 from typing import Annotated, TextIO
 from urllib.parse import quote
 
-import httpx
 import typer
 
-from .._errors import MianzhangError, ResponseRejected
+from .._sse import ServerSentEvent
 from ..client import ResetEvent, connect_sync
-from ._common import DEFAULT_URL, APIKey, ServerURL, bearer, rejection
+from ._common import DEFAULT_URL, APIKey, ServerURL, bearer, print_stream
 
 __all__ = ["run_tail", "tail"]
 
@@ -67,22 +66,16 @@ def run_tail(
         last_event_id=after,
         max_reconnects=max_reconnects,
     )
-    try:
-        with stream:
-            for event in stream:
-                if isinstance(event, ResetEvent):
-                    err.write(f"[lines lost ({event.reason}): continuing from the file's start]\n")
-                    continue
-                out.write(event.data + "\n")
-                out.flush()
-        return 0
-    except KeyboardInterrupt:
-        if stream.last_event_id:
-            err.write(f"\nresume with: mianzhang tail {name} --after {stream.last_event_id}\n")
-        return 130
-    except ResponseRejected as exc:
-        err.write(f"mianzhang tail: {rejection(exc)}\n")
-        return 1
-    except (MianzhangError, httpx.HTTPError) as exc:  # ClientError, EventTooLarge
-        err.write(f"mianzhang tail: {exc}\n")
-        return 1
+
+    def show(event: ServerSentEvent) -> bool:
+        if isinstance(event, ResetEvent):
+            err.write(f"[lines lost ({event.reason}): continuing from the file's start]\n")
+        else:
+            out.write(event.data + "\n")
+            out.flush()
+        return False
+
+    def resume(last: str) -> str:
+        return f"\nresume with: mianzhang tail {name} --after {last}\n"
+
+    return print_stream("tail", stream, show, resume=resume, err=err)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import Any, NoReturn
 
 import anyio
@@ -11,6 +10,7 @@ import httpx
 
 from .._errors import ClientError, ResponseRejected
 from .._sse import ServerSentEvent
+from .._tasks import AsyncResource
 from ._backoff import Backoff
 from ._core import (
     DEFAULT_MAX_ERROR_BODY,
@@ -26,7 +26,7 @@ from ._core import (
 __all__ = ["EventStream", "connect"]
 
 
-class EventStream(StreamView):
+class EventStream(StreamView, AsyncResource):
     """A resuming stream of server-sent events over one ``httpx.AsyncClient``.
 
     Made by :func:`connect`; use it as an async context manager and iterate it. Guarantees:
@@ -90,14 +90,6 @@ class EventStream(StreamView):
             await self.aclose()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the response and the owned client. Idempotent."""

@@ -8,8 +8,9 @@ request is refused.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
+from typing import TypeVar
 
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
@@ -46,6 +47,9 @@ def file_json(meta: FileMeta, url: str) -> dict[str, object]:
         "url": url,
         "progress_stream": progress_stream(meta.id),
     }
+
+
+T = TypeVar("T")
 
 
 class FilesService:
@@ -116,6 +120,26 @@ class FilesService:
             stats=self.stats,
         )
 
+    async def _receive(
+        self, request: Request, receive: Callable[[AsyncGenerator[bytes, None]], Awaitable[T]]
+    ) -> T | Response:
+        """What ``receive`` makes of the request's body (rate-limited, closed after), counted
+        in ``stats`` as an active upload meanwhile. A failure is the answer instead, counted
+        as failed: a :class:`FilesError` as its JSON error, a disconnect as 400 (nobody
+        reads it; the temporary file is already gone). Nothing is kept when it fails."""
+        self.stats.active_uploads += 1
+        try:
+            async with aclosing(self._body(request)) as body:
+                return await receive(body)
+        except FilesError as exc:
+            self.stats.uploads_failed += 1
+            return files_error_response(exc)
+        except ClientDisconnect:
+            self.stats.uploads_failed += 1
+            return Response(status_code=400, headers={"Connection": "close"})
+        finally:
+            self.stats.active_uploads -= 1
+
     async def upload(self, request: Request, file_url: Callable[[str], str]) -> Response:
         """``POST``: every file of a multipart/form-data body, or else the raw body (see
         :meth:`upload_raw`).
@@ -128,20 +152,14 @@ class FilesService:
             return await self.upload_raw(request, file_url)
         if self.draining:
             return self._refuse_draining()
-        self.stats.active_uploads += 1
-        try:
-            async with aclosing(self._body(request)) as body:
-                metas = await receive_multipart(
-                    body, request.headers, storage=self.storage, settings=self.settings
-                )
-        except FilesError as exc:
-            self.stats.uploads_failed += 1
-            return files_error_response(exc)
-        except ClientDisconnect:
-            self.stats.uploads_failed += 1
-            return Response(status_code=400, headers={"Connection": "close"})
-        finally:
-            self.stats.active_uploads -= 1
+        metas = await self._receive(
+            request,
+            lambda body: receive_multipart(
+                body, request.headers, storage=self.storage, settings=self.settings
+            ),
+        )
+        if isinstance(metas, Response):
+            return metas
         self.stats.uploads_completed += len(metas)
         return JSONResponse(
             {"files": [file_json(meta, file_url(meta.id)) for meta in metas]}, status_code=201
@@ -161,27 +179,20 @@ class FilesService:
         """
         if self.draining:
             return self._refuse_draining()
-        self.stats.active_uploads += 1
-        try:
-            async with aclosing(self._body(request)) as body:
-                meta = await receive_raw(
-                    body,
-                    request.headers,
-                    storage=self.storage,
-                    settings=self.settings,
-                    log=self.log,
-                    name=name or request.query_params.get("name"),
-                    url_for=file_url,
-                )
-        except FilesError as exc:
-            self.stats.uploads_failed += 1
-            return files_error_response(exc)
-        except ClientDisconnect:
-            # Nobody reads this answer; the temporary file is already gone.
-            self.stats.uploads_failed += 1
-            return Response(status_code=400, headers={"Connection": "close"})
-        finally:
-            self.stats.active_uploads -= 1
+        meta = await self._receive(
+            request,
+            lambda body: receive_raw(
+                body,
+                request.headers,
+                storage=self.storage,
+                settings=self.settings,
+                log=self.log,
+                name=name or request.query_params.get("name"),
+                url_for=file_url,
+            ),
+        )
+        if isinstance(meta, Response):
+            return meta
         self.stats.uploads_completed += 1
         url = file_url(meta.id)
         return JSONResponse(

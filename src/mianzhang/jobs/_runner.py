@@ -39,6 +39,7 @@ from typing import Any
 
 from .._errors import LogError, StreamClosedError
 from .._sse import json_dumps
+from .._tasks import cancel_and_wait
 from ..log import EventLog, LogEntry, StreamState
 from ..log._protocol import PRODUCER_LOST
 from ._context import JobContext
@@ -141,8 +142,7 @@ class JobRunner:
         try:
             outcome = await self._supervise(record, task)
         except asyncio.CancelledError:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
             await asyncio.shield(self._interrupted(record))
             raise
         if outcome == "lost":
@@ -167,8 +167,7 @@ class JobRunner:
             if outcome == "done" and current is not None and current.cancel_requested:
                 outcome = "cancel"
             if outcome != "done":
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await cancel_and_wait(task)
                 return outcome
         return "done"
 

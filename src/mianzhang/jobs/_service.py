@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Protocol
 
 from .._errors import JobNotFound, JobQueueFull, LogError, UnknownJobType
 from .._sse import json_dumps
+from .._tasks import AsyncResource
 from ..log import EventLog
 from ._model import JobRecord, JobState, new_job_id
 from ._registry import JobRegistry
@@ -32,7 +32,7 @@ class JobQueue(Protocol):
         ...
 
 
-class LocalJobPool:
+class LocalJobPool(AsyncResource):
     """``concurrency`` worker tasks in this process taking ids from a queue of at most
     ``max_queued`` waiting jobs. Owned by the app: ``async with pool:`` starts the workers,
     leaving cancels them and awaits them; a job interrupted that way is marked failed
@@ -73,12 +73,9 @@ class LocalJobPool:
         self._workers = [self._group.create_task(self._work()) for _ in range(self._concurrency)]
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
+        """Cancel the workers and await them (a job running then is failed as
+        ``interrupted`` by its runner). Idempotent."""
         group, self._group = self._group, None
         if group is None:
             return

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
+from .._tasks import AsyncResource, own_task
 from ..log import EventLog
 from ._registry import JobRegistry
 from ._runner import JobRunner
@@ -38,7 +38,7 @@ __all__ = ["JobHost"]
 logger = logging.getLogger("mianzhang.jobs")
 
 
-class JobHost:
+class JobHost(AsyncResource):
     """Owner of one app's :class:`JobService` (``.service``) and of its workers."""
 
     def __init__(self, service: JobService, stack: contextlib.AsyncExitStack) -> None:
@@ -78,17 +78,6 @@ class JobHost:
     async def aclose(self) -> None:
         """Stop the workers (awaited) and close the Redis connections. Idempotent."""
         await self._stack.aclose()
-
-    async def __aenter__(self) -> JobHost:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 @dataclass(frozen=True)
@@ -157,21 +146,8 @@ async def _start_redis(
             concurrency=settings.concurrency,
             visibility_timeout=settings.visibility_timeout,
         )
-        _own_task(stack, _serve(worker), name="jobs:redis-worker")
+        own_task(stack, _serve(worker), name="jobs:redis-worker")
     return parts.service(store, queue)
-
-
-def _own_task(
-    stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], *, name: str
-) -> None:
-    """Run ``work`` in a task that ``stack`` cancels and awaits when it closes."""
-    task = asyncio.create_task(work, name=name)
-
-    async def stop() -> None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    stack.push_async_callback(stop)
 
 
 async def _serve(worker: RedisJobWorker) -> None:

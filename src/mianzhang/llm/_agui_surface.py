@@ -42,10 +42,11 @@ from typing import Any, Final
 import orjson
 
 from .._errors import LLMError
-from ._deltas import ToolCall, ToolCallDeltas, single_piece
+from ._deltas import ToolCall
 from ._openai_errors import error_payload
-from ._surface import SurfaceContext, WireEvent
-from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
+from ._parts import PartEncoder
+from ._surface import SurfaceContext, WireEvent, wire_json
+from ._types import Cancelled, Failed, Finished, GenEvent, Started, Token, Usage
 
 __all__ = ["AGUI", "AGUI_HEADERS", "AGUIEncoder", "AGUISurface", "agui_reopen"]
 
@@ -54,11 +55,7 @@ AGUI_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class AGUIEncoder:
+class AGUIEncoder(PartEncoder):
     """Encodes one generation as one AG-UI run (see the module docstring). Pure."""
 
     def __init__(self, context: SurfaceContext) -> None:
@@ -66,19 +63,15 @@ class AGUIEncoder:
         self.thread_id = str(options.get("thread_id") or context.stream_id)
         self.run_id = str(options.get("run_id") or context.stream_id)
         self.message_id = str(options.get("message_id") or f"{self.run_id}-assistant")
+        super().__init__(f"{self.message_id}-tool-")
         self._model = context.model
         self._started = False
         self._ended = False
-        self._open: tuple[str, str] | None = None  # ("text" | "reasoning", message id)
         self._reasoning = 0
-        self._delta_head = ""  # the JSON of a content event of the open message, up to the delta
-        self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
-        if type(event) is Token and self._open is not None:
-            piece = single_piece(event.chunk, self._open[0])  # the hot path: open message's delta
-            if piece:
-                return [(None, f"{self._delta_head}{_dumps(piece)}}}")]
+        if type(event) is Token and (data := self._continued(event.chunk)) is not None:
+            return [(None, data)]  # the hot path: a delta of the open message
         if self._ended:
             return []
         out: list[dict[str, Any]] = []
@@ -95,22 +88,12 @@ class AGUIEncoder:
             out += self._cancelled(event)
         else:
             assert isinstance(event, Started)
-        return [(None, _dumps(e)) for e in out]
+        return [(None, wire_json(e)) for e in out]
 
     def end(self) -> list[WireEvent]:
         return []
 
     # -- output -------------------------------------------------------------------------------
-    def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        if chunk.reasoning:
-            out += self._delta("reasoning", chunk.reasoning)
-        if chunk.text:
-            out += self._delta("text", chunk.text)
-        for call in chunk.tool_calls or ():
-            out += self._tool_delta(call)
-        return out
-
     def _delta(self, kind: str, delta: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if self._open is None or self._open[0] != kind:
@@ -128,7 +111,7 @@ class AGUIEncoder:
                 out.append({**start, "role": "reasoning"})
         kind_name = "TEXT_MESSAGE" if kind == "text" else "REASONING_MESSAGE"
         head = {"type": f"{kind_name}_CONTENT", "messageId": self._open[1]}
-        self._delta_head = _dumps(head)[:-1] + ',"delta":'
+        self._cache_delta_head(head)
         out.append({**head, "delta": delta})
         return out
 
@@ -144,15 +127,8 @@ class AGUIEncoder:
             {"type": "REASONING_END", "messageId": mid},
         ]
 
-    def _tool_delta(self, delta: object) -> list[dict[str, Any]]:
-        added = self._tools.add(delta)
-        if added is None:
-            return []
-        call, started, arguments = added
-        out = self._start_tool(call) if started else []
-        if arguments:
-            out.append({"type": "TOOL_CALL_ARGS", "toolCallId": call.id, "delta": arguments})
-        return out
+    def _tool_args(self, call: ToolCall, text: str) -> dict[str, Any]:
+        return {"type": "TOOL_CALL_ARGS", "toolCallId": call.id, "delta": text}
 
     def _start_tool(self, call: ToolCall) -> list[dict[str, Any]]:
         out = self._close()
@@ -161,11 +137,7 @@ class AGUIEncoder:
         return out
 
     def _end_tools(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for call in self._tools.unstarted():
-            out += self._start_tool(call)
-            if call.text:
-                out.append({"type": "TOOL_CALL_ARGS", "toolCallId": call.id, "delta": call.text})
+        out = self._start_unstarted_tools()
         out += [{"type": "TOOL_CALL_END", "toolCallId": c.id} for c in self._tools.calls()]
         return out
 

@@ -24,6 +24,7 @@ closed, never pooled, so the upstream sees the disconnect at once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Final
 
@@ -31,10 +32,9 @@ import httpx
 import orjson
 
 from .._errors import UpstreamProtocolError
-from .._sse import SSEDecoder
 from ._anthropic_body import messages_body
 from ._anthropic_stream import MessagesStreamParser
-from ._http_upstream import MAX_EVENT, ClientKind, UpstreamHTTP, drain
+from ._http_upstream import ClientKind, HTTPProvider, UpstreamHTTP
 from ._provider import Provider
 from ._types import ChatRequest, Chunk
 
@@ -44,7 +44,7 @@ ANTHROPIC_VERSION: Final = "2023-06-01"
 """The ``anthropic-version`` header sent by default (the Messages API's current version)."""
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """Streams ``POST {base_url}/messages`` from one Messages API upstream.
 
     ``api_key`` is sent as ``x-api-key``; ``anthropic_version`` as ``anthropic-version``;
@@ -80,43 +80,23 @@ class AnthropicProvider:
             request_headers["x-api-key"] = api_key
         request_headers.update(headers or {})
         self.default_max_tokens = default_max_tokens
-        self._http = UpstreamHTTP(
-            base_url,
-            headers=request_headers,
-            connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            transport=transport,
-            client=client,
+        http = UpstreamHTTP(
+            base_url, request_headers, connect_timeout, max_connections, transport, client
         )
-        self.base_url = self._http.base_url
-        self.client: ClientKind = self._http.client
+        super().__init__(http)
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]:
         body = messages_body(model, request, default_max_tokens=self.default_max_tokens)
-        response = await self._http.post("/messages", orjson.dumps(body))
-        try:
-            if response.status != 200:
-                raise await self._http.status_error(response)
-            decoder = SSEDecoder(MAX_EVENT)
-            parser = MessagesStreamParser()
-            chunks = aiter(response)
-            async for raw in chunks:
-                for event in decoder.decode(raw):
-                    for chunk in parser.feed(event.event, event.data) if event.data else ():
-                        yield chunk
-                    if parser.done:
-                        await drain(chunks)
-                        return
-            if not parser.finished:
-                raise UpstreamProtocolError(
-                    f"upstream {self.base_url} ended the stream before message_stop"
-                )
-        finally:
-            await response.aclose()
-
-    async def aclose(self) -> None:
-        """Close every pooled connection to the upstream."""
-        await self._http.aclose()
+        parser = MessagesStreamParser()
+        events = self._events("/messages", orjson.dumps(body), last=lambda _: parser.done)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                for chunk in parser.feed(event.event, event.data) if event.data else ():
+                    yield chunk
+        if not parser.done and not parser.finished:
+            raise UpstreamProtocolError(
+                f"upstream {self.base_url} ended the stream before message_stop"
+            )
 
 
 if TYPE_CHECKING:  # the provider contract, checked by mypy

@@ -20,13 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar, cast
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import ValidationError as _ValidationError
 
 from .._errors import InvalidLLMRequest
 from ._anthropic_tables import ASSISTANT_BLOCKS, USER_BLOCKS
-from ._requests import MAX_OUTPUT_TOKENS
+from ._requests import MAX_OUTPUT_TOKENS, json_object
 
 __all__ = [
     "IGNORED_FIELDS",
@@ -357,16 +356,6 @@ def _check_rules(body: CountTokensBody) -> None:
             )
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidLLMRequest("the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidLLMRequest("the request body must be a JSON object")
-    return data
-
-
 def _resolve(body: CountTokensBody) -> MessagesRequest:
     _check_rules(body)
     turns = [
@@ -377,7 +366,7 @@ def _resolve(body: CountTokensBody) -> MessagesRequest:
 
 
 def _parse(raw: bytes | Mapping[str, Any], model: type[CountTokensBody]) -> MessagesRequest:
-    data = dict(raw) if isinstance(raw, Mapping) else _json_object(raw)
+    data = dict(raw) if isinstance(raw, Mapping) else json_object(raw)
     return _resolve(_validate(model, data, ""))
 
 

@@ -59,6 +59,7 @@ import orjson
 from .._errors import LLMError
 from ..log import LogEntry
 from ._canonical_errors import error_from_json, error_json
+from ._surface import wire_json
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
 __all__ = [
@@ -95,10 +96,6 @@ class StartRecord:
     started: Started
     surface: str
     options: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -148,7 +145,7 @@ def start_entry(started: Started, surface: str, options: Mapping[str, Any]) -> L
         "surface": surface,
         "options": dict(options),
     }
-    return LogEntry(_dumps(body), START)
+    return LogEntry(wire_json(body), START)
 
 
 def token_entry(token: Token) -> LogEntry:
@@ -184,7 +181,7 @@ def _finish_entry(event: Finished) -> LogEntry:
         "usage_reported": event.usage_reported,
         "completed_at": event.completed_at,
     }
-    return LogEntry(_dumps(body), FINISH)
+    return LogEntry(wire_json(body), FINISH)
 
 
 def _ended_entry(event: Failed | Cancelled) -> LogEntry:
@@ -195,9 +192,9 @@ def _ended_entry(event: Failed | Cancelled) -> LogEntry:
     }
     if isinstance(event, Failed):
         body["error"] = error_json(event.error)
-        return LogEntry(_dumps(body), ERROR)
+        return LogEntry(wire_json(body), ERROR)
     body["reason"] = event.reason
-    return LogEntry(_dumps(body), CANCELLED)
+    return LogEntry(wire_json(body), CANCELLED)
 
 
 def event_entry(event: GenEvent) -> LogEntry:
@@ -312,7 +309,7 @@ def start_meta(record: StartRecord) -> dict[str, str]:
         "created": str(started.created),
         "provider": started.provider,
         "description": started.description,
-        "options": _dumps(dict(record.options)),
+        "options": wire_json(dict(record.options)),
     }
 
 

@@ -22,21 +22,15 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
 from .._errors import GenerationCancelled, LLMError
 from ._openai_errors import error_payload
-from ._surface import SurfaceContext, WireEvent
+from ._surface import SurfaceContext, WireEvent, wire_json
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
 __all__ = ["CHAT", "DONE", "ChatChunkEncoder", "ChatCompletionCollector", "ChatSurface"]
 
 DONE = "[DONE]"
 _NULL_USAGE = ',"usage":null}'
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class ChatChunkEncoder:
@@ -67,15 +61,15 @@ class ChatChunkEncoder:
             "system_fingerprint": None,
         }
         # the JSON of the fixed fields, without the closing brace: chunks append to it
-        self._prefix = _dumps(head)[:-1]
+        self._prefix = wire_json(head)[:-1]
 
     def _chunk(self, delta: dict[str, Any], finish: str | None) -> str:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         usage = ',"usage":null' if self._include_usage else ""
-        return f'{self._prefix},"choices":[{_dumps(choice)}]{usage}}}'
+        return f'{self._prefix},"choices":[{wire_json(choice)}]{usage}}}'
 
     def _usage_chunk(self, usage: Usage) -> str:
-        return f'{self._prefix},"choices":[],"usage":{_dumps(usage.to_openai())}}}'
+        return f'{self._prefix},"choices":[],"usage":{wire_json(usage.to_openai())}}}'
 
     def _token(self, chunk: Chunk) -> list[WireEvent]:
         if chunk.raw is not None:
@@ -139,9 +133,9 @@ class ChatChunkEncoder:
         if isinstance(event, Finished):
             return self._finished(event)
         if isinstance(event, Cancelled):
-            return [(None, _dumps(error_payload(GenerationCancelled(event.reason))))]
+            return [(None, wire_json(error_payload(GenerationCancelled(event.reason))))]
         assert isinstance(event, Failed)
-        return [(None, _dumps(error_payload(event.error)))]
+        return [(None, wire_json(error_payload(event.error)))]
 
     def end(self) -> list[WireEvent]:
         """``[DONE]``, after the terminal event."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Final, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -39,10 +39,19 @@ from .._errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from .._sse import ServerSentEvent, SSEDecoder
 from ._retry import parse_retry_after, retryable_status
 from ._upstream import UpstreamPool
 
-__all__ = ["MAX_EVENT", "ClientKind", "UpstreamBody", "UpstreamHTTP", "drain", "environment_proxy"]
+__all__ = [
+    "MAX_EVENT",
+    "ClientKind",
+    "HTTPProvider",
+    "UpstreamBody",
+    "UpstreamHTTP",
+    "drain",
+    "environment_proxy",
+]
 
 MAX_ERROR_BODY: Final = 8192
 MAX_EVENT: Final = 4 * 1024 * 1024
@@ -112,6 +121,18 @@ class UpstreamBody(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _translated(exc: httpx.TransportError, url: str, *, reading: bool) -> UpstreamError:
+    """The gateway's error for an httpx failure talking to ``url``: a timeout is
+    :class:`UpstreamTimeout`; another failure :class:`UpstreamProtocolError` while ``reading``
+    the body (it broke off), else :class:`UpstreamConnectError` (connecting or sending)."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"upstream {url}: {name}")
+    if reading:
+        return UpstreamProtocolError(f"upstream {url} broke off the stream: {name}: {exc}")
+    return UpstreamConnectError(f"upstream {url}: {name}: {exc}")
+
+
 class _HttpxResponse:
     """An ``httpx.Response`` seen as an :class:`UpstreamBody` (httpx errors translated)."""
 
@@ -128,12 +149,8 @@ class _HttpxResponse:
     async def __anext__(self) -> bytes:
         try:
             return await anext(self._body)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"upstream {self._url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise UpstreamProtocolError(
-                f"upstream {self._url} broke off the stream: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _translated(exc, self._url, reading=True) from exc
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -147,7 +164,6 @@ class UpstreamHTTP:
     def __init__(
         self,
         base_url: str,
-        *,
         headers: Mapping[str, str],
         connect_timeout: float,
         max_connections: int,
@@ -195,12 +211,8 @@ class UpstreamHTTP:
         http_request = self._client.build_request("POST", path, content=body)
         try:
             response = await self._client.send(http_request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"upstream {self.base_url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise UpstreamConnectError(
-                f"upstream {self.base_url}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _translated(exc, self.base_url, reading=False) from exc
         return _HttpxResponse(response, self.base_url)
 
     @staticmethod
@@ -225,3 +237,42 @@ class UpstreamHTTP:
             await self._pool.aclose()
         if self._client is not None:
             await self._client.aclose()
+
+
+class HTTPProvider:
+    """What the providers streaming SSE from an upstream API share: their :class:`UpstreamHTTP`
+    (``base_url`` without its trailing slash; ``client`` the kind in use), :meth:`_events`
+    and :meth:`aclose`."""
+
+    def __init__(self, http: UpstreamHTTP) -> None:
+        self._http = http
+        self.base_url = self._http.base_url
+        self.client: ClientKind = self._http.client
+
+    async def _events(
+        self, path: str, body: bytes, *, last: Callable[[ServerSentEvent], bool]
+    ) -> AsyncGenerator[ServerSentEvent, None]:
+        """POST ``body`` to ``path`` and yield the SSE events of the response; a status other
+        than 200 raises :class:`UpstreamStatusError`. Once the consumer has taken an event
+        for which ``last(event)`` is true, the rest of the body is drained (so the
+        connection can be pooled) and the iteration ends; otherwise it ends with the body.
+        The response is closed in ``finally``: closing the iterator early (wrap it in
+        ``contextlib.aclosing``) closes the connection, so the upstream sees it at once."""
+        response = await self._http.post(path, body)
+        try:
+            if response.status != 200:
+                raise await self._http.status_error(response)
+            decoder = SSEDecoder(MAX_EVENT)
+            chunks = aiter(response)
+            async for raw in chunks:
+                for event in decoder.decode(raw):
+                    yield event
+                    if last(event):
+                        await drain(chunks)
+                        return
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection to the upstream."""
+        await self._http.aclose()

@@ -22,18 +22,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
 from .._errors import GenerationCancelled, LLMError
 from ._openai_errors import error_payload
-from ._surface import SurfaceContext, WireEvent
+from ._surface import SurfaceContext, WireEvent, wire_json
 from ._types import Cancelled, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
 __all__ = ["NATIVE", "NativeEncoder", "NativeSurface"]
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _usage(usage: Usage) -> dict[str, Any]:
@@ -71,20 +65,20 @@ class NativeEncoder:
             self._first = token.elapsed
         out: list[WireEvent] = []
         if chunk.reasoning:
-            out.append(("reasoning", _dumps({"text": chunk.reasoning})))
+            out.append(("reasoning", wire_json({"text": chunk.reasoning})))
         if chunk.text:
             self._tokens += 1
-            out.append(("content", f'{{"text":{_dumps(chunk.text)}}}'))
+            out.append(("content", f'{{"text":{wire_json(chunk.text)}}}'))
             if self._tokens % self._progress_every == 0:
                 out.append(("progress", self._progress(token.elapsed)))
         if chunk.tool_calls:
-            out.extend(("tool_call", _dumps(_tool_call(call))) for call in chunk.tool_calls)
+            out.extend(("tool_call", wire_json(_tool_call(call))) for call in chunk.tool_calls)
         return out
 
     def _progress(self, elapsed: float | None) -> str:
         done = self._reported.completion_tokens if self._reported else self._tokens
         timings = Timings(self._first, elapsed or 0.0, done)
-        return _dumps({"output_tokens": self._tokens, **timings.to_json()})
+        return wire_json({"output_tokens": self._tokens, **timings.to_json()})
 
     def _start(self, event: Started) -> list[WireEvent]:
         start = {
@@ -95,7 +89,7 @@ class NativeEncoder:
             "description": event.description,
             "created": event.created,
         }
-        return [("start", _dumps(start))]
+        return [("start", wire_json(start))]
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
         if isinstance(event, Token):
@@ -111,7 +105,7 @@ class NativeEncoder:
                 "provider": event.provider,
                 "upstream_model": event.upstream_model,
             }
-            return [("complete", _dumps(complete))]
+            return [("complete", wire_json(complete))]
         if isinstance(event, Cancelled):
             error: LLMError = GenerationCancelled(event.reason)
             return self._failed(error, event.usage, event.timings, partial=event.partial)
@@ -131,7 +125,7 @@ class NativeEncoder:
             "usage": _usage(usage),
             "timings": timings.to_json(),
         }
-        return [("error", _dumps(body))]
+        return [("error", wire_json(body))]
 
     @property
     def ended(self) -> bool:

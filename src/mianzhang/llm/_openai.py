@@ -23,6 +23,7 @@ is closed rather than returned to the pool, so the upstream sees the disconnect 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -30,8 +31,8 @@ import httpx
 import orjson
 
 from .._errors import UpstreamError, UpstreamProtocolError
-from .._sse import SSEDecoder
-from ._http_upstream import MAX_EVENT, ClientKind, UpstreamHTTP, drain
+from .._sse import ServerSentEvent
+from ._http_upstream import ClientKind, HTTPProvider, UpstreamHTTP
 from ._types import ChatRequest, Chunk, Usage
 
 __all__ = ["OpenAIProvider"]
@@ -94,7 +95,12 @@ def parse_chunk(data: str) -> Chunk:
     return Chunk(usage=_usage(obj.get("usage")), raw=data, **fields)
 
 
-class OpenAIProvider:
+def _is_done(event: ServerSentEvent) -> bool:
+    """The end of an OpenAI stream: ``data: [DONE]``."""
+    return isinstance(event.data, str) and event.data == "[DONE]"
+
+
+class OpenAIProvider(HTTPProvider):
     """Streams ``POST {base_url}/chat/completions`` from one OpenAI-compatible upstream.
 
     ``api_key`` is sent as a bearer token when given. ``include_usage`` asks the upstream for
@@ -127,16 +133,10 @@ class OpenAIProvider:
             request_headers["authorization"] = f"Bearer {api_key}"
         request_headers.update(headers or {})
         self.include_usage = include_usage
-        self._http = UpstreamHTTP(
-            base_url,
-            headers=request_headers,
-            connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            transport=transport,
-            client=client,
+        http = UpstreamHTTP(
+            base_url, request_headers, connect_timeout, max_connections, transport, client
         )
-        self.base_url = self._http.base_url
-        self.client: ClientKind = self._http.client
+        super().__init__(http)
 
     def _body(self, model: str, request: ChatRequest) -> bytes:
         body: dict[str, Any] = dict(request.params)
@@ -154,29 +154,15 @@ class OpenAIProvider:
         return orjson.dumps(body)
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[Chunk]:
-        response = await self._http.post("/chat/completions", self._body(model, request))
-        try:
-            if response.status != 200:
-                raise await self._http.status_error(response)
-            decoder = SSEDecoder(MAX_EVENT)
-            finished = False
-            chunks = aiter(response)
-            async for raw in chunks:
-                for event in decoder.decode(raw):
-                    if event.data == "[DONE]":
-                        await drain(chunks)
-                        return
-                    if event.data:
-                        chunk = parse_chunk(event.data)
-                        finished = finished or chunk.finish_reason is not None
-                        yield chunk
-            if not finished:
-                raise UpstreamProtocolError(
-                    f"upstream {self.base_url} ended the stream before [DONE]"
-                )
-        finally:
-            await response.aclose()
-
-    async def aclose(self) -> None:
-        """Close every pooled connection to the upstream."""
-        await self._http.aclose()
+        done = finished = False
+        events = self._events("/chat/completions", self._body(model, request), last=_is_done)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if _is_done(event):
+                    done = True
+                elif event.data:
+                    chunk = parse_chunk(event.data)
+                    finished = finished or chunk.finish_reason is not None
+                    yield chunk
+        if not done and not finished:
+            raise UpstreamProtocolError(f"upstream {self.base_url} ended the stream before [DONE]")

@@ -28,6 +28,7 @@ __all__ = [
     "ChatCompletionBody",
     "GenerationBody",
     "ResponsesBody",
+    "json_object",
     "parse_body",
 ]
 
@@ -163,15 +164,22 @@ class GenerationBody(BaseModel):
         return request
 
 
-def parse_body(raw: bytes, model: type[B]) -> B:
-    """``raw`` JSON validated as ``model``; :class:`InvalidLLMRequest` naming the first
-    offending parameter otherwise."""
+def json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object; :class:`InvalidLLMRequest` if it is not JSON or not an
+    object."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidLLMRequest("the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidLLMRequest("the request body must be a JSON object")
+    return data
+
+
+def parse_body(raw: bytes, model: type[B]) -> B:
+    """``raw`` JSON validated as ``model``; :class:`InvalidLLMRequest` naming the first
+    offending parameter otherwise."""
+    data = json_object(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -25,13 +25,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-import orjson
-
 from .._errors import GenerationCancelled, LLMError
 from ._openai_errors import error_payload
 from ._responses_input import ResponseSnapshot, responses_input_to_messages
 from ._responses_items import FunctionCallItem, MessageItem, OutputItem, ReasoningItem
-from ._surface import SurfaceContext, WireEvent
+from ._surface import SurfaceContext, WireEvent, wire_json
 from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Token, Usage
 
 __all__ = [
@@ -45,10 +43,6 @@ __all__ = [
 
 _INCOMPLETE: Final = {"length": "max_output_tokens", "content_filter": "content_filter"}
 """``finish_reason`` -> ``incomplete_details.reason`` of a response ended short."""
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _base_response(
@@ -106,7 +100,7 @@ class ResponsesEncoder:
         fields["type"] = type_
         fields["sequence_number"] = self.sequence
         self.sequence += 1
-        return type_, _dumps(fields)
+        return type_, wire_json(fields)
 
     def _switch(self, item: OutputItem) -> list[WireEvent]:
         """Close the open item (if any) and open ``item``."""

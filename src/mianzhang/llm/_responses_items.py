@@ -12,15 +12,9 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import orjson
-
-from ._surface import WireEvent
+from ._surface import WireEvent, wire_json
 
 _DELTA_TAIL = ',"logprobs":[],"type":"response.output_text.delta","sequence_number":'
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 __all__ = ["Emit", "FunctionCallItem", "MessageItem", "OutputItem", "ReasoningItem", "item_id"]
@@ -68,7 +62,7 @@ class MessageItem:
     def text_delta(self, piece: str, sequence: int) -> WireEvent:
         """The ``response.output_text.delta`` event of ``piece`` (the hot path: no dict)."""
         self._text.append(piece)
-        data = f"{self._delta_head}{_dumps(piece)}{_DELTA_TAIL}{sequence}}}"
+        data = f"{self._delta_head}{wire_json(piece)}{_DELTA_TAIL}{sequence}}}"
         return "response.output_text.delta", data
 
     def _where(self) -> dict[str, Any]:

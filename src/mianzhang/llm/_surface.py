@@ -26,13 +26,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from ._types import GenEvent
 
-__all__ = ["Surface", "SurfaceContext", "SurfaceEncoder", "WireEvent"]
+__all__ = ["Surface", "SurfaceContext", "SurfaceEncoder", "WireEvent", "wire_json"]
 
 WireEvent = tuple[str | None, str]
 """One event of a surface: its SSE ``event:`` name (``None``: a plain ``data:`` event) and its
 data text (usually JSON)."""
+
+
+def wire_json(value: Any) -> str:
+    """``value`` as compact JSON text (orjson: UTF-8, no spaces), as every surface writes its
+    events and the canonical log its entries."""
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,10 +57,11 @@ from typing import Any, Final
 
 import orjson
 
-from ._deltas import ToolCall, ToolCallDeltas, single_piece
+from ._deltas import ToolCall
 from ._openai_errors import error_payload
-from ._surface import SurfaceContext, WireEvent
-from ._types import Cancelled, Chunk, Failed, Finished, GenEvent, Started, Timings, Token, Usage
+from ._parts import PartEncoder
+from ._surface import SurfaceContext, WireEvent, wire_json
+from ._types import Cancelled, Failed, Finished, GenEvent, Started, Timings, Token, Usage
 
 __all__ = [
     "PROGRESS_EVERY",
@@ -99,10 +100,6 @@ def ui_finish_reason(reason: str) -> str:
     return _FINISH_REASONS.get(reason, "other")
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 def _usage(usage: Usage) -> dict[str, Any]:
     out: dict[str, Any] = {
         "inputTokens": usage.prompt_tokens,
@@ -127,7 +124,7 @@ def _timings(timings: Timings) -> dict[str, Any]:
     }
 
 
-class UIMessageStreamEncoder:
+class UIMessageStreamEncoder(PartEncoder):
     """Encodes one generation as UI message chunks (see the module docstring). Pure: the
     same events always give the same chunks. ``progress_every`` is the cadence of the
     ``data-progress`` parts, in output tokens (at least 1, else ``ValueError``)."""
@@ -136,28 +133,21 @@ class UIMessageStreamEncoder:
         if progress_every < 1:
             raise ValueError(f"progress_every must be at least 1, not {progress_every}")
         self.message_id = str(context.options.get("message_id") or context.stream_id)
+        super().__init__(f"{self.message_id}-tool-")
         self._model = context.model
         self._started = False
         self._ended = False
-        self._open: tuple[str, str] | None = None  # (kind, id) of the open text/reasoning part
-        self._delta_head = ""  # the JSON of a delta of the open part, up to the delta
         self._parts = 0
-        self._tools = ToolCallDeltas(f"{self.message_id}-tool-")
         self._every = progress_every
         self._tokens = 0  # output tokens so far
         self._first: float | None = None  # the first output token's elapsed seconds
 
     def encode(self, event: GenEvent) -> list[WireEvent]:
-        if type(event) is Token and self._open is not None:
-            piece = single_piece(
-                event.chunk, self._open[0]
-            )  # the hot path: a delta of the open part
-            if piece:
-                self._tokens += 1
-                delta = (None, f"{self._delta_head}{_dumps(piece)}}}")
-                if self._tokens % self._every:
-                    return [delta]
-                return [delta, (None, self._progress(event.elapsed))]
+        if type(event) is Token and (data := self._continued(event.chunk)) is not None:
+            self._tokens += 1  # the hot path: a delta of the open part
+            if self._tokens % self._every:
+                return [(None, data)]
+            return [(None, data), (None, self._progress(event.elapsed))]
         if self._ended:
             return []
         out: list[dict[str, Any]] = []
@@ -178,7 +168,7 @@ class UIMessageStreamEncoder:
             out += self._cancelled(event)
         else:
             assert isinstance(event, Started)
-        return [(None, _dumps(chunk)) for chunk in out] + progress
+        return [(None, wire_json(chunk)) for chunk in out] + progress
 
     def end(self) -> list[WireEvent]:
         return [(None, "[DONE]")]
@@ -205,17 +195,7 @@ class UIMessageStreamEncoder:
             "timeToFirstTokenMs": _ms(first),
             "tokensPerSecond": rate,
         }
-        return f'{{"type":"data-progress","data":{_dumps(data)},"transient":true}}'
-
-    def _token(self, chunk: Chunk) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        if chunk.reasoning:
-            out += self._delta("reasoning", chunk.reasoning)
-        if chunk.text:
-            out += self._delta("text", chunk.text)
-        for call in chunk.tool_calls or ():
-            out += self._tool_delta(call)
-        return out
+        return f'{{"type":"data-progress","data":{wire_json(data)},"transient":true}}'
 
     def _delta(self, kind: str, delta: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -224,8 +204,7 @@ class UIMessageStreamEncoder:
             self._parts += 1
             self._open = (kind, f"{kind}-{self._parts}")
             out.append({"type": f"{kind}-start", "id": self._open[1]})
-            head = _dumps({"type": f"{kind}-delta", "id": self._open[1]})
-            self._delta_head = head[:-1] + ',"delta":'
+            self._cache_delta_head({"type": f"{kind}-delta", "id": self._open[1]})
         out.append({"type": f"{kind}-delta", "id": self._open[1], "delta": delta})
         return out
 
@@ -236,17 +215,8 @@ class UIMessageStreamEncoder:
         self._open = None
         return [{"type": f"{kind}-end", "id": part_id}]
 
-    def _tool_delta(self, delta: object) -> list[dict[str, Any]]:
-        added = self._tools.add(delta)
-        if added is None:
-            return []
-        call, started, arguments = added
-        out = self._start_tool(call) if started else []
-        if arguments:
-            out.append(
-                {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": arguments}
-            )
-        return out
+    def _tool_args(self, call: ToolCall, text: str) -> dict[str, Any]:
+        return {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": text}
 
     def _start_tool(self, call: ToolCall) -> list[dict[str, Any]]:
         out = self._close()
@@ -255,13 +225,7 @@ class UIMessageStreamEncoder:
 
     def _tool_inputs(self) -> list[dict[str, Any]]:
         """``tool-input-available`` (or ``-error``) for every tool call, in index order."""
-        out: list[dict[str, Any]] = []
-        for call in self._tools.unstarted():
-            out += self._start_tool(call)
-            if call.text:
-                out.append(
-                    {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": call.text}
-                )
+        out = self._start_unstarted_tools()
         for call in self._tools.calls():
             head = {"toolCallId": call.id, "toolName": call.name}
             try:

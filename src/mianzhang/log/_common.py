@@ -11,7 +11,7 @@ import math
 import secrets
 from dataclasses import dataclass
 
-from ._protocol import Reset, ResetReason, format_id, parse_id
+from ._protocol import Reset, ResetReason, StreamState, format_id, parse_id
 
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_TTL_AFTER_CLOSE = 600.0
@@ -48,6 +48,28 @@ def check_retention(max_events: int | None, ttl_after_close: float | None) -> No
 def check_stream_name(stream: str) -> None:
     if not isinstance(stream, str) or not stream:
         raise ValueError(f"stream name must be a non-empty string, not {stream!r}")
+
+
+def check_limit(limit: int) -> None:
+    """``read``'s ``limit``: at least 0 (``ValueError``)."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, not {limit!r}")
+
+
+def final_state(state: StreamState) -> StreamState:
+    """``close``'s ``state``: a final one (``ValueError`` for OPEN)."""
+    if state is StreamState.OPEN:
+        raise ValueError("close() needs a final state (CLOSED, CANCELLED or FAILED)")
+    return StreamState(state)
+
+
+def key_ttl(given: float | None, default: float) -> float:
+    """The seconds an idempotency key is kept: ``given``, or the log's ``default`` when
+    ``None``; more than 0 (``ValueError``)."""
+    ttl = default if given is None else given
+    if not ttl > 0:
+        raise ValueError(f"idempotency_ttl must be > 0, not {given!r}")
+    return ttl
 
 
 def resolve_after(

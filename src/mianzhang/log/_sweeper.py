@@ -10,11 +10,10 @@ atomic, so several sweepers end each stream once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from types import TracebackType
 
 from .._errors import LogError
+from .._tasks import AsyncResource, cancel_and_wait
 from ._protocol import EventLog
 
 __all__ = ["LeaseSweeper"]
@@ -22,7 +21,7 @@ __all__ = ["LeaseSweeper"]
 logger = logging.getLogger("mianzhang.log")
 
 
-class LeaseSweeper:
+class LeaseSweeper(AsyncResource):
     """Calls ``log.sweep_leases()`` every ``interval`` seconds, in one task owned here:
     started by ``async with`` (or :meth:`start`), cancelled and awaited by :meth:`aclose`.
     A sweep that fails (the backend unreachable) is logged and retried at the next round."""
@@ -50,18 +49,8 @@ class LeaseSweeper:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def __aenter__(self) -> LeaseSweeper:
         self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

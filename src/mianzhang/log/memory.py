@@ -27,17 +27,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from types import TracebackType
 
 from .._errors import LogError, StreamClosedError, StreamNotFound
+from .._tasks import AsyncResource
 from . import _memory_leases as leases
 from ._common import (
     DEFAULT_IDEMPOTENCY_TTL,
     DEFAULT_MAX_EVENTS,
     DEFAULT_TTL_AFTER_CLOSE,
     LogStatistics,
+    check_limit,
     check_retention,
     check_stream_name,
+    final_state,
+    key_ttl,
     lapped,
     resolve_after,
 )
@@ -48,7 +51,7 @@ from ._protocol import LogEntry, LogEvent, Reset, StreamInfo, StreamState, forma
 __all__ = ["MemoryEventLog"]
 
 
-class MemoryEventLog:
+class MemoryEventLog(AsyncResource):
     """:class:`~mianzhang.log.EventLog` held in this process's memory (see module docstring).
 
     ``max_events`` and ``ttl_after_close`` are the defaults for streams created without their
@@ -76,17 +79,6 @@ class MemoryEventLog:
         self._clock = clock
         self._streams: dict[str, MemoryStream] = {}
         self._closed = False
-
-    async def __aenter__(self) -> MemoryEventLog:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -167,9 +159,7 @@ class MemoryEventLog:
         backend remembers at most ``idempotency_keys`` keys per stream (oldest forgotten
         first)."""
         self._check_open()
-        ttl = self._idempotency_ttl if idempotency_ttl is None else idempotency_ttl
-        if idempotency_key is not None and not ttl > 0:
-            raise ValueError(f"idempotency_ttl must be > 0, not {idempotency_ttl!r}")
+        ttl = 0.0 if idempotency_key is None else key_ttl(idempotency_ttl, self._idempotency_ttl)
         found = self._get(stream)
         if found is not None and idempotency_key is not None:
             seen = found.seen(idempotency_key, time.monotonic())
@@ -193,8 +183,7 @@ class MemoryEventLog:
     ) -> tuple[Reset | None, list[LogEvent]]:
         """Up to ``limit`` retained events after ``after``; raises ``StreamNotFound``."""
         self._check_open()
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, not {limit!r}")
+        check_limit(limit)
         found = self._get(stream)
         if found is None:
             raise StreamNotFound(stream)
@@ -249,12 +238,11 @@ class MemoryEventLog:
         Deleted ``ttl_after_close`` seconds later. Idempotent (the first final state is
         kept)."""
         self._check_open()
-        if state is StreamState.OPEN:
-            raise ValueError("close() needs a final state (CLOSED, CANCELLED or FAILED)")
+        state = final_state(state)
         found = self._get(stream)
         if found is None:
             raise StreamNotFound(stream)
-        self._end(found, StreamState(state))
+        self._end(found, state)
 
     def _end(self, found: MemoryStream, state: StreamState) -> None:
         if found.state is not StreamState.OPEN:

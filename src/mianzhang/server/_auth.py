@@ -95,32 +95,37 @@ class Authenticator:
         OpenAI SDK always sends some bearer token)."""
         return self.settings.allows_anonymous and not self.keys and self.jwt is None
 
-    def require(self, request: Request, scope: str) -> Principal:
-        """An API key granting ``scope``, or anonymous where allowed."""
+    def _credentials(self, request: Request, missing: str) -> str | None:
+        """The caller's token; ``None`` when it passes as anonymous (nothing configured, or
+        no token where anonymous callers are allowed). No token otherwise is
+        :class:`Unauthorized` saying ``missing``."""
         if self._open:
-            return ANONYMOUS
+            return None
         token = self._token(request)
-        if token is None:
-            if self.settings.allows_anonymous:
-                return ANONYMOUS
-            raise Unauthorized(f"this route needs an API key with scope {scope!r}")
+        if token is None and not self.settings.allows_anonymous:
+            raise Unauthorized(missing)
+        return token
+
+    def _api_key(self, token: str, scope: str) -> Principal:
+        """The API key ``token`` is, if it grants ``scope`` (else an auth error)."""
         key = self.keys.verify(token)
         key.require(scope)
         return Principal("api_key", key.name)
 
+    def require(self, request: Request, scope: str) -> Principal:
+        """An API key granting ``scope``, or anonymous where allowed."""
+        token = self._credentials(request, f"this route needs an API key with scope {scope!r}")
+        return ANONYMOUS if token is None else self._api_key(token, scope)
+
     def subscriber(self, request: Request, channel: str) -> Principal:
         """A JWT granting ``channel`` (or an API key with ``channels:subscribe``)."""
-        if self._open:
-            return ANONYMOUS
-        token = self._token(request)
+        token = self._credentials(
+            request, "subscribing needs a token (Authorization header or cookie)"
+        )
         if token is None:
-            if self.settings.allows_anonymous:
-                return ANONYMOUS
-            raise Unauthorized("subscribing needs a token (Authorization header or cookie)")
+            return ANONYMOUS
         if token.startswith("mz_"):  # an API key, not a JWT
-            key = self.keys.verify(token)
-            key.require("channels:subscribe")
-            return Principal("api_key", key.name)
+            return self._api_key(token, "channels:subscribe")
         if self.jwt is None:
             raise Unauthorized("no JWT keys are configured on this server")
         claims = self.jwt.verify(token)

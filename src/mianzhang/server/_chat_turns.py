@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._errors import ChatConflict, Forbidden, StreamNotFound
+from .._errors import ChatConflict, ChatNotFound, Forbidden, StreamNotFound
 from ..chats import Chat, ChatKind, ChatsSettings, ChatStore, Turn
 from ..llm import LLMService
 from ..llm._service import PreparedStream
@@ -51,7 +51,8 @@ def owner_of(principal: Principal) -> str:
 
 
 async def wait_closed(log: EventLog, stream: str) -> None:
-    """Return once ``stream`` is no longer open (or gone)."""
+    """Return once ``stream`` is no longer open (or gone): a follower ends when the stream
+    does."""
     info = await log.info(stream)
     if info is None or info.state is not StreamState.OPEN:
         return
@@ -81,6 +82,13 @@ class ChatTurns:
             raise Forbidden(f"chat {chat_id!r} belongs to another principal")
         await self.running(chat)
         return await self.store.get(chat_id) if chat.turn is not None else chat
+
+    async def mine(self, chat_id: str, owner: str) -> Chat:
+        """As :meth:`get`, but an unknown chat is :class:`ChatNotFound` (404)."""
+        chat = await self.get(chat_id, owner)
+        if chat is None:
+            raise ChatNotFound(chat_id)
+        return chat
 
     async def open(
         self, chat_id: str, owner: str, kind: ChatKind, *, model: str = "", title: str = ""

@@ -20,7 +20,7 @@ channels, whose routes authenticate per route (publishers and subscribers differ
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends
 from prometheus_client import CollectorRegistry
@@ -83,6 +83,8 @@ __all__ = [
     "services",
 ]
 
+T = TypeVar("T")
+
 
 def services(request: Request) -> Services:
     """The app's :class:`Services` (built by its lifespan)."""
@@ -91,49 +93,31 @@ def services(request: Request) -> Services:
 
 
 # -- one accessor per service (override these with app.dependency_overrides) ---------------
-async def get_settings(request: Request) -> ServerSettings:
-    return services(request).settings
+def _accessor(name: str, pick: Callable[[Services], T]) -> Callable[[Request], Awaitable[T]]:
+    """The dependency ``name``: ``pick`` applied to the app's :class:`Services`. A distinct
+    coroutine function per service, so that each one can be overridden on its own."""
+
+    async def get(request: Request) -> T:
+        return pick(services(request))
+
+    get.__name__ = get.__qualname__ = name
+    get.__doc__ = f"The app's service given by ``{name}`` (override it to provide your own)."
+    return get
 
 
-async def get_log(request: Request) -> EventLog:
-    return services(request).log
-
-
-async def get_supervisor(request: Request) -> StreamSupervisor:
-    return services(request).supervisor
-
-
-async def get_host(request: Request) -> StreamHost:
-    return services(request).host
-
-
-async def get_metrics(request: Request) -> CollectorRegistry:
-    return services(request).metrics
-
-
-async def get_auth(request: Request) -> Authenticator:
-    return services(request).auth
-
-
-async def get_limiter(request: Request) -> RateLimiter:
-    return services(request).limiter
-
-
-async def get_llm(request: Request) -> LLMService:
-    return services(request).llm
-
-
-async def get_jobs(request: Request) -> JobService:
-    return services(request).jobs
-
-
-async def get_channels(request: Request) -> ChannelHub:
-    return services(request).channels
-
-
-async def get_tails(request: Request) -> TailsSettings:
-    """The tails configuration: the allow-listed files and how they are followed."""
-    return services(request).settings.tails
+get_settings = _accessor("get_settings", lambda s: s.settings)
+get_log = _accessor("get_log", lambda s: s.log)
+get_supervisor = _accessor("get_supervisor", lambda s: s.supervisor)
+get_host = _accessor("get_host", lambda s: s.host)
+get_metrics = _accessor("get_metrics", lambda s: s.metrics)
+get_auth = _accessor("get_auth", lambda s: s.auth)
+get_limiter = _accessor("get_limiter", lambda s: s.limiter)
+get_llm = _accessor("get_llm", lambda s: s.llm)
+get_jobs = _accessor("get_jobs", lambda s: s.jobs)
+get_channels = _accessor("get_channels", lambda s: s.channels)
+get_chat_store = _accessor("get_chat_store", lambda s: s.chats)
+# the tails configuration: the allow-listed files and how they are followed
+get_tails = _accessor("get_tails", lambda s: s.settings.tails)
 
 
 async def get_files(request: Request) -> FilesService:
@@ -181,10 +165,6 @@ async def get_budget(limiter: Limiter) -> LimiterBudget:
 
 
 Budget = Annotated[LimiterBudget, Depends(get_budget)]
-
-
-async def get_chat_store(request: Request) -> ChatStore:
-    return services(request).chats
 
 
 ChatStoreDep = Annotated[ChatStore, Depends(get_chat_store)]

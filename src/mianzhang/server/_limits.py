@@ -29,6 +29,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import RateLimited
+from .._tasks import cancel_and_wait
 
 __all__ = ["LimitsSettings", "RateLimiter", "StreamLease"]
 
@@ -140,9 +141,7 @@ class _RedisSlots:
 
     async def aclose(self) -> None:
         if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
+            await cancel_and_wait(self._renewer)
         for lease in list(self.leases.values()):
             await lease.release()
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from .._responses import StreamSupervisor
+from .._tasks import own_task
 from ..channels import ChannelHub
 from ..chats import ChatStore, open_chat_store
 from ..files import FilesService
@@ -108,13 +109,7 @@ def _drain_files_on_drain(
         await supervisor.wait_draining()
         await files.drain()
 
-    task = asyncio.create_task(drain_files_when_draining(), name="files:drain")
-
-    async def stop() -> None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    stack.push_async_callback(stop)
+    own_task(stack, drain_files_when_draining(), name="files:drain")
 
 
 def _channel_hub(settings: Settings, log: EventLog) -> ChannelHub:

@@ -1,41 +1,28 @@
-"""One fixture, every backend: the chat store contract runs unchanged on memory and on a real
-redis-server (as the job store's does, ``tests/jobs/contract``)."""
+"""One fixture, every backend: the chat store contract runs unchanged on memory and on real
+Redis: one server, a Redis Cluster and a Sentinel-managed master (as the job store's does,
+``tests/jobs/contract``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
 from mianzhang.chats import ChatStore, MemoryChatStore
-from tests._support.procs import RedisProcess
+from tests._support.backends import store_factory
 
 MakeStore = Callable[..., ChatStore]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
+@pytest.fixture
+async def make_store(backend_url: str | None) -> AsyncIterator[MakeStore]:
     """Build stores of the parametrised backend (``**options``: ``ttl``). Redis stores share
-    one client on the session redis-server, flushed first, closed at teardown."""
-    if request.param == "memory":
-        yield lambda **options: MemoryChatStore(**options)
-        return
-    import redis.asyncio as aioredis
-
+    one client (the server's connection factory) on the session's deployment, flushed first,
+    closed at teardown."""
     from mianzhang.chats import RedisChatStore
 
-    server: RedisProcess = request.getfixturevalue("redis_server")
-    client = aioredis.Redis.from_url(server.url)
-    try:
-        await client.flushall()
-
-        def make(**options: Any) -> ChatStore:
-            return RedisChatStore(client, **options)
-
+    async with store_factory(backend_url, MemoryChatStore, RedisChatStore) as make:
         yield make
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

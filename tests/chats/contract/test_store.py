@@ -186,3 +186,13 @@ async def test_begin_gives_a_title_only_to_a_chat_without_one(store: ChatStore) 
     assert kept is not None and kept.title == "Mine"
     again = await store.begin("c1", turn("s3"), replaces="s1", title="Later")
     assert again is not None and again.title == "From the first message"
+
+
+async def test_a_listing_follows_create_delete_and_a_new_owner(store: ChatStore) -> None:
+    assert await store.create(Chat("c1", "alice", created=100.0))
+    assert [c.id for c in await store.recent("alice")] == ["c1"]  # listed once create returned
+    assert await store.delete("c1")
+    assert await store.recent("alice") == []  # and no longer once delete returned
+    assert await store.create(Chat("c1", "bob", created=50.0))  # the id, re-created by bob
+    assert await store.recent("alice") == []
+    assert [c.id for c in await store.recent("bob")] == ["c1"]

@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
+from tests.e2e.apps._asgi import (
+    Receive,
+    Scope,
+    Send,
+    lifespan,
+    read_body,
+    send_json,
+    wait_disconnect,
+)
 from tests.llm._anthropic_fixtures import ERROR_MID_STREAM, STREAMS, Event, sse, text
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -40,39 +43,17 @@ _ERROR_TYPES = {
 }
 
 
-async def _read_body(receive: Receive) -> bytes:
-    body = bytearray()
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            return bytes(body)
-
-
-async def _json(send: Send, status: int, value: Any, headers: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": orjson.dumps(value)})
-
-
 class FakeAnthropic:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if scope["path"] == "/_requests":
-            await _json(send, 200, {"requests": self.requests}, [])
+            await send_json(send, 200, {"requests": self.requests}, [])
             return
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         entry: dict[str, Any] = {
@@ -83,7 +64,7 @@ class FakeAnthropic:
             "disconnected": False,
         }
         self.requests.append(entry)
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        watcher = asyncio.ensure_future(wait_disconnect(receive))
         try:
             await self._answer(entry, send, watcher)
             entry["completed"] = True
@@ -102,7 +83,7 @@ class FakeAnthropic:
             status = int(model.removeprefix("status-"))
             error = {"type": _ERROR_TYPES.get(status, "api_error"), "message": f"fake {status}"}
             extra = {429: [(b"retry-after", b"3")], 529: [(b"x-should-retry", b"true")]}
-            await _json(send, status, {"type": "error", "error": error}, extra.get(status, []))
+            await send_json(send, status, {"type": "error", "error": error}, extra.get(status, []))
             return
         await send(
             {
@@ -134,11 +115,6 @@ class FakeAnthropic:
                 raise ConnectionError("the client disconnected")
             await send({"type": "http.response.body", "body": delta, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 app = FakeAnthropic()

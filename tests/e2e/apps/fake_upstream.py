@@ -36,15 +36,19 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from tests.e2e.apps._asgi import (
+    Receive,
+    Scope,
+    Send,
+    lifespan,
+    read_body,
+    send_json,
+    wait_disconnect,
+)
 
 
 class _Disconnected(Exception):
@@ -68,32 +72,29 @@ class FakeUpstream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if path.endswith("/chat/completions") and method == "POST":
             await self.chat(scope, body, receive, send)
         elif path == "/v1/models":
-            await _json(send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+            await send_json(
+                send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+            )
         elif path == "/_control/plan" and method == "POST":
             self.plan.extend(orjson.loads(body)["plan"])
-            await _json(send, 200, {"queued": len(self.plan)})
+            await send_json(send, 200, {"queued": len(self.plan)})
         elif path == "/_control/requests":
-            await _json(send, 200, {"requests": self.requests})
+            await send_json(send, 200, {"requests": self.requests})
         elif path == "/_control/reset" and method == "POST":
             self.plan.clear()
             self.requests.clear()
-            await _json(send, 200, {"ok": True})
+            await send_json(send, 200, {"ok": True})
         else:
-            await _json(send, 404, {"error": {"message": "not found"}})
+            await send_json(send, 404, {"error": {"message": "not found"}})
 
     async def chat(self, scope: Scope, raw: bytes, receive: Receive, send: Send) -> None:
         request = orjson.loads(raw)
@@ -112,7 +113,7 @@ class FakeUpstream:
         }
         if self.record:
             self.requests.append(entry)
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        watcher = asyncio.ensure_future(wait_disconnect(receive))
         try:
             await self._answer(request, step, entry, send, watcher)
         except _Disconnected:
@@ -146,7 +147,7 @@ class FakeUpstream:
             if "retry_after_ms" in step:
                 headers.append((b"retry-after-ms", str(step["retry_after_ms"]).encode()))
             message = f"fake upstream error {step['status']}"
-            await _json(send, int(step["status"]), {"error": {"message": message}}, headers)
+            await send_json(send, int(step["status"]), {"error": {"message": message}}, headers)
             entry["completed"] = True
             return
         model = request.get("model", "fake")
@@ -155,7 +156,7 @@ class FakeUpstream:
         if not request.get("stream"):
             await wait(float(step["ttft"]))
             text = "".join(_token(i) for i in range(tokens))
-            await _json(send, 200, _completion(model, text, prompt_tokens, tokens))
+            await send_json(send, 200, _completion(model, text, prompt_tokens, tokens))
             entry["completed"] = True
             return
         await send(
@@ -263,38 +264,6 @@ def _completion(model: str, text: str, prompt: int, completion: int) -> dict[str
             "total_tokens": prompt + completion,
         },
     }
-
-
-async def _read_body(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return body
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            return body
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def _json(
-    send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), *(headers or [])],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
 
 
 app = FakeUpstream()

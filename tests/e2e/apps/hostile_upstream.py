@@ -5,15 +5,11 @@ chunk and ``[DONE]``. The web UI must render it inert."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from tests.e2e.apps._asgi import Receive, Scope, Send, lifespan
 
 HOSTILE_PIECES = [
     "Hostile Markdown follows.\n\n<img src=x oner",
@@ -33,13 +29,8 @@ HOSTILE_TEXT = "".join(HOSTILE_PIECES)
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body"):

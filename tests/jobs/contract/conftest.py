@@ -5,45 +5,24 @@ Redis: one server, a Redis Cluster and a Sentinel-managed master (as the event l
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
 from mianzhang.jobs import JobStore, MemoryJobStore
+from tests._support.backends import store_factory
 
 MakeStore = Callable[..., JobStore]
 
-_SERVERS = {
-    "redis": "redis_server",
-    "redis-cluster": "redis_cluster_server",
-    "redis-sentinel": "redis_sentinel_server",
-}
 
-
-@pytest.fixture(
-    params=["memory", *(pytest.param(name, marks=pytest.mark.redis) for name in _SERVERS)]
-)
-async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
+@pytest.fixture
+async def make_store(backend_url: str | None) -> AsyncIterator[MakeStore]:
     """Build stores of the parametrised backend (``**options`` go to the constructor; the
     options both share: ``keep_finished``). Redis stores share one client (the server's
     connection factory) on the session's deployment, flushed first, closed at teardown."""
-    if request.param == "memory":
-        yield lambda **options: MemoryJobStore(**options)
-        return
     from mianzhang.jobs._redis import RedisJobStore
-    from mianzhang.log.redis._connect import close, connect
 
-    server = request.getfixturevalue(_SERVERS[request.param])
-    client = connect(str(server.url), decode_responses=False)
-    try:
-        await client.flushall()
-
-        def make(**options: Any) -> JobStore:
-            return RedisJobStore(client, **options)
-
+    async with store_factory(backend_url, MemoryJobStore, RedisJobStore) as make:
         yield make
-    finally:
-        await close(client)
 
 
 @pytest.fixture

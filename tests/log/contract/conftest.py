@@ -9,42 +9,19 @@ from typing import Any
 import pytest
 
 from mianzhang.log import EventLog, MemoryEventLog
+from tests._support.backends import flushed_redis
 
 MakeLog = Callable[..., Awaitable[EventLog]]
-
-# the session fixture (tests/conftest.py) holding each Redis deployment
-_SERVERS = {
-    "redis": "redis_server",
-    "redis-cluster": "redis_cluster_server",
-    "redis-sentinel": "redis_sentinel_server",
-}
-
-
-@pytest.fixture(
-    params=["memory", *(pytest.param(name, marks=pytest.mark.redis) for name in _SERVERS)]
-)
-def backend_url(request: pytest.FixtureRequest) -> str | None:
-    """``None`` for the memory backend, else the URL of one of the session's Redis
-    deployments (``redis://``, ``redis+cluster://``, ``redis+sentinel://``)."""
-    if request.param == "memory":
-        return None
-    server = request.getfixturevalue(_SERVERS[request.param])
-    return str(server.url)
 
 
 @pytest.fixture
 async def make_log(backend_url: str | None) -> AsyncIterator[MakeLog]:
     """Build logs of the parametrised backend (``**options`` go to the constructor); all are
     closed at teardown. Redis logs share the session redis-server, flushed first."""
-    url = backend_url
+    url = backend_url  # the parameter: ``tests/conftest.py``
     if url is not None:
-        from mianzhang.log.redis._connect import close, connect
-
-        client = connect(url)
-        try:
-            await client.flushall()  # on a cluster: every master
-        finally:
-            await close(client)
+        async with flushed_redis(url):
+            pass
     made: list[Any] = []
 
     async def make(**options: Any) -> EventLog:

@@ -7,17 +7,19 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncGenerator
-from types import TracebackType
-from typing import Any
 
 from ..._errors import LogError, StreamClosedError, StreamNotFound
+from ..._tasks import AsyncResource
 from .._common import (
     DEFAULT_IDEMPOTENCY_TTL,
     DEFAULT_MAX_EVENTS,
     DEFAULT_TTL_AFTER_CLOSE,
     LogStatistics,
+    check_limit,
     check_retention,
     check_stream_name,
+    final_state,
+    key_ttl,
     new_epoch,
     resolve_after,
 )
@@ -33,6 +35,7 @@ from ._retry import Backoff
 from ._scripts import Scripts
 from ._snapshot import Snapshot, parse_snapshot, position, stream_info
 from ._watch import Watcher
+from ._watch_options import WatchOptions
 from ._watch_shards import ShardWatcher
 from ._watch_xread import XReadWatcher
 
@@ -57,7 +60,7 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
-class RedisEventLog(LeaseMethods):
+class RedisEventLog(LeaseMethods, AsyncResource):
     """:class:`~mianzhang.log.EventLog` on Redis Streams, shared by every process using the same
     Redis and ``prefix`` (see the package docstring for guarantees).
 
@@ -152,7 +155,7 @@ class RedisEventLog(LeaseMethods):
     ) -> Watcher:
         """The shared reader: sharded pub/sub on a cluster, else one blocking ``XREAD`` on a
         dedicated connection (opened here, lazily)."""
-        common: dict[str, Any] = {
+        common: WatchOptions = {
             "timeout": self._timeout,
             "cache_size": cache_size,
             "validate_interval": validate_interval,
@@ -182,17 +185,6 @@ class RedisEventLog(LeaseMethods):
         """Streams watched by this instance's shared read, events in its cache, local
         followers."""
         return self._watcher.statistics()
-
-    async def __aenter__(self) -> RedisEventLog:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ------------------------------------------------------------------------
     def _keys(self, stream: str) -> StreamKeys:
@@ -273,9 +265,7 @@ class RedisEventLog(LeaseMethods):
         args += [data, "0", ""] if event is None else [data, "1", event]
         script_keys = [keys.meta, keys.log]
         if idempotency_key is not None:
-            ttl = self._idempotency_ttl if idempotency_ttl is None else idempotency_ttl
-            if not ttl > 0:
-                raise ValueError(f"idempotency_ttl must be > 0, not {idempotency_ttl!r}")
+            ttl = key_ttl(idempotency_ttl, self._idempotency_ttl)
             script_keys.append(keys.idempotency(idempotency_key))
             args.append(str(max(1, int(ttl * 1000))))
         else:
@@ -293,8 +283,7 @@ class RedisEventLog(LeaseMethods):
     ) -> tuple[Reset | None, list[LogEvent]]:
         """Up to ``limit`` retained events after ``after``; raises ``StreamNotFound``."""
         self._check_open()
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, not {limit!r}")
+        check_limit(limit)
         epoch, seq = position(after)
         with backend_errors():
             snap = await self._snapshot(self._keys(stream), epoch, seq, limit)
@@ -325,10 +314,9 @@ class RedisEventLog(LeaseMethods):
         expire ``ttl_after_close`` seconds later. Idempotent (the first final state is
         kept)."""
         self._check_open()
-        if state is StreamState.OPEN:
-            raise ValueError("close() needs a final state (CLOSED, CANCELLED or FAILED)")
+        state = final_state(state)
         keys = self._keys(stream)
-        args = [StreamState(state).value, repr(time.time()), new_epoch(), self._wake(keys)]
+        args = [state.value, repr(time.time()), new_epoch(), self._wake(keys)]
         with backend_errors():
             async with asyncio.timeout(self._timeout):
                 result = await self._scripts.close(

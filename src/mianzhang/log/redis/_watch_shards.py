@@ -34,13 +34,13 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Unpack
 
 from ._errors import REDIS_ERRORS, translate
-from ._retry import Backoff
 from ._scripts import WATCH_READ
 from ._shard_pubsub import ShardSubscriber
 from ._watch import Watch, Watcher
+from ._watch_options import WatchOptions
 
 __all__ = ["ShardWatcher"]
 
@@ -59,20 +59,9 @@ class ShardWatcher(Watcher):
         *,
         cluster: Any,
         client_name: str,
-        timeout: float,
-        cache_size: int,
-        validate_interval: float,
-        reconnect_timeout: float,
-        backoff: Backoff,
+        **options: Unpack[WatchOptions],
     ) -> None:
-        super().__init__(
-            name=client_name,
-            timeout=timeout,
-            cache_size=cache_size,
-            validate_interval=validate_interval,
-            reconnect_timeout=reconnect_timeout,
-            backoff=backoff,
-        )
+        super().__init__(name=client_name, **options)
         self._cluster = cluster
         self._client_name = client_name
         self._subscribers: dict[str, ShardSubscriber] = {}  # by node name
@@ -84,7 +73,7 @@ class ShardWatcher(Watcher):
         self._down: dict[str, float] = {}  # log key -> when its routing or reads began failing
         self._retry: set[str] = set()  # log keys to read again at _retry_at
         self._retry_at = 0.0  # when failures are retried (0: none pending)
-        self._delays = backoff.delays()
+        self._delays = self._backoff.delays()
         self._error: BaseException | None = None  # the last failure
 
     # -- followers' side --------------------------------------------------------------------

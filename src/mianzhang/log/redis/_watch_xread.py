@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Unpack
 
 from ._errors import REDIS_ERRORS
-from ._retry import Backoff, Outage
+from ._retry import Outage
 from ._watch import Watch, Watcher
+from ._watch_options import WatchOptions
 
 __all__ = ["XReadWatcher"]
 
@@ -39,20 +40,9 @@ class XReadWatcher(Watcher):
         blocking: Any,
         control_key: str,
         block_ms: int,
-        timeout: float,
-        cache_size: int,
-        validate_interval: float,
-        reconnect_timeout: float,
-        backoff: Backoff,
+        **options: Unpack[WatchOptions],
     ) -> None:
-        super().__init__(
-            name=control_key,
-            timeout=timeout,
-            cache_size=cache_size,
-            validate_interval=validate_interval,
-            reconnect_timeout=reconnect_timeout,
-            backoff=backoff,
-        )
+        super().__init__(name=control_key, **options)
         self._commands = commands
         self._blocking = blocking
         self._control = control_key

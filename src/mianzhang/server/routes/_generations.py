@@ -13,7 +13,6 @@ wait for the generation in the request, cancelled if the client goes away
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -21,9 +20,7 @@ from typing import Generic, Protocol, TypeVar
 from fastapi import Request
 from starlette.responses import Response
 
-from ..._errors import StreamNotFound
 from ...llm import LLMService, PreparedStream
-from ...log import EventLog, StreamState
 from ...log.serve import StreamHost
 
 __all__ = [
@@ -34,7 +31,6 @@ __all__ = [
     "client_gone",
     "start",
     "until_disconnect",
-    "wait_closed",
 ]
 
 B = TypeVar("B")
@@ -123,13 +119,3 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
 def client_gone() -> Response:
     """The answer nobody reads: the client disconnected before it was ready (499)."""
     return Response(status_code=499)
-
-
-async def wait_closed(log: EventLog, stream: str) -> None:
-    """Return once ``stream`` is no longer open (a follower ends when the stream does)."""
-    info = await log.info(stream)
-    if info is None or info.state is not StreamState.OPEN:
-        return
-    with contextlib.suppress(StreamNotFound):
-        async for _ in log.follow(stream, after=info.last_id):
-            pass

@@ -29,7 +29,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from ..._errors import ChatNotFound
 from ...llm._agui_input import AGUIRun, parse_run_agent_input
 from ...llm._agui_resume import agui_resume_events
 from ...llm._agui_surface import AGUI
@@ -96,9 +95,7 @@ async def resume(
     after: int | None = Query(None, ge=0),
 ) -> Response:
     """The run's events after the client's last one (see the module docstring)."""
-    thread = await chats.get(thread_id, owner)
-    if thread is None:
-        raise ChatNotFound(thread_id)
+    thread = await chats.mine(thread_id, owner)
     turn = thread.turn
     if turn is None or turn.client_id != run_id:
         return _run_not_found(thread_id, run_id)
@@ -116,9 +113,7 @@ async def resume(
 @agui_router.post("/{thread_id}/stop", name="agui:stop")
 async def stop(thread_id: str, chats: Chats, owner: Owner) -> Response:
     """Stop the thread's running run (any instance); ``stopped`` is false if none ran."""
-    thread = await chats.get(thread_id, owner)
-    if thread is None:
-        raise ChatNotFound(thread_id)
+    thread = await chats.mine(thread_id, owner)
     stream = await chats.stop(thread)
     run_id = thread.turn.client_id if thread.turn is not None else None
     body = {"thread_id": thread_id, "run_id": run_id, "stream": stream}

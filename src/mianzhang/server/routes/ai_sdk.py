@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
-from ..._errors import ChatNotFound, InvalidLLMRequest
+from ..._errors import InvalidLLMRequest
 from ...llm._reader import resume_point
 from ...llm._serve import surface_response
 from ...llm._types import ChatRequest
@@ -151,8 +151,5 @@ async def resume(request: Request, chat_id: str, chats: Chats, owner: Owner) -> 
 @ai_sdk_router.post("/{chat_id}/stop", name="ai-sdk:stop")
 async def stop(chat_id: str, chats: Chats, owner: Owner) -> Response:
     """Stop the chat's running answer (any instance); ``stopped`` is false if none ran."""
-    conversation = await chats.get(chat_id, owner)
-    if conversation is None:
-        raise ChatNotFound(chat_id)
-    stream = await chats.stop(conversation)
+    stream = await chats.stop(await chats.mine(chat_id, owner))
     return JSONResponse({"chat_id": chat_id, "stream": stream, "stopped": stream is not None})

@@ -27,7 +27,6 @@ from starlette.responses import Response
 
 from ..._errors import ChatConflict, ChatNotFound, InvalidLLMRequest
 from ...chats import Chat
-from .._chat_turns import ChatTurns
 from .._deps import Chats, Owner
 from .._errors import ErrorRoute
 from ._bodies import json_body
@@ -81,13 +80,6 @@ def _parsed(model: type[Any], body: Any) -> Any:
         raise InvalidLLMRequest(f"{param}: {first['msg']}", param=param) from None
 
 
-async def _mine(chats: ChatTurns, chat_id: str, owner: str) -> Chat:
-    chat = await chats.get(chat_id, owner)
-    if chat is None:
-        raise ChatNotFound(chat_id)
-    return chat
-
-
 @chats_router.get("", name="chats:list")
 async def list_chats(chats: Chats, owner: Owner, limit: int = Query(50, ge=1, le=200)) -> Response:
     """The caller's chats, most recently active first."""
@@ -108,7 +100,7 @@ async def create_chat(request: Request, chats: Chats, owner: Owner) -> Response:
 @chats_router.get("/{chat_id}", name="chats:read")
 async def read_chat(chat_id: str, chats: Chats, owner: Owner) -> Response:
     """The chat, its messages and its running answer's stream."""
-    chat = await _mine(chats, chat_id, owner)
+    chat = await chats.mine(chat_id, owner)
     return JSONResponse(chat_json(chat, await chats.running(chat)))
 
 
@@ -116,7 +108,7 @@ async def read_chat(chat_id: str, chats: Chats, owner: Owner) -> Response:
 async def update_chat(request: Request, chat_id: str, chats: Chats, owner: Owner) -> Response:
     """Rename the chat, or change its model."""
     change: ChatChange = _parsed(ChatChange, await json_body(request, _MAX_BODY))
-    await _mine(chats, chat_id, owner)
+    await chats.mine(chat_id, owner)
     title = change.title.strip() if change.title is not None else None
     chat = await chats.store.update(chat_id, title=title or None, model=change.model)
     if chat is None:
@@ -127,5 +119,5 @@ async def update_chat(request: Request, chat_id: str, chats: Chats, owner: Owner
 @chats_router.delete("/{chat_id}", name="chats:delete", status_code=204)
 async def delete_chat(chat_id: str, chats: Chats, owner: Owner) -> Response:
     """Stop the chat's running answer, then forget the chat."""
-    await chats.delete(await _mine(chats, chat_id, owner))
+    await chats.delete(await chats.mine(chat_id, owner))
     return Response(status_code=204)

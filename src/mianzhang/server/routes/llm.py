@@ -52,9 +52,10 @@ from ...llm._responses_stored import final_response, stored_response
 from ...llm._serve import surface_response
 from ...log import StreamState
 from ...log.serve import StreamHost, requested_after
+from .._chat_turns import wait_closed
 from .._deps import LLM, Budget, Host
 from .._errors import ErrorRoute
-from ._generations import Admitted, admit, client_gone, start, until_disconnect, wait_closed
+from ._generations import Admitted, admit, client_gone, start, until_disconnect
 
 __all__ = ["llm_router"]
 
