@@ -10,10 +10,11 @@
   entries (self and cumulative, share of busy samples) to ``results/fanout-profile-N.json``.
 * ``wait``: the channel app (``create_app``, memory log) runs in this process under uvicorn
   (uvloop + httptools) with timestamps added from outside by wrapping functions at run time
-  (nothing in ``src/`` changes): the append, each reader's wake-up (``log.serve._encode``),
-  the engine's enqueue (the producer's wake flag), the socket write (uvicorn's ``send`` of
-  the body), each tagged with the event-loop iteration it ran in (a ticker callback counts
-  iterations while an event is in flight), plus fair-turn waits and GC pauses. Writes
+  (nothing in ``src/`` changes): the append, each reader's wake-up and enqueue (a push to a
+  parked reader, ``Sender.deliver``, or a reader on its own path encoding the event,
+  ``log.serve.sse_bytes``), the socket write (uvicorn's ``send`` of the body), each tagged
+  with the event-loop iteration it ran in (a ticker callback counts iterations while an
+  event is in flight), plus fair-turn waits and GC pauses. Writes
   ``results/fanout-wait-N.json``.
 * ``memory``: the same in-process app; N idle subscribers (quiet channel); ``tracemalloc``
   snapshots before and after, and a census of GC-tracked objects by type: bytes and objects
@@ -232,7 +233,10 @@ def engine_attr(name: str) -> tuple[Any, str]:
             f"mianzhang._responses.{m.name}" for m in pkgutil.iter_modules(package.__path__)
         ]
     for module_name in candidates:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
         if name in vars(module):
             return module, name
     raise LookupError(name)
@@ -246,9 +250,11 @@ class Harness:
         self.kind = kind
         if kind == "channel":
             from mianzhang.server import create_app, load_settings
+            from mianzhang.server._http_protocol import guarded_protocol
 
             settings = load_settings(stream_ping=15.0, max_connections=30_000, web=False)
             self.app = create_app(settings)
+            self.http: Any = guarded_protocol(settings)  # what `mianzhang serve` runs
             self.subscribe = "/v1/channels/fanout/events?history=false"
             self.publish = "/v1/channels/fanout/publish"
         else:
@@ -257,6 +263,7 @@ class Harness:
 
             self.app = _fanout_apps.mz_log_app() if kind == "log" else _fanout_apps.raw_app()
             self.subscribe, self.publish = "/sub", "/pub"
+            self.http = "httptools"
 
     async def live_streams(self) -> int:
         if self.kind == "channel":
@@ -266,7 +273,9 @@ class Harness:
         return int(await self.app.state.log.readers("fanout"))
 
 
-async def serve_in_process(app: Any, port: int) -> tuple[Any, asyncio.Task[None]]:
+async def serve_in_process(
+    app: Any, port: int, http: Any = "httptools"
+) -> tuple[Any, asyncio.Task[None]]:
     import uvicorn
 
     config = uvicorn.Config(
@@ -274,7 +283,7 @@ async def serve_in_process(app: Any, port: int) -> tuple[Any, asyncio.Task[None]
         host="127.0.0.1",
         port=port,
         loop="none",
-        http="httptools",
+        http=http,
         log_level="warning",
         access_log=False,
         backlog=4096,
@@ -301,7 +310,7 @@ def served(
     async def main(args: argparse.Namespace) -> Result:
         harness = Harness(args.app)
         port = fanout.free_port()
-        server, task = await serve_in_process(harness.app, port)
+        server, task = await serve_in_process(harness.app, port, harness.http)
         try:
             return await body(args, harness, port)
         finally:
@@ -417,6 +426,8 @@ def install_tracer(tracer: Tracer) -> list[tuple[Any, str, Any]]:
     patch(memory_log.MemoryEventLog, "append", append)
 
     def stream_port() -> int:
+        """The client port of the stream whose producer task is running (own-path readers:
+        the task's coroutine is the producer's; -1 when unknown)."""
         task = asyncio.current_task()
         frame = task.get_coro().cr_frame if task is not None else None  # type: ignore[union-attr]
         owner = frame.f_locals.get("self") if frame is not None else None
@@ -424,36 +435,35 @@ def install_tracer(tracer: Tracer) -> list[tuple[Any, str, Any]]:
         client = scope.get("client") or ("", -1)
         return int(client[1])
 
-    original_encode = log_serve._encode
+    original_sse_bytes = log_serve.sse_bytes
 
-    def encode(event: Any) -> bytes:
-        found = re.match(r"T\d+:(\d+):", event.data)
+    def sse_bytes(event_id: Any, name: Any, data: str) -> bytes:
+        """A reader on its own path encodes the event: its wake-up and enqueue."""
+        found = re.match(r"T\d+:(\d+):", data)
         if found:
             seq = int(found.group(1))
-            tracer.wakes[seq].append((stream_port(), time.perf_counter_ns(), tracer.tick))
-        return original_encode(event)
+            row = (stream_port(), time.perf_counter_ns(), tracer.tick)
+            tracer.wakes[seq].append(row)
+            tracer.enqueues[seq].append(row)
+        return original_sse_bytes(event_id, name, data)
 
-    patch(log_serve, "_encode", encode)
+    patch(log_serve, "sse_bytes", sse_bytes)
 
-    flag_module, _ = engine_attr("_Flag")
-    flag_class = flag_module._Flag
-    original_set = flag_class.set
+    sender_module, _ = engine_attr("Sender")
+    sender_class = sender_module.Sender
+    original_deliver = sender_class.deliver
 
-    def flag_set(self: Any) -> None:
-        task = asyncio.current_task()
-        coro = task.get_coro() if task is not None else None
-        if coro is not None and getattr(coro, "__name__", "") == "_produce":
-            stream = coro.cr_frame.f_locals.get("self") if coro.cr_frame else None
-            buffer = getattr(stream, "_buffer", None)
-            if buffer and stream is not None and self is stream._wake:
-                found = re.search(rb"data: T\d+:(\d+):", buffer[-1])
-                if found:
-                    port = int((stream.scope.get("client") or ("", -1))[1])
-                    seq = int(found.group(1))
-                    tracer.enqueues[seq].append((port, time.perf_counter_ns(), tracer.tick))
-        original_set(self)
+    def deliver(self: Any, chunk: bytes, items: int) -> bool:
+        """A parked reader gets the event pushed by the stream's fan-out pass."""
+        port = int((self.scope.get("client") or ("", -1))[1])
+        now, tick = time.perf_counter_ns(), tracer.tick
+        for found in re.finditer(rb"data: T\d+:(\d+):", chunk):
+            seq = int(found.group(1))
+            tracer.wakes[seq].append((port, now, tick))
+            tracer.enqueues[seq].append((port, now, tick))
+        return bool(original_deliver(self, chunk, items))
 
-    patch(flag_class, "set", flag_set)
+    patch(sender_class, "deliver", deliver)
 
     cycle = httptools_impl.RequestResponseCycle
     original_send = cycle.send
@@ -988,7 +998,7 @@ class _NoTimeoutAsyncio:
 
     @staticmethod
     def timeout(delay: float | None) -> Any:
-        if sys._getframe(1).f_code.co_name == "_send_body":  # only the per-send one
+        if sys._getframe(1).f_code.co_name in ("_send_body", "_wait_sent"):  # the send's
             return contextlib.nullcontext()
         return asyncio.timeout(delay)
 
@@ -996,7 +1006,7 @@ class _NoTimeoutAsyncio:
 @contextlib.contextmanager
 def variant(name: str) -> Any:
     if name == "no-send-timeout":
-        module = engine_attr("_Stream")[0]
+        module = engine_attr("Sender")[0]
         saved = module.asyncio
         module.asyncio = _NoTimeoutAsyncio()
         try:

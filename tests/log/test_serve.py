@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from mianzhang import ServerSentEvent, SSEDecoder, SSEEncodeError
 from mianzhang.log import MemoryEventLog, Reset
 from mianzhang.log.serve import StreamHost, log_events, reset_event, sse_bytes
+from tests._support.wait import eventually
 
 
 @pytest.fixture
@@ -160,3 +162,35 @@ async def test_response_wraps_any_event_iterator_with_the_hosts_settings(
         ("2", "named", "two"),
     ]
     assert closed == [True]  # the served iterator was closed (the first one never ran)
+
+
+async def test_a_reader_at_the_tail_gets_its_head_at_once_then_events_by_push(
+    log: MemoryEventLog,
+) -> None:
+    """``StreamHost.sse``: the route checked the stream, so the head does not wait for an
+    event; the caught-up reader is parked and an append reaches it by push (the same bytes
+    object for every reader), then the end of the stream ends the body."""
+    from tests.responses._peer import FakeClient, streaming
+
+    host = StreamHost(log)
+    info = await log.create("s")
+    clients = [FakeClient() for _ in range(3)]
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+    async with contextlib.AsyncExitStack() as stack:
+        tasks = [
+            await stack.enter_async_context(streaming(host.sse(request, "s", info.last_id), c))
+            for c in clients
+        ]
+        for client in clients:
+            await client.wait_for(lambda client=client: bool(client.messages))  # head, no event
+        await eventually(lambda: log._streams["s"].notifier.parked == 3)
+        await log.append("s", "pushed")
+        for client in clients:
+            await client.wait_body(b"data: pushed\n\n")
+        bodies = [client.body_messages[0]["body"] for client in clients]
+        assert all(body is bodies[0] for body in bodies)  # encoded once, shared
+        await log.close("s")
+        for task in tasks:
+            await task
+    assert all(client.ended for client in clients)
+    await host.aclose()

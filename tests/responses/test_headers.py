@@ -133,3 +133,22 @@ def test_another_media_type_is_encoded_for_that_response_only() -> None:
     assert dict(other.raw_headers)[b"content-type"].startswith(b"text/event-stream; x=1")
     default = dict(EventSourceResponse(iter(())).raw_headers)[b"content-type"]
     assert default == b"text/event-stream; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Channel": "news"},
+        {"X-Stream-Id": "s", "X-Other": "b"},
+        {"Cache-Control": "no-store"},  # replaces a default: init_headers decides
+        {"X-Accel-Buffering": "yes"},
+        {"content-type": "text/event-stream"},
+    ],
+)
+def test_the_callers_headers_are_listed_as_init_headers_lists_them(
+    headers: dict[str, str],
+) -> None:
+    fast = EventSourceResponse([], headers=headers).raw_headers
+    slow = EventSourceResponse([])
+    slow.init_headers(slow._stream_headers(headers))
+    assert sorted(fast) == sorted(slow.raw_headers)

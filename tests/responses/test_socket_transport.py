@@ -138,3 +138,24 @@ def test_once_the_connection_is_lost_the_descriptor_is_never_touched(loop: str) 
         offered.abort()  # already closed: nothing happens
 
     run(check, loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_loss_callback_is_called_once_when_the_connection_is_lost(loop: str) -> None:
+    async def check(transport: asyncio.Transport, client: socket.socket) -> None:
+        offered = SocketTransport(transport)
+        lost: list[str] = []
+        assert offered.on_lost(lambda: lost.append("first"))
+        assert offered.on_lost(lambda: lost.append("second"))  # replaces the first
+        offered.connection_lost()
+        offered.connection_lost()
+        assert lost == ["second"]
+        assert not offered.on_lost(lambda: lost.append("late"))  # already lost: not kept
+        withdrawn = SocketTransport(transport)
+        withdrawn._socket = object()  # (a live connection, for this check)
+        assert withdrawn.on_lost(lambda: lost.append("withdrawn"))
+        assert withdrawn.on_lost(None)
+        withdrawn.connection_lost()
+        assert lost == ["second"]
+
+    run(check, loop)

@@ -42,12 +42,17 @@ The package, one job per module, in the order a response runs:
 
 * ``_formats``: the three response classes, how items become bytes;
 * ``_response``: their shared base: options, headers, the ASGI entry point, ``HEAD``;
-* ``_engine``: one running stream: the sender, the disconnect watcher, the timers (heartbeat,
-  drain, send timeout), the cleanup;
+* ``_engine``: one running stream: its start, the disconnect watcher, the drain, the cleanup;
+* ``_sender``: its sending half: headers, body, heartbeat, and bytes pushed by a live source
+  (sent at once to an idle connection, from the source's pass);
+* ``_send``: a send's first step run at once, the rest (and the send timeout) only if it
+  suspends;
 * ``_producer``: the iterator in a task, encoding into the bounded buffer;
-* ``_content``: async, sequence and sync (thread pool) content as one async iterator;
+* ``_content``: async, sequence and sync (thread pool) content as one async iterator, and
+  live sources (``push_iter``: ``mianzhang.log``'s readers);
 * ``_cleanup``: awaiting a stream's tasks at its end, within ``cleanup_timeout``;
 * ``_turns``: fair turns between the busy producers of one event loop;
+* ``_heartbeats``: one timer per event loop for every stream's heartbeat;
 * ``_flag``: the one-waiter flag the producer and the sender wake each other with;
 * ``_transport``: the ``mianzhang.transport`` extension (what a server offers about the
   connection) and its implementation over an asyncio transport;

@@ -14,6 +14,9 @@ Guarantees (only where the server offers :class:`~._transport.StreamTransport`):
   the one timer of the stream if none is armed (one attribute test otherwise). The timer
   re-arms itself only while bytes are unacknowledged: a reader that keeps up costs one check
   per interval while data flows, an idle one none.
+* **Loss.** Where the transport offers ``on_lost``, :meth:`ConnectionGuard.on_lost` has the
+  stream told of a lost connection by the server (no task on ``receive()`` needed); the
+  callback is withdrawn by :meth:`ConnectionGuard.release`.
 * **Cut.** :meth:`ConnectionGuard.release` cancels the timer and, after an end that is not a
   clean finish, resets the connection (RST, ``abort()``) when the peer holds bytes back, and
   always after a send timeout: no socket outlives its stream waiting for a reader that does
@@ -88,6 +91,12 @@ class ConnectionGuard:
         transport = transport_of(scope)
         return None if transport is None else cls(transport, send_timeout, on_stall)
 
+    def on_lost(self, callback: Callable[[], None]) -> bool:
+        """Have ``callback`` called once if the connection is lost, where the server's
+        transport offers it (``_transport``); False where it does not."""
+        hook = getattr(self.transport, "on_lost", None)
+        return bool(hook is not None and hook(callback))
+
     @property
     def watching(self) -> bool:
         """A watchdog check is scheduled."""
@@ -122,8 +131,12 @@ class ConnectionGuard:
         self._handle = self._loop.call_later(self._interval, self._check)
 
     def release(self, *, complete: bool, stop_reason: str | None) -> None:
-        """The stream is over: no more checks; reset the connection unless the body is
-        complete or the peer already went away (see the module docstring)."""
+        """The stream is over: no more checks, no more loss callback; reset the connection
+        unless the body is complete or the peer already went away (see the module
+        docstring)."""
+        hook = getattr(self.transport, "on_lost", None)
+        if hook is not None:
+            hook(None)
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

@@ -2,15 +2,17 @@
 
 A :class:`Stream` owns every task and timer it starts: the producer task (``_producer``)
 filling the buffer, the sender (this class, in the request task), a watcher on the server's
-``receive()`` for ``http.disconnect``, the optional ``data_sender_callable`` and
+``receive()`` for ``http.disconnect`` (unless the server's transport reports a lost connection
+itself: ``_transport``'s ``on_lost``), the optional ``data_sender_callable`` and
 ``shutdown_event`` watcher, the heartbeat and drain timers.
 
 Guarantees:
 
 * **Delivery.** What the producer buffered is sent in order, coalesced into one ASGI message
   per flush; the last bytes leave with the end of the body. The headers wait for the first
-  item at most ``open_timeout`` seconds, so an iterator failing at once raises (a normal HTTP
-  error) instead of an in-band error.
+  item at most ``open_timeout`` seconds (``0``: just the producer's first step), so an
+  iterator failing at once raises (a normal HTTP error) instead of an in-band error. A live
+  source may also push encoded bytes (``_sender``): in order with what it yielded.
 * **One outcome.** A stream stops for one reason, counted once in the supervisor's
   statistics: the iterator's end, its failure, the peer gone (``http.disconnect``, or
   ``OSError`` from ``send``), a send blocked longer than ``send_timeout``, a drain, or the
@@ -28,13 +30,14 @@ Guarantees:
   awaited if the peer went away. The background task runs only after a body that ended
   cleanly. With ``raise_errors`` a failure after the headers aborts the body and is raised
   from ``run()`` once all this is done.
-* **Heartbeat.** A ping only after ``ping`` seconds without body bytes (one re-armed timer).
+* **Heartbeat.** A ping only after ``ping`` seconds without body bytes, at most 20 ms later
+  (one timer per loop for every stream's heartbeat: ``_heartbeats``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +46,8 @@ from starlette.types import Message, Receive, Scope, Send
 from .._errors import SendTimeout
 from ._cleanup import await_helpers
 from ._connection import ConnectionGuard
-from ._content import iterate
-from ._flag import Flag
-from ._producer import Producer
+from ._content import open_content
+from ._sender import Sender
 from ._supervisor import StreamSupervisor
 
 if TYPE_CHECKING:
@@ -58,34 +60,12 @@ logger = logging.getLogger("mianzhang.responses")
 _DISCONNECT = frozenset({"http.disconnect", "websocket.disconnect"})
 
 
-class Stream:
+class Stream(Sender):
     """One running response (see the module docstring): created by the response's
-    ``__call__``, driven by :meth:`run` in the request task."""
+    ``__call__``, driven by :meth:`run` in the request task. The sending half (headers, body,
+    heartbeat, pushed bytes) is :class:`~._sender.Sender`."""
 
-    __slots__ = (
-        "_closed",
-        "_complete",
-        "_drain_handle",
-        "_ending",
-        "_guard",
-        "_last_sent",
-        "_loop",
-        "_ping_due",
-        "_ping_handle",
-        "_producer",
-        "_wake",
-        "_watcher",
-        "disconnect_message",
-        "draining",
-        "finished_cleanly",
-        "headers_sent",
-        "receive",
-        "response",
-        "scope",
-        "send",
-        "stop_reason",
-        "supervisor",
-    )
+    __slots__ = ("_closed", "_drain_handle", "_watcher")
 
     def __init__(
         self,
@@ -95,28 +75,10 @@ class Stream:
         send: Send,
         supervisor: StreamSupervisor | None,
     ) -> None:
-        self.response = response
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-        self.supervisor = supervisor
-        self._wake = Flag()  # something to send, the producer's end, a ping, a stop
-        self._producer = Producer(self._wake)
-        self._last_sent = 0.0  # loop time of the last body bytes handed to the server
-        self._ping_due = False
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._watcher: asyncio.Future[Message] | None = None
+        super().__init__(response, scope, receive, send, supervisor)
         self._closed = False
-        self._ending = False
-        self._complete = False  # the end of the body was handed to the server
-        self._guard: ConnectionGuard | None = None  # the server's transport, if offered
         self._drain_handle: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()
-        self.draining = False
-        self.stop_reason: str | None = None
-        self.disconnect_message: Message | None = None
-        self.finished_cleanly = False
-        self.headers_sent = False
+        self._watcher: asyncio.Future[Message] | None = None
 
     # -- the stream from start to end -----------------------------------------------------------
     async def run(self) -> None:
@@ -146,12 +108,18 @@ class Stream:
 
     def _start(self) -> list[asyncio.Future[Any]]:
         """Start the producer, the disconnect watcher and the optional helpers (the producer
-        first in the list returned); register with the supervisor."""
+        first in the list returned); register with the supervisor. A live source (one that
+        pushes, ``_content``) gets this stream's :meth:`~._sender.Sender.deliver`."""
         response = self.response
-        producer = self._producer.start(iterate(response.content), response)
-        self._watch_disconnect()
+        iterator, pushes = open_content(response.content, self.deliver)
+        if pushes:
+            self._task = asyncio.current_task()
+            self._context = contextvars.copy_context()
+        producer = self._producer.start(iterator, response)
         helpers: list[asyncio.Future[Any]] = [producer]
-        self._guard = ConnectionGuard.of(self.scope, response.send_timeout, self._stalled)
+        guard = self._guard = ConnectionGuard.of(self.scope, response.send_timeout, self._stalled)
+        if guard is None or not guard.on_lost(self._connection_lost):
+            self._watch_disconnect()  # the server does not say: ask receive()
         if response.data_sender_callable is not None:
             helpers.append(asyncio.create_task(response.data_sender_callable()))
         if response.shutdown_event is not None:
@@ -171,10 +139,13 @@ class Stream:
     async def _close(self, helpers: list[asyncio.Future[Any]]) -> None:
         """Cancel the timers and every helper, await them all, leave the supervisor, then tell
         the application that the client went away."""
+        self._idle = False  # nothing is pushed into a stream that is over
+        if self._in_flight is not None:
+            self._in_flight.close()
+            self._in_flight = None
         if self._drain_handle is not None:
             self._drain_handle.cancel()
-        if self._ping_handle is not None:
-            self._ping_handle.cancel()
+        self._stop_heartbeat()
         self._closed = True
         if self._guard is not None:  # before anything awaits: a cut releases the socket now
             self._guard.release(complete=self._complete, stop_reason=self.stop_reason)
@@ -214,6 +185,7 @@ class Stream:
 
     def _begin_drain(self) -> None:
         self.draining = True
+        self._idle = False
         self._wake.set()
 
     async def _stop_producing(self) -> None:
@@ -228,11 +200,18 @@ class Stream:
 
     # -- watchers -------------------------------------------------------------------------------
     def _watch_disconnect(self) -> None:
-        """Listen for ``http.disconnect``: a task on the server's ``receive()`` itself (no
-        coroutine of ours around it: one frame less per idle stream), re-armed by its done
-        callback after any other message (a request body being read)."""
+        """Listen for ``http.disconnect`` where the server's transport does not report a lost
+        connection itself: a task on the server's ``receive()`` (no coroutine of ours around
+        it: one frame less per idle stream), re-armed by its done callback after any other
+        message (a request body being read)."""
         watcher = self._watcher = asyncio.ensure_future(self.receive())
         watcher.add_done_callback(self._received)
+
+    def _connection_lost(self) -> None:
+        """The server lost the connection (its transport's ``on_lost``): the peer is gone,
+        unless the stream cut it itself or had already ended its body."""
+        if not self._ending and self.stop_reason != "send_timeout":
+            self._peer_gone({"type": "http.disconnect"})
 
     def _received(self, watcher: asyncio.Future[Message]) -> None:
         if watcher.cancelled() or watcher.exception() is not None:
@@ -245,156 +224,6 @@ class Stream:
         elif not self._closed:
             self._watch_disconnect()
 
-    def _peer_gone(self, message: Message) -> None:
-        """The client is gone: stop the sender and cancel the iterator at once (its ``finally``
-        runs now, not when a blocked send returns)."""
-        self.disconnect_message = message
-        if self.stop_reason != "send_timeout":
-            self.stop_reason = "disconnect"
-        self._wake.set()
-        self._producer.cancel()
-
     async def _watch_shutdown_event(self, event: Waitable) -> None:
         await event.wait()
         self.on_drain(self.response.shutdown_grace_period)
-
-    # -- sender ---------------------------------------------------------------------------------
-    async def _open(self) -> bool:
-        """Send the headers once an item is buffered or ``open_timeout`` passed; False if the
-        stream stopped first; a failure with nothing buffered is raised (an HTTP error)."""
-        producer = self._producer
-        if not producer.buffer and not producer.done and self.stop_reason is None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.response.open_timeout):
-                    await self._wake.wait()
-        if producer.failure is not None and not producer.buffer:
-            raise producer.failure
-        if self.stop_reason is not None:
-            return False
-        await self._send_headers()
-        return True
-
-    async def _pump(self) -> None:
-        """Send buffered bytes until the producer ends or the stream must stop; a heartbeat
-        whenever the ping timer finds the stream idle."""
-        producer = self._producer
-        buffer = producer.buffer
-        wake = self._wake
-        ping = self.response.ping_interval
-        while True:
-            wake.clear()
-            if buffer:
-                if self.stop_reason is not None:
-                    return  # the peer is gone or was cut: nothing more can be sent
-                if producer.done and producer.failure is None:
-                    return  # the last bytes leave with the end of the body (one message less)
-                if not await self._flush():
-                    return
-                continue
-            if self.stop_reason is not None or self.draining or producer.done:
-                return
-            if ping > 0 and self._ping_handle is None:
-                # one timer per idle period, re-armed (not re-created) while data flows
-                self._ping_handle = self._loop.call_at(
-                    self._last_sent + ping, self._ping_timer, ping
-                )
-            await wake.wait()
-            if self._ping_due and self.stop_reason is None and not await self._send_ping():
-                return
-
-    async def _finish(self) -> None:
-        """After the pump: the final in-band message and the end of the body, if possible."""
-        if self.stop_reason in ("disconnect", "send_timeout"):  # nothing more can be sent
-            return
-        tail = self._last_words()
-        if tail is None:
-            return  # abort: the missing end of the chunked body tells the client
-        producer = self._producer
-        items = 0
-        if producer.buffer:
-            body, items = producer.take()
-            tail = body + tail
-        self._ending = True
-        if not await self._send_body(tail, items, more=False):
-            self._ending = False
-            return
-        self._complete = True
-        self.finished_cleanly = producer.failure is None
-
-    def _last_words(self) -> bytes | None:
-        """What ends the body: an in-band error after a failure (None if the format has none:
-        the body is aborted), a ``reconnect`` hint after a drain, else nothing."""
-        response = self.response
-        failure = self._producer.failure
-        if failure is not None:
-            return None if response.raise_errors else response.error_chunk(failure)
-        if self.stop_reason == "drain":
-            hint = self.supervisor.retry_hint() if self.supervisor else 2000
-            return response.reconnect_chunk(hint) or b""
-        return b""
-
-    async def _flush(self) -> bool:
-        """Send everything buffered as one message (write coalescing)."""
-        producer = self._producer
-        body, items = producer.take()
-        sent = await self._send_body(body, items)
-        producer.accepted(len(body))
-        return sent
-
-    async def _send_headers(self) -> None:
-        response = self.response
-        status, headers = response.status_code, response.raw_headers
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
-        self.headers_sent = True
-        self._last_sent = self._loop.time()
-
-    async def _send_body(self, body: bytes, items: int = 0, more: bool = True) -> bool:
-        """Send one chunk (``items`` events, counted once sent); False if the stream must stop
-        (timeout, peer gone, cut)."""
-        message = {"type": "http.response.body", "body": body, "more_body": more}
-        timeout = self.response.send_timeout
-        try:
-            if timeout is None:
-                await self.send(message)
-            else:
-                async with asyncio.timeout(timeout):
-                    await self.send(message)
-            self._last_sent = self._loop.time()
-            if self._guard is not None:
-                self._guard.sent()
-            if self.supervisor is not None:
-                stats = self.supervisor.stats
-                stats.items_sent += items
-                stats.bytes_sent += len(body)
-        except TimeoutError:
-            self.stop_reason = "send_timeout"
-            logger.warning("stream closed: send blocked longer than %.1fs", timeout)
-            return False
-        except OSError:  # ASGI 2.4 servers raise it for a peer that is gone
-            self._peer_gone({"type": "http.disconnect"})
-            return False
-        return self.stop_reason not in ("disconnect", "send_timeout")
-
-    def _stalled(self) -> None:
-        """The watchdog reset the connection (nothing acknowledged for ``send_timeout``)."""
-        if self.stop_reason != "disconnect":
-            self.stop_reason = "send_timeout"
-        self._wake.set()
-        self._producer.cancel()
-
-    # -- heartbeat ------------------------------------------------------------------------------
-    def _ping_timer(self, ping: float) -> None:
-        """Ping only after ``ping`` seconds without body bytes: re-arm if some were sent."""
-        self._ping_handle = None
-        idle_until = self._last_sent + ping
-        if self._loop.time() < idle_until:
-            self._ping_handle = self._loop.call_at(idle_until, self._ping_timer, ping)
-            return
-        self._ping_due = True
-        self._wake.set()
-
-    async def _send_ping(self) -> bool:
-        """The heartbeat the timer asked for; False if the stream must stop."""
-        self._ping_due = False
-        chunk = self.response.ping_chunk()
-        return not chunk or await self._send_body(chunk)

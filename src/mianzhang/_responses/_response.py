@@ -56,6 +56,9 @@ class _StreamingBase(Response):
     rest. Options are validated here, when the response is made, not once it streams
     (``ValueError``; ``TypeError`` for a ``ping`` that is not a number).
 
+    ``open_timeout`` (seconds) is how long the headers wait for a first item (an iterator that
+    fails before it gets an HTTP error); ``0`` sends them right after the iterator's first
+    step, for a stream whose route already checked it (a quiet stream answers at once).
     ``cleanup_timeout`` (seconds, ``None``: no limit) bounds the wait for the iterator's and the
     helpers' cleanup once the stream stops them; ``raise_errors`` is the one switch to the
     peers' error behaviour: a failure after the headers aborts the body and propagates from the
@@ -109,13 +112,19 @@ class _StreamingBase(Response):
         self.shutdown_event = shutdown_event
         self.shutdown_grace_period = shutdown_grace_period
         self.supervisor = supervisor
+        self._set_headers(headers)
+
+    def _set_headers(self, headers: Mapping[str, str] | None) -> None:
         default = self._default_raw_headers
-        if default is not None and headers is None and self.media_type == type(self).media_type:
+        raw = None
+        if default is not None and self.media_type == type(self).media_type:
             # the usual case: the class's own headers, encoded once (the list stays per
-            # response: Starlette's MutableHeaders edits it in place)
-            self.raw_headers = list(default)
-        else:
+            # response: Starlette's MutableHeaders edits it in place), plus the caller's
+            raw = list(default) if headers is None else _with_headers(default, headers)
+        if raw is None:
             self.init_headers(self._stream_headers(headers))
+        else:
+            self.raw_headers = raw
 
     _default_raw_headers: ClassVar[tuple[tuple[bytes, bytes], ...] | None] = None
 
@@ -190,6 +199,26 @@ class _StreamingBase(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self.background is not None:
             await self.background()
+
+
+_OWN = frozenset({"content-type", "content-length", "connection", "cache-control"})
+
+
+def _with_headers(
+    default: tuple[tuple[bytes, bytes], ...], headers: Mapping[str, str]
+) -> list[tuple[bytes, bytes]] | None:
+    """The class's headers with the caller's added before the content type, as Starlette's
+    ``init_headers`` would list them; ``None`` when the caller's replace one of the class's
+    (or name the content type, length or connection): then ``init_headers`` decides."""
+    names = {name.lower() for name in headers}
+    if not default or default[-1][0] != b"content-type":
+        return None
+    if names & _OWN or any(name == key.decode() for key, _ in default for name in names):
+        return None
+    raw = list(default[:-1])  # the last is the content type
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append(default[-1])
+    return raw
 
 
 def _websocket_denial(send: Send) -> Send:

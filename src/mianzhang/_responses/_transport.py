@@ -28,6 +28,11 @@ and a stall the kernel absorbs is seen only once its buffer is full and a ``send
 Linux's ``SIOCOUTQ`` and ``TCP_INFO`` (``tcpi_bytes_acked``); elsewhere (and on Unix sockets)
 only the transport's own buffer is counted and :meth:`~SocketTransport.acknowledged_bytes` is
 ``None`` (no watchdog: a stall is seen when a ``send`` blocks).
+
+A transport may also offer ``on_lost(callback)`` (:class:`SocketTransport` does): the callback
+is called once when the connection is lost. A stream then learns that its peer went away from
+the server itself and needs no task waiting on ``receive()`` for ``http.disconnect`` (one
+task, its coroutines and futures less per idle stream).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import contextlib
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from starlette.types import Scope
@@ -124,7 +130,7 @@ class SocketTransport:
     whose number the kernel may give to a new connection). It holds no buffer.
     """
 
-    __slots__ = ("_fd", "_socket", "_tcp", "stream_send_buffer", "transport")
+    __slots__ = ("_fd", "_lost", "_socket", "_tcp", "stream_send_buffer", "transport")
 
     def __init__(self, transport: asyncio.Transport, stream_send_buffer: int = 0) -> None:
         self.transport = transport
@@ -133,15 +139,28 @@ class SocketTransport:
         self._socket = sock
         self._fd = -1
         self._tcp = False
+        self._lost: Callable[[], None] | None = None
         if sock is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._fd = sock.fileno()
                 self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
 
     def connection_lost(self) -> None:
-        """The server's transport is closed: forget the socket."""
+        """The server's transport is closed: forget the socket; call the ``on_lost``
+        callback, if one is set."""
         self._socket = None
         self._fd = -1
+        lost, self._lost = self._lost, None
+        if lost is not None:
+            lost()
+
+    def on_lost(self, callback: Callable[[], None] | None) -> bool:
+        """Call ``callback`` once the connection is lost (``None``: no more); False if it
+        is already lost (the callback is not kept)."""
+        if self._socket is None and callback is not None:
+            return False
+        self._lost = callback
+        return True
 
     def set_send_buffer(self, size: int) -> None:
         sock = self._socket

@@ -9,7 +9,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from ._common import Notifier, new_epoch
+from ._common import new_epoch
+from ._fanout import Fanout
 from ._protocol import LogEvent, StreamInfo, StreamState, format_id
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class MemoryStream:
         self.ring: list[LogEvent] = []
         self.last = 0
         self.readers = 0
-        self.notifier = Notifier()
+        self.notifier = Fanout()  # wakes waiters, serves parked readers (``_fanout``)
         self.deleted = False
         self.expires_at: float | None = None  # monotonic deadline once closed with a ttl
         self.expiry: asyncio.TimerHandle | None = None

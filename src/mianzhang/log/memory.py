@@ -44,6 +44,7 @@ from ._common import (
     lapped,
     resolve_after,
 )
+from ._fanout import Push
 from ._memory_stream import MemoryStream
 from ._protocol import LogEntry, LogEvent, Reset, StreamInfo, StreamState, format_id
 
@@ -191,11 +192,11 @@ class MemoryEventLog(AsyncResource):
         return reset, [found.at(seq) for seq in range(start, stop + 1)]
 
     async def follow(
-        self, stream: str, after: str | None = None
+        self, stream: str, after: str | None = None, *, push: Push | None = None
     ) -> AsyncGenerator[LogEvent | Reset, None]:
         """Replay after ``after``, then live events, until the stream is closed (see class
         docstring for resets). Counts in :meth:`readers` from the first ``__anext__`` until the
-        iterator is closed (``aclose``, exhaustion, or cancellation of the iterating task)."""
+        iterator is closed (``aclose``, exhaustion, or cancellation). ``push``: ``_fanout``."""
         self._check_open()
         found = self._get(stream)
         if found is None:
@@ -222,10 +223,13 @@ class MemoryEventLog(AsyncResource):
                     event = found.at(next_seq)
                     next_seq += 1
                     yield event
-                elif found.state is not StreamState.OPEN:
+                    continue
+                if found.state is not StreamState.OPEN:
                     return
-                else:
+                if push is None:
                     await found.notifier.wait()
+                    continue
+                next_seq = await found.notifier.park(push, next_seq, _live, found)
         finally:
             found.readers -= 1
 
@@ -329,6 +333,7 @@ class MemoryEventLog(AsyncResource):
             if found.lease is not None:
                 found.lease.cancel()
             found.notifier.notify()
+            found.notifier.release()  # parked followers resume now, and raise
 
     def statistics(self) -> LogStatistics:
         """Streams, events and followers held right now (closed streams count until deleted)."""
@@ -338,3 +343,11 @@ class MemoryEventLog(AsyncResource):
             events=sum(len(found.ring) for found in streams),
             followers=sum(found.readers for found in streams),
         )
+
+
+def _live(position: int, found: MemoryStream) -> list[LogEvent] | None:
+    """Events from ``position`` on for parked followers (``_fanout.Source``)."""
+    first, last = found.last - len(found.ring) + 1, found.last
+    if found.deleted or found.state is not StreamState.OPEN or position < first:
+        return None
+    return [found.at(seq) for seq in range(position, last + 1)]

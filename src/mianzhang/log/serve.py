@@ -16,25 +16,29 @@ build their own event iterator and hand it to :meth:`StreamHost.response`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._error_body import error_body
-from .._responses import EventSourceResponse, StreamSupervisor
+from .._responses import DEFAULT_OPEN_TIMEOUT, EventSourceResponse, StreamSupervisor
 from .._sse import ServerSentEvent, encode_data
+from ._fanout import Push
 from ._producer_end import Closing, OnEnd
 from ._producers import LogEntry, ProducerRunner
-from ._protocol import EventLog, Reset, StreamInfo, StreamState, format_id, parse_id
+from ._protocol import EventLog, LogEvent, Reset, StreamInfo, StreamState, format_id, parse_id
 
 __all__ = [
+    "LogFeed",
     "ServeStatistics",
     "StreamHost",
     "counted_reset",
+    "encode_event",
     "log_events",
     "requested_after",
     "reset_event",
@@ -69,7 +73,7 @@ class ServeStatistics:
     resets: dict[str, int] = field(default_factory=dict)
 
 
-async def log_events(
+def log_events(
     log: EventLog,
     stream: str,
     after: str | None = None,
@@ -81,7 +85,56 @@ async def log_events(
     Raises ``StreamNotFound`` on first iteration if the stream does not exist (before any
     byte is sent, so a response turns it into a 404). Closing this iterator closes the follow.
     """
-    async with aclosing(log.follow(stream, after)) as items:
+    return _events(log.follow(stream, after), stats)
+
+
+def encode_event(event: LogEvent) -> bytes:
+    """One log event as SSE bytes (:func:`sse_bytes`): the encoder shared by every pushed
+    reader, so one pass encodes each event once for all of them."""
+    return sse_bytes(event.id, event.event, event.data)
+
+
+class LogFeed:
+    """:func:`log_events` as the content of a response that can push (a *live source* of
+    ``mianzhang._responses``). Iterated plainly it is :func:`log_events`. Through
+    ``push_iter(deliver)`` (what the response engine does), on a log whose ``follow`` takes
+    ``push`` (the memory and Redis logs), a reader that has caught up is parked on its stream
+    and new events are pushed to the response, encoded once for every such reader
+    (``log._fanout``). Order, ids, resets and the end are those of :func:`log_events`."""
+
+    __slots__ = ("_after", "_log", "_stats", "_stream")
+
+    def __init__(
+        self, log: EventLog, stream: str, after: str | None, stats: ServeStatistics | None
+    ) -> None:
+        self._log = log
+        self._stream = stream
+        self._after = after
+        self._stats = stats
+
+    def __aiter__(self) -> AsyncIterator[ServerSentEvent | bytes]:
+        return log_events(self._log, self._stream, self._after, stats=self._stats)
+
+    def push_iter(self, deliver: Callable[[bytes, int], bool]) -> AsyncIterator[Any]:
+        follow = cast(_PushFollow, self._log).follow
+        try:
+            items = follow(self._stream, self._after, push=Push(deliver, encode_event))
+        except TypeError:  # a log whose follow cannot push: plain iteration
+            return self.__aiter__()
+        return _events(items, self._stats)
+
+
+class _PushFollow(Protocol):
+    def follow(
+        self, stream: str, after: str | None = None, *, push: Push | None = None
+    ) -> AsyncGenerator[LogEvent | Reset, None]: ...
+
+
+async def _events(
+    follow: AsyncGenerator[LogEvent | Reset, None], stats: ServeStatistics | None
+) -> AsyncIterator[ServerSentEvent | bytes]:
+    """A follow's items as SSE events (resets counted in ``stats``); closes the follow."""
+    async with aclosing(follow) as items:
         async for item in items:
             if isinstance(item, Reset):
                 yield counted_reset(item, stats)
@@ -148,25 +201,33 @@ class StreamHost:
         after: str | None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """An SSE response following ``stream`` after ``after`` (``None``: from the start)."""
+        """An SSE response following ``stream`` after ``after`` (``None``: from the start).
+        The route has checked the stream: the head leaves at once, without waiting for an
+        event; a caught-up reader is served by pushes (:class:`LogFeed`)."""
         if after is not None:
             self.stats.resumes += 1
-        return self.response(log_events(self.log, stream, after, stats=self.stats), headers)
+        feed = LogFeed(self.log, stream, after, self.stats)
+        return self.response(feed, headers, open_timeout=0)
 
     def response(
         self,
         events: AsyncIterable[ServerSentEvent | bytes | str],
         headers: Mapping[str, str] | None = None,
+        *,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT,
     ) -> Response:
         """An SSE response sending ``events`` with this host's ping, send timeout and
         supervisor (drained with a ``reconnect`` event at shutdown). ``events`` is closed
-        when the response ends, however it ends."""
+        when the response ends, however it ends. ``open_timeout`` (seconds): how long the
+        head waits for a first event (a failure before it is an HTTP error); ``0`` for a
+        stream the route already checked: the head leaves after the iterator's first step."""
         return EventSourceResponse(
             events,
             headers=dict(headers or {}),
             ping=self.ping,
             send_timeout=self.send_timeout,
             supervisor=self.supervisor,
+            open_timeout=open_timeout,
         )
 
     async def reader(

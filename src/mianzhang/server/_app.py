@@ -17,11 +17,13 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from .._responses import SUPERVISOR_STATE_KEY
 from ._deps import require
 from ._errors import install_error_handlers
+from ._lean import LeanStreams
 from ._middleware import BodyDeadline, RequestContext, StreamSlots
 from ._otel import otlp_tracer_provider, telemetry_config
 from ._services import open_services
@@ -113,6 +115,21 @@ def _mount_web(app: FastAPI) -> None:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+class _App(FastAPI):
+    """FastAPI, with the SSE read routes answered before its stack (``_lean``) while the app
+    runs on its own services and without request spans."""
+
+    lean: LeanStreams | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lean = self.lean
+        if lean is not None and not self.dependency_overrides and lean.serves(scope):
+            scope["app"] = self
+            await lean(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> FastAPI:
     """The server app. Without ``settings`` they are read (and validated) from ``MIANZHANG_*``;
     invalid settings raise :class:`~mianzhang.ConfigError` here, before anything runs.
@@ -124,7 +141,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     owned_provider = None
     if tracer_provider is None and settings.otel_tracing:
         tracer_provider = owned_provider = otlp_tracer_provider()
-    app = FastAPI(
+    app = _App(
         title="mianzhang",
         version=__version__,
         lifespan=_lifespan(settings, owned_provider),
@@ -133,6 +150,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         telemetry=telemetry_config(tracer_provider),  # type: ignore[arg-type]
     )
     app.state.settings = settings
+    if tracer_provider is None:
+        app.lean = LeanStreams()
     _add_middleware(app, settings)
     _include_routers(app)
     if settings.web:

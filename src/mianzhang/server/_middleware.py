@@ -19,6 +19,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,45 +63,62 @@ class RequestContext:
         request_token = request_id_var.set(request_id)
         stream_token = stream_id_var.set(None)
         started = time.perf_counter()
-        status = 0
-        sent = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                stream = _header(headers, b"x-stream-id")
-                if stream:
-                    stream_id_var.set(stream.decode("latin-1"))
-                message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
+        answer = _Answer(request_id, send)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, answer.send)
         finally:
             if access_logger.isEnabledFor(logging.INFO):
-                duration_ms = round((time.perf_counter() - started) * 1000, 2)
-                access_logger.info(
-                    "%s %s %s %.1fms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    duration_ms,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "bytes": sent,
-                        "duration_ms": duration_ms,
-                        "client": scope["client"][0] if scope.get("client") else None,
-                    },
-                )
+                _log_access(scope, answer, started)
             stream_id_var.reset(stream_token)
             request_id_var.reset(request_token)
+
+
+class _Answer:
+    """What one request's response says, as it goes to the server: its status and body size
+    (for the access log), with the request id added to its head."""
+
+    __slots__ = ("_send", "request_id", "sent", "status")
+
+    def __init__(self, request_id: str, send: Send) -> None:
+        self.request_id = request_id
+        self._send = send
+        self.status = 0
+        self.sent = 0
+
+    def send(self, message: Message) -> Awaitable[None]:
+        # a plain method returning the server's awaitable: no coroutine of its own per
+        # message (a stream sends one per event)
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", self.request_id.encode()))
+            stream = _header(headers, b"x-stream-id")
+            if stream:
+                stream_id_var.set(stream.decode("latin-1"))
+            message = {**message, "headers": headers}
+        return self._send(message)
+
+
+def _log_access(scope: Scope, answer: _Answer, started: float) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    access_logger.info(
+        "%s %s %s %.1fms",
+        scope["method"],
+        scope["path"],
+        answer.status,
+        duration_ms,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": answer.status,
+            "bytes": answer.sent,
+            "duration_ms": duration_ms,
+            "client": scope["client"][0] if scope.get("client") else None,
+        },
+    )
 
 
 class StreamSlots:
@@ -115,11 +133,15 @@ class StreamSlots:
         services = getattr(getattr(app, "state", None), "services", None)
         return getattr(services, "limiter", None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         limiter = self._limiter(scope) if scope["type"] == "http" else None
         if limiter is None or not limiter.settings.concurrent_streams:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # no frame of ours kept per request
+        return self._guarded(limiter, scope, receive, send)
+
+    async def _guarded(
+        self, limiter: RateLimiter, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         lease: StreamLease | None = None
         refused = False
 
@@ -172,10 +194,12 @@ class BodyDeadline:
         self.app = app
         self.timeout = timeout
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # no frame of ours kept per request
+        return self._deadline(scope, receive, send)
+
+    async def _deadline(self, scope: Scope, receive: Receive, send: Send) -> None:
         body_done = False
 
         async def deadline_receive() -> Message:

@@ -23,6 +23,7 @@ from .._common import (
     new_epoch,
     resolve_after,
 )
+from .._fanout import Push
 from .._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id
 from ._connect import Client, close, connect, is_cluster
 from ._errors import backend_errors
@@ -292,13 +293,13 @@ class RedisEventLog(LeaseMethods, AsyncResource):
         return reset, [e for e in snap.events if e.seq >= start][:limit]
 
     def follow(
-        self, stream: str, after: str | None = None
+        self, stream: str, after: str | None = None, *, push: Push | None = None
     ) -> AsyncGenerator[LogEvent | Reset, None]:
         """Replay after ``after``, then live events, until the stream is closed (resets and
         failures: see ``_follower.py``). The first read fails fast (``StreamNotFound``,
         ``BackendUnavailable``); afterwards Redis outages are retried. Counts in
         :meth:`readers` from the first ``__anext__`` until the iterator is closed; its watch
-        is detached in ``finally`` (also on cancellation)."""
+        is detached in ``finally`` (also on cancellation). ``push``: see ``log._fanout``."""
         ctx = FollowContext(
             read=self._snapshot,
             watcher=self._watcher,
@@ -306,7 +307,7 @@ class RedisEventLog(LeaseMethods, AsyncResource):
             policy=self._policy,
             is_closed=self._is_closed,
         )
-        return follow(ctx, stream, self._keys(stream), after)
+        return follow(ctx, stream, self._keys(stream), after, push)
 
     async def close(self, stream: str, *, state: StreamState = StreamState.CLOSED) -> None:
         """Mark ``stream`` finished, drop its lease and wake followers (end marker); its keys

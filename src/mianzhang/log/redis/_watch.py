@@ -39,6 +39,7 @@ from typing import Any
 
 from ..._errors import LogError
 from .._common import LogStatistics, Notifier
+from .._fanout import Fanout
 from .._protocol import LogEvent, format_id
 from ._errors import translate
 from ._keys import StreamKeys
@@ -79,7 +80,7 @@ class Watch:
         self.epoch = epoch
         self.last = last
         self.cache: deque[LogEvent] = deque(maxlen=size)
-        self.notifier = Notifier()
+        self.notifier = Fanout()  # caught-up followers parked on it get pushes (``log._fanout``)
         self.followers = 0
         self.version = 0
         self.closed = False
@@ -94,6 +95,20 @@ class Watch:
         if first <= seq <= cache[-1].seq:
             return cache[seq - first]
         return None
+
+    def pushable(self, position: int, token: tuple[str, int]) -> list[LogEvent] | None:
+        """The cached events from ``position`` on for followers parked with ``token``
+        (their epoch, and the version they had seen): ``None`` when the cache cannot serve
+        them (a new history, the end, a failure, or events it no longer holds)."""
+        if self.error is not None or self.closed or token != (self.epoch, self.version):
+            return None
+        cache = self.cache
+        if position > self.last:
+            return []
+        if not cache or not cache[0].seq <= position <= cache[-1].seq == self.last:
+            return None
+        first = cache[0].seq
+        return [cache[index] for index in range(position - first, len(cache))]
 
     def receive(self, entries: list[Any]) -> None:
         """Take the entries ``(id, fields)`` the shared read returned: cache the events

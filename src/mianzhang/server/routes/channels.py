@@ -47,13 +47,13 @@ from ..._errors import (
     RequestTooLarge,
     UnsupportedMediaType,
 )
-from ...channels import channel_stream, check_channel_name
-from ...log.serve import requested_after
+from ...channels import ChannelHub, channel_stream, check_channel_name
+from ...log.serve import StreamHost, requested_after
 from .._auth import Principal
 from .._deps import Auth, Channels, Host, Limiter, Settings, admit, require
 from .._errors import ErrorRoute
 
-__all__ = ["PublishEnvelope", "channels_router"]
+__all__ = ["PublishEnvelope", "channels_router", "subscribe"]
 
 _TRUE = frozenset({"true", "yes", "on"})
 _FALSE = frozenset({"false", "no", "off"})
@@ -192,6 +192,13 @@ async def publish(request: Request, name: str, hub: Channels, settings: Settings
 )
 async def events(request: Request, name: str, hub: Channels, host: Host) -> Response:
     """Subscribe as SSE: history (``?history=``), then live events; resumable."""
+    return await subscribe(request, name, hub, host)
+
+
+async def subscribe(request: Request, name: str, hub: ChannelHub, host: StreamHost) -> Response:
+    """The subscribe route's answer once the caller is admitted: ``InvalidRequest`` (a 400)
+    for a bad name or ``history``, else the SSE response (also served without FastAPI:
+    ``server._lean``)."""
     after = requested_after(request)
     with _invalid_values():
         check_channel_name(name)
