@@ -64,9 +64,17 @@ class Producer:
         self._drained = Flag()  # set when the sender reports bytes accepted
 
     def start(self, iterator: AsyncIterator[Any], response: _StreamingBase) -> asyncio.Task[None]:
-        """Run the producer task (owned by the stream, which cancels and awaits it)."""
+        """Run the producer task (owned by the stream, which cancels and awaits it). Once it
+        is done the producer lets go of it: a cancelled task keeps its ``CancelledError``,
+        whose traceback holds the task's frame, which holds this producer, so holding the task
+        too would leave every cancelled stream to the cycle collector."""
         task = self.task = asyncio.create_task(self._produce(iterator, response))
+        task.add_done_callback(self._let_go)
         return task
+
+    def _let_go(self, task: asyncio.Task[None]) -> None:
+        if self.task is task:
+            self.task = None
 
     def cancel(self) -> None:
         """Cancel the producer at most once: a second cancellation would interrupt the
