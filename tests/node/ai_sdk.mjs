@@ -16,7 +16,8 @@
 //        data parts the chat handed to `onData`, in order (`useChat({ onData })`).
 //        With "followUp": {"toolOutput": {tool, toolCallId, output}, "text", "post"} the chat
 //        then adds the tool's output (`addToolOutput`) and sends `text`, answered by `post`.
-import { AbstractChat, DefaultChatTransport, readUIMessageStream } from 'ai';
+import { DefaultChatTransport, readUIMessageStream } from 'ai';
+import { Chat } from './_chat.mjs';
 
 const input = JSON.parse(await new Promise(resolve => {
   let text = '';
@@ -84,25 +85,6 @@ async function read({ sse }) {
   return { chunks, message, errors };
 }
 
-class State {
-  constructor(messages) {
-    this.status = 'ready';
-    this.error = undefined;
-    this.messages = messages;
-  }
-  pushMessage(m) { this.messages = [...this.messages, m]; }
-  popMessage() { this.messages = this.messages.slice(0, -1); }
-  replaceMessage(i, m) { this.messages = this.messages.map((x, j) => (j === i ? m : x)); }
-  snapshot(thing) { return structuredClone(thing); }
-}
-
-class Chat extends AbstractChat {
-  constructor({ messages, ...options }) {
-    const state = new State(messages ?? []);
-    super({ ...options, state });
-    this.store = state;
-  }
-}
 
 async function chat({ messages, text, post, cut, resume, resumeStatus, followUp }) {
   const requests = [];

@@ -20,7 +20,8 @@
 //        is every chunk the second reader got; `stop` the stop endpoint's JSON.
 //   {"mode": "resume-stop", "cut": N, "resumeApi": URL, "after": M, "stopUrl": URL}
 //     -> as "cut", then after M events of the resumed (GET) body, `stopUrl` is POSTed.
-import { AbstractChat, DefaultChatTransport } from 'ai';
+import { DefaultChatTransport } from 'ai';
+import { Chat } from './_chat.mjs';
 
 const input = JSON.parse(await new Promise(resolve => {
   let text = '';
@@ -29,25 +30,6 @@ const input = JSON.parse(await new Promise(resolve => {
   process.stdin.on('end', () => resolve(text));
 }));
 
-class State {
-  constructor(messages) {
-    this.status = 'ready';
-    this.error = undefined;
-    this.messages = messages;
-  }
-  pushMessage(m) { this.messages = [...this.messages, m]; }
-  popMessage() { this.messages = this.messages.slice(0, -1); }
-  replaceMessage(i, m) { this.messages = this.messages.map((x, j) => (j === i ? m : x)); }
-  snapshot(thing) { return structuredClone(thing); }
-}
-
-class Chat extends AbstractChat {
-  constructor({ messages, ...options }) {
-    const state = new State(messages ?? []);
-    super({ ...options, state });
-    this.store = state;
-  }
-}
 
 // A body that passes the response's bytes on and calls `onEvents(count)` as SSE events
 // complete; `cut` (a count) makes it fail like a dropped network after that many events,
