@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -81,8 +81,8 @@ async def test_start_send_runs_the_first_step_only() -> None:
     assert steps[-1] == "at once"
 
 
-async def test_cancelling_finish_send_cancels_the_send_at_its_suspension() -> None:
-    cleaned: list[str] = []
+def blocked_send(cleaned: list[str]) -> Callable[[Any], Awaitable[None]]:
+    """A send that never returns; its ``finally`` records ``"finally"`` in ``cleaned``."""
 
     async def send(message: Any) -> None:
         try:
@@ -90,7 +90,12 @@ async def test_cancelling_finish_send_cancels_the_send_at_its_suspension() -> No
         finally:
             cleaned.append("finally")
 
-    pending = start_send(send, {})
+    return send
+
+
+async def test_cancelling_finish_send_cancels_the_send_at_its_suspension() -> None:
+    cleaned: list[str] = []
+    pending = start_send(blocked_send(cleaned), {})
     assert pending is not None
     task = asyncio.create_task(finish_send(pending))
     await asyncio.sleep(0)
@@ -146,14 +151,7 @@ async def test_bare_yields_and_non_coroutine_sends_are_run_to_their_end() -> Non
 
 async def test_closing_a_pending_send_runs_its_finally() -> None:
     cleaned: list[str] = []
-
-    async def send(message: Any) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            cleaned.append("finally")
-
-    pending = start_send(send, {})
+    pending = start_send(blocked_send(cleaned), {})
     assert pending is not None
     with contextlib.suppress(RuntimeError):
         pending.close()
