@@ -19,7 +19,7 @@ import asyncio
 import math
 from typing import Protocol
 
-from anyio.lowlevel import RunVar
+from ._loop_local import loop_local
 
 __all__ = ["GRANULARITY", "Beating", "Heartbeats", "loop_heartbeats"]
 
@@ -89,14 +89,5 @@ class Heartbeats:
 
 _EARLY = 1e-3
 
-_heartbeats: RunVar[Heartbeats] = RunVar("mianzhang.heartbeats")
-
-
-def loop_heartbeats() -> Heartbeats:
-    """The heartbeats of the running event loop (created on first use)."""
-    try:
-        return _heartbeats.get()
-    except LookupError:
-        heartbeats = Heartbeats()
-        _heartbeats.set(heartbeats)
-        return heartbeats
+loop_heartbeats = loop_local("mianzhang.heartbeats", Heartbeats)
+"""The heartbeats of the running event loop (created on first use)."""

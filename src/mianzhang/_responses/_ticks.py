@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 
-from anyio.lowlevel import RunVar
+from ._loop_local import loop_local
 
 __all__ = ["Ticks", "loop_ticks"]
 
@@ -51,14 +51,5 @@ class Ticks:
         self._pending = False
 
 
-_ticks: RunVar[Ticks] = RunVar("mianzhang.ticks")
-
-
-def loop_ticks() -> Ticks:
-    """The iteration count of the running event loop (created on first use)."""
-    try:
-        return _ticks.get()
-    except LookupError:
-        ticks = Ticks()
-        _ticks.set(ticks)
-        return ticks
+loop_ticks = loop_local("mianzhang.ticks", Ticks)
+"""The iteration count of the running event loop (created on first use)."""

@@ -26,7 +26,7 @@ import sys
 import time
 from collections import deque
 
-from anyio.lowlevel import RunVar
+from ._loop_local import loop_local
 
 __all__ = ["Turns", "loop_turns"]
 
@@ -82,14 +82,5 @@ class Turns:
         await waiter
 
 
-_turns: RunVar[Turns] = RunVar("mianzhang.turns")
-
-
-def loop_turns() -> Turns:
-    """The turn queue of the running event loop (created on first use)."""
-    try:
-        return _turns.get()
-    except LookupError:
-        turns = Turns()
-        _turns.set(turns)
-        return turns
+loop_turns = loop_local("mianzhang.turns", Turns)
+"""The turn queue of the running event loop (created on first use)."""
