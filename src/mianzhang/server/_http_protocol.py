@@ -49,6 +49,7 @@ from .._responses._transport import (
     TRANSPORT_EXTENSION,
     SocketTransport,
 )
+from ._light_event import lighten
 
 if TYPE_CHECKING:
     from ._settings import Settings
@@ -207,6 +208,9 @@ class _Guarded(HttpToolsProtocol):
         self._disarm()
         self._g.in_head = False
         super().on_headers_complete()
+        cycle = self.cycle  # its task has not run yet: nothing waits on its event
+        if cycle is not None:
+            cycle.message_event = lighten(cycle.message_event)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         if self._g.refusal is None:
@@ -227,6 +231,8 @@ class _Guarded(HttpToolsProtocol):
     # -- the header deadline -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        flow = self.flow  # made just now: nothing waits on its event
+        flow._is_writable_event = lighten(flow._is_writable_event)  # type: ignore[assignment]
         self._g.transport = SocketTransport(transport, self.stream_send_buffer)
         self._g.offered = {"transport": self._g.transport}
         self._arm()
