@@ -23,6 +23,7 @@ LABELS = {
     "mz-log": "mianzhang: bare MemoryEventLog stream, log readers",
     "mz-channel": "mianzhang serve: channel route (memory log)",
     "mz-redis2": "mianzhang serve x2 + Redis, subscribers split",
+    "mz-stream": "mianzhang serve: GET /v1/streams/{id} (memory log)",
 }
 SHORT = {
     "floor": "floor",
@@ -33,6 +34,7 @@ SHORT = {
     "mz-log": "mz log\nreaders",
     "mz-channel": "mz channel\nroute",
     "mz-redis2": "mz x2\n+Redis",
+    "mz-stream": "mz /v1/streams",
 }
 
 

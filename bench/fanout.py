@@ -75,6 +75,7 @@ PEERS = (
     "mz-channel",
     "mz-redis2",
 )
+IDLE_ONLY = ("mz-stream",)  # peers for --mode idle only (their readers get one event first)
 SERVER_CPU, CLIENT_CPU = 0, 1
 CHANNEL = "fanout"
 UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--backlog", "4096")
@@ -133,6 +134,17 @@ def servers(peer: str, ping: float) -> Iterator[dict[str, Any]]:
         with serve_process(env=serve_env(ping)) as srv:
             yield {
                 "groups": [(srv.port, f"/v1/channels/{CHANNEL}/events?history=false", 1.0)],
+                "publish": (srv.port, f"/v1/channels/{CHANNEL}/publish"),
+                "pids": [srv.proc.pid],
+            }
+    elif peer == "mz-stream":  # GET /v1/streams/{id}: the channel's log stream, read whole
+        with serve_process(env=serve_env(ping)) as srv:
+            publish = f"http://127.0.0.1:{srv.port}/v1/channels/{CHANNEL}/publish"
+            made = urllib.request.Request(publish, data=b'{"data": "first"}', method="POST")
+            made.add_header("Content-Type", "application/json")
+            urllib.request.urlopen(made, timeout=10).close()  # the stream exists from here
+            yield {
+                "groups": [(srv.port, f"/v1/streams/channel:{CHANNEL}", 1.0)],
                 "publish": (srv.port, f"/v1/channels/{CHANNEL}/publish"),
                 "pids": [srv.proc.pid],
             }
@@ -345,7 +357,7 @@ def run_head(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--mode", choices=("fanout", "idle", "head"), default="fanout")
-    parser.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS))
+    parser.add_argument("--peers", nargs="*", choices=PEERS + IDLE_ONLY, default=list(PEERS))
     parser.add_argument("--subscribers", type=int, nargs="*", default=[1_000, 10_000])
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--size", type=int, default=100)
