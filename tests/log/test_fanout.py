@@ -22,7 +22,7 @@ from mianzhang.log import (
     Reset,
     StreamState,
 )
-from mianzhang.log._fanout import PIECE, Fanout, Push
+from mianzhang.log._fanout import DETACH_BATCH, PIECE, Fanout, Push
 from mianzhang.log.serve import encode_event
 from tests._support.wait import eventually
 
@@ -294,3 +294,45 @@ async def test_a_large_burst_goes_out_in_pieces_of_bounded_size() -> None:
         finally:
             for reader in readers:
                 await reader.stop()
+
+
+async def test_a_crowd_refusing_together_is_resumed_in_batches_between_passes() -> None:
+    """Readers refusing in the same pass get no more pushes at once and are resumed at most
+    ``DETACH_BATCH`` per loop iteration; a reader that keeps up is served between batches."""
+    fanout = Fanout()
+    events = [LogEvent(f"e-{n}", n, f"d{n}") for n in range(1, 4)]
+    appended = 1
+
+    def source(position: int, token: Any) -> list[LogEvent]:
+        return events[position - 1 : appended]
+
+    refused: list[int] = []
+
+    def refuse(chunk: bytes, items: int) -> bool:
+        refused.append(items)
+        return False
+
+    taken: list[bytes] = []
+
+    def take(chunk: bytes, items: int) -> bool:
+        taken.append(chunk)
+        return True
+
+    crowd = [fanout.park(Push(refuse, encode_event), 1, source, None) for _ in range(200)]
+    fast = fanout.park(Push(take, encode_event), 1, source, None)
+    fanout.notify()
+    await asyncio.sleep(0)  # the pass: all 200 refuse, none resumed yet
+    assert len(refused) == 200 and len(taken) == 1
+    assert fanout.parked == 1 and not any(f.done() for f in crowd)
+    appended = 2
+    fanout.notify()  # the next pass runs between the batches, and skips the detached
+    resumed = []
+    for _ in range(4):
+        await asyncio.sleep(0)
+        resumed.append(sum(f.done() for f in crowd))
+    assert resumed == [DETACH_BATCH, 2 * DETACH_BATCH, 3 * DETACH_BATCH, 200]
+    assert len(refused) == 200  # no push after refusing
+    assert len(taken) == 2 and not fast.done()
+    assert {f.result() for f in crowd} == {1}  # each resumes where it refused
+    fanout.release()
+    assert fast.done() and fast.result() == 3

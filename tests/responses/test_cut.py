@@ -12,9 +12,12 @@ import pytest
 from starlette.types import Scope
 
 from mianzhang import EventSourceResponse, StreamSupervisor, TextStreamResponse
+from mianzhang._responses import _cuts
 from mianzhang._responses._connection import ConnectionGuard, check_interval
+from mianzhang._responses._cuts import CUT_BATCH
 from mianzhang._responses._transport import TRANSPORT_EXTENSION, StreamTransport
 from tests._support.asgi import http_scope
+from tests._support.wait import eventually
 from tests.responses._peer import Cleanup, FakeClient, endless, serve, streaming
 
 
@@ -29,8 +32,11 @@ class FakeTransport:
         acknowledged: int | None = 0,
         ack_step: int = 0,
         stream_send_buffer: int = 0,
+        stream_unsent_limit: int = 0,
     ) -> None:
         self.stream_send_buffer = stream_send_buffer
+        self.stream_unsent_limit = stream_unsent_limit
+        self.unsent_limits: list[int] = []
         self.unacknowledged = unacknowledged
         self.acknowledged = acknowledged
         self.ack_step = ack_step
@@ -43,6 +49,9 @@ class FakeTransport:
 
     def set_send_buffer(self, size: int) -> None:
         self.send_buffers.append(size)
+
+    def limit_unsent(self, size: int) -> None:
+        self.unsent_limits.append(size)
 
     def unacknowledged_bytes(self) -> int:
         self.unacknowledged_reads += 1
@@ -136,12 +145,13 @@ async def test_a_disconnect_is_not_reset_again() -> None:
 
 
 @pytest.mark.parametrize(("configured", "applied"), [(65536, [65536]), (0, [])])
-async def test_the_send_buffer_is_set_when_the_stream_starts(
+async def test_the_send_buffer_and_unsent_limit_are_set_when_the_stream_starts(
     configured: int, applied: list[int]
 ) -> None:
-    transport = FakeTransport(stream_send_buffer=configured)
+    transport = FakeTransport(stream_send_buffer=configured, stream_unsent_limit=configured)
     await serve(EventSourceResponse(["a"]), FakeClient(), offering(transport))
     assert transport.send_buffers == applied
+    assert transport.unsent_limits == applied
 
 
 async def test_without_the_extension_nothing_changes() -> None:
@@ -245,3 +255,50 @@ async def test_no_watchdog_without_a_timeout_or_acknowledgements(
 def test_the_check_interval_is_a_quarter_of_the_timeout_at_most_five_seconds() -> None:
     assert check_interval(2.0) == 0.5
     assert check_interval(30.0) == 5.0
+
+
+# -- cuts in batches (``_cuts``) ---------------------------------------------------------------
+async def test_a_crowd_cut_together_is_torn_down_completely() -> None:
+    count = 2 * CUT_BATCH + 5
+    transports = [FakeTransport(unacknowledged=10, acknowledged=None) for _ in range(count)]
+    supervisor = StreamSupervisor(hook_signals=False)
+    cleanups = [Cleanup() for _ in range(count)]
+    clients = [FakeClient() for _ in range(count)]
+    for client in clients:
+        client.gate = asyncio.Event()  # frozen readers, cut at the same moment
+    responses = [
+        EventSourceResponse(endless(cleanup), send_timeout=0.05, supervisor=supervisor)
+        for cleanup in cleanups
+    ]
+    async with asyncio.timeout(10):
+        await asyncio.gather(
+            *(
+                serve(r, c, offering(t))
+                for r, c, t in zip(responses, clients, transports, strict=True)
+            )
+        )
+    assert all(len(t.aborted_at) == 1 for t in transports)
+    assert supervisor.stats.send_timeouts == count
+    assert all(cleanup.done.is_set() for cleanup in cleanups)
+    assert supervisor.stats.active == 0
+
+
+async def test_a_cut_stream_cancelled_while_waiting_for_its_turn_still_tears_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_cuts, "CUT_BATCH", 0)  # no turn is ever given: the cut waits
+    transport = FakeTransport(unacknowledged=10, acknowledged=None)
+    supervisor = StreamSupervisor(hook_signals=False)
+    client = FakeClient()
+    client.gate = asyncio.Event()
+    cleanup = Cleanup()
+    response = EventSourceResponse(endless(cleanup), send_timeout=0.05, supervisor=supervisor)
+    task = asyncio.ensure_future(serve(response, client, offering(transport)))
+    await eventually(lambda: bool(_cuts.loop_cuts()._waiters), timeout=5)
+    assert transport.aborted_at == [] and not cleanup.done.is_set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(transport.aborted_at) == 1  # reset, iterator closed, stream counted
+    assert cleanup.done.is_set()
+    assert supervisor.stats.send_timeouts == 1 and supervisor.stats.active == 0

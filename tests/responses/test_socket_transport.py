@@ -105,6 +105,37 @@ def test_the_send_buffer_is_set(loop: str) -> None:
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+def test_a_peer_that_does_not_read_blocks_writes_after_its_window_and_the_unsent_limit(
+    loop: str,
+) -> None:
+    """With the unsent limit the kernel takes about the peer's receive window and the limit,
+    then the server's write buffer passes its (same) high-water mark: the writer is paused
+    after tens of KiB, not after the whole send buffer (128 KiB asked, 256 KiB in Linux)."""
+
+    async def check(transport: asyncio.Transport, client: socket.socket) -> None:
+        paused = asyncio.Event()
+        transport.get_protocol().pause_writing = paused.set  # type: ignore[attr-defined]
+        offered = SocketTransport(
+            transport, stream_send_buffer=128 * 1024, stream_unsent_limit=1024
+        )
+        offered.set_send_buffer(offered.stream_send_buffer)
+        offered.limit_unsent(offered.stream_unsent_limit)
+        sock = transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == 1024
+        assert transport.get_write_buffer_limits()[1] == 1024
+        written = 0
+        while not paused.is_set() and written < MiB:
+            transport.write(b"x" * 1024)
+            written += 1024
+            await asyncio.sleep(0)  # the loop may flush its buffer to the kernel
+        assert paused.is_set()
+        assert written < 64 * 1024, written
+        assert drain(client) + transport.get_write_buffer_size() <= written
+
+    run(check, loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 def test_abort_resets_the_connection_even_with_bytes_unsent(loop: str) -> None:
     async def check(transport: asyncio.Transport, client: socket.socket) -> None:
         offered = SocketTransport(transport)

@@ -3,7 +3,8 @@ the kernel send buffer, the acknowledgement watchdog, the reset that makes a cut
 
 Guarantees (only where the server offers :class:`~._transport.StreamTransport`):
 
-* **Send buffer.** Set once, when the stream starts, to the server's ``stream_send_buffer``.
+* **Send buffer.** Set once, when the stream starts, to the server's ``stream_send_buffer``;
+  the unsent bytes the connection may hold limited to its ``stream_unsent_limit``.
 * **Watchdog.** A stream whose peer acknowledged no byte for ``send_timeout`` seconds while
   some were unacknowledged is cut (``on_stall`` is called once), whether or not a ``send``
   blocked: also when the kernel took everything that was sent. The cut comes between
@@ -72,6 +73,9 @@ class ConnectionGuard:
         size = transport.stream_send_buffer
         if size > 0:
             transport.set_send_buffer(size)
+        unsent = transport.stream_unsent_limit
+        if unsent > 0:
+            transport.limit_unsent(unsent)
         self._loop = asyncio.get_running_loop()
         self._on_stall = on_stall
         self._handle: asyncio.TimerHandle | None = None

@@ -47,6 +47,7 @@ from .._errors import SendTimeout
 from ._cleanup import await_helpers
 from ._connection import ConnectionGuard
 from ._content import open_content
+from ._cuts import loop_cuts
 from ._sender import Sender
 from ._supervisor import StreamSupervisor
 
@@ -56,6 +57,17 @@ if TYPE_CHECKING:
 __all__ = ["Stream"]
 
 logger = logging.getLogger("mianzhang.responses")
+
+
+async def _cut_turn() -> bool:
+    """Wait for this cut stream's turn to be torn down (``_cuts``); False if cancelled while
+    waiting (the teardown then goes on at once, and the cancellation is raised after it)."""
+    try:
+        await loop_cuts().take()
+    except asyncio.CancelledError:
+        return False
+    return True
+
 
 _DISCONNECT = frozenset({"http.disconnect", "websocket.disconnect"})
 
@@ -140,6 +152,8 @@ class Stream(Sender):
         """Cancel the timers and every helper, await them all, leave the supervisor, then tell
         the application that the client went away."""
         self._idle = False  # nothing is pushed into a stream that is over
+        # streams cut together are torn down a batch per loop iteration (``_cuts``)
+        cancelled = self.stop_reason == "send_timeout" and not await _cut_turn()
         if self._in_flight is not None:
             self._in_flight.close()
             self._in_flight = None
@@ -170,6 +184,8 @@ class Stream(Sender):
             handler = self.response.client_close_handler_callable
             if handler is not None:
                 await handler(self.disconnect_message)
+        if cancelled:
+            raise asyncio.CancelledError
 
     # -- callbacks from outside -----------------------------------------------------------------
     def on_drain(self, grace: float) -> None:

@@ -29,8 +29,9 @@ sending. Bodies get their deadline in the ASGI layer (``_middleware.BodyDeadline
 Every request's scope carries ``scope["extensions"]["mianzhang.transport"]["transport"]``, the
 connection's :class:`~mianzhang._responses._transport.SocketTransport` (made when the
 connection opens, forgotten when it is lost): streaming responses set its kernel send buffer
-to ``stream_send_buffer``, watch what the peer acknowledges and reset the connection when they
-cut a reader (see ``mianzhang._responses._transport``). :class:`HttpProtocol` is this protocol
+to ``stream_send_buffer`` and its unsent bytes to ``stream_unsent_limit``, watch what the peer
+acknowledges and reset the connection when they cut a reader (see
+``mianzhang._responses._transport``). :class:`HttpProtocol` is this protocol
 with the default limits, for plain uvicorn:
 ``uvicorn app:app --http mianzhang.server:HttpProtocol``.
 """
@@ -46,6 +47,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .._responses._transport import (
     DEFAULT_STREAM_SEND_BUFFER,
+    DEFAULT_STREAM_UNSENT_LIMIT,
     TRANSPORT_EXTENSION,
     SocketTransport,
 )
@@ -128,6 +130,7 @@ class _Guarded(HttpToolsProtocol):
     max_header_count: int = 100
     max_request_line: int = 8 * 1024
     stream_send_buffer: int = DEFAULT_STREAM_SEND_BUFFER
+    stream_unsent_limit: int = DEFAULT_STREAM_UNSENT_LIMIT
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -233,7 +236,9 @@ class _Guarded(HttpToolsProtocol):
         super().connection_made(transport)
         flow = self.flow  # made just now: nothing waits on its event
         flow._is_writable_event = lighten(flow._is_writable_event)  # type: ignore[assignment]
-        self._g.transport = SocketTransport(transport, self.stream_send_buffer)
+        self._g.transport = SocketTransport(
+            transport, self.stream_send_buffer, self.stream_unsent_limit
+        )
         self._g.offered = {"transport": self._g.transport}
         self._arm()
 
@@ -297,6 +302,7 @@ def guarded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             "max_header_count": settings.max_header_count,
             "max_request_line": settings.max_request_line,
             "stream_send_buffer": settings.stream_send_buffer,
+            "stream_unsent_limit": settings.stream_unsent_limit,
         },
     )
 

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .._errors import ConfigError
-from .._responses._transport import DEFAULT_STREAM_SEND_BUFFER
+from .._responses._transport import DEFAULT_STREAM_SEND_BUFFER, DEFAULT_STREAM_UNSENT_LIMIT
 from ..channels import ChannelsSettings
 from ..chats import ChatsSettings
 from ..files import FilesSettings
@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # when the stream starts (0 = leave it). Bounds what a stalled reader pins in the kernel;
     # streams are cut by acknowledgement, so a small buffer costs no false cut.
     stream_send_buffer: int = Field(default=DEFAULT_STREAM_SEND_BUFFER, ge=0)
+    # Bytes a connection carrying a stream may hold written but not yet sent (the kernel's
+    # TCP_NOTSENT_LOWAT and the server's write buffer; 0 = leave them): a reader that stops
+    # reading stops costing writes after its receive window and this much.
+    stream_unsent_limit: int = Field(default=DEFAULT_STREAM_UNSENT_LIMIT, ge=0)
     # Slow and abusive clients (uvicorn cuts nothing while bytes trickle in).
     header_timeout: float = Field(default=10.0, gt=0)  # first byte -> end of headers
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers
