@@ -88,7 +88,9 @@ class LoopLagMonitor(AsyncResource):
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._handle is None:  # closed meanwhile: stay disarmed
             return
-        lag = max(0.0, loop.time() - self._due)  # a timer may run early by the clock's grain
+        # a timer may run early by the clock's grain; rounded to 1 us so that uvloop's whole
+        # milliseconds (1 ms late is its timers' usual grain) fall in their bucket, not above
+        lag = round(max(0.0, loop.time() - self._due), 6)
         self.lag.observe(lag)
         if lag > self._largest:
             self._largest = lag
