@@ -48,6 +48,8 @@ import sys
 import time
 from typing import Any
 
+from bench import _loop_lag as loop_lag
+
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 CMSG_SIZE = socket.CMSG_SPACE(16)
 EVENT = re.compile(rb"data: T(\d+):(\d+):")
@@ -572,9 +574,12 @@ def run_idle(spec: dict[str, Any]) -> dict[str, Any]:
             rss = rss_kib(pids)
             client.lateness = array.array("q")
             before = {fd: s.pings for fd, s in client.subs.items()}
+            lag_ports = list(spec.get("metrics_ports") or [])  # mianzhang servers' /metrics
+            lag_before = loop_lag.first_scrape(lag_ports)
             hold_end = time.monotonic() + spec["hold"]
             while (left := hold_end - time.monotonic()) > 0:
                 client.poll(left)
+            lag = loop_lag.lag_window(lag_ports, lag_before)  # after the observation window
             pings = sum(s.pings - before.get(fd, 0) for fd, s in client.subs.items())
             due = int(spec["hold"] // spec["ping"]) if spec.get("ping") else 0
             short = sum(
@@ -593,6 +598,8 @@ def run_idle(spec: dict[str, Any]) -> dict[str, Any]:
                     # connections that got fewer heartbeats than hold // ping in the hold
                     "connections_short_of_heartbeats": short,
                     "heartbeat_lateness_ms": late,
+                    # the servers' event-loop lag (mianzhang only): over the hold, max since start
+                    "server_loop_lag": lag,
                     "seconds_to_open": round(time.monotonic() - start, 1),
                     "errors": client.errors[:5],
                 }

@@ -254,19 +254,34 @@ def fanout_chart(results: dict[str, Any], path: Path) -> None:
 
 
 # -- idle and head -----------------------------------------------------------------------------
+def _lag_cell(level: dict[str, Any] | None) -> str:
+    """``max / p99`` ms of the server's event-loop lag at one level (``*``: the max grew in
+    the hold); ``—`` for peers without the metric."""
+    lag = (level or {}).get("server_loop_lag")
+    if not lag or "error" in lag or lag.get("max_ms") is None:
+        return "—"
+    grew = "*" if (lag["max_before_ms"] or 0) < lag["max_ms"] else ""
+    p99 = "—" if lag.get("p99_ms") is None else f"{lag['p99_ms']:.1f}"
+    return f"{lag['max_ms']:.0f}{grew} / {p99}"
+
+
 def idle_table(results: dict[str, Any]) -> str:
     levels = results["params"]["levels"]
     head = " | ".join(f"KiB/conn @{lv:,}" for lv in levels)
     late = " | ".join(f"ping lateness max ms @{lv:,}" for lv in levels)
+    lags = " | ".join(f"loop lag max / p99 ms @{lv:,}" for lv in levels)
     lines = [
         f"Server RSS growth per idle subscriber (heartbeat every {results['params']['ping']:g} s; "
         f"lateness = gap between heartbeats minus the interval, over "
         f"{results['params']['hold']:g} s at each level; a connection that got fewer than "
         "hold // interval heartbeats in the hold is counted in the JSON as "
-        "`connections_short_of_heartbeats`)",
+        "`connections_short_of_heartbeats`). Loop lag (`mianzhang serve` peers, from "
+        "`/metrics`): the server's event-loop lag, max since the server started (`*`: it "
+        "grew during that level's hold) / p99 over the hold (histogram bucket deltas, "
+        "interpolated as `histogram_quantile` does); `server_loop_lag` in the JSON",
         "",
-        f"| peer | {head} | {late} | load |",
-        "|---|" + "---:|" * (2 * len(levels) + 1),
+        f"| peer | {head} | {late} | {lags} | load |",
+        "|---|" + "---:|" * (3 * len(levels) + 1),
     ]
     for peer, found in results["peers"].items():
         got = found.get("levels", [])
@@ -280,9 +295,11 @@ def idle_table(results: dict[str, Any]) -> str:
             else "—"
             for i in range(len(levels))
         ]
+        lag = [_lag_cell(got[i] if i < len(got) else None) for i in range(len(levels))]
         load = found.get("load_before", ["?"])[0]
         lines.append(
-            f"| {LABELS.get(peer, peer)} | {' | '.join(kib)} | {' | '.join(lat)} | {load} |"
+            f"| {LABELS.get(peer, peer)} | {' | '.join(kib)} | {' | '.join(lat)} | "
+            f"{' | '.join(lag)} | {load} |"
         )
         if "error" in found:
             lines.append(f"| ↳ error: {found['error'].strip().splitlines()[-1][:200]} |")

@@ -25,7 +25,8 @@ through ``mianzhang.log.serve``), ``mz-channel`` (``python -m mianzhang serve``:
 commandstats`` deltas per published event, an idle window of the same servers subtracted).
 
 **Idle** (``--mode idle``): server RSS growth per idle subscriber at ``--levels`` connections,
-heartbeat every ``--ping`` s (5), and how late the heartbeats arrive.
+heartbeat every ``--ping`` s (5), how late the heartbeats arrive, and (``mianzhang serve``
+peers) the server's event-loop lag over the same hold, from its ``/metrics`` (``_loop_lag.py``).
 
 **Head** (``--mode head``): time from the request to the response head for a quiet channel
 subscribe (``history=false``) and a log reader at the tail, vs a stream whose first event is
@@ -66,15 +67,8 @@ from tests._support.procs import (  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PEERS = (
-    "floor",
-    "raw",
-    "streaming",
-    "sse-starlette",
-    "mz-queue",
-    "mz-log",
-    "mz-channel",
-    "mz-redis2",
-)
+    "floor", "raw", "streaming", "sse-starlette", "mz-queue", "mz-log", "mz-channel", "mz-redis2",
+)  # fmt: skip
 IDLE_ONLY = ("mz-stream",)  # peers for --mode idle only (their readers get one event first)
 SERVER_CPU, CLIENT_CPU = 0, 1
 CHANNEL = "fanout"
@@ -136,6 +130,7 @@ def servers(peer: str, ping: float) -> Iterator[dict[str, Any]]:
                 "groups": [(srv.port, f"/v1/channels/{CHANNEL}/events?history=false", 1.0)],
                 "publish": (srv.port, f"/v1/channels/{CHANNEL}/publish"),
                 "pids": [srv.proc.pid],
+                "metrics": [srv.port],  # /metrics: the event-loop lag (idle mode)
             }
     elif peer == "mz-stream":  # GET /v1/streams/{id}: the channel's log stream, read whole
         with serve_process(env=serve_env(ping)) as srv:
@@ -147,6 +142,7 @@ def servers(peer: str, ping: float) -> Iterator[dict[str, Any]]:
                 "groups": [(srv.port, f"/v1/streams/channel:{CHANNEL}", 1.0)],
                 "publish": (srv.port, f"/v1/channels/{CHANNEL}/publish"),
                 "pids": [srv.proc.pid],
+                "metrics": [srv.port],  # /metrics: the event-loop lag (idle mode)
             }
     elif peer == "mz-redis2":
         with redis_process() as redis, contextlib.ExitStack() as stack:
@@ -161,6 +157,7 @@ def servers(peer: str, ping: float) -> Iterator[dict[str, Any]]:
                 "groups": [(first.port, path, 0.5), (second.port, path, 0.5)],
                 "publish": (first.port, f"/v1/channels/{CHANNEL}/publish"),
                 "pids": [first.proc.pid, second.proc.pid],
+                "metrics": [first.port, second.port],
                 "redis_port": redis.port,
                 "redis_pid": redis.proc.pid,
             }
@@ -283,6 +280,7 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
                     "levels": args.levels,
                     "ping": args.ping,
                     "server_pids": target["pids"],
+                    "metrics_ports": target.get("metrics", []),  # event-loop lag, mianzhang's
                     "settle": 2.0,
                     "hold": args.hold,
                     "open_timeout": 60 + top / 50,
@@ -295,11 +293,11 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
         outcome["load_before"] = load
         results["peers"][peer] = outcome
         for level in outcome.get("levels", []):
-            late = level["heartbeat_lateness_ms"]
+            late, lag = level["heartbeat_lateness_ms"], level.get("server_loop_lag") or {}
             print(
                 f"idle {peer} @{level['connections']}: {level['kib_per_connection']} KiB/conn, "
-                f"pings {level['pings_in_hold']}, lateness max {late.get('max')} ms, "
-                f"load {load[0]}",
+                f"pings {level['pings_in_hold']}, lateness max {late.get('max')} ms, loop lag "
+                f"max {lag.get('max_ms')} p99 {lag.get('p99_ms')} ms, load {load[0]}",
                 flush=True,
             )
         if "error" in outcome:

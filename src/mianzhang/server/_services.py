@@ -13,7 +13,8 @@ closes what was built so far, and shutdown closes them in the reverse order:
 4. the chat store (producers' ``on_end`` hooks write to it until the host is closed), the
    files (interrupted uploads publish a last event, so before the log), the LLM gateway, the
    rate limiter;
-5. the event log, last.
+5. the event log, then the event-loop lag monitor (``mianzhang_event_loop_lag_*`` metrics,
+   see ``server._loop_lag``: one timer, cancelled), last.
 
 Every step runs even when an earlier one raised.
 """
@@ -38,6 +39,7 @@ from ..log import EventLog, LeaseSweeper, MemoryEventLog
 from ..log.serve import StreamHost
 from ._auth import Authenticator
 from ._limits import RateLimiter
+from ._loop_lag import LoopLagMonitor
 from ._metrics import register_stream_metrics
 from ._settings import Settings
 
@@ -141,6 +143,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
         supervisor = StreamSupervisor(retry_ms=settings.reconnect_retry_ms)
         metrics = CollectorRegistry()
+        monitor = LoopLagMonitor(metrics, interval=settings.loop_lag_interval)
+        await stack.enter_async_context(monitor)  # closed last: it watches the shutdown too
         log = _open_log(settings)
         stack.push_async_callback(log.aclose)
         limiter = RateLimiter(

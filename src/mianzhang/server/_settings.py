@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # every third of this; a producer not renewed for this long is presumed dead, and its
     # stream is ended (FAILED, an explicit error event) by whichever instance notices.
     producer_lease_ttl: float = Field(default=5.0, ge=0.5)
+    # Event-loop lag metrics (mianzhang_event_loop_lag_*): one timer armed this often.
+    loop_lag_interval: float = Field(default=0.25, gt=0)
     web: bool = True
     llm: LLMSettings = Field(default_factory=LLMSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
