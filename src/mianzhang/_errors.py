@@ -10,7 +10,8 @@
     ├── LogError                          event log (layer 3)
     │   ├── StreamNotFound
     │   ├── StreamClosedError             append to a closed stream
-    │   └── BackendUnavailable            the storage engine (Redis) cannot be reached
+    │   ├── BackendUnavailable            the storage engine (Redis) cannot be reached
+    │   └── LeaseLost                     a request-bound producer's lease was ended elsewhere
     ├── ClientError                       ``mianzhang.client``
     │   ├── ResponseRejected              non-200 or not ``text/event-stream``: never retried
     │   ├── ReconnectExhausted            network errors outlasted the retry budget
@@ -132,6 +133,18 @@ class StreamClosedError(LogError):
 
 class BackendUnavailable(LogError):
     """The log's storage engine cannot be reached right now; retrying later may succeed."""
+
+
+class LeaseLost(LogError):
+    """The producer lease a block held (``mianzhang.log.LeaseHolder``) was lost while it ran:
+    this instance was presumed dead (cut off from the log, or its loop blocked, longer than the
+    lease's ttl) and another instance applied the lease, or another producer took the stream
+    over. The block was cancelled so that it does not go on producing for a stream whose
+    readers were told it stopped."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"the producer lease of {stream!r} was lost")
+        self.stream = stream
 
 
 # -- client -----------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ Redis Cluster), SIGKILL of the instance running the producer.
 * A job run by A's embedded worker, followed on B: A SIGKILLed mid-job; within the bound the
   reader gets ``state: requeued`` and the stream stays ``open`` (the queue re-delivers jobs);
   A restarted runs attempt 2 on the same stream to ``complete``, every event once.
+* A slow plain upload (``PUT /v1/files``) to A, its progress stream ``upload:{id}`` followed
+  on B: A SIGKILLed mid-body; within the bound the reader gets the ``error`` event of type
+  ``producer_lost`` and the stream ends; ``/info`` says ``failed``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -269,3 +273,75 @@ async def test_a_job_whose_worker_instance_is_killed_is_requeued_and_continues(
 async def _until(reader: Reader, pred: Any) -> list[ServerSentEvent]:
     await eventually(lambda: any(pred(e) for _, e in reader.events), timeout=40)
     return [e for _, e in reader.events]
+
+
+CHUNK = 20_000  # bytes per chunk of the slow upload
+CHUNKS = 400  # at 0.05 s a chunk: ~20 s, far longer than the test needs
+
+
+async def slow_body() -> AsyncIterator[bytes]:
+    """The upload's body, paced like a slow client (the pace is the data, not a wait)."""
+    for _ in range(CHUNKS):
+        yield b"x" * CHUNK
+        await asyncio.sleep(0.05)
+
+
+async def upload_streams(redis_url: str) -> list[str]:
+    """The ``upload:{id}`` streams in Redis (the id of a plain upload is only told to its
+    client at the end: a follower elsewhere finds the stream by its key)."""
+    from mianzhang.log.redis._connect import close, connect
+
+    client = connect(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match="mz:{upload:*}:meta")]
+    finally:
+        await close(client)
+    return [str(key).split("{", 1)[1].rsplit("}", 1)[0] for key in keys]
+
+
+async def put_slowly(url: str) -> None:
+    """A slow ``PUT /v1/files``; its instance is killed under it (the error is expected)."""
+    headers = {"Content-Length": str(CHUNK * CHUNKS)}
+    with contextlib.suppress(httpx.HTTPError):
+        async with httpx.AsyncClient(timeout=60) as http:
+            await http.put(f"{url}/v1/files/slow.bin", content=slow_body(), headers=headers)
+
+
+async def test_an_upload_whose_instance_is_killed_ends_for_its_readers(
+    redis_url: str, instances: list[Instance], tmp_path: Path
+) -> None:
+    def env(name: str) -> dict[str, str]:
+        files = {"MIANZHANG_FILES__ENABLED": "true", "MIANZHANG_FILES__FSYNC": "false"}
+        return server_env(redis_url, **files, MIANZHANG_FILES__DIRECTORY=str(tmp_path / name))
+
+    a, b = run(instances, env("a")), run(instances, env("b"))
+    uploading = asyncio.create_task(put_slowly(a.url))
+    try:
+        found: list[str] = []
+
+        async def one_upload() -> bool:
+            found[:] = await upload_streams(redis_url)
+            return len(found) == 1
+
+        await eventually(one_upload, timeout=30, message="no upload stream in Redis")
+        (stream,) = found
+        reader = Reader(f"{b.url}/v1/streams/{stream}").start()
+        await reader.count(3)  # the upload is under way, read on B
+        killed_at = a.kill()
+        events = await reader.done()
+        waited = reader.last_at() - killed_at
+    finally:
+        uploading.cancel()
+        await asyncio.gather(uploading, return_exceptions=True)
+    assert events[-1].event == "error"
+    assert orjson.loads(events[-1].data)["type"] == "producer_lost"
+    assert sum(e.event == "error" for e in events) == 1
+    progress = [orjson.loads(e.data) for e in events if e.event == "progress"]
+    assert progress and {p["state"] for p in progress} == {"receiving"}
+    ids = seqs(events)
+    assert ids == sorted(set(ids)), "an event was emitted twice"
+    assert waited <= BOUND, f"the reader waited {waited:.2f}s after the kill"
+    async with httpx.AsyncClient(timeout=10) as http:
+        info = (await http.get(f"{b.url}/v1/streams/{stream}/info")).json()
+    assert info["state"] == "failed"
+    report("plain upload on redis", waited)

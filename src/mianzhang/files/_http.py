@@ -11,7 +11,7 @@ from starlette.responses import Response
 from .._error_body import error_body
 from .._errors import FilesError
 
-__all__ = ["combined_header", "error_response", "files_error_response"]
+__all__ = ["combined_header", "error_response", "files_error_response", "lease_lost_response"]
 
 
 def error_response(
@@ -40,6 +40,14 @@ def files_error_response(exc: FilesError, *, headers: Mapping[str, str] | None =
         # The body was not read to its end: the connection cannot be reused.
         all_headers.setdefault("Connection", "close")
     return error_response(exc.status_code, str(exc), headers=all_headers)
+
+
+def lease_lost_response(*, headers: Mapping[str, str] | None = None) -> Response:
+    """503 for an upload stopped because its progress stream's producer lease was lost
+    (:class:`~mianzhang.LeaseLost`: readers were told it stopped); the client may retry."""
+    all_headers = {"Retry-After": "1", "Connection": "close", **(headers or {})}
+    message = "this instance lost the upload's progress stream (its lease expired): retry"
+    return error_response(503, message, kind="producer_lost", headers=all_headers)
 
 
 def combined_header(headers: Headers, name: str) -> str | None:

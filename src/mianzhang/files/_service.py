@@ -16,11 +16,11 @@ import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from .._errors import FileNotFound, FilesError
+from .._errors import FileNotFound, FilesError, LeaseLost
 from ..log import EventLog
 from ._digest import repr_digest
 from ._download import FileDownload
-from ._http import error_response, files_error_response
+from ._http import error_response, files_error_response, lease_lost_response
 from ._ids import is_file_id
 from ._multipart import receive_multipart
 from ._progress import progress_stream
@@ -59,15 +59,26 @@ class FilesService:
     a process which died mid-upload left in ``.tmp`` more than a day ago: blocking, once);
     call :meth:`drain` when the instance starts shutting down (SIGTERM) and :meth:`aclose`
     at the end of the lifespan. It owns no background task; ``stats`` counts transfers.
+
+    Each upload request holds the producer lease of its progress stream for ``lease_ttl``
+    seconds, renewed while it runs (``_progress``: the server passes
+    ``producer_lease_ttl``; ``None``: no lease).
     """
 
-    def __init__(self, settings: FilesSettings, log: EventLog | None = None) -> None:
+    def __init__(
+        self,
+        settings: FilesSettings,
+        log: EventLog | None = None,
+        *,
+        lease_ttl: float | None = 5.0,
+    ) -> None:
         self.settings = settings
         self.log = log
+        self.lease_ttl = lease_ttl
         self.stats = FilesStats()
         self.storage = FileStorage(settings.directory, fsync=settings.fsync)
         self.storage.purge_temps(_STALE_TEMP_AGE)
-        self.tus = TusUploads(self.storage, settings, log, self.stats)
+        self.tus = TusUploads(self.storage, settings, log, self.stats, lease_ttl=lease_ttl)
         self.draining = False
         self._closed = False
 
@@ -137,6 +148,9 @@ class FilesService:
         except ClientDisconnect:
             self.stats.uploads_failed += 1
             return Response(status_code=400, headers={"Connection": "close"})
+        except LeaseLost:
+            self.stats.uploads_failed += 1
+            return lease_lost_response()
         finally:
             self.stats.active_uploads -= 1
 
@@ -189,6 +203,7 @@ class FilesService:
                 log=self.log,
                 name=name or request.query_params.get("name"),
                 url_for=file_url,
+                lease_ttl=self.lease_ttl,
             ),
         )
         if isinstance(meta, Response):

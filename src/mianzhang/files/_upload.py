@@ -160,12 +160,15 @@ async def receive_raw(
     log: EventLog | None,
     name: str | None = None,
     url_for: Callable[[str], str] | None = None,
+    lease_ttl: float | None = None,
 ) -> FileMeta:
     """Store a raw request body as a new file and return its metadata.
 
     ``name`` (the client's file name) falls back to the request's ``Content-Disposition``.
     Raises :class:`FilesError` subclasses, or whatever ``body`` raises when the client
-    disconnects; nothing is kept then. Progress is published to ``upload:{id}``.
+    disconnects; nothing is kept then. Progress is published to ``upload:{id}``, whose
+    producer lease (with ``lease_ttl``) this request holds until it ends (``_progress``):
+    :class:`~mianzhang.LeaseLost` if it is lost meanwhile.
     """
     length = check_declared_size(headers, settings.max_upload_size)
     described = _Described.of(headers, name)
@@ -176,10 +179,12 @@ async def receive_raw(
         interval=settings.progress_interval,
         step=settings.progress_step,
         ttl_after_close=settings.progress_ttl,
+        lease_ttl=lease_ttl,
     )
-    meta = await _store_body(body, length, described, progress, storage, settings)
-    url = url_for(meta.id) if url_for is not None else f"/v1/files/{meta.id}"
-    await progress.complete(size=meta.size, sha256=meta.sha256, url=url)
+    async with progress.producing():
+        meta = await _store_body(body, length, described, progress, storage, settings)
+        url = url_for(meta.id) if url_for is not None else f"/v1/files/{meta.id}"
+        await progress.complete(size=meta.size, sha256=meta.sha256, url=url)
     return meta
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._common import LogStatistics
+from ._holder import LeaseHolder
 from ._producers import LogEntry, ProducerRunner
 from ._protocol import (
     EventLog,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventLog",
+    "LeaseHolder",
     "LeaseSweeper",
     "LogEntry",
     "LogEvent",

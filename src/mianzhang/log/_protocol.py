@@ -28,9 +28,10 @@ Guarantees every backend gives (checked by ONE contract suite, ``tests/log/contr
 
 Producer leases (no reader waits forever on a dead producer)
 ------------------------------------------------------------
-The producer of a stream (an LLM generation, a job attempt) holds a *lease* on it in the
-backend, taken with :meth:`EventLog.lease` together with the entries that end the stream if the
-producer is lost (for a generation, a ``gen.error`` of type ``producer_lost``), and renewed by
+The producer of a stream (an LLM generation, a job attempt, an upload request: see
+``_holder.py`` for producers bound to a request) holds a *lease* on it in the backend, taken
+with :meth:`EventLog.lease` together with the entries that end the stream if the producer is
+lost (for a generation, a ``gen.error`` of type ``producer_lost``), and renewed by
 its owner with :meth:`EventLog.renew_leases` (all of one owner's streams in one round trip).
 A lease that is not renewed for ``ttl`` seconds *expires*: its owner is presumed dead (its
 process was killed, its host partitioned, its event loop blocked that long, or, in one

@@ -159,7 +159,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 settings.chats, redis_url=_redis_url(settings), prefix=settings.redis_prefix
             )
         )
-        files = FilesService(settings.files, log) if settings.files.enabled else None
+        files = (
+            FilesService(settings.files, log, lease_ttl=settings.producer_lease_ttl)
+            if settings.files.enabled
+            else None
+        )
         if files is not None:
             stack.push_async_callback(files.aclose)
         host = _stream_host(settings, log, supervisor)

@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     # other instances and keep receiving through Redis) before they are cancelled.
     producer_drain_timeout: float = Field(default=5.0, ge=0)
     producer_poll_interval: float = Field(default=0.5, gt=0)
-    # Liveness of producers (generations, job attempts): each holds a lease in the log renewed
-    # every third of this; a producer not renewed for this long is presumed dead, and its
+    # Liveness of producers (generations, job attempts, uploads): each holds a lease in the log
+    # renewed every third of this; a producer not renewed for this long is presumed dead, and its
     # stream is ended (FAILED, an explicit error event) by whichever instance notices.
     producer_lease_ttl: float = Field(default=5.0, ge=0.5)
     # Event-loop lag metrics (mianzhang_event_loop_lag_*): one timer armed this often.

@@ -35,7 +35,8 @@ Guarantees:
   id: ``GET /v1/files/{id}`` serves it. A whole-file digest mismatch removes the upload (460).
 * Incomplete uploads not written to for ``tus_expire_after`` seconds are removed (checked at
   most once a minute, on creation); ``Upload-Expires`` tells clients when.
-* Progress is published to the event-log stream ``upload:{id}`` (see ``_progress``).
+* Progress is published to the event-log stream ``upload:{id}`` (see ``_progress``); a
+  ``PATCH`` holds its (non-final) producer lease while it runs, none is held between two.
 * Draining (SIGTERM): :meth:`TusUploads.interrupt_running` stops every running ``PATCH``,
   which saves its bytes and answers its offset with ``Connection: close``; while
   ``draining``, creation and ``PATCH`` get 503 with ``Retry-After``, so clients resume on

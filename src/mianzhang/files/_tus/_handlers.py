@@ -22,13 +22,14 @@ from ..._errors import (
     FileNotFound,
     FilesError,
     InvalidUpload,
+    LeaseLost,
     UploadConflict,
     UploadTooLarge,
 )
 from ...log import EventLog
 from .._conditional import format_http_date
 from .._digest import expected_sha256
-from .._http import error_response, files_error_response
+from .._http import error_response, files_error_response, lease_lost_response
 from .._ids import new_file_id
 from .._names import DEFAULT_CONTENT_TYPE, clean_content_type, clean_filename
 from .._progress import ProgressPublisher
@@ -62,7 +63,9 @@ _PURGE_EVERY = 60.0
 
 class TusUploads:
     """The tus endpoint's state and handlers. One instance per application (it holds the
-    per-upload claims and running hashes of this process)."""
+    per-upload claims and running hashes of this process). A ``PATCH`` holds the (non-final)
+    producer lease of the upload's progress stream for ``lease_ttl`` seconds while it runs
+    (``_progress``)."""
 
     def __init__(
         self,
@@ -70,7 +73,10 @@ class TusUploads:
         settings: FilesSettings,
         log: EventLog | None = None,
         stats: FilesStats | None = None,
+        *,
+        lease_ttl: float | None = None,
     ) -> None:
+        self.lease_ttl = lease_ttl
         self.storage = storage
         self.settings = settings
         self.log = log
@@ -127,6 +133,7 @@ class TusUploads:
             interval=self.settings.progress_interval,
             step=self.settings.progress_step,
             ttl_after_close=self.settings.progress_ttl,
+            lease_ttl=self.lease_ttl,
         )
 
     async def _exclusively(
@@ -301,24 +308,28 @@ class TusUploads:
         claim: Claim,
         file_url: FileUrl,
     ) -> Response:
-        """Take the body (counted as an active upload), then answer with the new offset."""
+        """Take the body (counted as an active upload), then answer with the new offset; the
+        progress stream's lease is held meanwhile (503 if it is lost: the client resumes)."""
         progress = self._publisher(upload)
         if self.stats is not None:
             self.stats.active_uploads += 1
         try:
-            outcome = await receive_patch(
-                request.stream(),
-                upload,
-                offset,
-                checksum,
-                scope=claim.scope,
-                store=self.store,
-                hashes=self._hashes,
-                progress=progress,
-                settings=self.settings,
-                stats=self.stats,
-            )
-            return await self._patched(upload, outcome, progress, file_url)
+            async with progress.producing(resumable=True, received=offset):
+                outcome = await receive_patch(
+                    request.stream(),
+                    upload,
+                    offset,
+                    checksum,
+                    scope=claim.scope,
+                    store=self.store,
+                    hashes=self._hashes,
+                    progress=progress,
+                    settings=self.settings,
+                    stats=self.stats,
+                )
+                return await self._patched(upload, outcome, progress, file_url)
+        except LeaseLost:
+            return lease_lost_response(headers=self._headers())
         finally:
             if self.stats is not None:
                 self.stats.active_uploads -= 1
