@@ -137,6 +137,17 @@ async def _start_jobs(
     )
 
 
+def _open_files(
+    settings: Settings, log: EventLog, stack: contextlib.AsyncExitStack
+) -> FilesService | None:
+    """The files service (closed by ``stack``), if files are enabled."""
+    if not settings.files.enabled:
+        return None
+    files = FilesService(settings.files, log, lease_ttl=settings.producer_lease_ttl)
+    stack.push_async_callback(files.aclose)
+    return files
+
+
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Build every service; on exit close them in reverse order (see the module docstring)."""
@@ -159,13 +170,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 settings.chats, redis_url=_redis_url(settings), prefix=settings.redis_prefix
             )
         )
-        files = (
-            FilesService(settings.files, log, lease_ttl=settings.producer_lease_ttl)
-            if settings.files.enabled
-            else None
-        )
-        if files is not None:
-            stack.push_async_callback(files.aclose)
+        files = _open_files(settings, log, stack)
         host = _stream_host(settings, log, supervisor)
         stack.push_async_callback(host.aclose)
         stack.push_async_callback(_let_producers_finish, host, settings.producer_drain_timeout)
