@@ -2,7 +2,7 @@
 
     python bench/sse_peers.py            # full run (several minutes), the numbers in README
     python bench/sse_peers.py --quick    # smoke run (small counts, about a minute)
-    MZ_BENCH_HTTP=mianzhang python bench/sse_peers.py   # under `mianzhang serve`'s protocol
+    MZ_BENCH_SERVER=mianzhang python bench/sse_peers.py   # under `mianzhang serve`'s server
 
 Every peer (``bench/_sse_peer_apps.py``) runs under the same server: ``python -m uvicorn`` with
 uvloop + httptools, one worker, fresh processes for every scenario, pinned to CPU 0. The load
@@ -455,10 +455,11 @@ def pin_all_threads(pid: int, cpu: int) -> None:
             os.sched_setaffinity(int(task), {cpu})
 
 
-HTTP = {"httptools": "httptools", "mianzhang": "bench._mz_protocol:Protocol"}
-"""``MZ_BENCH_HTTP``: uvicorn's httptools protocol (the default: what every peer gets), or
-``mianzhang``: ``mianzhang serve``'s (the transport extension: send buffer, unsent limit,
-acknowledgement watchdog, reset on a cut; configured by ``MIANZHANG_*``)."""
+LAUNCHERS = {"uvicorn": "uvicorn", "mianzhang": "bench._mz_serve"}
+"""``MZ_BENCH_SERVER``: plain uvicorn (the default: what every peer gets), or ``mianzhang``:
+``mianzhang serve``'s server (``bench/_mz_serve.py``: its protocol with the transport
+extension, send buffer, unsent limit, watchdog and reset on a cut, configured by
+``MIANZHANG_*``, and its acceptor, which accepts connections in batches)."""
 
 
 def can_pin() -> bool:
@@ -469,10 +470,11 @@ def can_pin() -> bool:
 def server(peer: str) -> Iterator[Any]:
     from tests._support.procs import uvicorn_process
 
-    http = HTTP[os.environ.get("MZ_BENCH_HTTP", "httptools")]
-    args = ("--loop", "uvloop", "--http", http, "--lifespan", "off", "--backlog", "4096")
+    module = LAUNCHERS[os.environ.get("MZ_BENCH_SERVER", "uvicorn")]
+    args = ("--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--backlog", "4096")
     env = {"MZ_BENCH_PEER": peer}
-    with uvicorn_process("bench._sse_peer_apps:app", env=env, args=args, graceful_timeout=2) as srv:
+    app = "bench._sse_peer_apps:app"
+    with uvicorn_process(app, env=env, args=args, graceful_timeout=2, module=module) as srv:
         if can_pin():
             pin_all_threads(srv.proc.pid, SERVER_CPU)
         yield srv

@@ -107,14 +107,20 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def uvicorn_command(
-    app: str, port: int, *, factory: bool = False, args: tuple[str, ...] = ()
+    app: str,
+    port: int,
+    *,
+    factory: bool = False,
+    args: tuple[str, ...] = (),
+    module: str = "uvicorn",
 ) -> list[str]:
     """``python -m uvicorn APP`` on 127.0.0.1:PORT, no access log, warnings only; ``args``
-    last (the benchmarks add ``--loop uvloop``, ``--backlog``...)."""
+    last (the benchmarks add ``--loop uvloop``, ``--backlog``...). ``module``: another
+    launcher taking uvicorn's command line (``bench/_mz_serve.py``)."""
     cmd = [
         sys.executable,
         "-m",
-        "uvicorn",
+        module,
         app,
         "--host",
         "127.0.0.1",
@@ -163,16 +169,17 @@ def uvicorn_process(
     args: tuple[str, ...] = (),
     graceful_timeout: float | None = None,
     stop_signal: int = signal.SIGTERM,
+    module: str = "uvicorn",
 ) -> Iterator[ServerProcess]:
-    """Run ``python -m uvicorn APP`` on 127.0.0.1:PORT (cwd = repo root, so ``tests.…`` apps
-    import).
+    """Run ``python -m uvicorn APP`` (or ``python -m MODULE APP``, see
+    :func:`uvicorn_command`) on 127.0.0.1:PORT (cwd = repo root, so ``tests.…`` apps import).
 
     Output goes to ``test-artifacts/uvicorn-PORT.log`` (read it with ``.output()``).
     """
     port = port or free_port()
     if graceful_timeout is not None:
         args = ("--timeout-graceful-shutdown", str(graceful_timeout), *args)
-    cmd = uvicorn_command(app, port, factory=factory, args=args)
+    cmd = uvicorn_command(app, port, factory=factory, args=args, module=module)
     with _listening(cmd, port, env, "uvicorn", stop_signal) as server:
         yield server
 
