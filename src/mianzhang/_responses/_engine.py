@@ -22,7 +22,8 @@ Guarantees:
 * **Cut means cut.** Where the server offers its transport (``_transport``), a stream also
   ends when its peer acknowledged nothing for ``send_timeout`` (the watchdog of
   ``_connection``, counted as a send timeout), and after a send timeout, or any other end
-  short of a complete body while the peer holds bytes back, the connection is reset at once.
+  short of a complete body while the peer holds bytes back, the connection is reset at once
+  (streams cut together: at their cut turn, at most 64 per loop iteration, ``_cuts``).
 * **Cleanup.** However ``run()`` ends (returns, raises, is cancelled): the timers are
   cancelled; the producer is cancelled once and every helper cancelled; all are awaited (the
   iterator's cleanup has run, or was cut at ``cleanup_timeout``; helper failures are logged,
@@ -161,7 +162,7 @@ class Stream(Sender):
             self._drain_handle.cancel()
         self._stop_heartbeat()
         self._closed = True
-        if self._guard is not None:  # before anything awaits: a cut releases the socket now
+        if self._guard is not None:  # before anything else awaits: the socket is released now
             self._guard.release(complete=self._complete, stop_reason=self.stop_reason)
         self._producer.cancel()
         if self._watcher is not None:
