@@ -94,7 +94,7 @@ def serve(
     settings, application = _build(overrides)
     config = _uvicorn_config(application, settings, log_level)
     typer.echo(f"mianzhang serving on http://{settings.host}:{settings.port}/", err=True)
-    _run(config, settings.socket_send_buffer)
+    _run(config, settings.socket_send_buffer, settings.accept_batch)
 
 
 def _settings(overrides: dict[str, object]) -> Settings:
@@ -129,7 +129,8 @@ def _serve_workers(overrides: dict[str, object], log_level: str, workers: int) -
 
     def worker(sock: socket.socket) -> int:
         settings_, application = _build({**overrides, "port": port})
-        server = _new_server(_uvicorn_config(application, settings_, log_level))
+        config = _uvicorn_config(application, settings_, log_level)
+        server = _new_server(config, settings_.accept_batch)
         server.run(sockets=[sock])
         return 0 if server.started else 3
 
@@ -173,13 +174,13 @@ def _uvicorn_config(application: ASGIApp, settings: Settings, log_level: str) ->
     )
 
 
-def _run(config: uvicorn.Config, send_buffer: int) -> None:
+def _run(config: uvicorn.Config, send_buffer: int, accept_batch: int) -> None:
     """Bind the socket (with ``SO_SNDBUF`` unless 0), serve until stopped, close it."""
     sock = config.bind_socket()
     if send_buffer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     try:
-        _new_server(config).run(sockets=[sock])
+        _new_server(config, accept_batch).run(sockets=[sock])
     finally:
         sock.close()
 
@@ -187,19 +188,21 @@ def _run(config: uvicorn.Config, send_buffer: int) -> None:
 def _server_class() -> type[uvicorn.Server]:
     import uvicorn
 
-    from ..server._acceptor import Acceptor
+    from ..server._acceptor import ACCEPT_BATCH, Acceptor
 
     class Server(uvicorn.Server):
         """uvicorn's server accepting connections in batches (``server._acceptor``: uvloop
         accepts one per loop iteration), with the collector set up once the app started."""
 
         acceptors: list[Acceptor]
+        accept_batch = ACCEPT_BATCH  # 0: the event loop accepts (one per iteration on uvloop)
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             self.acceptors = []
+            ours = bool(sockets) and self.accept_batch > 0
             # the sockets are ours to accept from: uvicorn runs the lifespan, listens to none
-            await super().startup(sockets=[] if sockets else sockets)
-            if sockets:
+            await super().startup(sockets=[] if ours else sockets)
+            if sockets and ours:
                 factory = functools.partial(
                     self.config.http_protocol_class,  # type: ignore[call-arg]
                     config=self.config,
@@ -207,7 +210,8 @@ def _server_class() -> type[uvicorn.Server]:
                     app_state=self.lifespan.state,
                 )
                 backlog = self.config.backlog
-                self.acceptors = [Acceptor(sock, factory, backlog) for sock in sockets]
+                batch = self.accept_batch
+                self.acceptors = [Acceptor(sock, factory, backlog, batch) for sock in sockets]
                 self.servers = list(self.acceptors)  # type: ignore[arg-type]  # (close())
                 for acceptor in self.acceptors:
                     acceptor.start()
@@ -225,5 +229,7 @@ def _server_class() -> type[uvicorn.Server]:
     return Server
 
 
-def _new_server(config: uvicorn.Config) -> uvicorn.Server:
-    return _server_class()(config)
+def _new_server(config: uvicorn.Config, accept_batch: int) -> uvicorn.Server:
+    server = _server_class()(config)
+    server.accept_batch = accept_batch  # type: ignore[attr-defined]
+    return server

@@ -20,6 +20,7 @@ from ..files import FilesSettings
 from ..jobs import JobsSettings
 from ..llm import LLMSettings
 from ..tails import TailsSettings
+from ._acceptor import ACCEPT_BATCH
 from ._auth import AuthSettings
 from ._limits import LimitsSettings
 
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     # TCP_NOTSENT_LOWAT and the server's write buffer; 0 = leave them): a reader that stops
     # reading stops costing writes after its receive window and this much.
     stream_unsent_limit: int = Field(default=DEFAULT_STREAM_UNSENT_LIMIT, ge=0)
+    # Connections `mianzhang serve` accepts per event-loop iteration, at most (0 = the loop's
+    # own accept: one per iteration on uvloop, which a connection storm waits behind).
+    accept_batch: int = Field(default=ACCEPT_BATCH, ge=0)
     # Slow and abusive clients (uvicorn cuts nothing while bytes trickle in).
     header_timeout: float = Field(default=10.0, gt=0)  # first byte -> end of headers
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers
