@@ -5,7 +5,9 @@ loop busy (each iteration runs a fair turn of bulk output, ``mianzhang._response
 storm of connections (1,000 clients reconnecting after a deploy, a page of dashboards opened
 at once) is accepted at one per iteration: the 1,000th waits 1,000 iterations for its
 ``accept``, before its request is even read (measured: 1,000 bulk streams connecting at once,
-first-event p99 0.57-0.80 s, all of it in the accept queue). asyncio's own loop accepts up to
+first-event p99 0.57-0.99 s, with batches 0.18-0.40 s). The price: uvloop keeps the Python
+socket object of a connection it did not accept itself, 0.2-0.45 KiB per connection (measured;
+``MIANZHANG_ACCEPT_BATCH=0`` leaves accepting to the loop). asyncio's own loop accepts up to
 its backlog per iteration. :class:`Acceptor` does what asyncio does, on any loop: it watches the
 listening socket itself and accepts up to ``ACCEPT_BATCH`` pending connections each time it
 is readable, handing each to the loop (``connect_accepted_socket``) with the server's protocol.
@@ -15,8 +17,8 @@ Guarantees:
 * **Same connections.** Each accepted socket gets a protocol from the same factory uvicorn would
   have used (limits, the transport extension, uvicorn's connection tracking and graceful
   shutdown all apply as before); ``TCP_NODELAY`` is set as asyncio and uvloop do.
-* **Bounded.** At most ``ACCEPT_BATCH`` accepts per readable event; the loop polls between
-  batches. Out of descriptors or memory (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``), it
+* **Bounded.** At most ``batch`` (``ACCEPT_BATCH``) accepts per readable event; the loop
+  polls between batches. Out of descriptors or memory (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``), it
   logs once and stops accepting for ``RETRY_DELAY`` seconds instead of spinning (asyncio's
   policy); connections wait in the kernel's backlog meanwhile.
 * **Owned.** The handshakes in flight are tasks this acceptor owns: :meth:`close` stops
@@ -37,7 +39,8 @@ __all__ = ["ACCEPT_BATCH", "RETRY_DELAY", "Acceptor"]
 logger = logging.getLogger("mianzhang.server")
 
 ACCEPT_BATCH = 128
-"""Connections accepted per readable event of the listening socket, at most."""
+"""Connections accepted per readable event of the listening socket, at most (the default of
+``MIANZHANG_ACCEPT_BATCH``)."""
 
 RETRY_DELAY = 1.0
 """Seconds accepting pauses after the process ran out of descriptors or memory."""
@@ -49,16 +52,19 @@ class Acceptor:
     """Accepts connections from one listening socket (see the module docstring). Has the
     ``close()`` of an ``asyncio.Server``, which is all uvicorn's shutdown calls."""
 
-    __slots__ = ("_factory", "_handshakes", "_loop", "_paused", "_reading", "_socket")
+    __slots__ = ("_batch", "_factory", "_handshakes", "_loop", "_paused", "_reading", "_socket")
 
     def __init__(
         self,
         sock: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
         backlog: int = 2048,
+        batch: int = ACCEPT_BATCH,
     ) -> None:
-        """``sock``: bound, listening or not (it is made to listen with ``backlog``)."""
+        """``sock``: bound, listening or not (it is made to listen with ``backlog``);
+        ``batch``: connections accepted per readable event, at most."""
         self._socket = sock
+        self._batch = batch
         self._factory = protocol_factory
         self._loop = asyncio.get_running_loop()
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -96,8 +102,8 @@ class Acceptor:
             self._loop.remove_reader(self._socket.fileno())
 
     def _accept(self) -> None:
-        """The listening socket is readable: accept up to ``ACCEPT_BATCH`` connections."""
-        for _ in range(ACCEPT_BATCH):
+        """The listening socket is readable: accept up to a batch of connections."""
+        for _ in range(self._batch):
             try:
                 conn, _address = self._socket.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
