@@ -18,9 +18,9 @@ Guarantees:
   have used (limits, the transport extension, uvicorn's connection tracking and graceful
   shutdown all apply as before); ``TCP_NODELAY`` is set as asyncio and uvloop do.
 * **Bounded.** At most ``batch`` (``ACCEPT_BATCH``) accepts per readable event; the loop
-  polls between batches. Out of descriptors or memory (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``), it
-  logs once and stops accepting for ``RETRY_DELAY`` seconds instead of spinning (asyncio's
-  policy); connections wait in the kernel's backlog meanwhile.
+  polls between batches. Out of descriptors or memory (``EMFILE``, ``ENFILE``, ``ENOBUFS``,
+  ``ENOMEM``), it logs once and stops accepting for ``RETRY_DELAY`` seconds instead of
+  spinning (asyncio's policy); connections wait in the kernel's backlog meanwhile.
 * **Owned.** The handshakes in flight are tasks this acceptor owns: :meth:`close` stops
   accepting and :meth:`wait_closed` awaits them (each is one loop iteration long), so no
   connection is accepted after the server's shutdown began without being known to it.
