@@ -88,6 +88,7 @@ class FollowContext:
     settings, and whether it is closed."""
 
     read: ReadFn
+    first_read: ReadFn  # the same, shared by followers starting together (``_first_reads``)
     watcher: Watcher
     presence: Presence
     policy: FollowPolicy
@@ -152,7 +153,7 @@ async def _first_read(
 ) -> Snapshot:
     epoch, seq = position(after)
     with backend_errors():
-        first = await ctx.read(keys, epoch, seq, min(ctx.policy.read_batch, FIRST_READ))
+        first = await ctx.first_read(keys, epoch, seq, min(ctx.policy.read_batch, FIRST_READ))
     if first is None:
         raise StreamNotFound(stream)
     return first

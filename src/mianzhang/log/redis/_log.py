@@ -27,6 +27,7 @@ from .._fanout import Push
 from .._protocol import LogEvent, Reset, StreamInfo, StreamState, format_id
 from ._connect import Client, close, connect, is_cluster
 from ._errors import backend_errors
+from ._first_reads import FirstReads
 from ._follower import FollowContext, FollowPolicy, follow
 from ._keys import StreamKeys
 from ._leases import LeaseMethods, RedisLeases
@@ -124,6 +125,7 @@ class RedisEventLog(LeaseMethods, AsyncResource):
         self._cluster = is_cluster(self._redis)
         self._blocking: Client | None = None
         self._scripts = Scripts.register(self._redis)
+        self._first_reads = FirstReads(self._snapshot)
         self._watcher = self._open_watcher(
             url, connect_timeout, block_timeout, cache_size, validate_interval, reconnect_timeout
         )
@@ -302,6 +304,7 @@ class RedisEventLog(LeaseMethods, AsyncResource):
         is detached in ``finally`` (also on cancellation). ``push``: see ``log._fanout``."""
         ctx = FollowContext(
             read=self._snapshot,
+            first_read=self._first_reads.read,
             watcher=self._watcher,
             presence=self._presence,
             policy=self._policy,
@@ -353,6 +356,7 @@ class RedisEventLog(LeaseMethods, AsyncResource):
             return
         self._closed = True
         try:
+            await self._first_reads.aclose()
             await self._watcher.aclose()
             await self._presence.aclose()
         finally:
