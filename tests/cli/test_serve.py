@@ -19,15 +19,16 @@ async def app(scope: dict[str, object], receive: object, send: object) -> None:
 
 async def test_the_collector_is_set_up_once_the_app_has_started() -> None:
     before = gc.get_threshold()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
     server = _new_server(uvicorn.Config(app, lifespan="off", log_level="warning"))
     assert gc.get_threshold() == before  # nothing changes before the start
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await eventually(lambda: server.started)
         assert gc.get_threshold()[0] == GC_THRESHOLD
         assert gc.get_freeze_count() > 0
+        assert len(server.acceptors) == 1  # type: ignore[attr-defined]  # (batched accept)
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 10)

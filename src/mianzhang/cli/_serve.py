@@ -229,7 +229,10 @@ def _server_class() -> type[uvicorn.Server]:
     return Server
 
 
-def _new_server(config: uvicorn.Config, accept_batch: int) -> uvicorn.Server:
+def _new_server(config: uvicorn.Config, accept_batch: int | None = None) -> uvicorn.Server:
+    """uvicorn's server as ``mianzhang serve`` runs it (``accept_batch``: connections accepted
+    per loop iteration, ``None``: the default, 0: the loop's own accept)."""
     server = _server_class()(config)
-    server.accept_batch = accept_batch  # type: ignore[attr-defined]
+    if accept_batch is not None:
+        server.accept_batch = accept_batch  # type: ignore[attr-defined]
     return server
