@@ -98,20 +98,27 @@ async def test_a_non_final_lease_of_a_dead_holder_keeps_the_stream_open() -> Non
             assert second.held
 
 
+async def holding(log: MemoryEventLog) -> tuple[LeaseHolder, asyncio.Future[None]]:
+    """A task holding stream ``s``'s lease (its loss ends the stream) in a block that waits
+    forever; returned once the block is entered."""
+    entered = asyncio.Event()
+    holder = LeaseHolder(log, "s", ttl=TTL, entries=lost_entries("s", None))
+
+    async def block() -> None:
+        async with holder:
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(block())
+    async with asyncio.timeout(10):
+        await entered.wait()
+    return holder, task
+
+
 async def test_a_lease_lost_while_the_block_runs_stops_it_with_lease_lost() -> None:
     async with MemoryEventLog() as log:
         await log.create("s")
-        entered = asyncio.Event()
-        holder = LeaseHolder(log, "s", ttl=TTL, entries=lost_entries("s", None))
-
-        async def block() -> None:
-            async with holder:
-                entered.set()
-                await asyncio.Event().wait()
-
-        task = asyncio.ensure_future(block())
-        async with asyncio.timeout(10):
-            await entered.wait()
+        holder, task = await holding(log)
         assert await log.release_lease("s", holder.owner, apply=True)  # ended elsewhere
         with pytest.raises(LeaseLost):
             async with asyncio.timeout(10):
@@ -135,17 +142,7 @@ async def test_a_stream_with_a_live_producer_is_produced_without_a_lease() -> No
 async def test_a_holder_cancelled_from_outside_releases_its_lease() -> None:
     async with MemoryEventLog() as log:
         await log.create("s")
-        entered = asyncio.Event()
-        holder = LeaseHolder(log, "s", ttl=TTL, entries=lost_entries("s", None))
-
-        async def block() -> None:
-            async with holder:
-                entered.set()
-                await asyncio.Event().wait()
-
-        task = asyncio.ensure_future(block())
-        async with asyncio.timeout(10):
-            await entered.wait()
+        holder, task = await holding(log)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task  # a cancellation the holder did not cause is not turned into LeaseLost

@@ -9,7 +9,7 @@ import contextlib
 import errno
 import math
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -22,17 +22,6 @@ from tests._support.wait import eventually
 PENDING = 300
 
 
-class Counting(asyncio.Protocol):
-    """Records the loop iteration each connection was made in."""
-
-    made: list[int]
-    iteration: list[int]
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.made.append(self.iteration[0])
-        self.transport = transport
-
-
 def listener() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -40,16 +29,57 @@ def listener() -> socket.socket:
     return sock
 
 
-def connect_all(port: int, count: int) -> list[socket.socket]:
-    """``count`` connections waiting in the listener's backlog (non-blocking connects)."""
+def connect_all(sock: socket.socket, count: int) -> list[socket.socket]:
+    """``count`` connections to ``sock`` waiting in its backlog (non-blocking connects)."""
     clients = []
     for _ in range(count):
         client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         client.setblocking(False)
         with contextlib.suppress(BlockingIOError):
-            client.connect(("127.0.0.1", port))
+            client.connect(sock.getsockname())
         clients.append(client)
     return clients
+
+
+def queued(sock: socket.socket) -> int:
+    """Connections in the listener's accept queue (Linux: TCP_INFO's tcpi_unacked)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return int.from_bytes(info[24:28], "little")
+
+
+class Accepting:
+    """An acceptor of a fresh listener whose protocol records the loop iteration (counted by
+    the test in ``iteration``) each connection was made in."""
+
+    def __init__(self) -> None:
+        self.sock = listener()
+        self.made: list[int] = []
+        self.iteration = 0
+        self.clients: list[socket.socket] = []
+        owner = self
+
+        class Counting(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                owner.made.append(owner.iteration)
+
+        self.acceptor = Acceptor(self.sock, Counting)
+
+    def connect(self, count: int) -> None:
+        self.clients += connect_all(self.sock, count)
+
+
+@contextlib.asynccontextmanager
+async def accepting() -> AsyncIterator[Accepting]:
+    """:class:`Accepting`; on exit the acceptor is closed and awaited, every socket closed."""
+    made = Accepting()
+    try:
+        yield made
+    finally:
+        made.acceptor.close()
+        await made.acceptor.wait_closed()
+        for client in made.clients:
+            client.close()
+        made.sock.close()
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
@@ -65,88 +95,47 @@ def test_a_backlog_is_accepted_a_batch_per_iteration(loop: str) -> None:
     more for the handshakes, on either loop (uvloop's own server needs 300)."""
 
     async def main() -> None:
-        made: list[int] = []
-        iteration = [0]
-        protocol = type("P", (Counting,), {"made": made, "iteration": iteration})
-        sock = listener()
-        clients = connect_all(sock.getsockname()[1], PENDING)
-        acceptor = Acceptor(sock, protocol)
-        try:
-            await eventually(lambda: _queued(sock) == PENDING, timeout=5)
-            acceptor.start()
+        async with accepting() as server:
+            server.connect(PENDING)
+            await eventually(lambda: queued(server.sock) == PENDING, timeout=5)
+            server.acceptor.start()
             async with asyncio.timeout(10):
-                while len(made) < PENDING:
-                    iteration[0] += 1
+                while len(server.made) < PENDING:
+                    server.iteration += 1
                     await asyncio.sleep(0)
-            used = len(set(made))
-            assert used <= math.ceil(PENDING / ACCEPT_BATCH) + 2, used
-            assert max(made) - min(made) <= math.ceil(PENDING / ACCEPT_BATCH) + 2
-        finally:
-            acceptor.close()
-            await acceptor.wait_closed()
-            for client in clients:
-                client.close()
-            sock.close()
+            bound = math.ceil(PENDING / ACCEPT_BATCH) + 2
+            assert max(server.made) - min(server.made) <= bound, server.made
 
     run(main, loop)
-
-
-def _queued(sock: socket.socket) -> int:
-    """Connections in the listener's accept queue (Linux: TCP_INFO's tcpi_unacked)."""
-    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    return int.from_bytes(info[24:28], "little")
 
 
 async def test_out_of_descriptors_pauses_accepting_then_resumes(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(_acceptor, "RETRY_DELAY", 0.05)
-    made: list[int] = []
-    protocol = type("P", (Counting,), {"made": made, "iteration": [0]})
-    sock = listener()
-    failures = [OSError(errno.EMFILE, "Too many open files")]
-    real_accept = socket.socket.accept
+    async with accepting() as server:
+        failures = [OSError(errno.EMFILE, "Too many open files")]
+        real_accept = socket.socket.accept
 
-    def accept(self: socket.socket) -> tuple[socket.socket, Any]:
-        if self is sock and failures:
-            raise failures.pop()
-        return real_accept(self)
+        def accept(self: socket.socket) -> tuple[socket.socket, Any]:
+            if self is server.sock and failures:
+                raise failures.pop()
+            return real_accept(self)
 
-    monkeypatch.setattr(socket.socket, "accept", accept)
-    clients = connect_all(sock.getsockname()[1], 3)
-    acceptor = Acceptor(sock, protocol)
-    try:
-        acceptor.start()
-        await eventually(lambda: len(made) == 3, timeout=5)
-        assert "accepting connections paused" in caplog.text
+        monkeypatch.setattr(socket.socket, "accept", accept)
+        server.connect(3)
+        server.acceptor.start()
+        await eventually(lambda: len(server.made) == 3, timeout=5)
         assert caplog.text.count("accepting connections paused") == 1
-    finally:
-        acceptor.close()
-        await acceptor.wait_closed()
-        for client in clients:
-            client.close()
-        sock.close()
 
 
 async def test_close_stops_accepting_and_waits_for_handshakes() -> None:
-    made: list[int] = []
-    protocol = type("P", (Counting,), {"made": made, "iteration": [0]})
-    sock = listener()
-    acceptor = Acceptor(sock, protocol)
-    first = connect_all(sock.getsockname()[1], 5)
-    try:
-        acceptor.start()
-        await eventually(lambda: len(made) == 5, timeout=5)
-        acceptor.close()
-        await acceptor.wait_closed()
-        later = connect_all(sock.getsockname()[1], 5)
-        try:
-            await eventually(lambda: _queued(sock) == 5, timeout=5)
-            assert len(made) == 5  # queued in the kernel, never accepted
-        finally:
-            for client in later:
-                client.close()
-    finally:
-        for client in first:
-            client.close()
-        sock.close()
+    async with accepting() as server:
+        server.connect(5)
+        server.acceptor.start()
+        await eventually(lambda: len(server.made) == 5, timeout=5)
+        server.acceptor.close()
+        await server.acceptor.wait_closed()
+        server.connect(5)
+        await eventually(lambda: queued(server.sock) == 5, timeout=5)
+        assert len(server.made) == 5  # queued in the kernel, never accepted

@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from .._errors import LeaseLost, LogError
+from .._tasks import cancel_and_wait
 from ._producer_end import complete_shielded
 from ._protocol import PRODUCER_LOST, EventLog, LogEntry
 
@@ -100,8 +101,7 @@ class LeaseHolder:
         tb: TracebackType | None,
     ) -> None:
         if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
+            await cancel_and_wait(self._renewer)
         if self.held:
             await complete_shielded(self._release())
         if self.lost and self._task is not None:
