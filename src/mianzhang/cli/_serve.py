@@ -5,9 +5,10 @@ command with exit status 2 and one line per problem, before any socket is opened
 listening socket is bound here (so ``socket_send_buffer`` can be set on it) and closed when
 the server stops.
 
-Connections are accepted by ``server._acceptor`` in batches of up to ``accept_batch`` (128) per
-event-loop iteration (uvloop accepts one per iteration: 1,000 clients connecting at once to
-busy streams had their first event after 0.51-0.99 s at p99, with the batches 0.18-0.40 s;
+Connections are accepted by ``server._acceptor`` in batches of up to ``accept_batch`` (128)
+per event-loop iteration (uvloop accepts one per iteration: 1,000 clients connecting at once
+to busy streams had their first event after 0.31-0.99 s at p99, median 0.65 s; with the
+batches 0.18-0.40 s, median 0.27 s;
 ``MZ_BENCH_SERVER=mianzhang python bench/sse_peers.py --scenarios s2``).
 
 ``--workers N`` runs N server processes sharing the port (``_workers``: ``SO_REUSEPORT``,
