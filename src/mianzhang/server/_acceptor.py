@@ -8,10 +8,10 @@ at once) is accepted at one per iteration: the 1,000th waits 1,000 iterations fo
 first-event p99 0.31-0.99 s, median 0.65 s; with batches 0.18-0.40 s, median 0.27 s). The
 price: uvloop keeps the Python socket object of a connection it did not accept itself,
 0.2-0.45 KiB per connection (measured; ``MIANZHANG_ACCEPT_BATCH=0`` leaves accepting to the
-loop). asyncio's own loop accepts up to
-its backlog per iteration. :class:`Acceptor` does what asyncio does, on any loop: it watches the
-listening socket itself and accepts up to ``ACCEPT_BATCH`` pending connections each time it
-is readable, handing each to the loop (``connect_accepted_socket``) with the server's protocol.
+loop). asyncio's own loop accepts up to its backlog per iteration. :class:`Acceptor` does what
+asyncio does, on any loop: it watches the listening socket itself and accepts up to a batch of
+pending connections each time it is readable, handing each to the loop
+(``connect_accepted_socket``) with the server's protocol.
 
 Guarantees:
 
