@@ -125,7 +125,7 @@ class RedisEventLog(LeaseMethods, AsyncResource):
         self._cluster = is_cluster(self._redis)
         self._blocking: Client | None = None
         self._scripts = Scripts.register(self._redis)
-        self._first_reads = FirstReads(self._snapshot)
+        self._first_reads = FirstReads(self._read_first)
         self._watcher = self._open_watcher(
             url, connect_timeout, block_timeout, cache_size, validate_interval, reconnect_timeout
         )
@@ -219,6 +219,12 @@ class RedisEventLog(LeaseMethods, AsyncResource):
         async with asyncio.timeout(self._timeout):
             raw = await self._scripts.read(keys=[keys.meta, keys.log], args=[epoch, after, count])
         return None if raw is None else parse_snapshot(raw)
+
+    async def _read_first(
+        self, keys: StreamKeys, epoch: str, after: int, count: int
+    ) -> Snapshot | None:
+        """A follower's first read (shared by ``_first_reads``): :meth:`_snapshot`."""
+        return await self._snapshot(keys, epoch, after, count)
 
     # -- EventLog -------------------------------------------------------------------------
     async def create(
