@@ -243,12 +243,14 @@ def engine_attr(name: str) -> tuple[Any, str]:
 
 
 class Harness:
-    """The app under trace: ``channel`` (``create_app``'s channel routes, memory log) or
-    ``log`` (``bench/_fanout_apps.py``'s ``mz-log``: a bare log stream, no FastAPI)."""
+    """The app under trace: ``channel`` (``create_app``'s channel routes, memory log),
+    ``stream`` (``create_app``'s ``GET /v1/streams/{id}`` on the channel's stream, which holds
+    one event: what the fan-out bench's ``mz-stream`` peer reads) or ``log``
+    (``bench/_fanout_apps.py``'s ``mz-log``: a bare log stream, no FastAPI)."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        if kind == "channel":
+        if kind in ("channel", "stream"):
             from mianzhang.server import create_app, load_settings
             from mianzhang.server._http_protocol import guarded_protocol
 
@@ -257,6 +259,8 @@ class Harness:
             self.http: Any = guarded_protocol(settings)  # what `mianzhang serve` runs
             self.subscribe = "/v1/channels/fanout/events?history=false"
             self.publish = "/v1/channels/fanout/publish"
+            if kind == "stream":
+                self.subscribe = "/v1/streams/channel:fanout"
         else:
             os.environ["MZ_FANOUT_PING"] = "15"
             from bench import _fanout_apps
@@ -265,8 +269,18 @@ class Harness:
             self.subscribe, self.publish = "/sub", "/pub"
             self.http = "httptools"
 
+    async def prepare(self, port: int) -> None:
+        """``stream``: publish the one event that makes the stream exist."""
+        if self.kind != "stream":
+            return
+        import httpx
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answer = await client.post(self.publish, json={"data": "first"})
+            answer.raise_for_status()
+
     async def live_streams(self) -> int:
-        if self.kind == "channel":
+        if self.kind in ("channel", "stream"):
             return int(self.app.state.services.supervisor.stats.active)
         if self.kind == "raw":
             return len(self.app.subscribers)
@@ -312,6 +326,7 @@ def served(
         port = fanout.free_port()
         server, task = await serve_in_process(harness.app, port, harness.http)
         try:
+            await harness.prepare(port)
             return await body(args, harness, port)
         finally:
             server.should_exit = True
@@ -1064,7 +1079,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames")
     parser.add_argument("--hold", type=float, default=5.0, help="memory: seconds held idle")
     parser.add_argument(
-        "--app", choices=("channel", "log", "raw"), default="channel", help="wait (not raw), memory"
+        "--app",
+        choices=("channel", "stream", "log", "raw"),
+        default="channel",
+        help="wait (not raw), memory",
     )
     parser.add_argument(
         "--apps",

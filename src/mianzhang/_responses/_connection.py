@@ -11,14 +11,16 @@ Guarantees (only where the server offers :class:`~._transport.StreamTransport`):
   ``send_timeout`` and ``send_timeout`` plus one check interval (a quarter of it, at most
   5 s) after the last acknowledgement seen. Bytes acknowledged are the peer's own count
   (``TCP_INFO``), not bytes handed to the kernel.
-* **Nothing per event.** The sender calls :meth:`ConnectionGuard.sent` after a send: it arms
-  the one timer of the stream if none is armed (one attribute test otherwise). The timer
-  re-arms itself only while bytes are unacknowledged: a reader that keeps up costs one check
-  per interval while data flows, an idle one none.
+* **Nothing per event.** The sender calls :meth:`ConnectionGuard.sent` after a send: it has
+  the stream watched if it is not (one attribute test otherwise). A watched stream is checked
+  once per interval, in its loop's shared round for that interval (``_watchdog``: one timer
+  for all streams, no timer of its own), and stops being watched at the first check that
+  finds every byte acknowledged: a reader that keeps up costs one check per interval while
+  data flows, an idle one none.
 * **Loss.** Where the transport offers ``on_lost``, :meth:`ConnectionGuard.on_lost` has the
   stream told of a lost connection by the server (no task on ``receive()`` needed); the
   callback is withdrawn by :meth:`ConnectionGuard.release`.
-* **Cut.** :meth:`ConnectionGuard.release` cancels the timer and, after an end that is not a
+* **Cut.** :meth:`ConnectionGuard.release` ends the watching and, after an end that is not a
   clean finish, resets the connection (RST, ``abort()``) when the peer holds bytes back, and
   always after a send timeout: no socket outlives its stream waiting for a reader that does
   not read, and its descriptor and buffers are released at once.
@@ -33,6 +35,7 @@ from collections.abc import Callable
 from starlette.types import Scope
 
 from ._transport import StreamTransport, transport_of
+from ._watchdog import loop_watchdogs
 
 __all__ = ["ConnectionGuard", "check_interval"]
 
@@ -54,12 +57,11 @@ class ConnectionGuard:
 
     __slots__ = (
         "_acked",
-        "_handle",
         "_interval",
-        "_loop",
         "_on_stall",
         "_progress_at",
         "_timeout",
+        "_watching",
         "transport",
     )
 
@@ -76,9 +78,8 @@ class ConnectionGuard:
         unsent = transport.stream_unsent_limit
         if unsent > 0:
             transport.limit_unsent(unsent)
-        self._loop = asyncio.get_running_loop()
         self._on_stall = on_stall
-        self._handle: asyncio.TimerHandle | None = None
+        self._watching = False
         self._acked: int | None = None
         self._progress_at = 0.0
         self._timeout = 0.0
@@ -103,36 +104,39 @@ class ConnectionGuard:
 
     @property
     def watching(self) -> bool:
-        """A watchdog check is scheduled."""
-        return self._handle is not None
+        """The stream is in its loop's watchdog round."""
+        return self._watching
 
     def sent(self) -> None:
         """Bytes were handed to the server: watch their acknowledgement."""
-        if self._handle is None and self._interval:
+        if not self._watching and self._interval:
+            self._watching = True
             self._acked = self.transport.acknowledged_bytes()
-            self._progress_at = self._loop.time()
-            self._handle = self._loop.call_later(self._interval, self._check)
+            self._progress_at = asyncio.get_running_loop().time()
+            loop_watchdogs().watch(self, self._interval)
 
-    def _check(self) -> None:
-        """One watchdog check: done when nothing is unacknowledged; progress when the peer's
-        count moved; the stall reported once none was seen for ``send_timeout``."""
-        self._handle = None
+    def check(self, now: float) -> bool:
+        """One watchdog check, called by the round at loop time ``now``: done (False) when
+        nothing is unacknowledged; progress when the peer's count moved; the stall reported
+        (and False) once none was seen for ``send_timeout``."""
         transport = self.transport
         if transport.unacknowledged_bytes() <= 0:
-            return  # all acknowledged: no timer until the next send
+            self._watching = False
+            return False  # all acknowledged: not watched until the next send
         acked = transport.acknowledged_bytes()
         if acked is None:
-            return  # the connection is gone
-        now = self._loop.time()
+            self._watching = False
+            return False  # the connection is gone
         if acked != self._acked:
             self._acked = acked
             self._progress_at = now
         elif now - self._progress_at >= self._timeout - _EARLY:
+            self._watching = False
             logger.warning("stream cut: its peer acknowledged nothing for %.1fs", self._timeout)
             transport.abort()
             self._on_stall()
-            return
-        self._handle = self._loop.call_later(self._interval, self._check)
+            return False
+        return True
 
     def release(self, *, complete: bool, stop_reason: str | None) -> None:
         """The stream is over: no more checks, no more loss callback; reset the connection
@@ -141,9 +145,9 @@ class ConnectionGuard:
         hook = getattr(self.transport, "on_lost", None)
         if hook is not None:
             hook(None)
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        if self._watching:
+            self._watching = False
+            loop_watchdogs().unwatch(self, self._interval)
         if complete or stop_reason == "disconnect":
             return
         transport = self.transport

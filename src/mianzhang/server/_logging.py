@@ -1,5 +1,5 @@
 """Logging of the server: one line per record, text or JSON, carrying the request id and the
-stream id of the request it belongs to (from :mod:`._middleware`'s context variables)."""
+stream id of the request it belongs to (from :mod:`._middleware`'s context variable)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from ._middleware import request_id_var, stream_id_var
+from ._middleware import request_ids_var
 
 __all__ = ["JSONFormatter", "TextFormatter", "log_config"]
 
@@ -18,12 +18,11 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    request_id = request_id_var.get()
-    if request_id:
-        fields["request_id"] = request_id
-    stream_id = stream_id_var.get()
-    if stream_id:
-        fields["stream_id"] = stream_id
+    ids = request_ids_var.get()
+    if ids is not None:
+        fields["request_id"] = ids.request
+        if ids.stream:
+            fields["stream_id"] = ids.stream
     for key, value in record.__dict__.items():
         if key not in _STANDARD and not key.startswith("_"):
             fields[key] = value
