@@ -1,5 +1,6 @@
-"""A peer app under ``mianzhang serve``'s server instead of plain uvicorn: its protocol
-(configured from ``MIANZHANG_*``: limits, the transport extension) and its batched acceptor
+"""A peer app under mianzhang's server (``mianzhang.server.run``, what ``mianzhang run`` and
+``mianzhang serve`` run) instead of plain uvicorn: its protocol (configured from
+``MIANZHANG_*``: limits, the transport extension) and its batched acceptor
 (``MIANZHANG_ACCEPT_BATCH``).
 
     python -m bench._mz_serve bench._sse_peer_apps:app --host 127.0.0.1 --port 8000 [uvicorn flags]
@@ -13,11 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
-from mianzhang.cli._serve import _run
-from mianzhang.server._http_protocol import guarded_protocol
-from mianzhang.server._settings import Settings
+from mianzhang.server import run
 
 
 def main() -> None:
@@ -27,20 +24,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--timeout-graceful-shutdown", type=int, default=None)
     args, _uvicorn_flags = parser.parse_known_args()
-    settings = Settings()
-    config = uvicorn.Config(
+    run(
         args.app,
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http=guarded_protocol(settings),
         lifespan="off",
         backlog=4096,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        limit_concurrency=None,  # as plain uvicorn: no connection cap
     )
-    _run(config, 0, settings.accept_batch)
 
 
 if __name__ == "__main__":

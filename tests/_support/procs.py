@@ -207,6 +207,18 @@ def serve_process(
         yield server
 
 
+@contextlib.contextmanager
+def run_process(
+    app: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[ServerProcess]:
+    """Run a user's app under the product's server: ``python -m mianzhang run APP`` on
+    127.0.0.1 and a free port (output as above)."""
+    port = free_port()
+    cmd = cli_command("run", app, "--host", "127.0.0.1", "--port", str(port), *args)
+    with _listening(cmd, port, env, "run", signal.SIGTERM) as server:
+        yield server
+
+
 def cli_command(*args: str) -> list[str]:
     """``python -m mianzhang ARGS``: the product's command line."""
     return [sys.executable, "-m", "mianzhang", *args]

@@ -16,6 +16,7 @@ from mianzhang.cli import app
 COMMANDS = [
     [],
     ["serve"],
+    ["run"],
     ["chat"],
     ["publish"],
     ["subscribe"],
@@ -74,3 +75,16 @@ def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output == f"mianzhang {__version__}\n"
+
+
+def test_each_paragraph_of_a_commands_text_is_rewrapped_as_one() -> None:
+    """The docstring's source line breaks are not kept: on a wide terminal a paragraph is
+    one line, and none of its lines ends early."""
+    result = runner.invoke(app, ["worker", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert any(
+        line.startswith("Reads the same MIANZHANG_* settings")
+        and line.endswith("Exit status 2 on bad settings.")
+        for line in lines
+    ), result.output

@@ -5,6 +5,7 @@ buffer at the start, and the acknowledgement watchdog (``_responses._connection`
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -302,3 +303,54 @@ async def test_a_cut_stream_cancelled_while_waiting_for_its_turn_still_tears_dow
     assert len(transport.aborted_at) == 1  # reset, iterator closed, stream counted
     assert cleanup.done.is_set()
     assert supervisor.stats.send_timeouts == 1 and supervisor.stats.active == 0
+
+
+async def test_each_cut_runs_in_its_own_streams_context() -> None:
+    """The checks share one timer; a stall is still reported (logged, called back) in the
+    context of the stream that stalled, never in that of the stream that armed the timer."""
+    owner: contextvars.ContextVar[str] = contextvars.ContextVar("owner", default="none")
+    seen: dict[str, str] = {}
+    done = asyncio.Event()
+
+    async def stream(name: str) -> ConnectionGuard:
+        owner.set(name)
+        transport = FakeTransport(unacknowledged=10, acknowledged=0)
+
+        def on_stall() -> None:
+            seen[name] = owner.get()
+            if len(seen) == 2:
+                done.set()
+
+        guard = ConnectionGuard(transport, 0.08, on_stall)
+        guard.sent()
+        return guard
+
+    guards = [await asyncio.create_task(stream(name)) for name in ("first", "second")]
+    await asyncio.wait_for(done.wait(), 10)
+    assert seen == {"first": "first", "second": "second"}
+    assert not any(guard.watching for guard in guards)
+
+
+async def test_a_push_from_a_loop_callback_arms_the_watchdog() -> None:
+    """A live source pushes from a loop callback, where the loop's objects cannot be looked
+    up (no task): the guard has its watchdog from its stream's task."""
+    transport = FakeTransport(unacknowledged=10, acknowledged=0)
+    stalls, on_stall = _stalls()
+    guard = ConnectionGuard(transport, 0.2, on_stall)  # made in the stream's task
+    loop = asyncio.get_running_loop()
+    pushed: asyncio.Future[None] = loop.create_future()
+
+    def push() -> None:  # a fan-out pass: no current task
+        assert asyncio.current_task() is None
+        try:
+            guard.sent()
+        except BaseException as exc:  # handed to the test
+            pushed.set_exception(exc)
+        else:
+            pushed.set_result(None)
+
+    loop.call_soon(push)
+    await pushed
+    assert guard.watching
+    guard.release(complete=True, stop_reason=None)
+    assert not guard.watching and stalls == []

@@ -57,6 +57,9 @@ The package, one job per module, in the order a response runs:
 * ``_transport``: the ``mianzhang.transport`` extension (what a server offers about the
   connection) and its implementation over an asyncio transport;
 * ``_connection``: what a stream does with it: send buffer, acknowledgement watchdog, reset;
+* ``_watchdog``: one timer per check interval and event loop for every stream's watchdog;
+* ``_cuts``, ``_ticks``, ``_loop_local``: cut streams torn down in batches; the loop's
+  iteration count; the per-loop objects all these shared timers and queues live in;
 * ``_supervisor``: live streams, statistics, drain and the signal hook.
 """
 

@@ -29,13 +29,14 @@ Guarantees (only where the server offers :class:`~._transport.StreamTransport`):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 
 from starlette.types import Scope
 
 from ._transport import StreamTransport, transport_of
-from ._watchdog import loop_watchdogs
+from ._watchdog import Watchdogs, loop_watchdogs
 
 __all__ = ["ConnectionGuard", "check_interval"]
 
@@ -57,10 +58,12 @@ class ConnectionGuard:
 
     __slots__ = (
         "_acked",
+        "_context",
         "_interval",
         "_on_stall",
         "_progress_at",
         "_timeout",
+        "_watchdogs",
         "_watching",
         "transport",
     )
@@ -80,13 +83,18 @@ class ConnectionGuard:
             transport.limit_unsent(unsent)
         self._on_stall = on_stall
         self._watching = False
+        self._context: contextvars.Context | None = None  # the stream's, while watched
         self._acked: int | None = None
         self._progress_at = 0.0
         self._timeout = 0.0
         self._interval = 0.0  # 0: no watchdog (no timeout, or acknowledgements unknown)
+        self._watchdogs: Watchdogs | None = None
         if send_timeout is not None and transport.acknowledged_bytes() is not None:
             self._timeout = send_timeout
             self._interval = check_interval(send_timeout)
+            # fetched here, in the stream's task: ``sent`` is also called from loop
+            # callbacks (a fan-out's pass), where the loop's objects cannot be looked up
+            self._watchdogs = loop_watchdogs()
 
     @classmethod
     def of(
@@ -108,12 +116,15 @@ class ConnectionGuard:
         return self._watching
 
     def sent(self) -> None:
-        """Bytes were handed to the server: watch their acknowledgement."""
-        if not self._watching and self._interval:
-            self._watching = True
+        """Bytes were handed to the server: watch their acknowledgement. (Called from the
+        stream's task or from a loop callback, a live source's push.)"""
+        watchdogs = self._watchdogs
+        if not self._watching and watchdogs is not None:
+            self._context = contextvars.copy_context()  # for the cut's log record and callback
             self._acked = self.transport.acknowledged_bytes()
             self._progress_at = asyncio.get_running_loop().time()
-            loop_watchdogs().watch(self, self._interval)
+            watchdogs.watch(self, self._interval)
+            self._watching = True
 
     def check(self, now: float) -> bool:
         """One watchdog check, called by the round at loop time ``now``: done (False) when
@@ -121,22 +132,32 @@ class ConnectionGuard:
         (and False) once none was seen for ``send_timeout``."""
         transport = self.transport
         if transport.unacknowledged_bytes() <= 0:
-            self._watching = False
-            return False  # all acknowledged: not watched until the next send
+            return self._unwatched()  # all acknowledged: not watched until the next send
         acked = transport.acknowledged_bytes()
         if acked is None:
-            self._watching = False
-            return False  # the connection is gone
+            return self._unwatched()  # the connection is gone
         if acked != self._acked:
             self._acked = acked
             self._progress_at = now
         elif now - self._progress_at >= self._timeout - _EARLY:
-            self._watching = False
-            logger.warning("stream cut: its peer acknowledged nothing for %.1fs", self._timeout)
-            transport.abort()
-            self._on_stall()
+            context = self._context
+            self._unwatched()
+            if context is None:
+                self._cut()
+            else:
+                context.run(self._cut)  # logged with the stream's own request and stream ids
             return False
         return True
+
+    def _unwatched(self) -> bool:
+        self._watching = False
+        self._context = None
+        return False
+
+    def _cut(self) -> None:
+        logger.warning("stream cut: its peer acknowledged nothing for %.1fs", self._timeout)
+        self.transport.abort()
+        self._on_stall()
 
     def release(self, *, complete: bool, stop_reason: str | None) -> None:
         """The stream is over: no more checks, no more loss callback; reset the connection
@@ -145,9 +166,9 @@ class ConnectionGuard:
         hook = getattr(self.transport, "on_lost", None)
         if hook is not None:
             hook(None)
-        if self._watching:
-            self._watching = False
-            loop_watchdogs().unwatch(self, self._interval)
+        if self._watching and self._watchdogs is not None:
+            self._unwatched()
+            self._watchdogs.unwatch(self, self._interval)
         if complete or stop_reason == "disconnect":
             return
         transport = self.transport

@@ -16,7 +16,9 @@ T = TypeVar("T")
 
 def loop_local(name: str, factory: Callable[[], T]) -> Callable[[], T]:
     """A getter of the running loop's ``factory()`` object, made by its first call on that loop
-    and forgotten with the loop."""
+    and forgotten with the loop. Call it from a task: anyio finds the running loop through
+    the current task, so from a plain loop callback (a live source's push) the getter
+    raises; code that runs in callbacks fetches its object beforehand and keeps it."""
     var: RunVar[T] = RunVar(name)
 
     def get() -> T:

@@ -11,7 +11,8 @@ the same interval form a *round*: one timer, re-armed while anyone is watched; a
 a dictionary entry while watched and nothing otherwise.
 
 Guarantees: a stream added to a round is checked (``check(now)``) every interval until its
-check answers False or it is removed; its first check comes at most one interval after it
+check answers False or it is removed, in an empty context (a check that needs its stream's
+context, to log with its ids, runs its own); its first check comes at most one interval after it
 was added (earlier when the round's timer is already armed). Removing it drops every
 reference the round holds to it, also from within another stream's check. The rounds live
 as long as their event loop (an :class:`anyio.lowlevel.RunVar`), no longer.
@@ -20,6 +21,7 @@ as long as their event loop (an :class:`anyio.lowlevel.RunVar`), no longer.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Protocol
 
 from ._loop_local import loop_local
@@ -48,7 +50,13 @@ class _Round:
     def add(self, guard: Watched, loop: asyncio.AbstractEventLoop) -> None:
         self._watched[guard] = None
         if self._handle is None:
-            self._handle = loop.call_later(self.interval, self._fire, loop)
+            self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        # an empty context: the timer serves every stream, it must not carry the context
+        # (request ids in log records) of the one that happened to arm it
+        empty = contextvars.Context()  # its own: a Context is entered by one thread at a time
+        self._handle = loop.call_later(self.interval, self._fire, loop, context=empty)
 
     def remove(self, guard: Watched) -> None:
         self._watched.pop(guard, None)
@@ -63,7 +71,7 @@ class _Round:
             if guard in watched and not guard.check(now):
                 watched.pop(guard, None)
         if watched and self._handle is None:
-            self._handle = loop.call_later(self.interval, self._fire, loop)
+            self._arm(loop)
 
     @property
     def armed(self) -> bool:

@@ -13,6 +13,7 @@ from ._channels import publish, subscribe
 from ._chat import chat
 from ._help import Command, Group
 from ._jobs import jobs_app
+from ._run import run
 from ._serve import serve
 from ._tail import tail
 from ._worker import worker
@@ -52,7 +53,7 @@ app = typer.Typer(
     add_completion=False,
     callback=_root,
 )
-for command in (serve, chat, publish, subscribe, tail, worker):
+for command in (serve, run, chat, publish, subscribe, tail, worker):
     app.command(cls=Command)(command)
 app.add_typer(jobs_app)
 

@@ -5,31 +5,18 @@ command with exit status 2 and one line per problem, before any socket is opened
 listening socket is bound here (so ``socket_send_buffer`` can be set on it) and closed when
 the server stops.
 
-Connections are accepted by ``server._acceptor`` in batches of up to ``accept_batch`` (128)
-per event-loop iteration (uvloop accepts one per iteration: 1,000 clients connecting at once
-to busy streams had their first event after 0.31-0.99 s at p99, median 0.65 s; with the
-batches 0.18-0.40 s, median 0.27 s;
-``MZ_BENCH_SERVER=mianzhang python bench/sse_peers.py --scenarios s2``).
+The server is ``mianzhang.server._uvicorn``'s (what ``mianzhang.server.run`` runs for any
+app): uvicorn with mianzhang's protocol, connections accepted in batches, the collector set
+up once the app has started.
 
 ``--workers N`` runs N server processes sharing the port (``_workers``: ``SO_REUSEPORT``,
 one app and event loop each), which needs the Redis backend: with the memory log each
 process would hold its own streams, so it is refused (exit status 2). Limits such as
 ``max_connections`` apply per process.
-
-Garbage collection: once the app has started, the objects made so far (modules, the app, its
-services) are frozen out of the collector's way (``gc.freeze``) and the young generation's
-threshold is raised to ``GC_THRESHOLD`` allocations (Python's default is 700). An open stream
-holds about 80 collector-tracked objects; with the default threshold, opening 10,000 streams
-ran 7 full collections of a heap growing to 900,000 objects (each a pause of 0.1-0.7 s for
-every stream of the process), with 10,000 none, and opening them took 1.2-1.4 s instead of
-3.6-4.7 s (``bench/results/fanout-opt.md``). Cyclic garbage waits a little longer for its
-collection.
 """
 
 from __future__ import annotations
 
-import functools
-import gc
 import socket
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,10 +30,7 @@ if TYPE_CHECKING:
 
     from ..server import Settings
 
-__all__ = ["GC_THRESHOLD", "serve"]
-
-GC_THRESHOLD = 10_000
-"""Allocations between two young collections in ``mianzhang serve`` (see the docstring)."""
+__all__ = ["serve"]
 
 
 def serve(
@@ -95,7 +79,9 @@ def serve(
     settings, application = _build(overrides)
     config = _uvicorn_config(application, settings, log_level)
     typer.echo(f"mianzhang serving on http://{settings.host}:{settings.port}/", err=True)
-    _run(config, settings.socket_send_buffer, settings.accept_batch)
+    from ..server._uvicorn import serve_config
+
+    serve_config(config, settings.socket_send_buffer, settings.accept_batch)
 
 
 def _settings(overrides: dict[str, object]) -> Settings:
@@ -112,6 +98,7 @@ def _settings(overrides: dict[str, object]) -> Settings:
 def _serve_workers(overrides: dict[str, object], log_level: str, workers: int) -> None:
     """``workers`` processes on the port (``_workers``); each builds its own app (nothing
     that may start a thread runs before the fork)."""
+    from ..server._uvicorn import new_server
     from ._workers import reuse_port_sockets, supervise
 
     settings = _settings(overrides)
@@ -131,7 +118,7 @@ def _serve_workers(overrides: dict[str, object], log_level: str, workers: int) -
     def worker(sock: socket.socket) -> int:
         settings_, application = _build({**overrides, "port": port})
         config = _uvicorn_config(application, settings_, log_level)
-        server = _new_server(config, settings_.accept_batch)
+        server = new_server(config, settings_.accept_batch)
         server.run(sockets=[sock])
         return 0 if server.started else 3
 
@@ -173,67 +160,3 @@ def _uvicorn_config(application: ASGIApp, settings: Settings, log_level: str) ->
         access_log=False,
         proxy_headers=True,
     )
-
-
-def _run(config: uvicorn.Config, send_buffer: int, accept_batch: int) -> None:
-    """Bind the socket (with ``SO_SNDBUF`` unless 0), serve until stopped, close it."""
-    sock = config.bind_socket()
-    if send_buffer:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    try:
-        _new_server(config, accept_batch).run(sockets=[sock])
-    finally:
-        sock.close()
-
-
-def _server_class() -> type[uvicorn.Server]:
-    import uvicorn
-
-    from ..server._acceptor import ACCEPT_BATCH, Acceptor
-
-    class Server(uvicorn.Server):
-        """uvicorn's server accepting connections in batches (``server._acceptor``: uvloop
-        accepts one per loop iteration), with the collector set up once the app started."""
-
-        acceptors: list[Acceptor]
-        accept_batch = ACCEPT_BATCH  # 0: the event loop accepts (one per iteration on uvloop)
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            self.acceptors = []
-            ours = bool(sockets) and self.accept_batch > 0
-            # the sockets are ours to accept from: uvicorn runs the lifespan, listens to none
-            await super().startup(sockets=[] if ours else sockets)
-            if sockets and ours:
-                factory = functools.partial(
-                    self.config.http_protocol_class,  # type: ignore[call-arg]
-                    config=self.config,
-                    server_state=self.server_state,
-                    app_state=self.lifespan.state,
-                )
-                backlog = self.config.backlog
-                batch = self.accept_batch
-                self.acceptors = [Acceptor(sock, factory, backlog, batch) for sock in sockets]
-                self.servers = list(self.acceptors)  # type: ignore[arg-type]  # (close())
-                for acceptor in self.acceptors:
-                    acceptor.start()
-            gc.collect()
-            gc.freeze()  # what exists now lives as long as the server: out of the way
-            gc.set_threshold(GC_THRESHOLD, 10, 10)
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            for acceptor in self.acceptors:  # no connection made after this goes unseen
-                acceptor.close()
-            for acceptor in self.acceptors:
-                await acceptor.wait_closed()
-            await super().shutdown(sockets=sockets)
-
-    return Server
-
-
-def _new_server(config: uvicorn.Config, accept_batch: int | None = None) -> uvicorn.Server:
-    """uvicorn's server as ``mianzhang serve`` runs it (``accept_batch``: connections accepted
-    per loop iteration, ``None``: the default, 0: the loop's own accept)."""
-    server = _server_class()(config)
-    if accept_batch is not None:
-        server.accept_batch = accept_batch  # type: ignore[attr-defined]
-    return server

@@ -1,0 +1,66 @@
+"""A channel's fan-out under ``mianzhang serve`` itself (its protocol offers streams their
+transport, so every push runs the connection's acknowledgement watchdog): every subscriber
+gets every event exactly once, in order, and the server logs no error.
+
+The fan-out pushes to caught-up readers from a loop callback, not from their tasks; a push
+path that needs a task (a per-loop object looked up there) failed once per reader, and the
+reader re-read the event on its own path: a repeat for every subscriber, seen only by the
+fan-out bench. Plain uvicorn offers no transport, so the other channel tests cannot see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from mianzhang import ServerSentEvent
+from mianzhang.client import connect
+from tests._support.procs import serve_process
+from tests._support.wait import eventually
+
+pytestmark = [pytest.mark.e2e]
+
+SUBSCRIBERS = 40
+EVENTS = 30
+
+
+async def read_until(url: str, until: str) -> list[ServerSentEvent]:
+    got: list[ServerSentEvent] = []
+    stream = connect(url, params={"history": "false"}, max_reconnects=0, read_timeout=20)
+    async with stream:
+        async for event in stream:
+            got.append(event)
+            if event.data == until:
+                break
+    return got
+
+
+async def test_every_subscriber_gets_every_event_once_in_order() -> None:
+    env = {"MIANZHANG_FILES__ENABLED": "false", "MIANZHANG_WEB": "false"}
+    with serve_process(env=env, args=("--log-level", "info")) as server:
+        url = f"{server.url}/v1/channels/news/events"
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            readers = [
+                asyncio.create_task(read_until(url, f"m{EVENTS - 1}")) for _ in range(SUBSCRIBERS)
+            ]
+
+            async def all_subscribed() -> bool:
+                answer = await http.get("/v1/channels/news")
+                return bool(answer.json()["subscribers"] == SUBSCRIBERS)
+
+            await eventually(all_subscribed, timeout=20)
+            for i in range(EVENTS):
+                answer = await http.post("/v1/channels/news/publish", json={"data": f"m{i}"})
+                assert answer.status_code == 201, answer.text
+            async with asyncio.timeout(30):
+                results = await asyncio.gather(*readers)
+        log = server.output()
+    expected = [f"m{i}" for i in range(EVENTS)]
+    for got in results:
+        assert [event.data for event in got] == expected  # once each, in order
+        ids = [event.id for event in got]
+        assert len(set(ids)) == EVENTS
+    assert "ERROR" not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
