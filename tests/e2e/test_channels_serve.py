@@ -1,6 +1,8 @@
 """A channel's fan-out under ``mianzhang serve`` itself (its protocol offers streams their
-transport, so every push runs the connection's acknowledgement watchdog): every subscriber
-gets every event exactly once, in order, and the server logs no error.
+transport: every push runs the connection's acknowledgement watchdog and is written directly
+to the connection, ``_transport.direct_body``): every subscriber gets every event exactly
+once, in order, in a well-framed chunked body; each stream's access record counts every byte
+of it; the server logs no error.
 
 The fan-out pushes to caught-up readers from a loop callback, not from their tasks; a push
 path that needs a task (a per-loop object looked up there) failed once per reader, and the
@@ -11,6 +13,7 @@ fan-out bench. Plain uvicorn offers no transport, so the other channel tests can
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -38,7 +41,11 @@ async def read_until(url: str, until: str) -> list[ServerSentEvent]:
 
 
 async def test_every_subscriber_gets_every_event_once_in_order() -> None:
-    env = {"MIANZHANG_FILES__ENABLED": "false", "MIANZHANG_WEB": "false"}
+    env = {
+        "MIANZHANG_FILES__ENABLED": "false",
+        "MIANZHANG_WEB": "false",
+        "MIANZHANG_LOG_FORMAT": "json",
+    }
     with serve_process(env=env, args=("--log-level", "info")) as server:
         url = f"{server.url}/v1/channels/news/events"
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
@@ -56,11 +63,18 @@ async def test_every_subscriber_gets_every_event_once_in_order() -> None:
                 assert answer.status_code == 201, answer.text
             async with asyncio.timeout(30):
                 results = await asyncio.gather(*readers)
-        log = server.output()
+    log = server.output()  # the whole log: the server has stopped
     expected = [f"m{i}" for i in range(EVENTS)]
     for got in results:
         assert [event.data for event in got] == expected  # once each, in order
         ids = [event.id for event in got]
         assert len(set(ids)) == EVENTS
-    assert "ERROR" not in log, log[-3000:]
+    assert '"level": "error"' not in log.replace('":"', '": "'), log[-3000:]
     assert "Traceback" not in log, log[-3000:]
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    access = [r for r in records if r.get("logger") == "mianzhang.access"]
+    streams = [r for r in access if r["path"].endswith("/events")]
+    assert len(streams) == SUBSCRIBERS
+    # every event's bytes (id, data, the blank line) at least, pushed ones included
+    least = sum(len(f"id: x\ndata: m{i}\n\n") for i in range(EVENTS))
+    assert all(r["status"] == 200 and r["bytes"] >= least for r in streams), streams[:2]

@@ -51,6 +51,7 @@ from ._content import open_content
 from ._cuts import loop_cuts
 from ._sender import Sender
 from ._supervisor import StreamSupervisor
+from ._transport import direct_body
 
 if TYPE_CHECKING:
     from ._response import Waitable, _StreamingBase
@@ -131,6 +132,8 @@ class Stream(Sender):
         producer = self._producer.start(iterator, response)
         helpers: list[asyncio.Future[Any]] = [producer]
         guard = self._guard = ConnectionGuard.of(self.scope, response.send_timeout, self._stalled)
+        if pushes and guard is not None:
+            self._direct = direct_body(self.scope, self.send)
         if guard is None or not guard.on_lost(self._connection_lost):
             self._watch_disconnect()  # the server does not say: ask receive()
         if response.data_sender_callable is not None:

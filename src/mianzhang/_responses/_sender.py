@@ -33,6 +33,7 @@ from ._heartbeats import Heartbeats, loop_heartbeats
 from ._producer import Producer
 from ._send import Pending, finish_send, start_send, start_send_as
 from ._supervisor import StreamSupervisor
+from ._transport import DirectBody
 
 if TYPE_CHECKING:
     from ._response import _StreamingBase
@@ -50,6 +51,7 @@ class Sender:
         "_beats",
         "_complete",
         "_context",
+        "_direct",
         "_ending",
         "_failure",
         "_guard",
@@ -98,6 +100,7 @@ class Sender:
         self._ending = False
         self._complete = False  # the end of the body was handed to the server
         self._guard: ConnectionGuard | None = None  # the server's transport, if offered
+        self._direct: DirectBody | None = None  # its direct body writes, for pushes
         self._loop = asyncio.get_running_loop()
         # parked on ``_wake`` with nothing buffered: pushed bytes may be sent at once (while
         # the flag is not set: whatever buffers bytes or stops the stream sets it)
@@ -122,6 +125,16 @@ class Sender:
         path of a fan-out: kept to the few attributes it must read."""
         if not self._idle or self._wake._is_set:  # (buffered bytes and stops set the flag)
             return self._queue(chunk, items)
+        direct = self._direct
+        if direct is not None and direct.write(chunk):  # written at once, no ASGI send
+            self._last_sent = self._loop.time()
+            if self._guard is not None:
+                self._guard.sent()
+            if self.supervisor is not None:
+                stats = self.supervisor.stats
+                stats.items_sent += items
+                stats.bytes_sent += len(chunk)
+            return True
         self._idle = False  # no second push into this send
         message = {"type": "http.response.body", "body": chunk, "more_body": True}
         try:

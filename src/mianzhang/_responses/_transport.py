@@ -37,6 +37,22 @@ A transport may also offer ``on_lost(callback)`` (:class:`SocketTransport` does)
 is called once when the connection is lost. A stream then learns that its peer went away from
 the server itself and needs no task waiting on ``receive()`` for ``http.disconnect`` (one
 task, its coroutines and futures less per idle stream).
+
+**Direct body writes.** A transport may offer ``body_target(send)`` and
+``write_body(target, data)`` (:class:`SocketTransport` does when its server gives it a
+:class:`BodyWriter`): the bytes a live source pushes to a caught-up reader are written to the
+connection at once, framed as the server would frame them, instead of going through ASGI
+``send`` from outside the stream's task. A fan-out to 10,000 readers then costs what a raw
+ASGI app writing one pre-encoded message per subscriber costs (measured: 12.7 -> about 9.7 µs
+of server CPU per delivery, the raw app's 9.7; ``bench/fanout.py``). :func:`direct_body` allows
+it only where nothing can change the body on its way: the ``send`` the response was given
+must be the server's own, or reach it through wrappers that declare they pass body messages
+unchanged (a bound method of an object with a ``passthrough_send`` attribute, the ``send`` it
+wraps, and a ``body_written(size)`` method told of the bytes written around it, for its
+accounting). Anything else (an unknown middleware, a compressor, a server without the method)
+keeps the ASGI path. ``write_body`` writes only when the server's ``send`` would write at once
+(the response started, its body open and chunked, the connection not paused and not lost) and
+otherwise answers False: the bytes then take the ASGI path, which waits as it always did.
 """
 
 from __future__ import annotations
@@ -55,8 +71,11 @@ __all__ = [
     "DEFAULT_STREAM_SEND_BUFFER",
     "DEFAULT_STREAM_UNSENT_LIMIT",
     "TRANSPORT_EXTENSION",
+    "BodyWriter",
+    "DirectBody",
     "SocketTransport",
     "StreamTransport",
+    "direct_body",
     "transport_of",
 ]
 
@@ -147,6 +166,65 @@ def transport_of(scope: Scope) -> StreamTransport | None:
     return None
 
 
+class BodyWriter(Protocol):
+    """What a server gives :class:`SocketTransport` to write response bodies directly (see
+    "Direct body writes" in the module docstring)."""
+
+    def body_target(self, send: Any) -> object | None:
+        """The response whose server ``send`` this is, if it is the connection's current
+        one; else ``None``."""
+        ...
+
+    def write_body(self, target: object, data: bytes) -> bool:
+        """Write ``data`` as the next piece of ``target``'s body if its ``send`` would write
+        it at once; False (nothing written) otherwise."""
+        ...
+
+
+class DirectBody:
+    """Writes one response's body pushes directly (see "Direct body writes"); made by
+    :func:`direct_body`."""
+
+    __slots__ = ("_hops", "_target", "_writer")
+
+    def __init__(self, writer: BodyWriter, target: object, hops: tuple[Any, ...]) -> None:
+        self._writer = writer
+        self._target = target
+        self._hops = hops
+
+    def write(self, data: bytes) -> bool:
+        """Write ``data`` now, telling the wrappers in between; False: nothing was written
+        (send it through ``send``)."""
+        if not data or not self._writer.write_body(self._target, data):
+            return False
+        for hop in self._hops:
+            hop.body_written(len(data))
+        return True
+
+
+def direct_body(scope: Scope, send: Any) -> DirectBody | None:
+    """The direct writer of this request's body, if its server offers one and ``send``
+    reaches the server's own ``send`` through body-transparent wrappers only (see the
+    module docstring); else ``None``."""
+    transport = transport_of(scope)
+    target_of = getattr(transport, "body_target", None)
+    if target_of is None:
+        return None
+    hops: list[Any] = []
+    while True:
+        owner = getattr(send, "__self__", None)
+        inner = getattr(owner, "passthrough_send", None)
+        if inner is None or not callable(getattr(owner, "body_written", None)):
+            break
+        hops.append(owner)
+        send = inner
+    target = target_of(send)
+    writer = getattr(transport, "body_writer", None)
+    if target is None or writer is None:
+        return None
+    return DirectBody(writer, target, tuple(hops))
+
+
 class SocketTransport:
     """:class:`StreamTransport` over an ``asyncio`` transport (uvloop's too) and its socket.
 
@@ -160,6 +238,7 @@ class SocketTransport:
         "_lost",
         "_socket",
         "_tcp",
+        "body_writer",
         "stream_send_buffer",
         "stream_unsent_limit",
         "transport",
@@ -170,8 +249,10 @@ class SocketTransport:
         transport: asyncio.Transport,
         stream_send_buffer: int = 0,
         stream_unsent_limit: int = 0,
+        body_writer: BodyWriter | None = None,
     ) -> None:
         self.transport = transport
+        self.body_writer = body_writer
         self.stream_send_buffer = stream_send_buffer
         self.stream_unsent_limit = stream_unsent_limit
         sock: Any = transport.get_extra_info("socket")
@@ -184,9 +265,15 @@ class SocketTransport:
                 self._fd = sock.fileno()
                 self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
 
+    def body_target(self, send: Any) -> object | None:
+        """The response ``send`` belongs to, where the server writes bodies directly."""
+        writer = self.body_writer
+        return None if writer is None or self._socket is None else writer.body_target(send)
+
     def connection_lost(self) -> None:
-        """The server's transport is closed: forget the socket; call the ``on_lost``
-        callback, if one is set."""
+        """The server's transport is closed: forget the socket and the body writer; call the
+        ``on_lost`` callback, if one is set."""
+        self.body_writer = None
         self._socket = None
         self._fd = -1
         lost, self._lost = self._lost, None

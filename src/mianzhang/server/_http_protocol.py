@@ -237,10 +237,36 @@ class _Guarded(HttpToolsProtocol):
         flow = self.flow  # made just now: nothing waits on its event
         flow._is_writable_event = lighten(flow._is_writable_event)  # type: ignore[assignment]
         self._g.transport = SocketTransport(
-            transport, self.stream_send_buffer, self.stream_unsent_limit
+            transport, self.stream_send_buffer, self.stream_unsent_limit, self
         )
         self._g.offered = {"transport": self._g.transport}
         self._arm()
+
+    # -- direct body writes (``_transport.BodyWriter``) ---------------------------------------
+    def body_target(self, send: Any) -> object | None:
+        """The current response, if ``send`` is its ``send``."""
+        cycle = self.cycle
+        return cycle if cycle is not None and send == cycle.send else None
+
+    def write_body(self, target: object, data: bytes) -> bool:
+        """``data`` as the next chunk of ``target``'s body, written now, exactly as uvicorn's
+        ``send`` would write it (``RequestResponseCycle.send``, uvicorn 0.30-0.55): only while
+        ``target`` is the current response, started, chunked, not complete, its peer
+        connected and the transport not paused (a paused transport makes uvicorn's ``send``
+        wait: that is the ASGI path's to do)."""
+        cycle = self.cycle
+        if (
+            cycle is not target
+            or cycle is None
+            or self.flow.write_paused
+            or cycle.disconnected
+            or not cycle.response_started
+            or cycle.response_complete
+            or not cycle.chunked_encoding
+        ):
+            return False
+        self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
 
     def _arm(self) -> None:
         if self._g.header_timer is None:

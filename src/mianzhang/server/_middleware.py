@@ -85,9 +85,21 @@ class RequestContext:
 
 class _Answer:
     """What one request's response says, as it goes to the server: its status and body size
-    (for the access log), with the request id added to its head."""
+    (for the access log), with the request id added to its head. Body messages pass
+    unchanged: it declares so (``passthrough_send``, ``body_written``), so a stream may write
+    its pushed bytes directly to the connection
+    (``mianzhang._responses._transport.direct_body``) and tell it their size."""
 
     __slots__ = ("_send", "ids", "sent", "status")
+
+    @property
+    def passthrough_send(self) -> Send:
+        """The server's ``send`` this one wraps."""
+        return self._send
+
+    def body_written(self, size: int) -> None:
+        """``size`` body bytes were written to the connection around :meth:`send`."""
+        self.sent += size
 
     def __init__(self, ids: RequestIds, send: Send) -> None:
         self.ids = ids
