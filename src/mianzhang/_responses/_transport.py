@@ -43,8 +43,9 @@ task, its coroutines and futures less per idle stream).
 :class:`BodyWriter`): the bytes a live source pushes to a caught-up reader are written to the
 connection at once, framed as the server would frame them, instead of going through ASGI
 ``send`` from outside the stream's task. A fan-out to 10,000 readers then costs what a raw
-ASGI app writing one pre-encoded message per subscriber costs (measured: 12.7 -> about 9.7 µs
-of server CPU per delivery, the raw app's 9.7; ``bench/fanout.py``). :func:`direct_body` allows
+ASGI app writing one pre-encoded message per subscriber costs (measured, ``bench/fanout.py``
+at 10,000 subscribers, three repeats: 11.1 µs of server CPU per delivery, raw ASGI's 11.1;
+through ``send`` it was 12.7 against raw's 9.7). :func:`direct_body` allows
 it only where nothing can change the body on its way: the ``send`` the response was given
 must be the server's own, or reach it through wrappers that declare they pass body messages
 unchanged (a bound method of an object with a ``passthrough_send`` attribute, the ``send`` it
