@@ -18,10 +18,9 @@ import httpx
 import orjson
 import pytest
 
-from mianzhang import ServerSentEvent
-from mianzhang.client import connect
 from tests._support.procs import ServerProcess, uvicorn_process
 from tests._support.wait import eventually
+from tests.e2e._channels import read_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -41,20 +40,6 @@ def pair(redis_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
         uvicorn_process(APP, factory=True, env=env) as b,
     ):
         yield a, b
-
-
-async def read_until(
-    url: str, until: str, *, params: dict[str, str] | None = None, after: str | None = None
-) -> list[ServerSentEvent]:
-    """Events of one connection (no reconnect) up to the one whose data is ``until``."""
-    got: list[ServerSentEvent] = []
-    stream = connect(url, params=params, last_event_id=after, max_reconnects=0, read_timeout=20)
-    async with stream:
-        async for event in stream:
-            got.append(event)
-            if event.data == until:
-                break
-    return got
 
 
 async def subscribers(http: httpx.AsyncClient, base: str, channel: str) -> int:

@@ -18,26 +18,14 @@ import json
 import httpx
 import pytest
 
-from mianzhang import ServerSentEvent
-from mianzhang.client import connect
 from tests._support.procs import serve_process
 from tests._support.wait import eventually
+from tests.e2e._channels import read_until
 
 pytestmark = [pytest.mark.e2e]
 
 SUBSCRIBERS = 40
 EVENTS = 30
-
-
-async def read_until(url: str, until: str) -> list[ServerSentEvent]:
-    got: list[ServerSentEvent] = []
-    stream = connect(url, params={"history": "false"}, max_reconnects=0, read_timeout=20)
-    async with stream:
-        async for event in stream:
-            got.append(event)
-            if event.data == until:
-                break
-    return got
 
 
 async def test_every_subscriber_gets_every_event_once_in_order() -> None:
@@ -49,8 +37,10 @@ async def test_every_subscriber_gets_every_event_once_in_order() -> None:
     with serve_process(env=env, args=("--log-level", "info")) as server:
         url = f"{server.url}/v1/channels/news/events"
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            live = {"history": "false"}
+            last = f"m{EVENTS - 1}"
             readers = [
-                asyncio.create_task(read_until(url, f"m{EVENTS - 1}")) for _ in range(SUBSCRIBERS)
+                asyncio.create_task(read_until(url, last, params=live)) for _ in range(SUBSCRIBERS)
             ]
 
             async def all_subscribed() -> bool:

@@ -127,13 +127,7 @@ class Sender:
             return self._queue(chunk, items)
         direct = self._direct
         if direct is not None and direct.write(chunk):  # written at once, no ASGI send
-            self._last_sent = self._loop.time()
-            if self._guard is not None:
-                self._guard.sent()
-            if self.supervisor is not None:
-                stats = self.supervisor.stats
-                stats.items_sent += items
-                stats.bytes_sent += len(chunk)
+            self._sent(len(chunk), items)
             return True
         self._idle = False  # no second push into this send
         message = {"type": "http.response.body", "body": chunk, "more_body": True}

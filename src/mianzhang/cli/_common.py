@@ -22,6 +22,9 @@ from ..client import SyncEventStream
 __all__ = [
     "DEFAULT_URL",
     "APIKey",
+    "BindHost",
+    "BindPort",
+    "LogLevel",
     "ServerURL",
     "bearer",
     "call",
@@ -33,6 +36,13 @@ __all__ = [
 ]
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"
+
+BindHost = Annotated[
+    str | None, typer.Option(metavar="HOST", help="Interface to bind [MIANZHANG_HOST].")
+]
+BindPort = Annotated[int | None, typer.Option(metavar="PORT", help="TCP port [MIANZHANG_PORT].")]
+LogLevel = Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")]
+"""The options of the commands that run a server (``serve``, ``run``)."""
 
 ServerURL = Annotated[
     str,

@@ -14,27 +14,22 @@ from typing import Annotated
 import typer
 
 from .._errors import ConfigError
+from ._common import BindHost, BindPort, LogLevel
 
 __all__ = ["run"]
 
 
 def run(
     app: Annotated[str, typer.Argument(metavar="MODULE:APP", help="The ASGI app to serve.")],
-    host: Annotated[
-        str | None, typer.Option(metavar="HOST", help="Interface to bind [MIANZHANG_HOST].")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(metavar="PORT", help="TCP port [MIANZHANG_PORT].")
-    ] = None,
+    host: BindHost = None,
+    port: BindPort = None,
     factory: Annotated[
         bool, typer.Option("--factory", help="MODULE:APP is a function returning the app.")
     ] = False,
     lifespan: Annotated[
         str, typer.Option(metavar="auto|on|off", help="The ASGI lifespan protocol.")
     ] = "auto",
-    log_level: Annotated[
-        str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")
-    ] = "info",
+    log_level: LogLevel = "info",
 ) -> None:
     """Serve your ASGI app (FastAPI, Starlette...) with mianzhang's server.
 

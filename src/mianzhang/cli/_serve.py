@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._errors import ConfigError
+from ._common import BindHost, BindPort, LogLevel
 
 if TYPE_CHECKING:
     import uvicorn
@@ -34,12 +35,8 @@ __all__ = ["serve"]
 
 
 def serve(
-    host: Annotated[
-        str | None, typer.Option(metavar="HOST", help="Interface to bind [MIANZHANG_HOST].")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(metavar="PORT", help="TCP port [MIANZHANG_PORT].")
-    ] = None,
+    host: BindHost = None,
+    port: BindPort = None,
     log_backend: Annotated[
         str | None,
         typer.Option(metavar="memory|redis", help="Event log backend [MIANZHANG_LOG_BACKEND]."),
@@ -48,9 +45,7 @@ def serve(
         str | None,
         typer.Option(metavar="URL", help="Redis for the log and jobs [MIANZHANG_REDIS_URL]."),
     ] = None,
-    log_level: Annotated[
-        str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")
-    ] = "info",
+    log_level: LogLevel = "info",
     workers: Annotated[
         int,
         typer.Option(
