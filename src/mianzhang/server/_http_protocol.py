@@ -250,7 +250,8 @@ class _Guarded(HttpToolsProtocol):
 
     def write_body(self, target: object, data: bytes) -> bool:
         """``data`` as the next chunk of ``target``'s body, written now, exactly as uvicorn's
-        ``send`` would write it (``RequestResponseCycle.send``, uvicorn 0.30-0.55): only while
+        ``send`` would write it (``RequestResponseCycle.send``: the same in uvicorn 0.35, the
+        oldest this project allows, and 0.55, both read): only while
         ``target`` is the current response, started, chunked, not complete, its peer
         connected and the transport not paused (a paused transport makes uvicorn's ``send``
         wait: that is the ASGI path's to do)."""
