@@ -126,6 +126,10 @@ def test_a_refused_or_empty_write_tells_nobody() -> None:
 class FakeSocket:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
+        self.closing = False
+
+    def is_closing(self) -> bool:
+        return self.closing
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
@@ -146,12 +150,22 @@ def test_the_protocol_frames_a_chunk_as_uvicorn_does() -> None:
 
 @pytest.mark.parametrize(
     "state",
-    ["paused", "disconnected", "not started", "complete", "not chunked", "HEAD", "not current"],
+    [
+        "paused",
+        "disconnected",
+        "closing",
+        "not started",
+        "complete",
+        "not chunked",
+        "HEAD",
+        "not current",
+    ],
 )
 def test_the_protocol_writes_only_what_send_would_write_at_once(state: str) -> None:
     cycle = Cycle()
     proto = protocol(cycle, paused=state == "paused")
     cycle.disconnected = state == "disconnected"
+    proto.transport.closing = state == "closing"  # aborted by a cut, loss not yet reported
     cycle.response_started = state != "not started"
     cycle.response_complete = state == "complete"
     if state == "not chunked":

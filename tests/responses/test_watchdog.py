@@ -15,6 +15,16 @@ from mianzhang._responses._watchdog import Watchdogs, loop_watchdogs
 INTERVAL = 0.02
 
 
+def watched(dogs: Watchdogs, interval: float) -> int:
+    found = dogs._rounds.get(interval)
+    return 0 if found is None else len(found._watched)
+
+
+def armed(dogs: Watchdogs, interval: float) -> bool:
+    found = dogs._rounds.get(interval)
+    return found is not None and found._handle is not None
+
+
 class Guard:
     """A guard that wants ``checks`` checks, then no more."""
 
@@ -42,7 +52,7 @@ async def test_many_streams_share_one_timer_and_are_each_checked_until_done() ->
     guards = [Guard(checks=1 + i % 3) for i in range(100)]
     for guard in guards:
         dogs.watch(guard, INTERVAL)
-    assert dogs.watched(INTERVAL) == 100 and dogs.armed(INTERVAL)
+    assert watched(dogs, INTERVAL) == 100 and armed(dogs, INTERVAL)
     await asyncio.wait_for(asyncio.gather(*(g.done.wait() for g in guards)), 10)
     for i, guard in enumerate(guards):
         assert len(guard.at) == 1 + i % 3  # checked until its check said no more
@@ -50,8 +60,8 @@ async def test_many_streams_share_one_timer_and_are_each_checked_until_done() ->
         gaps = [b - a for a, b in zip(guard.at, guard.at[1:], strict=False)]
         assert all(gap >= INTERVAL - 1e-3 for gap in gaps)  # one check per interval
     assert len({round(g.at[0], 6) for g in guards}) == 1  # one timer fired for them all
-    assert dogs.watched(INTERVAL) == 0
-    assert not dogs.armed(INTERVAL)  # nobody watched: no timer
+    assert watched(dogs, INTERVAL) == 0
+    assert not armed(dogs, INTERVAL)  # nobody watched: no timer
 
 
 async def test_a_stream_removed_by_another_streams_check_is_not_checked() -> None:
@@ -64,7 +74,7 @@ async def test_a_stream_removed_by_another_streams_check_is_not_checked() -> Non
     dogs.watch(second, INTERVAL)
     await asyncio.wait_for(checked.wait(), 10)
     assert len(first.at) + len(second.at) == 1  # whichever ran first removed the other
-    assert dogs.watched(INTERVAL) == 1
+    assert watched(dogs, INTERVAL) == 1
 
 
 async def test_a_removed_stream_is_never_checked_nor_held() -> None:
@@ -89,7 +99,7 @@ async def test_each_interval_has_its_own_round() -> None:
     dogs.watch(slow, 10.0)
     await asyncio.wait_for(fast.done.wait(), 10)
     assert slow.at == []  # its round's timer is 10 s away
-    assert dogs.armed(10.0) and not dogs.armed(INTERVAL)
+    assert armed(dogs, 10.0) and not armed(dogs, INTERVAL)
     dogs.unwatch(slow, 10.0)
 
 

@@ -73,13 +73,6 @@ class _Round:
         if watched and self._handle is None:
             self._arm(loop)
 
-    @property
-    def armed(self) -> bool:
-        return self._handle is not None
-
-    def __len__(self) -> int:
-        return len(self._watched)
-
 
 class Watchdogs:
     """The watchdog rounds of one event loop, one per check interval."""
@@ -101,16 +94,6 @@ class Watchdogs:
         found = self._rounds.get(interval)
         if found is not None:
             found.remove(guard)
-
-    def watched(self, interval: float) -> int:
-        """How many streams the round of ``interval`` watches."""
-        found = self._rounds.get(interval)
-        return 0 if found is None else len(found)
-
-    def armed(self, interval: float) -> bool:
-        """The round of ``interval`` has its timer armed."""
-        found = self._rounds.get(interval)
-        return found is not None and found.armed
 
 
 loop_watchdogs = loop_local("mianzhang.watchdogs", Watchdogs)

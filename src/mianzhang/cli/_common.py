@@ -8,16 +8,19 @@ the ``Authorization`` header they make, and one way to print a refusal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, Final, TextIO
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Final, TextIO
 
 import httpx
 import orjson
 import typer
 
-from .._errors import ClientError, MianzhangError, ResponseRejected
+from .._errors import ClientError, ConfigError, MianzhangError, ResponseRejected
 from .._sse import ServerSentEvent
 from ..client import SyncEventStream
+
+if TYPE_CHECKING:
+    from ..server import Settings
 
 __all__ = [
     "DEFAULT_URL",
@@ -32,6 +35,7 @@ __all__ = [
     "print_stream",
     "refusal",
     "rejection",
+    "settings_or_exit",
     "write_line",
 ]
 
@@ -43,6 +47,19 @@ BindHost = Annotated[
 BindPort = Annotated[int | None, typer.Option(metavar="PORT", help="TCP port [MIANZHANG_PORT].")]
 LogLevel = Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")]
 """The options of the commands that run a server (``serve``, ``run``)."""
+
+
+def settings_or_exit(overrides: Mapping[str, object]) -> Settings:
+    """The server's validated settings (``MIANZHANG_*`` and ``overrides``); bad settings end
+    the command with exit status 2 and one line per problem."""
+    from ..server import load_settings
+
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        typer.echo(f"mianzhang: {exc}", err=True)
+        raise typer.Exit(2) from None
+
 
 ServerURL = Annotated[
     str,

@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .._errors import ConfigError
-from ._common import BindHost, BindPort, LogLevel
+from ._common import BindHost, BindPort, LogLevel, settings_or_exit
 
 __all__ = ["run"]
 
@@ -39,14 +38,9 @@ def run(
     one per loop iteration), and the collector is tuned once the app has started. Reads the
     same MIANZHANG_* server settings as `serve`. Exit status 2 on bad settings.
     """
-    from ..server import load_settings
     from ..server._uvicorn import run as run_app
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    try:
-        settings = load_settings(**overrides)
-    except ConfigError as exc:
-        typer.echo(f"mianzhang: {exc}", err=True)
-        raise typer.Exit(2) from None
+    settings = settings_or_exit(overrides)
     typer.echo(f"mianzhang running {app} on http://{settings.host}:{settings.port}/", err=True)
     run_app(app, settings=settings, factory=factory, lifespan=lifespan, log_level=log_level)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._errors import ConfigError
-from ._common import BindHost, BindPort, LogLevel
+from ._common import BindHost, BindPort, LogLevel, settings_or_exit
 
 if TYPE_CHECKING:
     import uvicorn
@@ -79,24 +79,13 @@ def serve(
     serve_config(config, settings.socket_send_buffer, settings.accept_batch)
 
 
-def _settings(overrides: dict[str, object]) -> Settings:
-    """Validated settings; bad settings exit with status 2 and their problems."""
-    from ..server import load_settings
-
-    try:
-        return load_settings(**overrides)
-    except ConfigError as exc:
-        typer.echo(f"mianzhang: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 def _serve_workers(overrides: dict[str, object], log_level: str, workers: int) -> None:
     """``workers`` processes on the port (``_workers``); each builds its own app (nothing
     that may start a thread runs before the fork)."""
     from ..server._uvicorn import new_server
     from ._workers import reuse_port_sockets, supervise
 
-    settings = _settings(overrides)
+    settings = settings_or_exit(overrides)
     if settings.log_backend == "memory":
         typer.echo(
             f"mianzhang: --workers {workers} needs the Redis backend (--log-backend redis "
@@ -124,10 +113,10 @@ def _serve_workers(overrides: dict[str, object], log_level: str, workers: int) -
 
 def _build(overrides: dict[str, object]) -> tuple[Settings, ASGIApp]:
     """Validated settings and the app; bad settings exit with status 2 and their problems."""
-    from ..server import create_app, load_settings
+    from ..server import create_app
 
+    settings = settings_or_exit(overrides)
     try:
-        settings = load_settings(**overrides)
         return settings, create_app(settings)
     except ConfigError as exc:
         typer.echo(f"mianzhang: {exc}", err=True)

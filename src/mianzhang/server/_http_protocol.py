@@ -251,9 +251,9 @@ class _Guarded(HttpToolsProtocol):
     def write_body(self, target: object, data: bytes) -> bool:
         """``data`` as the next chunk of ``target``'s body, written now, exactly as uvicorn's
         ``send`` would write it (``RequestResponseCycle.send``: the same in uvicorn 0.35, the
-        oldest this project allows, and 0.55, both read): only while
-        ``target`` is the current response, started, chunked, not complete, its peer
-        connected and the transport not paused (a paused transport makes uvicorn's ``send``
+        oldest this project allows, and 0.55, both read): only while ``target`` is the
+        current response, started, chunked, not complete, its peer connected and the
+        transport neither closing nor paused (a paused transport makes uvicorn's ``send``
         wait: that is the ASGI path's to do)."""
         cycle = self.cycle
         if (
@@ -261,6 +261,7 @@ class _Guarded(HttpToolsProtocol):
             or cycle is None
             or self.flow.write_paused
             or cycle.disconnected
+            or self.transport.is_closing()  # aborted (a cut), its loss not yet reported
             or not cycle.response_started
             or cycle.response_complete
             or not cycle.chunked_encoding
